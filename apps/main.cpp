@@ -1,0 +1,48 @@
+// palmsim: one binary, verbs (DESIGN.md "Command line"). Exit 0 on success, 2 on bad input with one
+// message naming the field, never a crash.
+#include "apps/verbs.h"
+#include "model/input_error.h"
+
+#include <filesystem>
+#include <iostream>
+
+namespace palmsim {
+
+void check_output_path(const std::string& path, bool force, const std::string& option) {
+  if (std::filesystem::exists(path) && !force)
+    throw InputError(option, "'" + path + "' exists; pass --force to replace it");
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent))
+    throw InputError(option, "folder '" + parent.string() + "' does not exist");
+}
+
+}  // namespace palmsim
+
+int main(int argc, char** argv) {
+  CLI::App app{"palmsim: performance model of large-language-model training (analytic, simulated, "
+               "and checked against a real training step)"};
+  app.require_subcommand(1);
+  palmsim::VerbAction action;
+  palmsim::add_predict_verb(app, action);
+  palmsim::add_search_verb(app, action);
+  palmsim::add_validate_verb(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    return action();
+  } catch (const palmsim::InputError& e) {
+    std::cerr << "palmsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "palmsim: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

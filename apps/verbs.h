@@ -1,0 +1,19 @@
+#pragma once
+// Each verb adds its subcommand to the app and sets `action` to what runs it when chosen. An action
+// returns the exit status; bad input is thrown as InputError and becomes exit 2 in main.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace palmsim {
+
+using VerbAction = std::function<int()>;
+
+void add_predict_verb(CLI::App& app, VerbAction& action);
+void add_search_verb(CLI::App& app, VerbAction& action);
+void add_validate_verb(CLI::App& app, VerbAction& action);
+
+// Refuses to replace a file the user already has unless `force`; InputError names the option.
+void check_output_path(const std::string& path, bool force, const std::string& option);
+
+}  // namespace palmsim

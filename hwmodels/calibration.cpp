@@ -1,0 +1,82 @@
+#include "hwmodels/calibration.h"
+
+#include "model/input_error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+namespace palmsim {
+
+double Calibration::gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch) const {
+  const double lm = std::log(double(m * batch)), ln = std::log(double(n)), lk = std::log(double(k));
+  double best = std::numeric_limits<double>::infinity(), eff = 0;
+  for (const auto& s : gemm) {
+    const double dm = lm - std::log(double(s.m * s.batch)), dn = ln - std::log(double(s.n)),
+                 dk = lk - std::log(double(s.k));
+    const double dist = dm * dm + dn * dn + dk * dk;
+    if (dist < best) best = dist, eff = s.efficiency;
+  }
+  return eff;
+}
+
+Calibration load_calibration(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError("calibration", "cannot read file '" + path + "'");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError("calibration", "'" + path + "' is not valid JSON: " + e.what());
+  }
+  Calibration c;
+  try {
+    c.device = j.at("device").get<std::string>();
+    c.date = j.at("date").get<std::string>();
+    c.peak_flops = j.value("peak_flops", 0.0);
+    c.memory_bytes_per_s = j.value("memory_bytes_per_s", 0.0);
+    c.attention_efficiency = j.value("attention_efficiency", 0.0);
+    for (const auto& g : j.value("gemm", nlohmann::json::array())) {
+      GemmSample s{g.at("m").get<int64_t>(), g.at("n").get<int64_t>(), g.at("k").get<int64_t>(),
+                   g.value("batch", int64_t(1)), g.at("efficiency").get<double>()};
+      if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batch <= 0 || !(s.efficiency > 0))
+        throw InputError("calibration.gemm", "shapes and efficiency must be positive in '" + path + "'");
+      c.gemm.push_back(s);
+    }
+    for (const auto& x : j.value("collectives", nlohmann::json::array()))
+      c.collectives.push_back({x.at("kind").get<std::string>(), x.at("ranks").get<int>(),
+                               x.at("bytes").get<double>(), x.at("seconds").get<double>()});
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError("calibration", "'" + path + "' lacks a field or has a wrong type: " + e.what());
+  }
+  return c;
+}
+
+void save_calibration(const Calibration& c, const std::string& path) {
+  nlohmann::json j;
+  j["device"] = c.device;
+  j["date"] = c.date;
+  j["peak_flops"] = c.peak_flops;
+  j["memory_bytes_per_s"] = c.memory_bytes_per_s;
+  j["attention_efficiency"] = c.attention_efficiency;
+  j["gemm"] = nlohmann::json::array();
+  for (const auto& s : c.gemm)
+    j["gemm"].push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"batch", s.batch}, {"efficiency", s.efficiency}});
+  j["collectives"] = nlohmann::json::array();
+  for (const auto& s : c.collectives)
+    j["collectives"].push_back({{"kind", s.kind}, {"ranks", s.ranks}, {"bytes", s.bytes}, {"seconds", s.seconds}});
+  // Write beside the target and rename, so an interrupted run never leaves half a file.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out) throw InputError("output", "cannot write '" + tmp + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw InputError("output", "cannot rename '" + tmp + "' to '" + path + "'");
+}
+
+}  // namespace palmsim

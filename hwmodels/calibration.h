@@ -1,0 +1,40 @@
+#pragma once
+// Measured figures for one device, written by `palmsim calibrate` and read through a scenario's
+// `calibration:` key. Any figure present overrides the preset's default.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace palmsim {
+
+struct GemmSample {
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  double efficiency = 0;  // achieved FLOP/s over the chip's peak
+};
+
+struct CollectiveSample {
+  std::string kind;  // all_reduce, reduce_scatter, all_gather
+  int ranks = 0;
+  double bytes = 0;
+  double seconds = 0;
+};
+
+struct Calibration {
+  std::string device;
+  std::string date;
+  double peak_flops = 0;            // the peak efficiencies refer to
+  double memory_bytes_per_s = 0;    // achieved streaming bandwidth
+  double attention_efficiency = 0;  // fused attention kernel, fraction of peak
+  std::vector<GemmSample> gemm;
+  std::vector<CollectiveSample> collectives;
+
+  bool has_gemm_table() const { return !gemm.empty(); }
+  // Efficiency of the nearest measured shape in log space (m, n, k), batch folded into m.
+  double gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch) const;
+};
+
+// Reads a calibration JSON file; throws InputError naming the file and field on bad content.
+Calibration load_calibration(const std::string& path);
+void save_calibration(const Calibration& c, const std::string& path);
+
+}  // namespace palmsim

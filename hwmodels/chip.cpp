@@ -1,0 +1,65 @@
+#include "hwmodels/chip.h"
+
+#include "model/input_error.h"
+
+#include <map>
+
+namespace palmsim {
+
+namespace {
+
+constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
+
+Chip make(const std::string& name, double peak, double hbm, double bw, double gemm_eff, int units) {
+  Chip c;
+  c.name = name;
+  c.peak_flops = peak;
+  c.hbm_bytes = hbm;
+  c.hbm_bytes_per_s = bw;
+  c.gemm_max_efficiency = gemm_eff;
+  c.compute_units = units;
+  return c;
+}
+
+const std::map<std::string, Chip>& presets() {
+  // TPU GEMM efficiency: hardware.md lists no measured TPU GEMM rate, so the default is the lower
+  // end of the measured accelerator range (H100 80 %, A100 87 %); a calibration file overrides it.
+  // PaLM-540B's predicted MFU moves about 5 points per 0.1 of this figure.
+  // TPUs have no SM waves: a matmul is tiled over the 128x128 MXUs by XLA (compute_units = 0).
+  static const std::map<std::string, Chip> table = {
+      // hardware.md "Google TPU": v3 123 TFLOP/s, 32 GiB at 900 GB/s.
+      {"tpu-v3", make("tpu-v3", 123e12, 32 * GiB, 900e9, 0.8, 0)},
+      // v4 275 TFLOP/s (2 TC x 4 MXU 128x128 x 2 x 1.05 GHz), 32 GiB at 1200 GB/s.
+      {"tpu-v4", make("tpu-v4", 275e12, 32 * GiB, 1200e9, 0.8, 0)},
+      // v5p 459 TFLOP/s, 95 GB at 2765 GB/s.
+      {"tpu-v5p", make("tpu-v5p", 459e12, 95e9, 2765e9, 0.8, 0)},
+      // "NVIDIA": A100 SXM 312 TFLOP/s, 108 SMs; best bf16 GEMM 271 TFLOP/s (87 %).
+      {"a100-40g", make("a100-40g", 312e12, 40e9, 1555e9, 0.87, 108)},
+      {"a100-80g", make("a100-80g", 312e12, 80e9, 2039e9, 0.87, 108)},
+      // H100 SXM 989 TFLOP/s, 132 SMs, 80 GB at 3.35 TB/s; best bf16 GEMM 795 TFLOP/s (80 %).
+      {"h100-80g", make("h100-80g", 989e12, 80e9, 3.35e12, 0.80, 132)},
+      // H200: H100 compute, 141 GB HBM3e at 4.8 TB/s.
+      {"h200", make("h200", 989e12, 141e9, 4.8e12, 0.80, 132)},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> chip_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, chip] : presets()) names.push_back(name);
+  return names;
+}
+
+Chip chip_preset(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string allowed;
+    for (const auto& n : chip_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw InputError("system.chip", "unknown chip '" + name + "'; allowed: " + allowed);
+  }
+  return it->second;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,90 @@
+#include "hwmodels/comm_model.h"
+
+#include "model/input_error.h"
+
+#include <algorithm>
+#include <string>
+
+namespace palmsim {
+
+bool layout_fits_system(const System& s, const Layout& l) {
+  if (s.fabric == Fabric::gpu_fat_tree) return l.pods == 1;
+  TorusMapping m;
+  return map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
+}
+
+CommModel::CommModel(const System& system, const Layout& layout) : system_(system), layout_(layout) {
+  if (system.fabric == Fabric::gpu_fat_tree) {
+    if (layout.pods != 1)
+      throw InputError("layout.pods", "must be 1 on GPU clusters (" + system.name +
+                                          "); pods are TPU pods joined by the data-center network");
+    return;
+  }
+  if (!map_groups_on_torus(system.torus, system.max_chips_per_pod, layout.tp, layout.pp,
+                           layout.dp_per_pod(), torus_)) {
+    throw InputError("layout", "no " + system.name + " slice of " +
+                                   std::to_string(layout.chips() / layout.pods) +
+                                   " chips per pod holds tp=" + std::to_string(layout.tp) +
+                                   ", pp=" + std::to_string(layout.pp) + ", dp per pod=" +
+                                   std::to_string(layout.dp_per_pod()) +
+                                   " (axes must be <= 4 or multiples of 4, at most " +
+                                   std::to_string(system.torus.max_axis) + " long, and at most " +
+                                   std::to_string(system.max_chips_per_pod) + " chips per pod)");
+  }
+}
+
+NodeSpread CommModel::spread(CommGroup group) const {
+  const int g = system_.fat_tree.gpus_per_node;
+  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp;
+  auto place = [g](int size, int stride) {
+    // Members `stride` ranks apart: how many share a node.
+    const int per_node = stride >= g ? 1 : std::min(size, g / stride);
+    return NodeSpread{per_node, size / per_node};
+  };
+  switch (group) {
+    case CommGroup::tp: return place(tp, 1);
+    case CommGroup::dp: return place(dp, tp);
+    case CommGroup::pp: return place(pp, tp * dp);
+    case CommGroup::cross_pod: return {1, 1};
+  }
+  return {};
+}
+
+double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const {
+  const FatTreeFabric& f = system_.fat_tree;
+  const double intra = f.nvlink_bytes_per_s * f.nvlink_efficiency;
+  double inter = f.nic_bytes_per_s * f.nic_efficiency;
+  // Beyond one leaf group, traffic crosses the spine and shares its oversubscribed uplinks.
+  if (s.nodes > f.nodes_per_leaf) inter /= f.oversubscription;
+  return hierarchical_time(kind, s.per_node, s.nodes, bytes, intra, f.nvlink_latency_s, inter,
+                           f.net_latency_s);
+}
+
+double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const {
+  if (system_.fabric == Fabric::gpu_fat_tree) return gpu_collective(spread(group), kind, bytes);
+  const TorusFabric& f = system_.torus;
+  if (group == CommGroup::cross_pod) {
+    // Each host aggregates its chips' shards and rings with its peers in the other pods.
+    return ring_time(kind, layout_.pods, bytes * f.chips_per_host, f.dcn_bytes_per_s_per_host,
+                     f.dcn_latency_s);
+  }
+  const LayoutGroup g = group == CommGroup::tp   ? LayoutGroup::tp
+                        : group == CommGroup::pp ? LayoutGroup::pp
+                                                 : LayoutGroup::dp;
+  const auto segs = torus_.segments(g);
+  return torus_time(kind, segs.data(), int(segs.size()), bytes,
+                    f.link_bytes_per_s * f.collective_efficiency, f.link_latency_s);
+}
+
+double CommModel::p2p_seconds(double bytes) const {
+  if (system_.fabric == Fabric::gpu_fat_tree) {
+    const FatTreeFabric& f = system_.fat_tree;
+    const NodeSpread s = spread(CommGroup::pp);
+    if (s.per_node > 1) return f.nvlink_latency_s + bytes / (f.nvlink_bytes_per_s * f.nvlink_efficiency);
+    return f.net_latency_s + bytes / (f.nic_bytes_per_s * f.nic_efficiency);
+  }
+  // Neighbouring stages are one ICI hop apart.
+  return system_.torus.link_latency_s + bytes / system_.torus.link_bytes_per_s;
+}
+
+}  // namespace palmsim

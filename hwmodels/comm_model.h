@@ -1,0 +1,44 @@
+#pragma once
+// Where the layout's groups sit on a system and what their collectives cost. Built once per
+// (system, tp, pp, dp, pods) and then asked for many collectives.
+//
+// TPU pods: each pod is one slice (torus_topology.h); tp, pp and dp groups take torus axes; pods
+// are joined by the data-center network at host granularity.
+// GPU clusters: Megatron's rank order (tp fastest, then dp, then pp) over nodes of g GPUs; a group
+// inside a node rings over NVLink, across nodes over the rail-aligned NICs, spanning both it goes
+// two-level (hierarchical).
+#include "hwmodels/system.h"
+#include "hwmodels/torus_topology.h"
+#include "model/layout.h"
+#include "model/step_plan.h"
+
+namespace palmsim {
+
+// Members of a GPU group: `per_node` ranks in each of `nodes` nodes.
+struct NodeSpread {
+  int per_node = 1;
+  int nodes = 1;
+};
+
+class CommModel {
+ public:
+  // Throws InputError when the layout cannot be placed on the system (e.g. no TPU slice shape).
+  CommModel(const System& system, const Layout& layout);
+
+  double collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const;
+  double p2p_seconds(double bytes) const;  // pipeline neighbour send
+
+  const TorusMapping& torus() const { return torus_; }
+  NodeSpread spread(CommGroup group) const;  // GPU clusters only
+
+ private:
+  double gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const;
+  System system_;
+  Layout layout_;
+  TorusMapping torus_;
+};
+
+// True when the layout's groups fit the system's topology (a TPU slice exists; pods only on TPU).
+bool layout_fits_system(const System& system, const Layout& layout);
+
+}  // namespace palmsim

@@ -1,0 +1,34 @@
+#pragma once
+// How long an op's arithmetic and memory traffic take on one chip. A GEMM runs at the chip's best
+// measured fraction of peak, reduced by tile padding (dims rounded up to the MXU/thread-block tile),
+// wave quantization (the tile grid over SMs) and a short reduction dim (pipeline fill and drain).
+// It never beats the time its operands take to stream from memory. A calibration table, when
+// given, replaces the shape model with measured efficiencies.
+#include "hwmodels/calibration.h"
+#include "hwmodels/chip.h"
+
+#include <cstdint>
+
+namespace palmsim {
+
+class ComputeModel {
+ public:
+  explicit ComputeModel(const Chip& chip, const Calibration* calibration = nullptr);
+
+  // Fraction of peak a GEMM of this shape reaches (batch independent GEMMs side by side).
+  double gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+  double gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+  // Fused attention kernel: FLOPs at the chip's attention efficiency, or its operand traffic.
+  double fused_attention_seconds(double flops, double bytes) const;
+  // Streaming element-wise op moving `bytes` through HBM.
+  double memory_seconds(double bytes) const;
+
+  const Chip& chip() const { return chip_; }
+
+ private:
+  double shape_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch) const;
+  Chip chip_;
+  const Calibration* calibration_;
+};
+
+}  // namespace palmsim

@@ -1,0 +1,94 @@
+#include "hwmodels/system.h"
+
+#include "model/input_error.h"
+
+#include <map>
+
+namespace palmsim {
+
+namespace {
+
+constexpr double us = 1e-6;
+
+System tpu_pod(const std::string& name, const std::string& chip, int dims, int max_axis,
+               double link_bw, int pod_chips) {
+  System s;
+  s.name = name;
+  s.chip = chip_preset(chip);
+  s.fabric = Fabric::tpu_torus;
+  s.torus.torus_dims = dims;
+  s.torus.max_axis = max_axis;
+  s.torus.link_bytes_per_s = link_bw;
+  s.torus.link_latency_s = 1 * us;
+  s.torus.chips_per_host = 4;  // hardware.md: v4 hosts hold 4 chips
+  // hardware.md "DCN": PaLM measured 81 Tbps aggregate burst over 1536 hosts, ~53 Gb/s per host.
+  s.torus.dcn_bytes_per_s_per_host = 53e9 / 8;
+  s.torus.dcn_latency_s = 10 * us;
+  s.max_chips_per_pod = pod_chips;
+  return s;
+}
+
+System dgx(const std::string& name, const std::string& chip, double nvlink_bw, double nvlink_eff,
+           double nic_bw, double nic_eff) {
+  System s;
+  s.name = name;
+  s.chip = chip_preset(chip);
+  s.fabric = Fabric::gpu_fat_tree;
+  s.fat_tree.gpus_per_node = 8;
+  s.fat_tree.nvlink_bytes_per_s = nvlink_bw;
+  s.fat_tree.nvlink_efficiency = nvlink_eff;
+  // hardware.md "Collective cost models": NCCL per-hop latency NVLink ~3.4 us, network ~14 us.
+  s.fat_tree.nvlink_latency_s = 3.4 * us;
+  s.fat_tree.nic_bytes_per_s = nic_bw;
+  s.fat_tree.nic_efficiency = nic_eff;
+  s.fat_tree.net_latency_s = 14 * us;
+  s.fat_tree.nodes_per_leaf = 32;
+  s.fat_tree.oversubscription = 1.0;
+  s.grad_reduce_bytes = 4;
+  return s;
+}
+
+const std::map<std::string, System>& presets() {
+  static const std::map<std::string, System> table = [] {
+    std::map<std::string, System> t;
+    // v4: 6 ICI links per chip, 45 GB/s per link per direction; pod 4096 = 16x16x16.
+    t["tpu-v4-pod"] = tpu_pod("tpu-v4-pod", "tpu-v4", 3, 16, 45e9, 4096);
+    // v3: 1024-chip pod, 2D torus 32x32; sources give 70-100 GB/s per link, 70 taken.
+    t["tpu-v3-pod"] = tpu_pod("tpu-v3-pod", "tpu-v3", 2, 32, 70e9 / 2, 1024);
+    // v5p: 1200 GB/s bidirectional per chip over 6 links = 100 GB/s per link per direction.
+    t["tpu-v5p-pod"] = tpu_pod("tpu-v5p-pod", "tpu-v5p", 3, 16, 100e9, 8960);
+    t["tpu-v5p-pod"].torus.max_axis = 32;
+    // DGX A100: NVLink3 300 GB/s per direction, NCCL busbw ~235 (78 %); 8 x HDR 200 Gb/s NICs,
+    // ~24 GB/s per NIC through NCCL (96 %).
+    t["a100-80g-dgx"] = dgx("a100-80g-dgx", "a100-80g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
+    t["a100-40g-dgx"] = dgx("a100-40g-dgx", "a100-40g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
+    // DGX H100: NVLink4 450 GB/s per direction, ring busbw ~368 (82 %); 8 x NDR 400 Gb/s, 46-48
+    // GB/s per NIC through NCCL (94 %). Modern stacks use flash attention.
+    t["h100-80g-dgx"] = dgx("h100-80g-dgx", "h100-80g", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
+    t["h100-80g-dgx"].fused_attention = true;
+    t["h200-dgx"] = dgx("h200-dgx", "h200", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
+    t["h200-dgx"].fused_attention = true;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> system_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, s] : presets()) names.push_back(name);
+  return names;
+}
+
+System system_preset(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string allowed;
+    for (const auto& n : system_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw InputError("system.preset", "unknown system '" + name + "'; allowed: " + allowed);
+  }
+  return it->second;
+}
+
+}  // namespace palmsim

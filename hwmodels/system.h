@@ -1,0 +1,56 @@
+#pragma once
+// A machine: chips, how they are wired, and the figures collectives run at. Two fabric families:
+// TPU pods (3D torus slices from 4x4x4 cubes, joined across pods by the data-center network) and
+// GPU clusters (NVSwitch nodes joined by a rail-aligned fat tree). Figures: shared/hardware.md.
+#include "hwmodels/chip.h"
+
+#include <string>
+#include <vector>
+
+namespace palmsim {
+
+enum class Fabric { tpu_torus, gpu_fat_tree };
+
+struct TorusFabric {
+  int torus_dims = 3;          // v4/v5p: 3D; v3: 2D
+  int max_axis = 16;           // longest axis of one pod (v4: 16x16x16)
+  int cube = 4;                // slices are built from cube^dims blocks
+  double link_bytes_per_s = 0; // one ICI link, one direction
+  double link_latency_s = 0;   // per hop
+  int chips_per_host = 4;
+  double dcn_bytes_per_s_per_host = 0;  // between pods
+  double dcn_latency_s = 0;
+  double collective_efficiency = 1.0;   // fraction of link bandwidth a collective reaches
+};
+
+struct FatTreeFabric {
+  int gpus_per_node = 8;
+  double nvlink_bytes_per_s = 0;       // per GPU, one direction
+  double nvlink_efficiency = 1.0;      // NCCL busbw / link bandwidth inside a node
+  double nvlink_latency_s = 0;         // per ring step
+  double nic_bytes_per_s = 0;          // per GPU (one NIC per GPU), one direction
+  double nic_efficiency = 1.0;         // NCCL per-NIC rate / line rate
+  double net_latency_s = 0;            // per ring step across nodes
+  int nodes_per_leaf = 32;             // a scalable unit: nodes under one set of rail leaves
+  double oversubscription = 1.0;       // leaf uplink : downlink ratio (1 = non-blocking)
+};
+
+struct System {
+  std::string name;
+  Chip chip;
+  Fabric fabric = Fabric::tpu_torus;
+  TorusFabric torus;
+  FatTreeFabric fat_tree;
+  int max_chips_per_pod = 0;  // TPU pod size; GPU clusters: 0 = no limit
+  // Fused (flash-style) attention in the software this system's runs used; otherwise the T x T
+  // score matrix is materialized in memory (Megatron 2021-22, PaLM on XLA).
+  bool fused_attention = false;
+  // Bytes per gradient element in the data-parallel reduction: bf16 on TPU (PaLM's 1.3 GB per host
+  // pair), fp32 in Megatron-LM with bf16 (it accumulates and all-reduces gradients in fp32).
+  double grad_reduce_bytes = 2;
+};
+
+System system_preset(const std::string& name);
+std::vector<std::string> system_preset_names();
+
+}  // namespace palmsim

@@ -1,0 +1,43 @@
+#pragma once
+// TPU pod slices and where the layout's groups sit on them. A slice is A x B x C chips (v3: A x B),
+// each axis at most a cube edge (4) or a multiple of it; an axis closes into a ring (wraparound)
+// only when its length is a multiple of 4 full cubes (16 chips on v4; hardware.md "v4 slices"),
+// otherwise it is an open line with about half the usable collective bandwidth.
+//
+// Groups are laid out mixed-radix along each axis, tensor-parallel innermost: an axis of length
+// A = f_tp * f_pp * f_dp puts chip coordinate c = c_tp + f_tp * (c_pp + f_pp * c_dp). A group keeps
+// the wraparound of an axis only if it owns the whole axis.
+#include "hwmodels/collective_cost.h"
+#include "hwmodels/system.h"
+
+#include <array>
+#include <vector>
+
+namespace palmsim {
+
+enum class LayoutGroup { tp = 0, pp = 1, dp = 2 };
+constexpr int kLayoutGroups = 3;
+
+struct TorusMapping {
+  int dims = 3;
+  std::array<int, 3> shape{1, 1, 1};
+  std::array<bool, 3> wraps{false, false, false};
+  // factor[g][axis]: how many chips of `axis` group g spans (product over axes = group size).
+  std::array<std::array<int, 3>, kLayoutGroups> factor{};
+  // The segments group g's collectives run over, axes with factor > 1 only.
+  std::vector<TorusSegment> segments(LayoutGroup g) const;
+};
+
+// Legal slice shapes (sorted axes) holding exactly `chips` chips of one pod; empty if none.
+std::vector<std::array<int, 3>> torus_slice_shapes(const TorusFabric& fabric, int max_pod_chips,
+                                                   int chips);
+
+// The slice and axis assignment for groups of sizes tp, pp, dp_per_pod. Like JAX's device-mesh
+// construction, groups take whole physical axes when some assignment allows it, and only split
+// axes otherwise; among the candidates the cheapest collectives win (tensor-parallel traffic
+// weighted highest: it is on the critical path every layer). Returns false if no slice of
+// tp*pp*dp_per_pod chips can hold the groups.
+bool map_groups_on_torus(const TorusFabric& fabric, int max_pod_chips, int tp, int pp,
+                         int dp_per_pod, TorusMapping& out);
+
+}  // namespace palmsim

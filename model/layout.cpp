@@ -1,0 +1,152 @@
+#include "model/layout.h"
+
+#include "model/input_error.h"
+
+namespace palmsim {
+
+const char* to_string(Sharding s) {
+  switch (s) {
+    case Sharding::none: return "none";
+    case Sharding::zero1: return "zero1";
+    case Sharding::zero2: return "zero2";
+    case Sharding::zero3: return "zero3";
+    case Sharding::fsdp: return "fsdp";
+  }
+  return "?";
+}
+
+const char* to_string(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::selective: return "selective";
+    case Recompute::full: return "full";
+    case Recompute::palm: return "palm";
+  }
+  return "?";
+}
+
+const char* to_string(Schedule s) {
+  switch (s) {
+    case Schedule::gpipe: return "gpipe";
+    case Schedule::one_f_one_b: return "1f1b";
+    case Schedule::interleaved: return "interleaved";
+  }
+  return "?";
+}
+
+Sharding parse_sharding(const std::string& t, const std::string& field) {
+  if (t == "none") return Sharding::none;
+  if (t == "zero1") return Sharding::zero1;
+  if (t == "zero2") return Sharding::zero2;
+  if (t == "zero3") return Sharding::zero3;
+  if (t == "fsdp") return Sharding::fsdp;
+  throw InputError(field, "'" + t + "' is not a sharding; allowed: none, zero1, zero2, zero3, fsdp");
+}
+
+Recompute parse_recompute(const std::string& t, const std::string& field) {
+  if (t == "none") return Recompute::none;
+  if (t == "selective") return Recompute::selective;
+  if (t == "full") return Recompute::full;
+  if (t == "palm") return Recompute::palm;
+  throw InputError(field, "'" + t + "' is not a recompute mode; allowed: none, selective, full, palm");
+}
+
+Schedule parse_schedule(const std::string& t, const std::string& field) {
+  if (t == "gpipe") return Schedule::gpipe;
+  if (t == "1f1b") return Schedule::one_f_one_b;
+  if (t == "interleaved") return Schedule::interleaved;
+  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved");
+}
+
+int64_t microbatches(const Layout& l, int64_t global_batch) {
+  return global_batch / (int64_t(l.dp) * l.microbatch);
+}
+
+namespace {
+
+// Returns the first violated rule as (field, message); empty field when legal. One function serves
+// both the message-building check and the hot-loop predicate so the two can never disagree.
+struct Violation {
+  const char* field = nullptr;
+  std::string message;
+};
+
+template <bool kWithMessage>
+Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
+  auto fail = [](const char* field, auto make_message) {
+    Violation v;
+    v.field = field;
+    if constexpr (kWithMessage) v.message = make_message();
+    return v;
+  };
+  using std::to_string;
+  if (l.tp < 1) return fail("layout.tp", [&] { return "must be >= 1, got " + to_string(l.tp); });
+  if (l.pp < 1) return fail("layout.pp", [&] { return "must be >= 1, got " + to_string(l.pp); });
+  if (l.dp < 1) return fail("layout.dp", [&] { return "must be >= 1, got " + to_string(l.dp); });
+  if (l.cp != 1)
+    return fail("layout.cp", [&] { return "only 1 is supported for now, got " + to_string(l.cp); });
+  if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });
+  if (l.pods < 1) return fail("layout.pods", [&] { return "must be >= 1, got " + to_string(l.pods); });
+  if (l.microbatch < 1)
+    return fail("layout.microbatch", [&] { return "must be >= 1, got " + to_string(l.microbatch); });
+  if (l.chips() != n_chips)
+    return fail("layout", [&] {
+      return "tp*pp*dp*cp = " + to_string(l.chips()) + " but the system has " + to_string(n_chips) +
+             " chips";
+    });
+  if (m.n_heads % l.tp != 0)
+    return fail("layout.tp", [&] {
+      return "must divide n_heads (" + to_string(m.n_heads) + "), got " + to_string(l.tp);
+    });
+  if (m.d_ff % l.tp != 0)
+    return fail("layout.tp", [&] {
+      return "must divide d_ff (" + to_string(m.d_ff) + "), got " + to_string(l.tp);
+    });
+  // Activations outside the tensor-parallel regions are sharded tp ways over the tokens of a
+  // microbatch (Megatron) or over d_model (PaLM: 2048 tokens do not split 12 ways, 18432 does).
+  if (l.sp && (int64_t(l.microbatch) * m.seq_len) % l.tp != 0 && m.d_model % l.tp != 0)
+    return fail("layout.sp", [&] {
+      return "sharded activations need tp (" + to_string(l.tp) +
+             ") to divide the microbatch's tokens or d_model (" + to_string(m.d_model) + ")";
+    });
+  if (m.n_layers % (int64_t(l.pp) * l.vpp) != 0)
+    return fail("layout.pp", [&] {
+      return "pp*vpp (" + to_string(l.pp * l.vpp) + ") must divide n_layers (" +
+             to_string(m.n_layers) + ")";
+    });
+  if (l.dp % l.pods != 0)
+    return fail("layout.pods", [&] {
+      return "must divide dp (" + to_string(l.dp) + "), got " + to_string(l.pods);
+    });
+  if (batch % (int64_t(l.dp) * l.microbatch) != 0)
+    return fail("layout.microbatch", [&] {
+      return "dp*microbatch (" + to_string(int64_t(l.dp) * l.microbatch) +
+             ") must divide global_batch (" + to_string(batch) + ")";
+    });
+  if (l.schedule == Schedule::interleaved) {
+    if (l.vpp < 2 || l.pp < 2)
+      return fail("layout.schedule", [&] { return std::string("interleaved needs pp >= 2 and vpp >= 2"); });
+    if (microbatches(l, batch) % l.pp != 0)
+      return fail("layout.vpp", [&] {
+        return "interleaved 1F1B needs the microbatch count (" + to_string(microbatches(l, batch)) +
+               ") to be a multiple of pp (" + to_string(l.pp) + ")";
+      });
+  } else if (l.vpp != 1) {
+    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved"); });
+  }
+  return {};
+}
+
+}  // namespace
+
+void check_layout(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
+  if (batch < 1) throw InputError("global_batch", "must be a positive number of sequences");
+  Violation v = find_violation<true>(l, m, n_chips, batch);
+  if (v.field) throw InputError(v.field, v.message);
+}
+
+bool layout_is_legal(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
+  return find_violation<false>(l, m, n_chips, batch).field == nullptr;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,59 @@
+#pragma once
+// How one training step is spread over chips: tensor (tp), pipeline (pp, with vpp interleaved
+// chunks per stage), data (dp, counted over all pods), context (cp) parallelism, the microbatch,
+// sequence parallelism, how weights/gradients/optimizer state are sharded, and what is recomputed.
+#include "model/model_spec.h"
+
+#include <string>
+
+namespace palmsim {
+
+// none: every data-parallel rank holds everything. zero1/zero2/zero3: ZeRO stages (optimizer
+// state; + gradients; + weights). fsdp: weights, gradients and optimizer state sharded over the
+// data-parallel group and all-gathered layer by layer (PaLM: 12-way model x 256-way data per pod).
+enum class Sharding { none, zero1, zero2, zero3, fsdp };
+// selective: attention core recomputed (Korthikanti et al.). full: whole layer recomputed from its
+// input. palm: one sharded activation kept per layer; 75 % of the non-attention forward FLOPs and
+// all attention forward FLOPs recomputed (PaLM Sec. 4 / App. B, Table 22).
+enum class Recompute { none, selective, full, palm };
+// gpipe: all forwards then all backwards. one_f_one_b: PipeDream-flush. interleaved: 1F1B over vpp
+// model chunks per stage (Narayanan et al. 2021).
+enum class Schedule { gpipe, one_f_one_b, interleaved };
+
+struct Layout {
+  int tp = 1;
+  int pp = 1;
+  int dp = 1;    // data-parallel ways in total, across all pods
+  int pods = 1;  // dp is split evenly over pods; cross-pod reduction is its own stage
+  int cp = 1;
+  int vpp = 1;
+  int microbatch = 1;  // sequences per microbatch per data-parallel rank
+  bool sp = false;
+  Sharding sharding = Sharding::none;
+  Recompute recompute = Recompute::none;
+  Schedule schedule = Schedule::one_f_one_b;
+
+  int64_t chips() const { return int64_t(tp) * pp * dp * cp; }
+  int dp_per_pod() const { return dp / pods; }
+};
+
+const char* to_string(Sharding s);
+const char* to_string(Recompute r);
+const char* to_string(Schedule s);
+Sharding parse_sharding(const std::string& text, const std::string& field);
+Recompute parse_recompute(const std::string& text, const std::string& field);
+Schedule parse_schedule(const std::string& text, const std::string& field);
+
+// Microbatches per data-parallel rank per step: global_batch / (dp * microbatch).
+int64_t microbatches(const Layout& layout, int64_t global_batch);
+
+// Throws InputError naming the field that makes the layout illegal for this model, chip count and
+// global batch (sequences). Checks what any implementation needs: divisibility of heads, layers,
+// batch and chips.
+void check_layout(const Layout& layout, const ModelSpec& model, int64_t n_chips,
+                  int64_t global_batch);
+// The same test without building a message, for search's hot loop.
+bool layout_is_legal(const Layout& layout, const ModelSpec& model, int64_t n_chips,
+                     int64_t global_batch);
+
+}  // namespace palmsim

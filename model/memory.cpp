@@ -1,0 +1,88 @@
+#include "model/memory.h"
+
+#include "model/accounting.h"
+
+#include <algorithm>
+
+namespace palmsim {
+
+const char* to_string(Optimizer o) { return o == Optimizer::adam ? "adam" : "adafactor"; }
+
+double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
+  const ModelSpec& m = plan.model;
+  const Layout& l = plan.layout;
+  const double w = plan.options.activation_bytes;
+  const double s = double(m.seq_len), b = double(l.microbatch), t = s * b, d = double(m.d_model);
+  const double q = double(m.head_dim);
+  const double heads = double(m.n_heads) / l.tp;
+  const double kv = m.n_kv_heads >= l.tp ? double(m.n_kv_heads) / l.tp : double(m.n_kv_heads);
+  const double ff = double(m.d_ff) / l.tp;
+  // Tensors outside the tensor-parallel regions are replicated unless sequence parallel.
+  const double outside = l.sp ? 1.0 / l.tp : 1.0;
+  const double mask = m.dropout ? 1.0 : 0.0;  // one-byte dropout masks
+
+  if (recompute == Recompute::full || recompute == Recompute::palm) {
+    // Only the layer input is kept; PaLM keeps it sharded over the model-parallel axis.
+    return w * t * d * (recompute == Recompute::palm ? 1.0 / l.tp : outside);
+  }
+  const double norms = m.parallel_block ? 1.0 : 2.0;
+  double bytes = norms * w * t * d * outside;       // LayerNorm inputs
+  bytes += w * t * d * outside;                      // QKV input (LN output)
+  bytes += w * t * (heads + kv) * q;                 // Q and K for the scores
+  bytes += w * t * kv * q;                           // V
+  bytes += w * t * heads * q;                        // attention output projection input
+  bytes += mask * t * d * outside;                   // attention output dropout mask
+  if (!m.parallel_block) bytes += w * t * d * outside;  // MLP input (shared in a parallel block)
+  bytes += (ffn_is_gated(m.ffn) ? 3.0 : 2.0) * w * t * ff;  // FFN intermediates
+  bytes += mask * t * d * outside;                   // MLP dropout mask
+  if (recompute == Recompute::none) {
+    const double scores = b * heads * s * s;
+    if (plan.options.fused_attention)
+      bytes += 4.0 * b * heads * s;                  // fp32 log-sum-exp per row
+    else
+      bytes += scores * (w + (m.dropout ? w + 1.0 : 0.0));  // softmax out, dropout mask and out
+  }
+  return bytes;
+}
+
+MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
+  const Layout& l = plan.layout;
+  const ModelSpec& m = plan.model;
+  const int dp_pod = l.dp_per_pod();
+  const double params = plan.params_on_device;
+  const bool shard_state = l.sharding != Sharding::none;
+  const bool shard_grads = l.sharding == Sharding::zero2 || l.sharding == Sharding::zero3 ||
+                           l.sharding == Sharding::fsdp;
+  const bool shard_weights = l.sharding == Sharding::zero3 || l.sharding == Sharding::fsdp;
+  MemoryBreakdown mem;
+  mem.weights = params * plan.options.activation_bytes / (shard_weights ? dp_pod : 1);
+  mem.gradients = params * plan.options.grad_reduce_bytes / (shard_grads ? dp_pod : 1);
+  // fp32 master weights plus first and second moments; Adafactor as PaLM used it (no
+  // factorization, beta1 0.9) keeps the same three.
+  (void)optimizer;
+  mem.optimizer_state = params * 12.0 / (shard_state ? dp_pod : 1);
+
+  // Microbatches whose activations the first stage holds at the peak.
+  double in_flight = 1.0;
+  const double mb = double(plan.n_microbatches);
+  switch (l.schedule) {
+    case Schedule::gpipe: in_flight = mb; break;
+    case Schedule::one_f_one_b: in_flight = std::min(mb, double(l.pp)); break;
+    case Schedule::interleaved:
+      in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
+      break;
+  }
+  mem.activations = activation_bytes_per_layer(plan, l.recompute) * plan.layers_per_stage * in_flight;
+
+  // Working set: the layer being rebuilt for backward holds what no recompute would have kept.
+  if (l.recompute != Recompute::none)
+    mem.working += activation_bytes_per_layer(plan, Recompute::none);
+  // FSDP keeps the gathered weights of the current and the prefetched layer.
+  if (shard_weights && dp_pod > 1)
+    mem.working += 2.0 * double(layer_parameters(m).total()) / l.tp * plan.options.activation_bytes;
+  // fp32 logits of one microbatch for the loss and its gradient.
+  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(m.vocab) / l.tp * 4.0;
+  return mem;
+}
+
+}  // namespace palmsim

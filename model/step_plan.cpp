@@ -1,0 +1,371 @@
+#include "model/step_plan.h"
+
+#include "model/accounting.h"
+
+namespace palmsim {
+
+const char* to_string(CollectiveKind k) {
+  switch (k) {
+    case CollectiveKind::all_reduce: return "all_reduce";
+    case CollectiveKind::reduce_scatter: return "reduce_scatter";
+    case CollectiveKind::all_gather: return "all_gather";
+    case CollectiveKind::all_to_all: return "all_to_all";
+  }
+  return "?";
+}
+
+const char* to_string(Phase p) {
+  switch (p) {
+    case Phase::forward: return "forward";
+    case Phase::backward: return "backward";
+    case Phase::recompute: return "recompute";
+    case Phase::optimizer: return "optimizer";
+  }
+  return "?";
+}
+
+const char* phase_suffix(Phase p) {
+  switch (p) {
+    case Phase::forward: return "fwd";
+    case Phase::backward: return "bwd";
+    case Phase::recompute: return "rec";
+    case Phase::optimizer: return "opt";
+  }
+  return "?";
+}
+
+const char* to_string(OpKind k) {
+  switch (k) {
+    case OpKind::gemm: return "gemm";
+    case OpKind::attention: return "attention";
+    case OpKind::memory: return "memory";
+    case OpKind::collective: return "collective";
+    case OpKind::p2p: return "p2p";
+  }
+  return "?";
+}
+
+const char* to_string(CommGroup g) {
+  switch (g) {
+    case CommGroup::tp: return "tp";
+    case CommGroup::pp: return "pp";
+    case CommGroup::dp: return "dp";
+    case CommGroup::cross_pod: return "cross_pod";
+  }
+  return "?";
+}
+
+double StepPlan::occurrences(const Op& op) const {
+  switch (op.repeat) {
+    case Repeat::per_layer_microbatch:
+      return op.multiplicity * layers_per_stage * double(n_microbatches);
+    case Repeat::per_microbatch: return op.multiplicity * double(n_microbatches);
+    case Repeat::per_step: return op.multiplicity;
+  }
+  return 0.0;
+}
+
+namespace {
+
+// Builds the op list. Shapes are per tensor-parallel shard: heads, KV heads (replicated when there
+// are fewer KV heads than tp ranks, as with PaLM's single K/V head) and d_ff are split tp ways.
+class PlanBuilder {
+ public:
+  PlanBuilder(StepPlan& plan) : p_(plan), m_(plan.model), l_(plan.layout), o_(plan.options) {
+    t_ = double(plan.tokens_per_microbatch);
+    heads_ = m_.n_heads / l_.tp;
+    kv_ = m_.n_kv_heads >= l_.tp ? m_.n_kv_heads / l_.tp : m_.n_kv_heads;
+    ff_ = m_.d_ff / l_.tp;
+    sp_div_ = l_.sp ? l_.tp : 1;
+    w_ = o_.activation_bytes;
+  }
+
+  void build() {
+    layer(Phase::forward, 1.0, true);
+    layer_backward();
+    recompute();
+    stage_ends();
+    pipeline_sends();
+    data_parallel();
+    optimizer();
+  }
+
+ private:
+  Op& add(const char* name, Phase phase, OpKind kind, Repeat repeat, double multiplicity = 1.0) {
+    Op op;
+    op.name = name;
+    op.phase = phase;
+    op.kind = kind;
+    op.repeat = repeat;
+    op.multiplicity = multiplicity;
+    p_.ops.push_back(op);
+    return p_.ops.back();
+  }
+
+  void gemm(const char* name, Phase phase, int64_t m, int64_t n, int64_t k, double mult) {
+    Op& op = add(name, phase, OpKind::gemm, Repeat::per_layer_microbatch, mult);
+    op.m = m, op.n = n, op.k = k;
+    op.flops = 2.0 * double(m) * double(n) * double(k);
+    op.bytes = w_ * (double(m) * k + double(k) * n + double(m) * n);
+  }
+
+  // Forward GEMM and, in backward, its two gradient GEMMs (input grad and weight grad).
+  void linear(const char* name, Phase phase, int64_t n_out, int64_t k_in, double mult) {
+    const int64_t tokens = p_.tokens_per_microbatch;
+    if (phase == Phase::backward) {
+      gemm(name, phase, tokens, k_in, n_out, mult);   // dX = dY W^T
+      gemm(name, phase, k_in, n_out, tokens, mult);   // dW = X^T dY
+    } else {
+      gemm(name, phase, tokens, n_out, k_in, mult);
+    }
+  }
+
+  void memory(const char* name, Phase phase, double bytes, double mult) {
+    Op& op = add(name, phase, OpKind::memory, Repeat::per_layer_microbatch, mult);
+    op.bytes = bytes;
+  }
+
+  void tp_collective(const char* name, Phase phase, CollectiveKind kind, double mult) {
+    if (l_.tp == 1) return;
+    Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
+    op.collective = kind;
+    op.group = CommGroup::tp;
+    op.comm_bytes = t_ * double(m_.d_model) * w_;
+  }
+
+  // The collective that enters a tensor-parallel region (f in Megatron: all-gather with sequence
+  // parallelism, nothing without) and the one that leaves it (g: reduce-scatter or all-reduce).
+  void enter_tp(Phase phase, double mult) {
+    if (l_.sp) tp_collective("tp_allgather", phase, CollectiveKind::all_gather, mult);
+  }
+  void leave_tp(Phase phase, double mult) {
+    if (l_.sp)
+      tp_collective("tp_reducescatter", phase, CollectiveKind::reduce_scatter, mult);
+    else
+      tp_collective("tp_allreduce", phase, CollectiveKind::all_reduce, mult);
+  }
+
+  double attention_flops() const {
+    return 4.0 * double(p_.layout.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len * m_.head_dim;
+  }
+
+  double attention_bytes() const {
+    const double qkvo = t_ * (2.0 * heads_ + 2.0 * kv_) * m_.head_dim * w_;
+    if (o_.fused_attention) return qkvo;
+    // Materialized scores: write QK^T, softmax read + write, read for PV; dropout reads, writes and
+    // stores a one-byte mask.
+    const double scores = double(l_.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len;
+    return qkvo + scores * (4.0 * w_ + (m_.dropout ? 2.0 * w_ + 1.0 : 0.0));
+  }
+
+  void attention(Phase phase, double mult) {
+    Op& op = add("attention", phase, OpKind::attention, Repeat::per_layer_microbatch, mult);
+    const double fwd_flops = attention_flops();
+    // A fused kernel skips the masked half of causal attention but recomputes scores in backward.
+    const double causal = o_.fused_attention ? 0.5 : 1.0;
+    const double factor = phase == Phase::backward ? (o_.fused_attention ? 2.5 : 2.0) : 1.0;
+    op.flops = fwd_flops * causal * factor;
+    op.bytes = attention_bytes() * (phase == Phase::backward ? 2.0 : 1.0);
+    op.batch = int64_t(l_.microbatch) * heads_;
+    op.m = m_.seq_len, op.n = m_.seq_len, op.k = m_.head_dim;
+  }
+
+  // One layer's forward ops. `gemm_share` scales the non-attention work (PaLM recomputes 75 %).
+  void layer(Phase phase, double gemm_share, bool with_leave) {
+    const double d = double(m_.d_model), q = double(m_.head_dim);
+    const double norms = m_.parallel_block ? 1.0 : 2.0;
+    const double act_tokens = t_ / sp_div_;
+    memory("ln", phase, 2.0 * act_tokens * d * w_, norms * gemm_share);
+    enter_tp(phase, 1.0);
+    linear("qkv_proj", phase, int64_t((heads_ + 2 * kv_) * q), m_.d_model, gemm_share);
+    if (m_.rope) memory("rope", phase, 2.0 * t_ * (heads_ + kv_) * q * w_, gemm_share);
+    attention(phase, 1.0);
+    linear("attn_out_proj", phase, m_.d_model, int64_t(heads_ * q), gemm_share);
+    if (!m_.parallel_block) {  // the MLP of a serial block needs the attention branch's output
+      leave_tp(phase, 1.0);
+      enter_tp(phase, 1.0);
+    }
+    const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
+    linear("mlp_in_proj", phase, int64_t(gates) * ff_, m_.d_model, gemm_share);
+    memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share);
+    linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share);
+    if (with_leave) leave_tp(phase, 1.0);
+    // Residual adds (parallel block: x + attn + mlp at once), dropout where the model has it.
+    const double adds = m_.parallel_block ? 4.0 : 6.0;
+    const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
+    memory("residual", phase, act_tokens * d * (adds * w_ + dropout), gemm_share);
+  }
+
+  void layer_backward() {
+    const Phase b = Phase::backward;
+    const double d = double(m_.d_model), q = double(m_.head_dim);
+    const double act_tokens = t_ / sp_div_;
+    const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
+    const double adds = m_.parallel_block ? 4.0 : 6.0;
+    const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
+    // Reverse order; memory-bound backward ops move about twice their forward bytes.
+    memory("residual", b, act_tokens * d * (adds * w_ + dropout), 1.0);
+    enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
+    linear("mlp_out_proj", b, m_.d_model, ff_, 1.0);
+    memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, 1.0);
+    linear("mlp_in_proj", b, int64_t(gates) * ff_, m_.d_model, 1.0);
+    if (!m_.parallel_block) {
+      leave_tp(b, 1.0);
+      enter_tp(b, 1.0);
+    }
+    linear("attn_out_proj", b, m_.d_model, int64_t(heads_ * q), 1.0);
+    attention(b, 1.0);
+    if (m_.rope) memory("rope", b, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0);
+    linear("qkv_proj", b, int64_t((heads_ + 2 * kv_) * q), m_.d_model, 1.0);
+    leave_tp(b, 1.0);
+    memory("ln", b, 2.0 * 2.0 * act_tokens * d * w_, m_.parallel_block ? 1.0 : 2.0);
+  }
+
+  void recompute() {
+    switch (l_.recompute) {
+      case Recompute::none: return;
+      case Recompute::selective: attention(Phase::recompute, 1.0); return;
+      // The recomputed forward ends where the stored next-layer input begins: no leaving collective.
+      case Recompute::full: layer(Phase::recompute, 1.0, false); return;
+      case Recompute::palm: layer(Phase::recompute, 0.75, false); return;
+    }
+  }
+
+  // Embedding on the first stage, final LayerNorm, logits and loss on the last; per microbatch.
+  void stage_ends() {
+    const double d = double(m_.d_model), vocab_shard = double(m_.vocab) / l_.tp;
+    const auto per_mb = Repeat::per_microbatch;
+    if (l_.pp == 1) {
+      add("embedding", Phase::forward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * w_;
+      add("embedding", Phase::backward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * 4.0;
+    }
+    add("final_ln", Phase::forward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * w_;
+    for (Phase phase : {Phase::forward, Phase::backward}) {
+      const int gemms = phase == Phase::forward ? 1 : 2;
+      for (int g = 0; g < gemms; ++g) {
+        Op& op = add("logits", phase, OpKind::gemm, per_mb);
+        if (g == 0) op.m = p_.tokens_per_microbatch, op.n = int64_t(vocab_shard), op.k = m_.d_model;
+        if (phase == Phase::backward && g == 0)
+          op.m = p_.tokens_per_microbatch, op.n = m_.d_model, op.k = int64_t(vocab_shard);
+        if (g == 1) op.m = m_.d_model, op.n = int64_t(vocab_shard), op.k = p_.tokens_per_microbatch;
+        op.flops = 2.0 * t_ * d * vocab_shard;
+        op.bytes = w_ * (double(op.m) * op.k + double(op.k) * op.n + double(op.m) * op.n);
+      }
+      // Softmax cross-entropy (+ z-loss) in fp32 over the vocabulary shard: read logits, write
+      // probabilities, read them back for the gradient.
+      add("loss", phase, OpKind::memory, per_mb).bytes = t_ * vocab_shard * (w_ + 8.0);
+    }
+    add("final_ln", Phase::backward, OpKind::memory, per_mb).bytes = 4.0 * t_ * d * w_;
+    if (l_.recompute == Recompute::palm) {
+      // PaLM's 75 % of the non-attention forward FLOPs counts the whole model, logits included.
+      Op& op = add("logits", Phase::recompute, OpKind::gemm, per_mb, 0.75);
+      op.m = p_.tokens_per_microbatch, op.n = int64_t(vocab_shard), op.k = m_.d_model;
+      op.flops = 2.0 * t_ * d * vocab_shard;
+      op.bytes = w_ * (double(op.m) * op.k + double(op.k) * op.n + double(op.m) * op.n);
+    }
+  }
+
+  void pipeline_sends() {
+    if (l_.pp == 1) return;
+    // Activations leave the stage once per model chunk per microbatch; with sequence parallelism
+    // (or Megatron's scatter/gather optimisation) each tensor-parallel rank sends its 1/tp share.
+    const double message = t_ * m_.d_model * w_ / l_.tp;
+    for (Phase phase : {Phase::forward, Phase::backward}) {
+      Op& op = add("pp_send", phase, OpKind::p2p, Repeat::per_microbatch, double(l_.vpp));
+      op.group = CommGroup::pp;
+      op.comm_bytes = message;
+    }
+  }
+
+  void data_parallel() {
+    const bool sharded_weights = l_.sharding == Sharding::zero3 || l_.sharding == Sharding::fsdp;
+    const int dp_pod = l_.dp_per_pod();
+    const double layer_params = double(layer_parameters(m_).total()) / l_.tp;
+    const double grad_bytes = p_.params_on_device * o_.grad_reduce_bytes;
+    if (dp_pod > 1 && sharded_weights) {
+      // Layer by layer: gather weights before forward and backward (the gathered copy serves the
+      // recompute that immediately precedes backward), reduce-scatter gradients after backward.
+      for (Phase phase : {Phase::forward, Phase::backward}) {
+        Op& op = add("fsdp_allgather", phase, OpKind::collective, Repeat::per_layer_microbatch);
+        op.collective = CollectiveKind::all_gather;
+        op.group = CommGroup::dp;
+        op.comm_bytes = layer_params * w_;
+        op.overlap = Overlap::with_layer_compute;
+      }
+      Op& rs = add("fsdp_reducescatter", Phase::backward, OpKind::collective, Repeat::per_layer_microbatch);
+      rs.collective = CollectiveKind::reduce_scatter;
+      rs.group = CommGroup::dp;
+      rs.comm_bytes = layer_params * o_.grad_reduce_bytes;
+      rs.overlap = Overlap::with_layer_compute;
+    } else if (dp_pod > 1) {
+      Op& op = add(l_.sharding == Sharding::none && l_.pods == 1 ? "dp_allreduce" : "dp_reducescatter",
+                   Phase::backward, OpKind::collective, Repeat::per_step);
+      op.collective = l_.sharding == Sharding::none && l_.pods == 1 ? CollectiveKind::all_reduce
+                                                                    : CollectiveKind::reduce_scatter;
+      op.group = CommGroup::dp;
+      op.comm_bytes = grad_bytes;
+      op.overlap = Overlap::with_backward;
+    }
+    if (l_.pods > 1) {
+      // PaLM's two-stage transfer: gradients reduced inside each pod first, then each chip's shard
+      // all-reduced with its peer in the other pods over the data-center network, after backward.
+      Op& op = add("crosspod_allreduce", Phase::backward, OpKind::collective, Repeat::per_step);
+      op.collective = CollectiveKind::all_reduce;
+      op.group = CommGroup::cross_pod;
+      op.comm_bytes = grad_bytes / dp_pod;
+    }
+    const bool gather_after_update =
+        dp_pod > 1 && (l_.sharding == Sharding::zero1 || l_.sharding == Sharding::zero2 ||
+                       (l_.sharding == Sharding::none && l_.pods > 1));
+    if (gather_after_update) {
+      // Each rank updated its shard (or, without sharding across pods, reduced only its shard):
+      // all-gather the updated bf16 weights.
+      Op& op = add("dp_allgather", Phase::optimizer, OpKind::collective, Repeat::per_step);
+      op.collective = CollectiveKind::all_gather;
+      op.group = CommGroup::dp;
+      op.comm_bytes = p_.params_on_device * w_;
+    }
+  }
+
+  void optimizer() {
+    const bool sharded_state = l_.sharding != Sharding::none;
+    const double params = p_.params_on_device / (sharded_state ? l_.dp_per_pod() : 1);
+    // Global gradient norm reads every fp32 gradient once; Adam/Adafactor reads gradient, fp32
+    // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
+    add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
+    add("optimizer", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 30.0;
+  }
+
+  StepPlan& p_;
+  const ModelSpec& m_;
+  const Layout& l_;
+  const PlanOptions& o_;
+  double t_ = 0, w_ = 2;
+  int heads_ = 1, kv_ = 1;
+  int64_t ff_ = 1;
+  int sp_div_ = 1;
+};
+
+}  // namespace
+
+StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,
+                         const PlanOptions& options) {
+  StepPlan plan;
+  plan.model = model;
+  plan.layout = layout;
+  plan.options = options;
+  plan.global_batch = global_batch;
+  plan.n_microbatches = microbatches(layout, global_batch);
+  plan.layers_per_stage = model.n_layers / layout.pp;
+  plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len;
+  // Embedding parameters live on the first and last stages; the last stage (this device) holds
+  // the (tied) output embedding, sharded over the vocabulary.
+  plan.params_on_device =
+      (double(plan.layers_per_stage) * double(layer_parameters(model).total()) +
+       double(model.vocab) * double(model.d_model)) / layout.tp;
+  plan.ops.reserve(64);
+  PlanBuilder(plan).build();
+  return plan;
+}
+
+}  // namespace palmsim

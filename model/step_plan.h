@@ -1,0 +1,72 @@
+#pragma once
+// StepPlan: the ordered operations one device runs in one training step, with FLOPs, bytes moved
+// and collectives. The analytic estimator, the simulator and the real trainer's op timers all read
+// it, so a predicted op and a measured op carry the same name ("qkv_proj", phase backward).
+//
+// To stay cheap enough for search (millions of layouts), the plan is not unrolled: an op says how
+// often it repeats (per layer and microbatch, per microbatch, per step) and the plan knows the
+// layer and microbatch counts. The device described is one chip of the last pipeline stage (it
+// holds the logits and loss, the busiest stage); with pp = 1 that is every chip.
+#include "model/collective_kind.h"
+#include "model/layout.h"
+#include "model/model_spec.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace palmsim {
+
+enum class Phase : uint8_t { forward, backward, recompute, optimizer };
+enum class OpKind : uint8_t { gemm, attention, memory, collective, p2p };
+enum class CommGroup : uint8_t { tp, pp, dp, cross_pod };
+enum class Repeat : uint8_t { per_layer_microbatch, per_microbatch, per_step };
+// blocking: on the critical path. with_layer_compute: prefetch/reduction that runs beside the
+// compute of the neighbouring layer (FSDP). with_backward: gradient reduction that runs beside the
+// last microbatch's backward pass.
+enum class Overlap : uint8_t { blocking, with_layer_compute, with_backward };
+
+const char* to_string(Phase p);
+const char* phase_suffix(Phase p);  // fwd, bwd, rec, opt: the trainer's per-op key suffix
+const char* to_string(OpKind k);
+const char* to_string(CommGroup g);
+
+struct Op {
+  const char* name = "";
+  Phase phase = Phase::forward;
+  OpKind kind = OpKind::memory;
+  Repeat repeat = Repeat::per_layer_microbatch;
+  double multiplicity = 1.0;  // occurrences per repeat unit (e.g. 2 LayerNorms, 0.75 of a GEMM)
+  double flops = 0;           // executed FLOPs per occurrence
+  double bytes = 0;           // HBM bytes per occurrence (memory-bound ops)
+  int64_t m = 0, n = 0, k = 0, batch = 1;  // GEMM shape (batched for attention)
+  CollectiveKind collective = CollectiveKind::all_reduce;
+  CommGroup group = CommGroup::tp;
+  double comm_bytes = 0;  // collective buffer size (see collective_cost.h) or p2p message
+  Overlap overlap = Overlap::blocking;
+};
+
+struct PlanOptions {
+  bool fused_attention = false;   // flash-style kernel: no T x T matrix in memory, causal skip
+  double activation_bytes = 2;    // bf16/fp16
+  double grad_reduce_bytes = 2;   // bytes per gradient element in the data-parallel reduction
+};
+
+struct StepPlan {
+  ModelSpec model;
+  Layout layout;
+  PlanOptions options;
+  int64_t global_batch = 0;      // sequences
+  int64_t n_microbatches = 0;    // per data-parallel rank
+  int layers_per_stage = 0;
+  int64_t tokens_per_microbatch = 0;
+  double params_on_device = 0;   // parameters this chip's stage holds, after tensor parallelism
+  std::vector<Op> ops;
+
+  // Occurrences of `op` per step on this device.
+  double occurrences(const Op& op) const;
+};
+
+StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,
+                         const PlanOptions& options);
+
+}  // namespace palmsim

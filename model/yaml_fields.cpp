@@ -1,0 +1,57 @@
+#include "model/yaml_fields.h"
+
+namespace palmsim {
+
+namespace {
+void require_scalar(const YAML::Node& node, const std::string& field, const char* what) {
+  if (!node.IsScalar()) throw InputError(field, std::string("must be ") + what);
+}
+}  // namespace
+
+int64_t read_int(const YAML::Node& node, const std::string& field) {
+  require_scalar(node, field, "an integer");
+  try {
+    return node.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    throw InputError(field, "must be an integer, got '" + node.Scalar() + "'");
+  }
+}
+
+double read_double(const YAML::Node& node, const std::string& field) {
+  require_scalar(node, field, "a number");
+  try {
+    return node.as<double>();
+  } catch (const YAML::Exception&) {
+    throw InputError(field, "must be a number, got '" + node.Scalar() + "'");
+  }
+}
+
+bool read_bool(const YAML::Node& node, const std::string& field) {
+  require_scalar(node, field, "true or false");
+  const std::string& s = node.Scalar();
+  if (s == "true" || s == "1") return true;
+  if (s == "false" || s == "0") return false;
+  throw InputError(field, "must be true or false, got '" + s + "'");
+}
+
+std::string read_string(const YAML::Node& node, const std::string& field) {
+  require_scalar(node, field, "a string");
+  return node.Scalar();
+}
+
+void check_keys(const YAML::Node& map, const std::string& section,
+                std::initializer_list<const char*> allowed) {
+  if (!map.IsMap()) throw InputError(section, "must be a map of keys to values");
+  for (const auto& kv : map) {
+    const std::string key = kv.first.Scalar();
+    bool known = false;
+    std::string list;
+    for (const char* a : allowed) {
+      known = known || key == a;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!known) throw InputError(section + "." + key, "unknown key; allowed: " + list);
+  }
+}
+
+}  // namespace palmsim

@@ -1,0 +1,139 @@
+#include "sim/analytic_estimator.h"
+
+#include "model/accounting.h"
+
+#include <algorithm>
+#include <string>
+
+namespace palmsim {
+
+PlanOptions plan_options_for(const System& system) {
+  PlanOptions o;
+  o.fused_attention = system.fused_attention;
+  o.grad_reduce_bytes = system.grad_reduce_bytes;
+  return o;
+}
+
+double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                  const CommModel& comm) {
+  switch (op.kind) {
+    case OpKind::gemm: return compute.gemm_seconds(op.m, op.n, op.k, op.batch);
+    case OpKind::attention: {
+      if (plan.options.fused_attention) return compute.fused_attention_seconds(op.flops, op.bytes);
+      // Materialized: scores (s x s from k = head dim) and context (s x Q from k = s) batched
+      // GEMMs at their own shape efficiencies, scaled to this phase's FLOPs, plus the score matrix
+      // streaming through memory.
+      const double forward_flops = 4.0 * double(op.batch) * double(op.m) * op.n * op.k;
+      const double gemms = compute.gemm_seconds(op.m, op.n, op.k, op.batch) +
+                           compute.gemm_seconds(op.m, op.k, op.n, op.batch);
+      return gemms * op.flops / forward_flops + compute.memory_seconds(op.bytes);
+    }
+    case OpKind::memory: return compute.memory_seconds(op.bytes);
+    case OpKind::collective: return comm.collective_seconds(op.group, op.collective, op.comm_bytes);
+    case OpKind::p2p: return comm.p2p_seconds(op.comm_bytes);
+  }
+  return 0.0;
+}
+
+namespace {
+
+bool is_compute(OpKind k) { return k == OpKind::gemm || k == OpKind::attention || k == OpKind::memory; }
+
+// Per-layer, per-microbatch sums by phase; per-microbatch and per-step sums.
+struct Totals {
+  double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
+  double layer_tp_comm = 0;                // blocking collectives inside a layer
+  double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
+  double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
+  double mb_p2p = 0;
+  double step_overlapped_with_backward = 0;
+  double step_blocking_comm = 0;
+  double step_optimizer = 0;
+};
+
+}  // namespace
+
+Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
+                const CommModel& comm, Optimizer optimizer, const EstimateOptions& options) {
+  const Layout& l = plan.layout;
+  Totals t;
+  Report r;
+  for (const Op& op : plan.ops) {
+    const double s = op_seconds(op, plan, compute, comm);
+    const double once = s * op.multiplicity;
+    if (options.per_op) r.per_op_s[std::string(op.name) + "." + phase_suffix(op.phase)] += s * plan.occurrences(op);
+    switch (op.repeat) {
+      case Repeat::per_layer_microbatch:
+        if (is_compute(op.kind))
+          t.layer_compute[int(op.phase)] += once;
+        else if (op.overlap == Overlap::with_layer_compute)
+          (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
+        else
+          t.layer_tp_comm += once;
+        break;
+      case Repeat::per_microbatch:
+        if (is_compute(op.kind))
+          t.mb_compute_fwd_bwd += once;
+        else
+          t.mb_p2p += once;
+        break;
+      case Repeat::per_step:
+        if (op.phase == Phase::optimizer && is_compute(op.kind))
+          t.step_optimizer += once;
+        else if (op.overlap == Overlap::with_backward)
+          t.step_overlapped_with_backward += once;
+        else
+          t.step_blocking_comm += once;
+        break;
+    }
+  }
+
+  const double layers = plan.layers_per_stage;
+  const double mbs = double(plan.n_microbatches);
+  const double fwd = t.layer_compute[int(Phase::forward)];
+  const double bwd = t.layer_compute[int(Phase::backward)];
+  const double rec = t.layer_compute[int(Phase::recompute)];
+  // FSDP gathers for the next layer run beside this layer's forward; in backward the gather for
+  // the next layer and the reduce-scatter of the previous one run beside recompute + backward. The
+  // first gather of each pass cannot hide.
+  const double fsdp_exposed = std::max(0.0, t.layer_fsdp_fwd - fwd) +
+                              std::max(0.0, t.layer_fsdp_bwd - (bwd + rec));
+  const double fsdp_startup = (t.layer_fsdp_fwd + t.layer_fsdp_bwd) / 2.0;
+  const double layer_time = fwd + bwd + rec + t.layer_tp_comm + fsdp_exposed;
+  const double mb_time = layers * layer_time + t.mb_compute_fwd_bwd + t.mb_p2p;
+
+  Breakdown& b = r.breakdown;
+  b.compute_s = mbs * (layers * (fwd + bwd) + t.mb_compute_fwd_bwd);
+  b.recompute_s = mbs * layers * rec;
+  // Data-parallel gradient reduction overlaps the last microbatch's backward only without a
+  // pipeline (DDP-style buckets); after a pipeline flush it runs alone (Megatron-LM). The last
+  // bucket (one layer's gradients) never hides.
+  double dp_exposed = t.step_overlapped_with_backward;
+  if (l.pp == 1)
+    dp_exposed = std::max(dp_exposed - layers * (bwd + rec), dp_exposed / std::max(1.0, layers));
+  b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p) +
+                     (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
+  // Fill and drain: pp - 1 microbatch slots, shortened vpp-fold by interleaving.
+  b.bubble_s = (l.pp - 1) * mb_time / double(l.vpp);
+  b.optimizer_s = t.step_optimizer;
+
+  r.model = plan.model.name;
+  r.system = system.name;
+  r.layout = l;
+  r.n_chips = l.chips();
+  r.global_batch = plan.global_batch;
+  r.step_time_s = b.total();
+  const double tokens = double(plan.global_batch) * double(plan.model.seq_len);
+  r.tokens_per_s = tokens / r.step_time_s;
+  r.model_flops_per_token = model_flops_per_token(plan.model);
+  r.hardware_flops_per_token = hardware_flops_per_token(plan.model, l.recompute);
+  const double cluster_peak = double(r.n_chips) * system.chip.peak_flops;
+  r.mfu = r.tokens_per_s * r.model_flops_per_token / cluster_peak;
+  r.hfu = r.tokens_per_s * r.hardware_flops_per_token / cluster_peak;
+  r.memory = memory_per_chip(plan, optimizer);
+  r.memory_capacity_bytes = system.chip.hbm_bytes;
+  r.fits_in_memory = r.memory.total() <= r.memory_capacity_bytes;
+  return r;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,25 @@
+#pragma once
+// The closed-form estimator: prices every op of a StepPlan on a system, decides what overlaps, adds
+// the pipeline bubble, and reports step time, MFU, HFU and memory. Fast enough for search.
+#include "hwmodels/comm_model.h"
+#include "hwmodels/compute_model.h"
+#include "model/step_plan.h"
+#include "sim/report.h"
+
+namespace palmsim {
+
+struct EstimateOptions {
+  bool per_op = false;  // fill Report::per_op_s (costs a map; search leaves it off)
+};
+
+// Seconds one occurrence of `op` takes on its own (no overlap).
+double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                  const CommModel& comm);
+
+Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
+                const CommModel& comm, Optimizer optimizer, const EstimateOptions& options = {});
+
+// PlanOptions a system implies (attention kernel, gradient reduction width).
+PlanOptions plan_options_for(const System& system);
+
+}  // namespace palmsim

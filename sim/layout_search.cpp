@@ -1,0 +1,141 @@
+#include "sim/layout_search.h"
+
+#include "sim/analytic_estimator.h"
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace palmsim {
+
+namespace {
+
+std::vector<int> divisors_of(int64_t n) {
+  std::vector<int> d;
+  for (int64_t i = 1; i <= n; ++i)
+    if (n % i == 0) d.push_back(int(i));
+  return d;
+}
+
+template <class T>
+std::vector<T> choices(const std::optional<T>& fixed, std::vector<T> all) {
+  if (fixed) return {*fixed};
+  return all;
+}
+
+struct Candidate {
+  double step_time_s;
+  Layout layout;
+};
+
+// A worker's running best K, merged at the end.
+struct TopK {
+  std::vector<Candidate> best;
+  int64_t evaluated = 0, fitting = 0;
+  void offer(const Candidate& c, int k) {
+    if (int(best.size()) < k) {
+      best.push_back(c);
+      std::push_heap(best.begin(), best.end(), worse_first);
+    } else if (c.step_time_s < best.front().step_time_s) {
+      std::pop_heap(best.begin(), best.end(), worse_first);
+      best.back() = c;
+      std::push_heap(best.begin(), best.end(), worse_first);
+    }
+  }
+  static bool worse_first(const Candidate& a, const Candidate& b) { return a.step_time_s < b.step_time_s; }
+};
+
+}  // namespace
+
+SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed) {
+  const auto start = std::chrono::steady_clock::now();
+  const ModelSpec& m = s.model;
+  const int64_t chips = s.n_chips;
+  const int pods = s.layout.pods;
+
+  struct Grid { int tp, pp; };
+  std::vector<Grid> grids;
+  for (int tp : choices(fixed.tp, divisors_of(chips)))
+    for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
+      if (chips % (int64_t(tp) * pp) || m.n_heads % tp || m.n_layers % pp) continue;
+      const int64_t dp = chips / (int64_t(tp) * pp);
+      if (fixed.dp && *fixed.dp != dp) continue;
+      if (dp % pods) continue;
+      grids.push_back({tp, pp});
+    }
+
+  const std::vector<Sharding> shardings = choices(
+      fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3, Sharding::fsdp});
+  const std::vector<Recompute> recomputes = choices(
+      fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full, Recompute::palm});
+  const ComputeModel compute(s.system.chip, s.calibration.get());
+  const PlanOptions plan_options = plan_options_for(s.system);
+
+  tbb::enumerable_thread_specific<TopK> workers;
+  tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) {
+    TopK& mine = workers.local();
+    const int tp = grids[gi].tp, pp = grids[gi].pp;
+    Layout base;
+    base.tp = tp;
+    base.pp = pp;
+    base.dp = int(chips / (int64_t(tp) * pp));
+    base.pods = pods;
+    if (!layout_fits_system(s.system, base)) return;
+    const CommModel comm(s.system, base);
+    const int64_t per_rank = s.global_batch / base.dp;
+    if (per_rank * base.dp != s.global_batch) return;
+    std::vector<int> vpps{1};
+    if (pp > 1)
+      for (int v : divisors_of(m.n_layers / pp))
+        if (v > 1) vpps.push_back(v);
+    for (int vpp : choices(fixed.vpp, vpps)) {
+      std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
+                                       : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
+                                                : std::vector<Schedule>{Schedule::one_f_one_b};
+      if (fixed.schedule) schedules = {*fixed.schedule};
+      for (Schedule schedule : schedules)
+        for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
+          for (bool sp : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
+            for (Sharding sharding : shardings)
+              for (Recompute recompute : recomputes) {
+                Layout l = base;
+                l.vpp = vpp;
+                l.schedule = schedule;
+                l.microbatch = mb;
+                l.sp = sp;
+                l.sharding = sharding;
+                l.recompute = recompute;
+                if (!layout_is_legal(l, m, chips, s.global_batch)) continue;
+                const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
+                const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
+                ++mine.evaluated;
+                if (!r.fits_in_memory) continue;
+                ++mine.fitting;
+                mine.offer({r.step_time_s, l}, top_k);
+              }
+    }
+  });
+
+  SearchResult result;
+  std::vector<Candidate> all;
+  for (const TopK& w : workers) {
+    result.evaluated += w.evaluated;
+    result.fitting += w.fitting;
+    all.insert(all.end(), w.best.begin(), w.best.end());
+  }
+  std::sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
+    return a.step_time_s < b.step_time_s;
+  });
+  if (int(all.size()) > top_k) all.resize(top_k);
+  for (const Candidate& c : all) {
+    const CommModel comm(s.system, c.layout);
+    const StepPlan plan = build_step_plan(m, c.layout, s.global_batch, plan_options);
+    result.top.push_back(estimate(plan, s.system, compute, comm, s.optimizer));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,31 @@
+#pragma once
+// Enumerates every legal layout of a scenario's chips (tp, pp, dp, vpp and schedule, microbatch,
+// sp, sharding, recompute; pods as the scenario gives), predicts each analytically in parallel
+// (oneTBB) and ranks the ones that fit in memory by step time.
+#include "sim/scenario.h"
+#include "sim/report.h"
+
+#include <optional>
+#include <vector>
+
+namespace palmsim {
+
+// Layout fields held fixed; an empty optional is searched over.
+struct LayoutConstraints {
+  std::optional<int> tp, pp, dp, vpp, microbatch;
+  std::optional<bool> sp;
+  std::optional<Sharding> sharding;
+  std::optional<Recompute> recompute;
+  std::optional<Schedule> schedule;
+};
+
+struct SearchResult {
+  std::vector<Report> top;   // best first, fitting layouts only
+  int64_t evaluated = 0;     // legal layouts predicted
+  int64_t fitting = 0;       // of those, fitting in memory
+  double seconds = 0;        // wall time of the search
+};
+
+SearchResult search_layouts(const Scenario& scenario, int top_k, const LayoutConstraints& fixed = {});
+
+}  // namespace palmsim

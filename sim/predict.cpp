@@ -1,0 +1,12 @@
+#include "sim/predict.h"
+
+namespace palmsim {
+
+Report predict(const Scenario& s, const Layout& layout, const EstimateOptions& options) {
+  const CommModel comm(s.system, layout);
+  const ComputeModel compute(s.system.chip, s.calibration.get());
+  const StepPlan plan = build_step_plan(s.model, layout, s.global_batch, plan_options_for(s.system));
+  return estimate(plan, s.system, compute, comm, s.optimizer, options);
+}
+
+}  // namespace palmsim

@@ -1,0 +1,47 @@
+#pragma once
+// What predict and simulate print: step time, throughput, MFU/HFU, memory and where time went.
+// Keys and units follow DESIGN.md ("--json of predict/simulate").
+#include "model/layout.h"
+#include "model/memory.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+namespace palmsim {
+
+struct Breakdown {
+  double compute_s = 0;       // forward and backward arithmetic and memory-bound ops
+  double exposed_comm_s = 0;  // communication nothing hides
+  double bubble_s = 0;        // pipeline fill and drain
+  double optimizer_s = 0;     // gradient norm and update
+  double recompute_s = 0;     // forward work done again for backward
+  double total() const { return compute_s + exposed_comm_s + bubble_s + optimizer_s + recompute_s; }
+};
+
+struct Report {
+  std::string model;
+  std::string system;
+  Layout layout;
+  int64_t n_chips = 0;
+  int64_t global_batch = 0;
+  double step_time_s = 0;
+  double tokens_per_s = 0;
+  double mfu = 0;  // fraction
+  double hfu = 0;  // fraction
+  double model_flops_per_token = 0;
+  double hardware_flops_per_token = 0;
+  MemoryBreakdown memory;
+  double memory_capacity_bytes = 0;
+  bool fits_in_memory = false;
+  Breakdown breakdown;
+  std::map<std::string, double> per_op_s;  // "name.phase" -> seconds per step, when requested
+};
+
+nlohmann::json layout_json(const Layout& l);
+std::string layout_summary(const Layout& l);  // "tp=12 pp=1 dp=512 ..." for tables and CSV
+nlohmann::json report_json(const Report& r);
+std::string report_table(const Report& r, const std::string& title);
+
+}  // namespace palmsim

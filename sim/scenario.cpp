@@ -1,0 +1,124 @@
+#include "sim/scenario.h"
+
+#include "model/model_yaml.h"
+#include "model/yaml_fields.h"
+
+#include <filesystem>
+
+namespace palmsim {
+
+void check_precision(const std::string& precision, const std::string& field) {
+  if (precision == "bf16" || precision == "fp16") return;
+  if (precision == "fp8")
+    throw InputError(field, "fp8 is not modelled yet; allowed: bf16, fp16");
+  throw InputError(field, "'" + precision + "' is not a precision; allowed: bf16, fp16");
+}
+
+void apply_calibration(System& system, const Calibration& c) {
+  if (c.peak_flops > 0) system.chip.peak_flops = c.peak_flops;
+  if (c.memory_bytes_per_s > 0) {
+    system.chip.hbm_bytes_per_s = c.memory_bytes_per_s;
+    system.chip.memory_efficiency = 1.0;
+  }
+}
+
+namespace {
+
+Layout parse_layout(const YAML::Node& n) {
+  check_keys(n, "layout", {"tp", "pp", "dp", "pods", "cp", "vpp", "microbatch", "sp", "sharding",
+                           "recompute", "schedule"});
+  Layout l;
+  auto int_field = [&](const char* key, int& out) {
+    if (!n[key]) return;
+    const int64_t v = read_int(n[key], std::string("layout.") + key);
+    if (v < 1 || v > (1 << 24))
+      throw InputError(std::string("layout.") + key, "must be a positive integer, got " + std::to_string(v));
+    out = int(v);
+  };
+  int_field("tp", l.tp);
+  int_field("pp", l.pp);
+  int_field("dp", l.dp);
+  int_field("pods", l.pods);
+  int_field("cp", l.cp);
+  int_field("vpp", l.vpp);
+  int_field("microbatch", l.microbatch);
+  if (n["sp"]) l.sp = read_bool(n["sp"], "layout.sp");
+  if (n["sharding"]) l.sharding = parse_sharding(read_string(n["sharding"], "layout.sharding"), "layout.sharding");
+  if (n["recompute"]) l.recompute = parse_recompute(read_string(n["recompute"], "layout.recompute"), "layout.recompute");
+  l.schedule = l.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
+  if (n["schedule"]) l.schedule = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
+  return l;
+}
+
+}  // namespace
+
+Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
+  if (!root.IsMap()) throw InputError("scenario", "'" + path + "' must be a YAML map with model, system, layout, training");
+  check_keys(root, "scenario", {"model", "system", "layout", "training", "train", "description"});
+  Scenario s;
+  s.path = path;
+  if (!root["model"]) throw InputError("model", "missing; give a preset name or a map of fields");
+  s.model = parse_model_node(root["model"]);
+
+  const YAML::Node sys = root["system"];
+  if (!sys) throw InputError("system", "missing; give a preset name or {preset:, chips:}");
+  if (sys.IsScalar()) {
+    s.system = system_preset(sys.Scalar());
+  } else {
+    check_keys(sys, "system", {"preset", "chips", "calibration"});
+    if (!sys["preset"]) throw InputError("system.preset", "missing");
+    s.system = system_preset(read_string(sys["preset"], "system.preset"));
+    if (sys["chips"]) {
+      s.n_chips = read_int(sys["chips"], "system.chips");
+      if (s.n_chips < 1) throw InputError("system.chips", "must be a positive integer");
+    }
+    if (sys["calibration"]) {
+      std::filesystem::path cal = read_string(sys["calibration"], "system.calibration");
+      if (cal.is_relative()) cal = std::filesystem::path(path).parent_path() / cal;
+      s.calibration = std::make_shared<const Calibration>(load_calibration(cal.string()));
+      apply_calibration(s.system, *s.calibration);
+    }
+  }
+
+  if (root["layout"]) s.layout = parse_layout(root["layout"]);
+  if (s.n_chips == 0) s.n_chips = s.layout.chips();
+
+  const YAML::Node tr = root["training"];
+  if (!tr) throw InputError("training", "missing; needs global_batch (sequences)");
+  check_keys(tr, "training", {"global_batch", "optimizer", "precision"});
+  if (!tr["global_batch"]) throw InputError("training.global_batch", "missing");
+  s.global_batch = read_int(tr["global_batch"], "training.global_batch");
+  if (s.global_batch < 1) throw InputError("training.global_batch", "must be a positive number of sequences");
+  if (tr["optimizer"]) {
+    const std::string o = read_string(tr["optimizer"], "training.optimizer");
+    if (o == "adam") s.optimizer = Optimizer::adam;
+    else if (o == "adafactor") s.optimizer = Optimizer::adafactor;
+    else throw InputError("training.optimizer", "'" + o + "' is not an optimizer; allowed: adam, adafactor");
+  }
+  if (tr["precision"]) check_precision(read_string(tr["precision"], "training.precision"), "training.precision");
+  if (root["train"]) s.train = root["train"];
+
+  if (s.system.max_chips_per_pod > 0 && s.n_chips > int64_t(s.layout.pods) * s.system.max_chips_per_pod)
+    throw InputError("layout.pods", std::to_string(s.n_chips) + " chips need at least " +
+                                        std::to_string((s.n_chips + s.system.max_chips_per_pod - 1) /
+                                                       s.system.max_chips_per_pod) +
+                                        " pods of " + s.system.name + " (at most " +
+                                        std::to_string(s.system.max_chips_per_pod) + " chips per pod)");
+  check_layout(s.layout, s.model, s.n_chips, s.global_batch);
+  return s;
+}
+
+Scenario load_scenario(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path))
+    throw InputError("scenario", "cannot read '" + path + "': no such file");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError("scenario", "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) +
+                                     "): " + e.msg);
+  }
+  return parse_scenario(root, path);
+}
+
+}  // namespace palmsim

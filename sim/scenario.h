@@ -1,0 +1,49 @@
+#pragma once
+// A scenario file: the model, the system, the layout and the training batch, in the Calculon style
+// of separate small sections a user can diff:
+//
+//   model: palm-540b            # a preset, or a map with preset: and/or explicit fields
+//   system: {preset: tpu-v4-pod, chips: 6144, calibration: cal.json}
+//   layout: {tp: 12, pp: 1, dp: 512, pods: 2, microbatch: 4, sp: true, sharding: fsdp,
+//            recompute: palm, schedule: 1f1b}
+//   training: {global_batch: 2048, optimizer: adafactor, precision: bf16}
+//
+// A `train:` section (the trainer's settings, kernels/) may sit beside them.
+#include "hwmodels/calibration.h"
+#include "hwmodels/system.h"
+#include "model/layout.h"
+#include "model/memory.h"
+#include "model/model_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <string>
+
+namespace palmsim {
+
+struct Scenario {
+  std::string path;
+  ModelSpec model;
+  System system;
+  Layout layout;
+  int64_t n_chips = 0;
+  int64_t global_batch = 0;
+  Optimizer optimizer = Optimizer::adam;
+  std::shared_ptr<const Calibration> calibration;  // null when the preset's defaults apply
+  YAML::Node train;                                 // the trainer's section, if present
+};
+
+// Reads and checks a scenario; every problem is an InputError naming the field.
+Scenario load_scenario(const std::string& path);
+Scenario parse_scenario(const YAML::Node& root, const std::string& path);
+
+// Applies a calibration's figures to the system's chip (peak, memory bandwidth); GEMM tables are
+// read through ComputeModel.
+void apply_calibration(System& system, const Calibration& calibration);
+
+// Precision names accepted in scenarios and validation sets (bf16, fp16); fp8 is rejected with a
+// message until it is modelled.
+void check_precision(const std::string& precision, const std::string& field);
+
+}  // namespace palmsim

@@ -1,0 +1,224 @@
+#include "sim/validation.h"
+
+#include "model/input_error.h"
+#include "sim/layout_search.h"
+#include "sim/predict.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace palmsim {
+
+namespace {
+
+const char* kRequired[] = {"id", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
+                           "ffn", "vocab", "seq_len", "parallel_block", "global_batch", "system",
+                           "n_chips", "pods", "tp", "pp", "dp", "cp", "vpp", "microbatch", "sp",
+                           "sharding", "recompute", "precision", "measured_step_s"};
+
+class RowReader {
+ public:
+  RowReader(const CsvTable& t, const std::vector<std::string>& row, size_t index)
+      : t_(t), row_(row), index_(index) {}
+  const std::string& text(const char* column) const { return row_[size_t(t_.column(column))]; }
+  bool empty(const char* column) const { return text(column).empty(); }
+  int64_t integer(const char* column) const {
+    const std::string& s = text(column);
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (s.empty() || used != s.size())
+      throw InputError(field(column), "must be an integer, got '" + s + "'");
+    return v;
+  }
+  double number(const char* column) const {
+    const std::string& s = text(column);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (s.empty() || used != s.size()) throw InputError(field(column), "must be a number, got '" + s + "'");
+    return v;
+  }
+  std::string field(const char* column) const { return fmt::format("row {} {}", index_ + 1, column); }
+
+ private:
+  const CsvTable& t_;
+  const std::vector<std::string>& row_;
+  size_t index_;
+};
+
+int positive_int(const RowReader& r, const char* column) {
+  const int64_t v = r.integer(column);
+  if (v < 1 || v > (int64_t(1) << 30)) throw InputError(r.field(column), "must be a positive integer");
+  return int(v);
+}
+
+// Model flags the CSV does not carry follow the family the FFN names: GELU/ReLU rows are
+// GPT/Megatron (biases, dropout, learned positions); gated rows are PaLM/Llama-style.
+ModelSpec row_model(const RowReader& r) {
+  ModelSpec m;
+  m.name = r.text("id");
+  m.n_layers = positive_int(r, "n_layers");
+  m.d_model = positive_int(r, "d_model");
+  m.n_heads = positive_int(r, "n_heads");
+  m.n_kv_heads = positive_int(r, "n_kv_heads");
+  m.head_dim = positive_int(r, "head_dim");
+  m.d_ff = positive_int(r, "d_ff");
+  m.ffn = parse_ffn(r.text("ffn"), r.field("ffn"));
+  m.vocab = positive_int(r, "vocab");
+  m.seq_len = positive_int(r, "seq_len");
+  const int64_t parallel = r.integer("parallel_block");
+  if (parallel != 0 && parallel != 1) throw InputError(r.field("parallel_block"), "must be 0 or 1");
+  m.parallel_block = parallel == 1;
+  const bool gpt_family = !ffn_is_gated(m.ffn);
+  m.biases = gpt_family;
+  m.dropout = gpt_family;
+  m.rope = !gpt_family;
+  m.tied_embeddings = true;
+  check_model(m);
+  return m;
+}
+
+ValidationRow read_row(const CsvTable& t, size_t index) {
+  const RowReader r(t, t.rows[index], index);
+  ValidationRow out;
+  out.id = r.text("id");
+  Scenario s;
+  s.path = "row " + std::to_string(index + 1);
+  s.model = row_model(r);
+  s.system = system_preset(r.text("system"));
+  s.n_chips = positive_int(r, "n_chips");
+  s.global_batch = positive_int(r, "global_batch");
+  s.optimizer = s.system.fabric == Fabric::tpu_torus ? Optimizer::adafactor : Optimizer::adam;
+  check_precision(r.text("precision"), r.field("precision"));
+  Layout& l = s.layout;
+  l.pods = positive_int(r, "pods");
+  l.tp = positive_int(r, "tp");
+  l.pp = positive_int(r, "pp");
+  l.dp = positive_int(r, "dp");
+  l.cp = positive_int(r, "cp");
+
+  LayoutConstraints fixed;
+  fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
+  if (!r.empty("vpp")) {
+    fixed.vpp = positive_int(r, "vpp");
+    fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
+  }
+  if (!r.empty("microbatch")) fixed.microbatch = positive_int(r, "microbatch");
+  if (!r.empty("sp")) {
+    const int64_t sp = r.integer("sp");
+    if (sp != 0 && sp != 1) throw InputError(r.field("sp"), "must be 0 or 1");
+    fixed.sp = sp == 1;
+  }
+  if (!r.empty("sharding")) fixed.sharding = parse_sharding(r.text("sharding"), r.field("sharding"));
+  if (!r.empty("recompute")) fixed.recompute = parse_recompute(r.text("recompute"), r.field("recompute"));
+  if (!r.empty("measured_step_s")) out.measured_step_s = r.number("measured_step_s");
+  if (t.column("measured_mfu") >= 0 && !r.empty("measured_mfu")) out.measured_mfu_pct = r.number("measured_mfu");
+
+  // The published layout must itself be legal before any search fills the gaps.
+  Layout probe = l;
+  probe.vpp = fixed.vpp.value_or(1);
+  probe.schedule = fixed.schedule.value_or(Schedule::one_f_one_b);
+  probe.microbatch = 1;
+  if (probe.chips() != s.n_chips)
+    throw InputError(r.field("n_chips"), fmt::format("tp*pp*dp*cp = {} but n_chips = {}", probe.chips(), s.n_chips));
+
+  const SearchResult found = search_layouts(s, 1, fixed);
+  if (found.top.empty()) {
+    out.error = found.evaluated == 0 ? "no legal layout completes the published one"
+                                     : "no completion of the published layout fits in memory";
+    out.scenario = s;
+    return out;
+  }
+  const Report& best = found.top.front();
+  s.layout = best.layout;
+  std::string chosen;
+  auto pick = [&](bool was_empty, const std::string& text) {
+    if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
+  };
+  pick(r.empty("vpp"), fmt::format("vpp={}", best.layout.vpp));
+  pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));
+  pick(r.empty("sp"), fmt::format("sp={}", best.layout.sp ? 1 : 0));
+  pick(r.empty("sharding"), fmt::format("sharding={}", to_string(best.layout.sharding)));
+  pick(r.empty("recompute"), fmt::format("recompute={}", to_string(best.layout.recompute)));
+  out.chosen = chosen;
+  out.pred_step_s = best.step_time_s;
+  out.pred_mfu = best.mfu;
+  out.pred_hfu = best.hfu;
+  out.pred_memory_bytes = best.memory.total();
+  out.fits = best.fits_in_memory;
+  out.scenario = s;
+  return out;
+}
+
+std::string format_number(double v, int digits) { return fmt::format("{:.{}f}", v, digits); }
+
+}  // namespace
+
+std::vector<ValidationRow> validate_table(const CsvTable& t) {
+  for (const char* c : kRequired)
+    if (t.column(c) < 0) throw InputError("csv", std::string("missing column '") + c + "'");
+  std::vector<ValidationRow> out;
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    try {
+      out.push_back(read_row(t, i));
+    } catch (const InputError& e) {
+      ValidationRow bad;
+      bad.id = t.rows[i][size_t(t.column("id"))];
+      bad.error = e.what();
+      out.push_back(bad);
+    }
+  }
+  return out;
+}
+
+CsvTable validation_output(const CsvTable& in, const std::vector<ValidationRow>& rows) {
+  CsvTable out = in;
+  for (const char* c : {"pred_step_s", "pred_mfu", "pred_hfu", "pred_memory_gib", "fits", "chosen",
+                        "err_step_pct", "err_mfu_pts", "error"})
+    out.header.push_back(c);
+  constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const ValidationRow& r = rows[i];
+    auto& row = out.rows[i];
+    const bool ok = r.error.empty();
+    row.push_back(ok ? format_number(r.pred_step_s, 4) : "");
+    row.push_back(ok ? format_number(100.0 * r.pred_mfu, 2) : "");
+    row.push_back(ok ? format_number(100.0 * r.pred_hfu, 2) : "");
+    row.push_back(ok ? format_number(r.pred_memory_bytes / GiB, 2) : "");
+    row.push_back(ok ? (r.fits ? "1" : "0") : "");
+    row.push_back(r.chosen);
+    row.push_back(ok && r.measured_step_s > 0
+                      ? format_number((r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100.0, 2)
+                      : "");
+    row.push_back(ok && r.measured_mfu_pct > 0 ? format_number(100.0 * r.pred_mfu - r.measured_mfu_pct, 2) : "");
+    row.push_back(r.error);
+  }
+  return out;
+}
+
+ValidationSummary summarize(const std::vector<ValidationRow>& rows,
+                            const std::function<double(const ValidationRow&)>& predicted) {
+  ValidationSummary s;
+  double sum = 0;
+  for (const auto& r : rows) {
+    if (!r.error.empty() || r.measured_step_s <= 0) continue;
+    const double err = std::abs(predicted(r) - r.measured_step_s) / r.measured_step_s * 100.0;
+    sum += err;
+    s.max_abs_err_pct = std::max(s.max_abs_err_pct, err);
+    ++s.rows;
+  }
+  s.mean_abs_err_pct = s.rows ? sum / s.rows : 0.0;
+  return s;
+}
+
+}  // namespace palmsim

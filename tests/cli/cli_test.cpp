@@ -1,0 +1,119 @@
+// The command-line contract (DESIGN.md): exit 0 on success, 2 on bad input with one message naming
+// the field, nothing on stdout then, and no file written or replaced.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string out, err;
+};
+
+CliRun run(const std::string& args) {
+  const std::string err_file = testing::TempDir() + "/palmsim_stderr.txt";
+  const std::string cmd = std::string(PALMSIM_BINARY) + " " + args + " 2>" + err_file;
+  CliRun r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Cli, PredictJsonHasTheContractKeys) {
+  const CliRun r = run("predict scenarios/palm-540b-tpuv4-6144.yaml --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"step_time_s", "tokens_per_s", "mfu", "hfu", "model_flops_per_token",
+                        "memory_per_chip_bytes", "fits_in_memory", "breakdown", "layout", "system", "model"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  for (const char* k : {"compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "recompute_s"})
+    EXPECT_TRUE(j["breakdown"].contains(k)) << k;
+  EXPECT_LT(j["mfu"].get<double>(), 1.0);  // a fraction, not percent
+}
+
+TEST(Cli, HelpExitsZero) {
+  EXPECT_EQ(run("--help").status, 0);
+  EXPECT_EQ(run("predict --help").status, 0);
+}
+
+TEST(Cli, BadScenariosExitTwoWithOneMessageNamingTheField) {
+  struct Case { const char* name; const char* yaml; const char* field; };
+  const Case cases[] = {
+      {"unknown_key.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\nlayout: {tp: 4, dp: 64}\n"
+                           "training: {global_batch: 256}\nmodle: x\n", "scenario.modle"},
+      {"misspelt_preset.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pods, chips: 256}\nlayout: {tp: 4, dp: 64}\n"
+                               "training: {global_batch: 256}\n", "system.preset"},
+      {"tp_heads.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 320}\nlayout: {tp: 5, dp: 64}\n"
+                        "training: {global_batch: 256}\n", "layout.tp"},
+      {"product.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\nlayout: {tp: 4, dp: 32}\n"
+                       "training: {global_batch: 256}\n", "layout:"},
+      {"negative.yaml", "model: {preset: palm-8b, n_layers: -2}\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 4, dp: 64}\ntraining: {global_batch: 256}\n", "model.n_layers"},
+      {"malformed.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256\n", "scenario"},
+  };
+  for (const Case& c : cases) {
+    const CliRun r = run("predict " + write_temp(c.name, c.yaml));
+    EXPECT_EQ(r.status, 2) << c.name;
+    EXPECT_TRUE(r.out.empty()) << c.name << ": " << r.out;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << c.name << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.name << ": " << r.err;
+  }
+  const CliRun missing = run("predict no/such/file.yaml");
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_EQ(run("frobnicate").status, 2);
+  EXPECT_EQ(run("search scenarios/palm-8b-tpuv4.yaml --top 0").status, 2);
+}
+
+TEST(Cli, MalformedCsvExitsTwo) {
+  const CliRun r = run("validate " + write_temp("bad.csv", "id,n_layers\n\"x,1\n"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("csv"), std::string::npos) << r.err;
+  const CliRun missing_column = run("validate " + write_temp("cols.csv", "id,n_layers\nx,1\n"));
+  EXPECT_EQ(missing_column.status, 2);
+  EXPECT_NE(missing_column.err.find("missing column"), std::string::npos) << missing_column.err;
+}
+
+TEST(Cli, ValidateNeverReplacesAUsersFileWithoutForce) {
+  const std::string out = write_temp("mine.csv", "precious\n");
+  const CliRun r = run("validate ../shared/validation/published_runs.csv -o " + out);
+  EXPECT_EQ(r.status, 2);
+  std::ifstream in(out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "precious");
+  const CliRun forced = run("validate ../shared/validation/published_runs.csv --force -o " + out);
+  EXPECT_EQ(forced.status, 0) << forced.err;
+  EXPECT_NE(forced.out.find("rows 19, mean |err_step|"), std::string::npos);
+  std::filesystem::remove(out);
+}
+
+TEST(Cli, SearchPrintsItsRate) {
+  const CliRun r = run("search scenarios/palm-540b-tpuv4-6144.yaml --top 3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("layouts/s"), std::string::npos);
+  EXPECT_NE(r.out.find("scenario's own layout"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,59 @@
+// Placement of groups on GPU clusters and the resulting costs.
+#include "hwmodels/comm_model.h"
+#include "model/input_error.h"
+
+#include <gtest/gtest.h>
+
+namespace palmsim {
+namespace {
+
+TEST(CommModel, MegatronRankOrderOnDgxNodes) {
+  const System s = system_preset("a100-80g-dgx");
+  Layout l;
+  l.tp = 2, l.pp = 4, l.dp = 16;  // 128 GPUs, 16 nodes
+  const CommModel c(s, l);
+  EXPECT_EQ(c.spread(CommGroup::tp).per_node, 2);
+  EXPECT_EQ(c.spread(CommGroup::tp).nodes, 1);
+  // dp ranks are tp = 2 apart: 4 of them share a node, 4 nodes.
+  EXPECT_EQ(c.spread(CommGroup::dp).per_node, 4);
+  EXPECT_EQ(c.spread(CommGroup::dp).nodes, 4);
+  // pp ranks are tp*dp = 32 apart: each in its own node.
+  EXPECT_EQ(c.spread(CommGroup::pp).per_node, 1);
+  EXPECT_EQ(c.spread(CommGroup::pp).nodes, 4);
+}
+
+TEST(CommModel, TensorParallelAllReduceInsideADgxA100ByHand) {
+  // 8 GPUs over NVLink at the NCCL bus bandwidth 235 GB/s, 3.4 us per step: 100 MB all-reduce.
+  const System s = system_preset("a100-80g-dgx");
+  Layout l;
+  l.tp = 8;
+  const CommModel c(s, l);
+  const double expected = 2 * 7 * 3.4e-6 + 2 * 7.0 / 8 * 100e6 / 235e9;
+  EXPECT_NEAR(c.collective_seconds(CommGroup::tp, CollectiveKind::all_reduce, 100e6), expected, 1e-12);
+}
+
+TEST(CommModel, CrossPodTransferOfPalmByHand) {
+  // Each chip's gradient shard (540.35e9 / 3072 parameters, bf16) aggregated over a host's 4 chips
+  // and exchanged between 2 pods at 53 Gb/s per host: 2*(1/2)*1.407 GB / 6.625 GB/s = 0.212 s,
+  // plus 2(p-1) = 2 latency steps of 10 us.
+  const System s = system_preset("tpu-v4-pod");
+  Layout l;
+  l.tp = 12, l.dp = 512, l.pods = 2;
+  const CommModel c(s, l);
+  const double shard = 540.35e9 / 3072 * 2;
+  EXPECT_NEAR(c.collective_seconds(CommGroup::cross_pod, CollectiveKind::all_reduce, shard),
+              4 * shard / (53e9 / 8) + 2 * 10e-6, 1e-9);
+}
+
+TEST(CommModel, LayoutsThatDoNotFitTheTopologyAreRejected) {
+  Layout l;
+  l.tp = 7, l.dp = 64;  // 448 chips: 7 is no TPU axis length
+  EXPECT_FALSE(layout_fits_system(system_preset("tpu-v4-pod"), l));
+  EXPECT_THROW(CommModel(system_preset("tpu-v4-pod"), l), InputError);
+  Layout gpu;
+  gpu.dp = 16, gpu.pods = 2;
+  EXPECT_THROW(CommModel(system_preset("h100-80g-dgx"), gpu), InputError);
+}
+
+}  // namespace
+}  // namespace palmsim

@@ -1,0 +1,69 @@
+// Layout legality: every rule names its field.
+#include "model/input_error.h"
+#include "model/layout.h"
+
+#include <gtest/gtest.h>
+
+namespace palmsim {
+namespace {
+
+Layout palm_layout() {
+  Layout l;
+  l.tp = 12, l.pp = 1, l.dp = 512, l.pods = 2, l.microbatch = 4, l.sp = true;
+  l.sharding = Sharding::fsdp, l.recompute = Recompute::palm;
+  return l;
+}
+
+std::string field_of_error(const Layout& l, const ModelSpec& m, int64_t chips, int64_t batch) {
+  try {
+    check_layout(l, m, chips, batch);
+  } catch (const InputError& e) {
+    EXPECT_FALSE(layout_is_legal(l, m, chips, batch));
+    return e.field();
+  }
+  EXPECT_TRUE(layout_is_legal(l, m, chips, batch));
+  return "";
+}
+
+TEST(Layout, PalmsOwnLayoutIsLegal) {
+  EXPECT_EQ(field_of_error(palm_layout(), model_preset("palm-540b"), 6144, 2048), "");
+}
+
+TEST(Layout, EachRuleNamesItsField) {
+  const ModelSpec m = model_preset("palm-540b");
+  Layout l = palm_layout();
+  l.tp = 7, l.dp = 6144 / 7;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout");  // product no longer 6144
+  l = palm_layout();
+  l.tp = 32, l.dp = 192;  // 48 heads not divisible by 32
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.tp");
+  l = palm_layout();
+  l.pp = 4, l.dp = 128;  // 118 layers not divisible by 4
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.pp");
+  l = palm_layout();
+  l.microbatch = 3;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.microbatch");
+  l = palm_layout();
+  l.pods = 3;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.pods");
+  l = palm_layout();
+  l.vpp = 2;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.vpp");
+  l = palm_layout();
+  l.cp = 2, l.dp = 256;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.cp");
+  l = palm_layout();
+  l.tp = -1;
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.tp");
+}
+
+TEST(Layout, InterleavingNeedsMicrobatchesInMultiplesOfStages) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.pp = 8, l.dp = 1, l.vpp = 3, l.schedule = Schedule::interleaved;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "");       // 64 microbatches of 1, 8 stages
+  EXPECT_EQ(field_of_error(l, m, 64, 12), "layout.vpp");  // 12 microbatches not a multiple of 8
+}
+
+}  // namespace
+}  // namespace palmsim

@@ -1,0 +1,59 @@
+// Activation memory against Korthikanti et al. 2022 (Sec. 4, Table 2): bytes per layer
+//   no parallelism:          s b h (34 + 5 a s / h)
+//   tensor parallel t:       s b h (10 + 24 / t + 5 a s / (h t))
+//   + sequence parallel:     s b h / t (34 + 5 a s / h)
+//   + selective recompute:   34 s b h / t
+//   full recompute:          2 s b h
+#include "model/accounting.h"
+#include "model/memory.h"
+
+#include <gtest/gtest.h>
+
+namespace palmsim {
+namespace {
+
+StepPlan gpt_plan(int tp, bool sp, Recompute r, int microbatch) {
+  ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = tp, l.sp = sp, l.recompute = r, l.microbatch = microbatch, l.dp = 1;
+  PlanOptions o;
+  return build_step_plan(m, l, microbatch, o);
+}
+
+TEST(Memory, ActivationsPerLayerMatchKorthikanti) {
+  const double s = 2048, b = 2, h = 12288, a = 96;
+  const double sbh = s * b * h;
+  auto bytes = [&](int tp, bool sp, Recompute r) {
+    const StepPlan p = gpt_plan(tp, sp, r, int(b));
+    return activation_bytes_per_layer(p, r);
+  };
+  EXPECT_DOUBLE_EQ(bytes(1, false, Recompute::none), sbh * (34 + 5 * a * s / h));
+  EXPECT_DOUBLE_EQ(bytes(8, false, Recompute::none), sbh * (10 + 24.0 / 8 + 5 * a * s / (h * 8)));
+  EXPECT_DOUBLE_EQ(bytes(8, true, Recompute::none), sbh / 8 * (34 + 5 * a * s / h));
+  EXPECT_DOUBLE_EQ(bytes(8, true, Recompute::selective), 34 * sbh / 8);
+  EXPECT_DOUBLE_EQ(bytes(1, false, Recompute::full), 2 * sbh);
+}
+
+TEST(Memory, StaticMemoryOfMixedPrecisionAdamIs18BytesPerParameterOnGpus) {
+  // Megatron with bf16: bf16 weights (2), fp32 gradients (4), fp32 master + two moments (12).
+  StepPlan p = gpt_plan(8, true, Recompute::selective, 1);
+  p.options.grad_reduce_bytes = 4;
+  const MemoryBreakdown mem = memory_per_chip(p, Optimizer::adam);
+  EXPECT_DOUBLE_EQ(mem.weights + mem.gradients + mem.optimizer_state, 18.0 * p.params_on_device);
+}
+
+TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
+  ModelSpec m = model_preset("palm-540b");
+  Layout l;
+  l.tp = 12, l.dp = 512, l.pods = 2, l.microbatch = 4, l.sp = true;
+  l.sharding = Sharding::fsdp, l.recompute = Recompute::palm;
+  const StepPlan p = build_step_plan(m, l, 2048, PlanOptions{});
+  const MemoryBreakdown mem = memory_per_chip(p, Optimizer::adafactor);
+  // 540.35e9 parameters over 12 x 256 chips, 2 bytes of bf16 weights each.
+  EXPECT_NEAR(mem.weights, double(parameter_count(m)) / 3072 * 2, 0.002 * mem.weights);
+  // One sharded bf16 activation per layer: 4 x 2048 tokens x 18432 / 12 x 2 bytes x 118 layers.
+  EXPECT_DOUBLE_EQ(mem.activations, 4.0 * 2048 * 18432 / 12 * 2 * 118);
+}
+
+}  // namespace
+}  // namespace palmsim

@@ -1,0 +1,69 @@
+// The step plan's GEMM FLOPs add up to the accounting's hardware FLOPs: one independent check that
+// the op list neither drops nor doubles work.
+#include "model/accounting.h"
+#include "model/step_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace palmsim {
+namespace {
+
+double plan_flops(const StepPlan& p) {
+  double f = 0;
+  for (const Op& op : p.ops)
+    if (op.kind == OpKind::gemm || op.kind == OpKind::attention) f += op.flops * p.occurrences(op);
+  return f;
+}
+
+TEST(StepPlan, FlopsOfAllChipsEqualHardwareFlopsOfTheBatch) {
+  const ModelSpec m = model_preset("palm-62b");
+  const int64_t batch = 64;
+  const double tokens = double(batch) * m.seq_len;
+  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full, Recompute::palm}) {
+    Layout l;
+    l.dp = 16, l.microbatch = 2, l.recompute = r;
+    const StepPlan p = build_step_plan(m, l, batch, PlanOptions{});
+    // LayerNorm scales are in N but do no matrix FLOPs: 1e-5 of the total.
+    EXPECT_NEAR(plan_flops(p) * l.chips() / (hardware_flops_per_token(m, r) * tokens), 1.0, 1e-5)
+        << to_string(r);
+  }
+  // With tp = 8 each chip does 1/8 of the work, except the single K/V head's projections, which
+  // every tensor-parallel rank computes in full: 7 extra copies, forward and backward (6 FLOPs per
+  // parameter per token).
+  Layout l;
+  l.tp = 8, l.dp = 2, l.microbatch = 2;
+  const StepPlan p = build_step_plan(m, l, batch, PlanOptions{});
+  const double kv_params = 2.0 * m.d_model * m.head_dim * m.n_layers;
+  const double expected = hardware_flops_per_token(m, Recompute::none) * tokens + 7 * 6 * kv_params * tokens;
+  EXPECT_NEAR(plan_flops(p) * l.chips() / expected, 1.0, 1e-5);
+}
+
+TEST(StepPlan, MicrobatchAndLayerCounts) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.pp = 8, l.dp = 2, l.microbatch = 1;
+  const StepPlan p = build_step_plan(m, l, 64, PlanOptions{});
+  EXPECT_EQ(p.n_microbatches, 32);
+  EXPECT_EQ(p.layers_per_stage, 12);
+  EXPECT_EQ(p.tokens_per_microbatch, 2048);
+}
+
+TEST(StepPlan, TensorParallelTrafficOfASerialBlockWithoutSp) {
+  // Megatron without sequence parallelism: two all-reduces forward, two backward per layer.
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.dp = 1, l.microbatch = 1;
+  const StepPlan p = build_step_plan(m, l, 1, PlanOptions{});
+  int fwd = 0, bwd = 0;
+  for (const Op& op : p.ops)
+    if (op.kind == OpKind::collective && op.group == CommGroup::tp) {
+      EXPECT_EQ(op.collective, CollectiveKind::all_reduce);
+      EXPECT_DOUBLE_EQ(op.comm_bytes, 2048.0 * 12288 * 2);
+      (op.phase == Phase::forward ? fwd : bwd)++;
+    }
+  EXPECT_EQ(fwd, 2);
+  EXPECT_EQ(bwd, 2);
+}
+
+}  // namespace
+}  // namespace palmsim

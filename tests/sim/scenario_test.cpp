@@ -1,0 +1,61 @@
+// Scenario files: the shipped ones load; bad ones name their field.
+#include "model/input_error.h"
+#include "sim/scenario.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace palmsim {
+namespace {
+
+std::string error_field(const std::string& yaml) {
+  try {
+    parse_scenario(YAML::Load(yaml), "test.yaml");
+  } catch (const InputError& e) {
+    return e.field();
+  }
+  return "";
+}
+
+const char* kGood =
+    "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+    "layout: {tp: 4, dp: 64, microbatch: 4}\ntraining: {global_batch: 256}\n";
+
+TEST(Scenario, ShippedScenariosLoad) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("scenarios")) {
+    if (entry.path().extension() != ".yaml") continue;
+    const YAML::Node root = YAML::LoadFile(entry.path().string());
+    if (!root["system"]) continue;  // trainer-only configs have no system to predict on
+    EXPECT_NO_THROW(load_scenario(entry.path().string())) << entry.path();
+    ++n;
+  }
+  EXPECT_GE(n, 5);
+}
+
+TEST(Scenario, BadInputNamesTheField) {
+  EXPECT_EQ(error_field(kGood), "");
+  EXPECT_EQ(error_field(std::string(kGood) + "extra: 1\n"), "scenario.extra");
+  EXPECT_EQ(error_field("model: palm-9b\nsystem: tpu-v4-pod\ntraining: {global_batch: 1}\n"), "model.preset");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: tpu-v9-pod\ntraining: {global_batch: 1}\n"), "system.preset");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 3, dp: 64}\ntraining: {global_batch: 256}\n"), "layout");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 240}\n"
+                        "layout: {tp: 15, dp: 16}\ntraining: {global_batch: 256}\n"), "layout.tp");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 4, dp: -64}\ntraining: {global_batch: 256}\n"), "layout.dp");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 4, dp: 64}\ntraining: {global_batch: -1}\n"), "training.global_batch");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 4, dp: 64, sharding: zero4}\ntraining: {global_batch: 256}\n"),
+            "layout.sharding");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 8192}\n"
+                        "layout: {tp: 4, dp: 2048}\ntraining: {global_batch: 2048}\n"), "layout.pods");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
+                        "layout: {tp: 4, dp: 64}\ntraining: {global_batch: 256, precision: fp4}\n"),
+            "training.precision");
+}
+
+}  // namespace
+}  // namespace palmsim
