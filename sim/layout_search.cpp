@@ -53,17 +53,24 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   const auto start = std::chrono::steady_clock::now();
   const ModelSpec& m = s.model;
   const int64_t chips = s.n_chips;
-  const int pods = s.layout.pods;
+  // GPU clusters are one pod; a TPU run may split its data-parallel ranks over any number of pods
+  // whose slices fit (at most max_chips_per_pod chips each).
+  std::vector<int> pod_counts{1};
+  if (s.system.fabric == Fabric::tpu_torus) pod_counts = divisors_of(chips);
+  if (fixed.pods) pod_counts = {*fixed.pods};
 
-  struct Grid { int tp, pp; };
+  struct Grid { int tp, pp, pods; };
   std::vector<Grid> grids;
   for (int tp : choices(fixed.tp, divisors_of(chips)))
     for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
       if (chips % (int64_t(tp) * pp) || m.n_heads % tp || m.n_layers % pp) continue;
       const int64_t dp = chips / (int64_t(tp) * pp);
       if (fixed.dp && *fixed.dp != dp) continue;
-      if (dp % pods) continue;
-      grids.push_back({tp, pp});
+      for (int pods : pod_counts) {
+        if (dp % pods) continue;
+        if (s.system.max_chips_per_pod > 0 && chips / pods > s.system.max_chips_per_pod) continue;
+        grids.push_back({tp, pp, pods});
+      }
     }
 
   const std::vector<Sharding> shardings = choices(
@@ -81,7 +88,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     base.tp = tp;
     base.pp = pp;
     base.dp = int(chips / (int64_t(tp) * pp));
-    base.pods = pods;
+    base.pods = grids[gi].pods;
     if (!layout_fits_system(s.system, base)) return;
     const CommModel comm(s.system, base);
     const int64_t per_rank = s.global_batch / base.dp;

@@ -1,6 +1,6 @@
 #pragma once
 // Enumerates every legal layout of a scenario's chips (tp, pp, dp, vpp and schedule, microbatch,
-// sp, sharding, recompute; pods as the scenario gives), predicts each analytically in parallel
+// sp, sharding, recompute, and on TPU systems the number of pods), predicts each analytically in parallel
 // (oneTBB) and ranks the ones that fit in memory by step time.
 #include "sim/scenario.h"
 #include "sim/report.h"
@@ -12,7 +12,7 @@ namespace palmsim {
 
 // Layout fields held fixed; an empty optional is searched over.
 struct LayoutConstraints {
-  std::optional<int> tp, pp, dp, vpp, microbatch;
+  std::optional<int> tp, pp, dp, pods, vpp, microbatch;
   std::optional<bool> sp;
   std::optional<Sharding> sharding;
   std::optional<Recompute> recompute;

@@ -108,7 +108,7 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   l.cp = positive_int(r, "cp");
 
   LayoutConstraints fixed;
-  fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
+  fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp, fixed.pods = l.pods;
   if (!r.empty("vpp")) {
     fixed.vpp = positive_int(r, "vpp");
     fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;

@@ -14,7 +14,9 @@ TEST(LayoutSearch, CountsEveryLegalLayoutOfASmallCase) {
   s.n_chips = 16, s.global_batch = 16;
   s.layout = Layout{};
   s.layout.dp = 16;
-  const SearchResult r = search_layouts(s, 5);
+  LayoutConstraints one_pod;
+  one_pod.pods = 1;
+  const SearchResult r = search_layouts(s, 5, one_pod);
   int64_t expected = 0;
   for (int tp : {1, 2, 4, 8, 16})
     for (int pp : {1, 2, 4, 8, 16}) {
@@ -50,6 +52,12 @@ TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
   EXPECT_GT(r.evaluated, 1000);
   EXPECT_LE(r.top[0].step_time_s, predict(s).step_time_s + 1e-9);
   for (const Report& rep : r.top) EXPECT_TRUE(rep.fits_in_memory);
+  // 6144 chips need at least two 4096-chip pods; three or more are legal too and searched.
+  LayoutConstraints two_pods;
+  two_pods.pods = 2;
+  const SearchResult r2 = search_layouts(s, 1, two_pods);
+  EXPECT_GT(r.evaluated, r2.evaluated);
+  EXPECT_GT(r2.evaluated, 0);
 }
 
 }  // namespace
