@@ -1,6 +1,7 @@
 #include "hwmodels/chip.h"
 
 #include "model/input_error.h"
+#include "model/preset_table.h"
 
 #include <map>
 
@@ -46,20 +47,10 @@ const std::map<std::string, Chip>& presets() {
 
 }  // namespace
 
-std::vector<std::string> chip_preset_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, chip] : presets()) names.push_back(name);
-  return names;
-}
+std::vector<std::string> chip_preset_names() { return preset_names(presets()); }
 
 Chip chip_preset(const std::string& name) {
-  auto it = presets().find(name);
-  if (it == presets().end()) {
-    std::string allowed;
-    for (const auto& n : chip_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-    throw InputError("system.chip", "unknown chip '" + name + "'; allowed: " + allowed);
-  }
-  return it->second;
+  return find_preset(presets(), name, "system.chip", "chip");
 }
 
 }  // namespace palmsim

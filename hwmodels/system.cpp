@@ -1,6 +1,7 @@
 #include "hwmodels/system.h"
 
 #include "model/input_error.h"
+#include "model/preset_table.h"
 
 #include <map>
 
@@ -75,20 +76,10 @@ const std::map<std::string, System>& presets() {
 
 }  // namespace
 
-std::vector<std::string> system_preset_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, s] : presets()) names.push_back(name);
-  return names;
-}
+std::vector<std::string> system_preset_names() { return preset_names(presets()); }
 
 System system_preset(const std::string& name) {
-  auto it = presets().find(name);
-  if (it == presets().end()) {
-    std::string allowed;
-    for (const auto& n : system_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-    throw InputError("system.preset", "unknown system '" + name + "'; allowed: " + allowed);
-  }
-  return it->second;
+  return find_preset(presets(), name, "system.preset", "system");
 }
 
 }  // namespace palmsim

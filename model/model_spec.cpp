@@ -1,6 +1,7 @@
 #include "model/model_spec.h"
 
 #include "model/input_error.h"
+#include "model/preset_table.h"
 
 #include <map>
 
@@ -105,20 +106,10 @@ const std::map<std::string, ModelSpec>& presets() {
 
 }  // namespace
 
-std::vector<std::string> model_preset_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, spec] : presets()) names.push_back(name);
-  return names;
-}
+std::vector<std::string> model_preset_names() { return preset_names(presets()); }
 
 ModelSpec model_preset(const std::string& name) {
-  auto it = presets().find(name);
-  if (it == presets().end()) {
-    std::string allowed;
-    for (const auto& n : model_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-    throw InputError("model.preset", "unknown model '" + name + "'; allowed: " + allowed);
-  }
-  return it->second;
+  return find_preset(presets(), name, "model.preset", "model");
 }
 
 void check_model(const ModelSpec& m) {

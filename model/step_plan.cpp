@@ -216,6 +216,14 @@ class PlanBuilder {
     linear("attn_out_proj", b, m_.d_model, int64_t(heads_ * q), 1.0);
     attention(b, 1.0);
     if (m_.rope) memory("rope", b, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0);
+    if (m_.n_kv_heads < l_.tp) {
+      // Replicated K/V heads (multi-query attention): every rank's query heads add to dK and dV,
+      // which are summed over the tensor-parallel group before the K/V projection's backward.
+      Op& op = add("tp_kv_allreduce", b, OpKind::collective, Repeat::per_layer_microbatch);
+      op.collective = CollectiveKind::all_reduce;
+      op.group = CommGroup::tp;
+      op.comm_bytes = t_ * 2.0 * kv_ * q * w_;
+    }
     linear("qkv_proj", b, int64_t((heads_ + 2 * kv_) * q), m_.d_model, 1.0);
     leave_tp(b, 1.0);
     memory("ln", b, 2.0 * 2.0 * act_tokens * d * w_, m_.parallel_block ? 1.0 : 2.0);
@@ -305,6 +313,14 @@ class PlanBuilder {
       op.group = CommGroup::dp;
       op.comm_bytes = grad_bytes;
       op.overlap = Overlap::with_backward;
+    }
+    if (m_.n_kv_heads < l_.tp) {
+      // The replicated K/V projection weights get their gradients summed over the tensor-parallel
+      // group once per step, like Megatron's sequence-parallel LayerNorm weights.
+      Op& op = add("tp_kv_grad_allreduce", Phase::backward, OpKind::collective, Repeat::per_step);
+      op.collective = CollectiveKind::all_reduce;
+      op.group = CommGroup::tp;
+      op.comm_bytes = double(p_.layers_per_stage) * 2.0 * m_.d_model * kv_ * m_.head_dim * o_.grad_reduce_bytes;
     }
     if (l_.pods > 1) {
       // PaLM's two-stage transfer: gradients reduced inside each pod first, then each chip's shard
