@@ -63,6 +63,8 @@ const std::map<std::string, System>& presets() {
     // ~24 GB/s per NIC through NCCL (96 %).
     t["a100-80g-dgx"] = dgx("a100-80g-dgx", "a100-80g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
     t["a100-40g-dgx"] = dgx("a100-40g-dgx", "a100-40g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
+    t["a100-80g-dgx"].overlap_grad_reduce = false;  // the published A100 runs: Megatron-LM 2021-22
+    t["a100-40g-dgx"].overlap_grad_reduce = false;
     // DGX H100: NVLink4 450 GB/s per direction, ring busbw ~368 (82 %); 8 x NDR 400 Gb/s, 46-48
     // GB/s per NIC through NCCL (94 %). Modern stacks use flash attention.
     t["h100-80g-dgx"] = dgx("h100-80g-dgx", "h100-80g", 450e9, 368.0 / 450, 50e9, 47.0 / 50);

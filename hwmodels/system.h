@@ -48,6 +48,10 @@ struct System {
   // Bytes per gradient element in the data-parallel reduction: bf16 on TPU (PaLM's 1.3 GB per host
   // pair), fp32 in Megatron-LM with bf16 (it accumulates and all-reduces gradients in fp32).
   double grad_reduce_bytes = 2;
+  // Whether the software stack overlaps the data-parallel gradient reduction with the backward
+  // pass. Megatron-LM's own DDP (2021-22, the A100 runs) reduced after backward; XLA/FSDP on TPU
+  // and today's GPU stacks (Megatron --overlap-grad-reduce, PyTorch DDP/FSDP) overlap it.
+  bool overlap_grad_reduce = true;
 };
 
 System system_preset(const std::string& name);

@@ -233,8 +233,10 @@ class PlanBuilder {
     switch (l_.recompute) {
       case Recompute::none: return;
       case Recompute::selective: attention(Phase::recompute, 1.0); return;
-      // The recomputed forward ends where the stored next-layer input begins: no leaving collective.
-      case Recompute::full: layer(Phase::recompute, 1.0, false); return;
+      // Megatron checkpoints the whole layer function, so its replay repeats every collective.
+      case Recompute::full: layer(Phase::recompute, 1.0, true); return;
+      // PaLM rebuilds what backward needs from the kept input; the layer's output is the next
+      // layer's kept input, so the leaving collective is not repeated.
       case Recompute::palm: layer(Phase::recompute, 0.75, false); return;
     }
   }
@@ -312,7 +314,7 @@ class PlanBuilder {
                                                                     : CollectiveKind::reduce_scatter;
       op.group = CommGroup::dp;
       op.comm_bytes = grad_bytes;
-      op.overlap = Overlap::with_backward;
+      op.overlap = o_.overlap_grad_reduce ? Overlap::with_backward : Overlap::blocking;
     }
     if (m_.n_kv_heads < l_.tp) {
       // The replicated K/V projection weights get their gradients summed over the tensor-parallel

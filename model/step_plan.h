@@ -49,6 +49,7 @@ struct PlanOptions {
   bool fused_attention = false;   // flash-style kernel: no T x T matrix in memory, causal skip
   double activation_bytes = 2;    // bf16/fp16
   double grad_reduce_bytes = 2;   // bytes per gradient element in the data-parallel reduction
+  bool overlap_grad_reduce = true;  // data-parallel reduction runs beside backward
 };
 
 struct StepPlan {

@@ -11,6 +11,7 @@ PlanOptions plan_options_for(const System& system) {
   PlanOptions o;
   o.fused_attention = system.fused_attention;
   o.grad_reduce_bytes = system.grad_reduce_bytes;
+  o.overlap_grad_reduce = system.overlap_grad_reduce;
   return o;
 }
 

@@ -37,8 +37,8 @@ TEST(Validation, OutputKeepsExtraColumnsAndAddsPredictions) {
 
 TEST(Validation, BadRowsGetAnErrorAndTheOthersGoOn) {
   CsvTable table = read_csv("../shared/validation/published_runs.csv");
-  table.rows[1][size_t(table.column("tp"))] = "3";   // 64 heads not divisible by 3, product wrong
-  table.rows[2][size_t(table.column("system"))] = "tpu-v9-pod";
+  table.rows[1][size_t(table.column("tp"))] = std::string("3");   // 64 heads not divisible by 3, product wrong
+  table.rows[2][size_t(table.column("system"))] = std::string("tpu-v9-pod");
   const auto rows = validate_table(table);
   EXPECT_FALSE(rows[1].error.empty());
   EXPECT_NE(rows[2].error.find("system"), std::string::npos);
