@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -23,6 +24,22 @@ double Calibration::gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t bat
   return eff;
 }
 
+double Calibration::collective_seconds(const std::string& kind, int ranks, double bytes) const {
+  std::vector<const CollectiveSample*> samples;
+  for (const auto& c : collectives)
+    if (c.kind == kind && c.ranks == ranks) samples.push_back(&c);
+  if (samples.empty()) return -1.0;
+  std::sort(samples.begin(), samples.end(), [](auto* a, auto* b) { return a->bytes < b->bytes; });
+  if (samples.size() == 1) return samples[0]->seconds * std::max(1.0, bytes / samples[0]->bytes);
+  size_t hi = 1;
+  while (hi + 1 < samples.size() && samples[hi]->bytes < bytes) ++hi;
+  const CollectiveSample& a = *samples[hi - 1];
+  const CollectiveSample& b = *samples[hi];
+  // Time is affine in bytes (latency + bytes / bandwidth) between neighbouring sizes.
+  const double slope = (b.seconds - a.seconds) / (b.bytes - a.bytes);
+  return std::max(0.0, a.seconds + slope * (bytes - a.bytes));
+}
+
 Calibration load_calibration(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw InputError("calibration", "cannot read file '" + path + "'");
@@ -39,14 +56,22 @@ Calibration load_calibration(const std::string& path) {
     c.peak_flops = j.value("peak_flops", 0.0);
     c.memory_bytes_per_s = j.value("memory_bytes_per_s", 0.0);
     c.attention_efficiency = j.value("attention_efficiency", 0.0);
-    for (const auto& g : j.value("gemm", nlohmann::json::array())) {
+    const nlohmann::json gemm = j.value("gemm", nlohmann::json::array());
+    for (const auto& g : gemm) {
       GemmSample s{g.at("m").get<int64_t>(), g.at("n").get<int64_t>(), g.at("k").get<int64_t>(),
                    g.value("batch", int64_t(1)), g.at("efficiency").get<double>()};
       if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batch <= 0 || !(s.efficiency > 0))
         throw InputError("calibration.gemm", "shapes and efficiency must be positive in '" + path + "'");
       c.gemm.push_back(s);
     }
-    for (const auto& x : j.value("collectives", nlohmann::json::array()))
+    const nlohmann::json memory_ops = j.value("memory_op_bytes_per_s", nlohmann::json::object());
+    for (const auto& [name, rate] : memory_ops.items()) {
+      if (!(rate.get<double>() > 0))
+        throw InputError("calibration.memory_op_bytes_per_s." + name, "must be positive in '" + path + "'");
+      c.memory_op_bytes_per_s[name] = rate.get<double>();
+    }
+    const nlohmann::json collectives = j.value("collectives", nlohmann::json::array());
+    for (const auto& x : collectives)
       c.collectives.push_back({x.at("kind").get<std::string>(), x.at("ranks").get<int>(),
                                x.at("bytes").get<double>(), x.at("seconds").get<double>()});
   } catch (const nlohmann::json::exception& e) {
@@ -65,6 +90,7 @@ void save_calibration(const Calibration& c, const std::string& path) {
   j["gemm"] = nlohmann::json::array();
   for (const auto& s : c.gemm)
     j["gemm"].push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"batch", s.batch}, {"efficiency", s.efficiency}});
+  j["memory_op_bytes_per_s"] = c.memory_op_bytes_per_s;
   j["collectives"] = nlohmann::json::array();
   for (const auto& s : c.collectives)
     j["collectives"].push_back({{"kind", s.kind}, {"ranks", s.ranks}, {"bytes", s.bytes}, {"seconds", s.seconds}});

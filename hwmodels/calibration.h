@@ -2,6 +2,7 @@
 // Measured figures for one device, written by `palmsim calibrate` and read through a scenario's
 // `calibration:` key. Any figure present overrides the preset's default.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,18 @@ struct Calibration {
   double memory_bytes_per_s = 0;    // achieved streaming bandwidth
   double attention_efficiency = 0;  // fused attention kernel, fraction of peak
   std::vector<GemmSample> gemm;
+  // Measured rate of each memory-bound op of the step plan ("ln", "mlp_act", ...), bytes/s of the
+  // bytes the plan says it moves; a name missing here falls back to memory_bytes_per_s.
+  std::map<std::string, double> memory_op_bytes_per_s;
   std::vector<CollectiveSample> collectives;
 
   bool has_gemm_table() const { return !gemm.empty(); }
   // Efficiency of the nearest measured shape in log space (m, n, k), batch folded into m.
   double gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch) const;
+  // Seconds for a collective of `kind` over `ranks` ranks on `bytes`, interpolated linearly in
+  // bytes between the two nearest measured sizes (extrapolated from the end ones); < 0 if no
+  // sample of that kind and rank count exists.
+  double collective_seconds(const std::string& kind, int ranks, double bytes) const;
 };
 
 // Reads a calibration JSON file; throws InputError naming the file and field on bad content.

@@ -8,16 +8,17 @@
 namespace palmsim {
 
 bool layout_fits_system(const System& s, const Layout& l) {
-  if (s.fabric == Fabric::gpu_fat_tree) return l.pods == 1;
+  if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
   return map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
 }
 
-CommModel::CommModel(const System& system, const Layout& layout) : system_(system), layout_(layout) {
-  if (system.fabric == Fabric::gpu_fat_tree) {
+CommModel::CommModel(const System& system, const Layout& layout, const Calibration* calibration)
+    : system_(system), layout_(layout), calibration_(calibration) {
+  if (system.fabric != Fabric::tpu_torus) {
     if (layout.pods != 1)
-      throw InputError("layout.pods", "must be 1 on GPU clusters (" + system.name +
-                                          "); pods are TPU pods joined by the data-center network");
+      throw InputError("layout.pods", "must be 1 on " + system.name +
+                                          "; pods are TPU pods joined by the data-center network");
     return;
   }
   if (!map_groups_on_torus(system.torus, system.max_chips_per_pod, layout.tp, layout.pp,
@@ -68,8 +69,21 @@ double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes
   return std::min(ring, tree);
 }
 
+double CommModel::shared_memory_collective(CommGroup group, CollectiveKind kind, double bytes) const {
+  const int ranks = group == CommGroup::tp ? layout_.tp : group == CommGroup::pp ? layout_.pp : layout_.dp;
+  if (ranks <= 1) return 0.0;
+  if (calibration_) {
+    const double measured = calibration_->collective_seconds(to_string(kind), ranks, bytes);
+    if (measured >= 0) return measured;
+  }
+  // Unmeasured: a ring through memory, each step reading and writing its share.
+  const double rate = system_.chip.hbm_bytes_per_s * system_.chip.memory_efficiency / 2.0;
+  return ring_time(kind, ranks, bytes, rate, 1e-6);
+}
+
 double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const {
   if (system_.fabric == Fabric::gpu_fat_tree) return gpu_collective(spread(group), kind, bytes);
+  if (system_.fabric == Fabric::shared_memory) return shared_memory_collective(group, kind, bytes);
   const TorusFabric& f = system_.torus;
   if (group == CommGroup::cross_pod) {
     // Each host aggregates its chips' shards and rings with its peers in the other pods.
@@ -85,6 +99,8 @@ double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, doubl
 }
 
 double CommModel::p2p_seconds(double bytes) const {
+  if (system_.fabric == Fabric::shared_memory)
+    return bytes / (system_.chip.hbm_bytes_per_s * system_.chip.memory_efficiency / 2.0);
   if (system_.fabric == Fabric::gpu_fat_tree) {
     const FatTreeFabric& f = system_.fat_tree;
     const NodeSpread s = spread(CommGroup::pp);

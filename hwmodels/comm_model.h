@@ -7,6 +7,7 @@
 // GPU clusters: Megatron's rank order (tp fastest, then dp, then pp) over nodes of g GPUs; a group
 // inside a node rings over NVLink, across nodes over the rail-aligned NICs, spanning both it goes
 // two-level (hierarchical).
+#include "hwmodels/calibration.h"
 #include "hwmodels/system.h"
 #include "hwmodels/torus_topology.h"
 #include "model/layout.h"
@@ -23,7 +24,8 @@ struct NodeSpread {
 class CommModel {
  public:
   // Throws InputError when the layout cannot be placed on the system (e.g. no TPU slice shape).
-  CommModel(const System& system, const Layout& layout);
+  // `calibration` (may be null) supplies measured collective times on shared-memory systems.
+  CommModel(const System& system, const Layout& layout, const Calibration* calibration = nullptr);
 
   double collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const;
   double p2p_seconds(double bytes) const;  // pipeline neighbour send
@@ -33,8 +35,10 @@ class CommModel {
 
  private:
   double gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const;
+  double shared_memory_collective(CommGroup group, CollectiveKind kind, double bytes) const;
   System system_;
   Layout layout_;
+  const Calibration* calibration_;
   TorusMapping torus_;
 };
 

@@ -48,7 +48,11 @@ double ComputeModel::fused_attention_seconds(double flops, double bytes) const {
   return std::max(flops / (chip_.peak_flops * eff), memory_seconds(bytes));
 }
 
-double ComputeModel::memory_seconds(double bytes) const {
+double ComputeModel::memory_seconds(double bytes, const char* op) const {
+  if (op && calibration_) {
+    auto it = calibration_->memory_op_bytes_per_s.find(op);
+    if (it != calibration_->memory_op_bytes_per_s.end()) return bytes / it->second;
+  }
   const double rate = calibration_ && calibration_->memory_bytes_per_s > 0
                           ? calibration_->memory_bytes_per_s
                           : chip_.hbm_bytes_per_s * chip_.memory_efficiency;

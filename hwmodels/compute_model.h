@@ -20,8 +20,9 @@ class ComputeModel {
   double gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
   // Fused attention kernel: FLOPs at the chip's attention efficiency, or its operand traffic.
   double fused_attention_seconds(double flops, double bytes) const;
-  // Streaming element-wise op moving `bytes` through HBM.
-  double memory_seconds(double bytes) const;
+  // Streaming element-wise op moving `bytes` through HBM; `op` selects a measured per-op rate
+  // from the calibration when there is one.
+  double memory_seconds(double bytes, const char* op = nullptr) const;
 
   const Chip& chip() const { return chip_; }
 

@@ -71,6 +71,21 @@ const std::map<std::string, System>& presets() {
     t["h100-80g-dgx"].fused_attention = true;
     t["h200-dgx"] = dgx("h200-dgx", "h200", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
     t["h200-dgx"].fused_attention = true;
+    // This machine, as the CPU trainer uses it: thread ranks, fp32, fused attention. Peak, memory
+    // rates, GEMM efficiencies and collective times all come from `palmsim calibrate`.
+    System cpu;
+    cpu.name = "local-cpu";
+    cpu.chip.name = "local-cpu";
+    cpu.chip.peak_flops = 0;
+    cpu.chip.hbm_bytes = 24.0 * 1024 * 1024 * 1024;
+    cpu.chip.hbm_bytes_per_s = 0;
+    cpu.chip.gemm_tile = 16;
+    cpu.fabric = Fabric::shared_memory;
+    cpu.fused_attention = true;
+    cpu.grad_reduce_bytes = 4;
+    cpu.overlap_grad_reduce = false;
+    cpu.activation_bytes = 4;
+    t["local-cpu"] = cpu;
     return t;
   }();
   return table;

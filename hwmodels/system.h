@@ -9,7 +9,9 @@
 
 namespace palmsim {
 
-enum class Fabric { tpu_torus, gpu_fat_tree };
+// shared_memory: the ranks are threads of one process on this machine (the CPU trainer's
+// thread-rank communicator); collectives move data through memory.
+enum class Fabric { tpu_torus, gpu_fat_tree, shared_memory };
 
 struct TorusFabric {
   int torus_dims = 3;          // v4/v5p: 3D; v3: 2D
@@ -52,6 +54,9 @@ struct System {
   // pass. Megatron-LM's own DDP (2021-22, the A100 runs) reduced after backward; XLA/FSDP on TPU
   // and today's GPU stacks (Megatron --overlap-grad-reduce, PyTorch DDP/FSDP) overlap it.
   bool overlap_grad_reduce = true;
+  double activation_bytes = 2;  // bf16 activations and weights; the CPU trainer runs fp32
+  // True when the preset's figures are only a frame that a calibration file must fill (local-cpu).
+  bool needs_calibration() const { return chip.peak_flops <= 0; }
 };
 
 System system_preset(const std::string& name);

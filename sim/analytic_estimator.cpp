@@ -12,6 +12,7 @@ PlanOptions plan_options_for(const System& system) {
   o.fused_attention = system.fused_attention;
   o.grad_reduce_bytes = system.grad_reduce_bytes;
   o.overlap_grad_reduce = system.overlap_grad_reduce;
+  o.activation_bytes = system.activation_bytes;
   return o;
 }
 
@@ -29,7 +30,7 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
                            compute.gemm_seconds(op.m, op.k, op.n, op.batch);
       return gemms * op.flops / forward_flops + compute.memory_seconds(op.bytes);
     }
-    case OpKind::memory: return compute.memory_seconds(op.bytes);
+    case OpKind::memory: return compute.memory_seconds(op.bytes, op.name);
     case OpKind::collective: return comm.collective_seconds(op.group, op.collective, op.comm_bytes);
     case OpKind::p2p: return comm.p2p_seconds(op.comm_bytes);
   }

@@ -90,7 +90,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     base.dp = int(chips / (int64_t(tp) * pp));
     base.pods = grids[gi].pods;
     if (!layout_fits_system(s.system, base)) return;
-    const CommModel comm(s.system, base);
+    const CommModel comm(s.system, base, s.calibration.get());
     const int64_t per_rank = s.global_batch / base.dp;
     if (per_rank * base.dp != s.global_batch) return;
     std::vector<int> vpps{1};
@@ -137,7 +137,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   });
   if (int(all.size()) > top_k) all.resize(top_k);
   for (const Candidate& c : all) {
-    const CommModel comm(s.system, c.layout);
+    const CommModel comm(s.system, c.layout, s.calibration.get());
     const StepPlan plan = build_step_plan(m, c.layout, s.global_batch, plan_options);
     result.top.push_back(estimate(plan, s.system, compute, comm, s.optimizer));
   }

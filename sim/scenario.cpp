@@ -80,6 +80,9 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
     }
   }
 
+  if (s.system.needs_calibration())
+    throw InputError("system.calibration", s.system.name + " has no preset figures; measure them with "
+                                           "`palmsim calibrate -o FILE.json` and give calibration: FILE.json");
   if (root["layout"]) s.layout = parse_layout(root["layout"]);
   if (s.n_chips == 0) s.n_chips = s.layout.chips();
 

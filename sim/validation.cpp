@@ -96,6 +96,8 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   s.path = "row " + std::to_string(index + 1);
   s.model = row_model(r);
   s.system = system_preset(r.text("system"));
+  if (s.system.needs_calibration())
+    throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");
   s.global_batch = positive_int(r, "global_batch");
   s.optimizer = s.system.fabric == Fabric::tpu_torus ? Optimizer::adafactor : Optimizer::adam;

@@ -55,6 +55,8 @@ TEST(Scenario, BadInputNamesTheField) {
   EXPECT_EQ(error_field("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
                         "layout: {tp: 4, dp: 64}\ntraining: {global_batch: 256, precision: fp4}\n"),
             "training.precision");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: local-cpu\ntraining: {global_batch: 1}\n"),
+            "system.calibration");
 }
 
 }  // namespace
