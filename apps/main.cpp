@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   palmsim::add_predict_verb(app, action);
   palmsim::add_search_verb(app, action);
   palmsim::add_validate_verb(app, action);
+  palmsim::add_calibrate_verb(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,78 @@
+#include "apps/verbs.h"
+#include "hwmodels/calibration.h"
+#include "kernels/calibrate/calibrate_cpu.h"
+#include "model/input_error.h"
+#include "model/model_yaml.h"
+#include "model/yaml_fields.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+
+namespace palmsim {
+
+namespace {
+
+// The configured model's step on one rank (tp = 1), so its GEMM shapes join the grid.
+StepPlan plan_of_config(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError("--config", "cannot read '" + path + "' as YAML: " + e.msg);
+  }
+  if (!root.IsMap() || !root["model"]) throw InputError("--config", "'" + path + "' has no model: section");
+  const ModelSpec model = parse_model_node(root["model"]);
+  Layout layout;
+  const YAML::Node train = root["train"];
+  if (train && train.IsMap() && train["batch"]) layout.microbatch = int(read_int(train["batch"], "train.batch"));
+  PlanOptions options;
+  options.fused_attention = true;
+  options.activation_bytes = 4;
+  return build_step_plan(model, layout, layout.microbatch, options);
+}
+
+}  // namespace
+
+void add_calibrate_verb(CLI::App& app, VerbAction& action) {
+  auto* cmd = app.add_subcommand("calibrate", "Measure this machine's kernels and write a calibration file");
+  struct Args {
+    std::string backend = "cpu", output, config;
+    bool quick = false, force = false;
+    int threads = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--backend", a->backend, "cpu or cuda");
+  cmd->add_flag("--quick", a->quick, "a short grid (seconds instead of minutes)");
+  cmd->add_option("--config", a->config, "a trainer config whose model's GEMM shapes are measured too");
+  cmd->add_option("--threads", a->threads, "threads to use (default: all cores)")->check(CLI::Range(1, 4096));
+  cmd->add_option("-o,--output", a->output, "calibration JSON to write")->required();
+  cmd->add_flag("--force", a->force, "replace the output file if it exists");
+  cmd->callback([&action, a] {
+    action = [a] {
+      if (a->backend != "cpu" && a->backend != "cuda")
+        throw InputError("--backend", "'" + a->backend + "' is not a backend; allowed: cpu, cuda");
+      if (a->backend == "cuda")
+        throw InputError("--backend", "cuda calibration needs the CUDA backend, which this build lacks");
+      check_output_path(a->output, a->force, "--output");
+      CalibrateOptions options;
+      options.quick = a->quick;
+      options.threads = a->threads;
+      if (!a->config.empty()) options.plan = plan_of_config(a->config);
+      const Calibration c = calibrate_cpu(options);
+      save_calibration(c, a->output);
+      const auto best = std::max_element(c.gemm.begin(), c.gemm.end(),
+                                         [](auto& x, auto& y) { return x.efficiency < y.efficiency; });
+      std::cout << fmt::format("calibrated {} on {}\n", c.device, c.date);
+      std::cout << fmt::format("  sgemm peak        {:.1f} GFLOP/s\n", c.peak_flops / 1e9);
+      std::cout << fmt::format("  GEMM shapes       {} (best {:.0f} % of peak at {}x{}x{})\n", c.gemm.size(),
+                               100 * best->efficiency, best->m, best->n, best->k);
+      std::cout << fmt::format("  memory (triad)    {:.1f} GB/s\n", c.memory_bytes_per_s / 1e9);
+      std::cout << fmt::format("  written to        {}\n", a->output);
+      return 0;
+    };
+  });
+}
+
+}  // namespace palmsim
