@@ -90,6 +90,22 @@ ModelSpec llama2_70b() {
   return m;
 }
 
+// Llama 3 405B (Llama 3 paper, Table 3): 126 layers, 16384 wide, 128 query / 8 KV heads, SwiGLU
+// 53248, vocabulary 128256, trained at 8192 tokens.
+ModelSpec llama3_405b() {
+  ModelSpec m = llama2_70b();
+  m.name = "llama3-405b";
+  m.n_layers = 126;
+  m.d_model = 16384;
+  m.n_heads = 128;
+  m.n_kv_heads = 8;
+  m.head_dim = 128;
+  m.d_ff = 53248;
+  m.vocab = 128256;
+  m.seq_len = 8192;
+  return m;
+}
+
 const std::map<std::string, ModelSpec>& presets() {
   static const std::map<std::string, ModelSpec> table = {
       {"palm-8b", palm("palm-8b", 32, 4096, 16)},
@@ -100,6 +116,7 @@ const std::map<std::string, ModelSpec>& presets() {
       {"mt-nlg-530b", gpt("mt-nlg-530b", 105, 20480, 128)},
       {"megatron-1t", gpt("megatron-1t", 128, 25600, 160)},
       {"llama2-70b", llama2_70b()},
+      {"llama3-405b", llama3_405b()},
   };
   return table;
 }
