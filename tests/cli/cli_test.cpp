@@ -116,4 +116,24 @@ TEST(Cli, SearchPrintsItsRate) {
   EXPECT_NE(r.out.find("scenario's own layout"), std::string::npos);
 }
 
+TEST(Cli, CalibrateQuickWritesAFileThePredictorReads) {
+  const std::string out = testing::TempDir() + "/cal_cli.json";
+  std::filesystem::remove(out);
+  const CliRun r = run("calibrate --quick --threads 1 -o " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream in(out);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_GT(j["peak_flops"].get<double>(), 1e8);        // any CPU of this century
+  EXPECT_GT(j["memory_bytes_per_s"].get<double>(), 1e8);
+  ASSERT_GE(j["gemm"].size(), 27u);                      // the quick 3 x 3 x 3 grid
+  for (const auto& g : j["gemm"]) {
+    EXPECT_GT(g["efficiency"].get<double>(), 0.0);
+    EXPECT_LE(g["efficiency"].get<double>(), 1.0);
+  }
+  // A second run refuses to replace it.
+  EXPECT_EQ(run("calibrate --quick -o " + out).status, 2);
+  EXPECT_EQ(run("calibrate --backend tpu --quick -o " + out + ".x").status, 2);
+  std::filesystem::remove(out);
+}
+
 }  // namespace
