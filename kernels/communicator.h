@@ -1,0 +1,26 @@
+#pragma once
+// The collectives the training step needs, over one group of ranks. Sums reduce in rank order so
+// that results do not depend on timing (bitwise deterministic).
+#include <cstddef>
+
+namespace palmsim {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place: every rank ends with the element-wise sum over ranks.
+  virtual void all_reduce(float* data, size_t n) = 0;
+  virtual void all_reduce(double* data, size_t n) = 0;
+  // `in` holds size() * n; rank r receives the sum of every rank's block r in `out` (n).
+  virtual void reduce_scatter(const float* in, float* out, size_t n) = 0;
+  // Every rank contributes n; `out` (size() * n) receives them in rank order.
+  virtual void all_gather(const float* in, float* out, size_t n) = 0;
+  virtual void broadcast(float* data, size_t n, int root) = 0;
+  virtual void send(const float* data, size_t n, int peer) = 0;
+  virtual void recv(float* data, size_t n, int peer) = 0;
+  virtual void barrier() = 0;
+};
+
+}  // namespace palmsim

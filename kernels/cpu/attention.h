@@ -1,0 +1,25 @@
+#pragma once
+// Causal multi-query / grouped-query / multi-head attention as one fused op: per query row an
+// online softmax over the keys at or before it, so no T x T matrix is ever stored; backward
+// recomputes the scores from the saved log-sum-exp (flash-attention style).
+//
+// Layout: `qkv` rows are tokens (batch-major, seq positions inside), stride ld = (heads + 2 kv) * q:
+// query heads at columns [0, heads*q), keys after them, values last. Query head h reads K/V head
+// h / (heads / kv). Output `o` is [rows, heads*q].
+#include <cstdint>
+
+namespace palmsim::cpu {
+
+struct AttentionShape {
+  int64_t batch = 0, seq = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t ld() const { return (heads + 2 * kv_heads) * head_dim; }
+};
+
+// lse: [batch, heads, seq] log-sum-exp of the scaled scores, saved for backward.
+template <class T>
+void attention_forward(const AttentionShape& s, const T* qkv, T* o, T* lse);
+// dqkv (same layout as qkv) receives dQ, dK, dV; it is overwritten.
+template <class T>
+void attention_backward(const AttentionShape& s, const T* qkv, const T* o, const T* lse, const T* d_o, T* dqkv);
+
+}  // namespace palmsim::cpu

@@ -1,0 +1,355 @@
+#include "kernels/palm_model.h"
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "kernels/palm_choices.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+namespace palmsim {
+
+using cpu::gemm;
+
+template <class T>
+PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank) : spec_(spec), tp_(tp), tp_rank_(tp_rank) {
+  if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
+    throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
+  if (spec.n_heads % tp || spec.d_ff % tp)
+    throw std::invalid_argument("tensor parallelism must divide n_heads and d_ff");
+  heads_ = spec.n_heads / tp;
+  kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
+  ff_ = spec.d_ff / tp;
+  const int64_t d = spec.d_model, q = spec.head_dim;
+  const bool sharded = tp > 1;
+  add_tensor("embedding", spec.vocab, d, false, 1.0);
+  for (int l = 0; l < spec.n_layers; ++l) {
+    const std::string p = "layer" + std::to_string(l) + ".";
+    add_tensor(p + "ln", 1, d, false, 0.0);
+    if (!spec.parallel_block) add_tensor(p + "ln2", 1, d, false, 0.0);
+    add_tensor(p + "wq", d, heads_ * q, sharded, 1.0 / std::sqrt(double(d)));
+    add_tensor(p + "wkv", d, 2 * kv_heads_ * q, sharded && spec.n_kv_heads >= tp, 1.0 / std::sqrt(double(d)));
+    add_tensor(p + "wo", heads_ * q, d, sharded, 1.0 / std::sqrt(double(spec.n_heads * q)));
+    add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)));
+    add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)));
+  }
+  add_tensor("final_ln", 1, d, false, 0.0);
+  params_.assign(n_params_, T(0));
+  grads_.assign(n_params_, T(0));
+}
+
+template <class T>
+void PalmModel<T>::add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std) {
+  tensors_.push_back({name, rows, cols, n_params_, sharded, std});
+  n_params_ += size_t(rows * cols);
+}
+
+template <class T>
+const TensorInfo& PalmModel<T>::tensor(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return t;
+  throw std::out_of_range("no tensor " + name);
+}
+
+template <class T>
+void PalmModel<T>::pad_to_multiple(size_t n) {
+  const size_t padded = (n_params_ + n - 1) / n * n;
+  params_.resize(padded, T(0));
+  grads_.resize(padded, T(0));
+}
+
+template <class T>
+void PalmModel<T>::init(uint64_t seed) {
+  const int64_t q = spec_.head_dim, d = spec_.d_model;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const TensorInfo& t = tensors_[i];
+    T* dst = params_.data() + t.offset;
+    if (t.init_std == 0) {
+      std::fill(dst, dst + t.size(), T(1));
+      continue;
+    }
+    // Draw the full (unsharded) tensor, then keep this rank's columns or rows.
+    const std::string kind = t.name.substr(t.name.find('.') + 1);
+    int64_t full_rows = t.rows, full_cols = t.cols;
+    if (t.tp_sharded) {
+      if (kind == "wo" || kind == "wout") full_rows *= tp_;
+      else full_cols *= tp_;
+    }
+    std::mt19937_64 rng(seed * 1000003ULL + i);
+    std::normal_distribution<double> normal(0.0, t.init_std);
+    std::vector<double> full(size_t(full_rows * full_cols));
+    for (double& v : full) v = normal(rng);
+    auto keep = [&](int64_t r, int64_t c) { return T(full[size_t(r * full_cols + c)]); };
+    for (int64_t r = 0; r < t.rows; ++r)
+      for (int64_t c = 0; c < t.cols; ++c) {
+        int64_t fr = r, fc = c;
+        if (t.tp_sharded) {
+          if (kind == "wo" || kind == "wout") {
+            fr = tp_rank_ * t.rows + r;
+          } else if (kind == "wq") {
+            fc = tp_rank_ * t.cols + c;
+          } else {  // wkv and win: two halves [K | V] or [W | V], each split tp ways
+            const int64_t half = t.cols / 2, full_half = full_cols / 2;
+            fc = (c < half ? 0 : full_half) + tp_rank_ * half + (c % half);
+          }
+        }
+        dst[r * t.cols + c] = keep(fr, fc);
+      }
+    (void)q, (void)d;
+  }
+}
+
+template <class T>
+struct PalmModel<T>::LayerActivations {
+  std::vector<T> x, mean, rstd, h, qkv, lse, o, u, m;
+  std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
+};
+
+template <class T>
+double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
+                                      Communicator* tp, OpTimer* timer, double grad_scale) {
+  return run(tokens, targets, batch, tp, timer, true, grad_scale, nullptr);
+}
+
+template <class T>
+double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp) {
+  double ce = 0;
+  run(tokens, targets, batch, tp, nullptr, false, 1.0, &ce);
+  return ce;
+}
+
+template <class T>
+double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
+                         OpTimer* timer, bool backward, double grad_scale, double* plain_ce) {
+  const ModelSpec& s = spec_;
+  const int64_t S = s.seq_len, N = batch * S, d = s.d_model, q = s.head_dim, V = s.vocab;
+  const int64_t hq = heads_ * q, kvq = 2 * kv_heads_ * q, ld = hq + kvq, f = ff_;
+  const cpu::AttentionShape shape{batch, S, heads_, kv_heads_, q};
+  auto P = [&](const std::string& name) { return params_.data() + tensor(name).offset; };
+  auto G = [&](const std::string& name) { return grads_.data() + tensor(name).offset; };
+  auto all_reduce = [&](std::vector<T>& v, const char* name) {
+    if (tp_ == 1) return;
+    auto scope = time_op(timer, name);
+    tp->all_reduce(v.data(), v.size());
+  };
+  const T* E = P("embedding");
+
+  std::vector<T> x(size_t(N * d));
+  {
+    auto scope = time_op(timer, "embedding.fwd");
+    for (int64_t n = 0; n < N; ++n) std::copy_n(E + int64_t(tokens[n]) * d, d, x.data() + n * d);
+  }
+
+  std::vector<LayerActivations> acts(size_t(s.n_layers));
+  std::vector<T> y(size_t(N * d));
+  // Attention branch: LN output h -> y = Attn(h) (this rank's partial sum).
+  auto attention_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h) {
+    a.qkv.assign(size_t(N * ld), T(0));
+    {
+      auto scope = time_op(timer, "qkv_proj.fwd");
+      gemm(false, false, N, hq, d, T(1), h.data(), d, P(p + "wq"), hq, T(0), a.qkv.data(), ld);
+      gemm(false, false, N, kvq, d, T(1), h.data(), d, P(p + "wkv"), kvq, T(0), a.qkv.data() + hq, ld);
+    }
+    if (s.rope) {
+      auto scope = time_op(timer, "rope.fwd");
+      cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, S);
+      cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, S);
+    }
+    a.o.assign(size_t(N * hq), T(0));
+    a.lse.assign(size_t(batch * heads_ * S), T(0));
+    {
+      auto scope = time_op(timer, "attention.fwd");
+      cpu::attention_forward(shape, a.qkv.data(), a.o.data(), a.lse.data());
+    }
+    auto scope = time_op(timer, "attn_out_proj.fwd");
+    gemm(false, false, N, d, hq, T(1), a.o.data(), hq, P(p + "wo"), d, T(0), y.data(), d);
+  };
+  // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it.
+  auto mlp_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
+    a.u.assign(size_t(N * 2 * f), T(0));
+    a.m.assign(size_t(N * f), T(0));
+    {
+      auto scope = time_op(timer, "mlp_in_proj.fwd");
+      gemm(false, false, N, 2 * f, d, T(1), h.data(), d, P(p + "win"), 2 * f, T(0), a.u.data(), 2 * f);
+    }
+    {
+      auto scope = time_op(timer, "mlp_act.fwd");
+      cpu::swiglu_forward(a.u.data(), a.m.data(), N, f);
+    }
+    auto scope = time_op(timer, "mlp_out_proj.fwd");
+    gemm(false, false, N, d, f, T(1), a.m.data(), f, P(p + "wout"), d, beta, y.data(), d);
+  };
+  auto layer_norm = [&](const std::vector<T>& in, const T* g, std::vector<T>& out, std::vector<T>& mean,
+                        std::vector<T>& rstd) {
+    auto scope = time_op(timer, "ln.fwd");
+    out.assign(size_t(N * d), T(0));
+    mean.assign(size_t(N), T(0));
+    rstd.assign(size_t(N), T(0));
+    cpu::layernorm_forward(in.data(), g, out.data(), mean.data(), rstd.data(), N, d);
+  };
+  auto add_residual = [&](std::vector<T>& into) {
+    auto scope = time_op(timer, "residual.fwd");
+    for (size_t i = 0; i < into.size(); ++i) into[i] += y[i];
+  };
+
+  for (int l = 0; l < s.n_layers; ++l) {
+    LayerActivations& a = acts[size_t(l)];
+    const std::string p = "layer" + std::to_string(l) + ".";
+    a.x = x;
+    layer_norm(x, P(p + "ln"), a.h, a.mean, a.rstd);
+    attention_branch(a, p, a.h);
+    if (s.parallel_block) {
+      mlp_branch(a, p, a.h, T(1));
+      all_reduce(y, "tp_allreduce.fwd");
+      add_residual(x);
+    } else {
+      all_reduce(y, "tp_allreduce.fwd");
+      add_residual(x);
+      a.x_mid = x;
+      layer_norm(x, P(p + "ln2"), a.h2, a.mean2, a.rstd2);
+      mlp_branch(a, p, a.h2, T(0));
+      all_reduce(y, "tp_allreduce.fwd");
+      add_residual(x);
+    }
+  }
+
+  std::vector<T> hf, mean_f, rstd_f;
+  if (palm_choices::kFinalLayerNorm) {
+    auto scope = time_op(timer, "final_ln.fwd");
+    hf.assign(size_t(N * d), T(0));
+    mean_f.assign(size_t(N), T(0));
+    rstd_f.assign(size_t(N), T(0));
+    cpu::layernorm_forward(x.data(), P("final_ln"), hf.data(), mean_f.data(), rstd_f.data(), N, d);
+  }
+  const T logit_scale = T(1.0 / std::sqrt(double(d)));
+  std::vector<T> logits(static_cast<size_t>(N * V)), log_z(static_cast<size_t>(N));
+  {
+    auto scope = time_op(timer, "logits.fwd");
+    gemm(false, true, N, V, d, logit_scale, hf.data(), d, E, d, T(0), logits.data(), V);
+  }
+  double loss;
+  {
+    auto scope = time_op(timer, "loss.fwd");
+    loss = cpu::cross_entropy_forward(logits.data(), targets, log_z.data(), N, V, palm_choices::kZLossWeight, plain_ce);
+  }
+  if (!backward) return loss;
+
+  // ---- backward ----
+  std::vector<T>& dlogits = logits;  // the logits are not needed once log Z is known
+  {
+    auto scope = time_op(timer, "loss.bwd");
+    std::vector<T> z = logits;
+    cpu::cross_entropy_backward(z.data(), targets, log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
+    if (grad_scale != 1.0)
+      for (T& g : dlogits) g *= T(grad_scale);
+  }
+  std::vector<T> dhf(static_cast<size_t>(N * d)), dx(static_cast<size_t>(N * d), T(0));
+  {
+    auto scope = time_op(timer, "logits.bwd");
+    gemm(false, false, N, d, V, logit_scale, dlogits.data(), V, E, d, T(0), dhf.data(), d);
+    gemm(true, false, V, d, N, logit_scale, dlogits.data(), V, hf.data(), d, T(1), G("embedding"), d);
+  }
+  {
+    auto scope = time_op(timer, "final_ln.bwd");
+    cpu::layernorm_backward(x.data(), P("final_ln"), mean_f.data(), rstd_f.data(), dhf.data(), dx.data(),
+                            G("final_ln"), N, d);
+  }
+
+  std::vector<T> dy(static_cast<size_t>(N * d)), dh(static_cast<size_t>(N * d));
+  std::vector<T> dm, du, d_o, dqkv;
+  // MLP branch backward from dy: accumulates into dh (beta) and the weight gradients.
+  auto mlp_backward = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
+    dm.assign(size_t(N * f), T(0));
+    du.assign(size_t(N * 2 * f), T(0));
+    {
+      auto scope = time_op(timer, "mlp_out_proj.bwd");
+      gemm(false, true, N, f, d, T(1), dy.data(), d, P(p + "wout"), d, T(0), dm.data(), f);
+      gemm(true, false, f, d, N, T(1), a.m.data(), f, dy.data(), d, T(1), G(p + "wout"), d);
+    }
+    {
+      auto scope = time_op(timer, "mlp_act.bwd");
+      cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), N, f);
+    }
+    auto scope = time_op(timer, "mlp_in_proj.bwd");
+    gemm(false, true, N, d, 2 * f, T(1), du.data(), 2 * f, P(p + "win"), 2 * f, beta, dh.data(), d);
+    gemm(true, false, d, 2 * f, N, T(1), h.data(), d, du.data(), 2 * f, T(1), G(p + "win"), 2 * f);
+  };
+  auto attention_backward = [&](LayerActivations& a, const std::string& p, T beta) {
+    d_o.assign(size_t(N * hq), T(0));
+    dqkv.assign(size_t(N * ld), T(0));
+    {
+      auto scope = time_op(timer, "attn_out_proj.bwd");
+      gemm(false, true, N, hq, d, T(1), dy.data(), d, P(p + "wo"), d, T(0), d_o.data(), hq);
+      gemm(true, false, hq, d, N, T(1), a.o.data(), hq, dy.data(), d, T(1), G(p + "wo"), d);
+    }
+    {
+      auto scope = time_op(timer, "attention.bwd");
+      cpu::attention_backward(shape, a.qkv.data(), a.o.data(), a.lse.data(), d_o.data(), dqkv.data());
+    }
+    if (s.rope) {
+      auto scope = time_op(timer, "rope.bwd");
+      cpu::rope_backward(dqkv.data(), N, ld, heads_, q, S);
+      cpu::rope_backward(dqkv.data() + hq, N, ld, kv_heads_, q, S);
+    }
+    auto scope = time_op(timer, "qkv_proj.bwd");
+    gemm(false, true, N, d, hq, T(1), dqkv.data(), ld, P(p + "wq"), hq, beta, dh.data(), d);
+    gemm(false, true, N, d, kvq, T(1), dqkv.data() + hq, ld, P(p + "wkv"), kvq, T(1), dh.data(), d);
+    gemm(true, false, d, hq, N, T(1), a.h.data(), d, dqkv.data(), ld, T(1), G(p + "wq"), hq);
+    gemm(true, false, d, kvq, N, T(1), a.h.data(), d, dqkv.data() + hq, ld, T(1), G(p + "wkv"), kvq);
+  };
+  auto copy_residual = [&] {
+    auto scope = time_op(timer, "residual.bwd");
+    dy = dx;  // the gradient reaching the branch output; dx keeps flowing down the residual
+  };
+  auto layer_norm_backward = [&](const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
+                                 const std::vector<T>& rstd) {
+    auto scope = time_op(timer, "ln.bwd");
+    cpu::layernorm_backward(in.data(), P(g), mean.data(), rstd.data(), dh.data(), dx.data(), G(g), N, d);
+  };
+  auto reduce_dh = [&] {
+    if (tp_ == 1) return;
+    auto scope = time_op(timer, "tp_allreduce.bwd");
+    tp->all_reduce(dh.data(), dh.size());
+  };
+
+  for (int l = s.n_layers - 1; l >= 0; --l) {
+    LayerActivations& a = acts[size_t(l)];
+    const std::string p = "layer" + std::to_string(l) + ".";
+    if (s.parallel_block) {
+      copy_residual();
+      mlp_backward(a, p, a.h, T(0));
+      attention_backward(a, p, T(1));
+      reduce_dh();
+      layer_norm_backward(a.x, p + "ln", a.mean, a.rstd);
+    } else {
+      copy_residual();
+      mlp_backward(a, p, a.h2, T(0));
+      reduce_dh();
+      layer_norm_backward(a.x_mid, p + "ln2", a.mean2, a.rstd2);
+      copy_residual();
+      attention_backward(a, p, T(0));
+      reduce_dh();
+      layer_norm_backward(a.x, p + "ln", a.mean, a.rstd);
+    }
+  }
+  {
+    auto scope = time_op(timer, "embedding.bwd");
+    T* dE = G("embedding");
+    for (int64_t n = 0; n < N; ++n) {
+      T* row = dE + int64_t(tokens[n]) * d;
+      for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
+    }
+  }
+  return loss;
+}
+
+template class PalmModel<float>;
+template class PalmModel<double>;
+
+}  // namespace palmsim

@@ -1,0 +1,69 @@
+#pragma once
+// The PaLM model as the paper states it (Sec. 2): y = x + MLP(LN(x)) + Attn(LN(x)) (or a serial
+// block), SwiGLU, causal multi-query attention with RoPE, LayerNorm without bias, no biases,
+// shared input/output embedding with logits scaled by 1/sqrt(d_model), z-loss. Forward and
+// backward of one microbatch on one rank; tensor parallelism splits heads and d_ff Megatron-style
+// (column-parallel q and W_in, row-parallel W_o and W_out); K/V heads fewer than the tp ranks are
+// replicated, and their weight gradients summed over the group.
+#include "kernels/communicator.h"
+#include "kernels/op_timer.h"
+#include "model/model_spec.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace palmsim {
+
+struct TensorInfo {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+  size_t offset = 0;         // into the flat parameter buffer
+  bool tp_sharded = false;   // a different slice on each tensor-parallel rank
+  double init_std = 0;       // N(0, init_std^2); 0 means ones (LayerNorm scales)
+  size_t size() const { return size_t(rows * cols); }
+};
+
+template <class T>
+class PalmModel {
+ public:
+  // tp ranks split heads, K/V heads (when there are at least tp of them) and d_ff.
+  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0);
+
+  // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
+  // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
+  // model.
+  void init(uint64_t seed);
+
+  // One microbatch of `batch` sequences of seq_len tokens: adds d(mean loss)/d(params) to grads()
+  // (times grad_scale) and returns the mean loss including z-loss. `tp` may be null when tp = 1.
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
+                          Communicator* tp, OpTimer* timer, double grad_scale = 1.0);
+  // Mean plain cross-entropy (nats per token), forward only.
+  double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp);
+
+  const ModelSpec& spec() const { return spec_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  std::vector<T>& params() { return params_; }
+  std::vector<T>& grads() { return grads_; }
+  const std::vector<T>& params() const { return params_; }
+  size_t parameter_count() const { return n_params_; }  // this rank's, without padding
+  // Pads the flat buffers to a multiple of `n` elements (ZeRO-1 shards them evenly).
+  void pad_to_multiple(size_t n);
+  const TensorInfo& tensor(const std::string& name) const;
+
+ private:
+  struct LayerActivations;
+  double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
+             OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
+  void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
+
+  ModelSpec spec_;
+  int tp_, tp_rank_;
+  int64_t heads_, kv_heads_, ff_;  // this rank's
+  std::vector<TensorInfo> tensors_;
+  std::vector<T> params_, grads_;
+  size_t n_params_ = 0;
+};
+
+}  // namespace palmsim
