@@ -65,8 +65,29 @@ void PalmModel<T>::pad_to_multiple(size_t n) {
 }
 
 template <class T>
+std::vector<T> PalmModel<T>::shard_of(const TensorInfo& t, const double* full) const {
+  std::vector<T> out(t.size());
+  const std::string kind = t.name.substr(t.name.find('.') + 1);
+  const bool by_rows = kind == "wo" || kind == "wout";
+  const int64_t full_cols = t.tp_sharded && !by_rows ? t.cols * tp_ : t.cols;
+  for (int64_t r = 0; r < t.rows; ++r)
+    for (int64_t c = 0; c < t.cols; ++c) {
+      int64_t fr = r, fc = c;
+      if (t.tp_sharded && by_rows) {
+        fr = tp_rank_ * t.rows + r;
+      } else if (t.tp_sharded && kind == "wq") {
+        fc = tp_rank_ * t.cols + c;
+      } else if (t.tp_sharded) {  // wkv and win: two halves [K | V] or [W | V], each split tp ways
+        const int64_t half = t.cols / 2, full_half = full_cols / 2;
+        fc = (c < half ? 0 : full_half) + tp_rank_ * half + (c % half);
+      }
+      out[size_t(r * t.cols + c)] = T(full[fr * full_cols + fc]);
+    }
+  return out;
+}
+
+template <class T>
 void PalmModel<T>::init(uint64_t seed) {
-  const int64_t q = spec_.head_dim, d = spec_.d_model;
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const TensorInfo& t = tensors_[i];
     T* dst = params_.data() + t.offset;
@@ -74,34 +95,13 @@ void PalmModel<T>::init(uint64_t seed) {
       std::fill(dst, dst + t.size(), T(1));
       continue;
     }
-    // Draw the full (unsharded) tensor, then keep this rank's columns or rows.
-    const std::string kind = t.name.substr(t.name.find('.') + 1);
-    int64_t full_rows = t.rows, full_cols = t.cols;
-    if (t.tp_sharded) {
-      if (kind == "wo" || kind == "wout") full_rows *= tp_;
-      else full_cols *= tp_;
-    }
+    // Draw the whole tensor, then keep this rank's piece: every tp gives the same model.
     std::mt19937_64 rng(seed * 1000003ULL + i);
     std::normal_distribution<double> normal(0.0, t.init_std);
-    std::vector<double> full(size_t(full_rows * full_cols));
+    std::vector<double> full(t.size() * size_t(t.tp_sharded ? tp_ : 1));
     for (double& v : full) v = normal(rng);
-    auto keep = [&](int64_t r, int64_t c) { return T(full[size_t(r * full_cols + c)]); };
-    for (int64_t r = 0; r < t.rows; ++r)
-      for (int64_t c = 0; c < t.cols; ++c) {
-        int64_t fr = r, fc = c;
-        if (t.tp_sharded) {
-          if (kind == "wo" || kind == "wout") {
-            fr = tp_rank_ * t.rows + r;
-          } else if (kind == "wq") {
-            fc = tp_rank_ * t.cols + c;
-          } else {  // wkv and win: two halves [K | V] or [W | V], each split tp ways
-            const int64_t half = t.cols / 2, full_half = full_cols / 2;
-            fc = (c < half ? 0 : full_half) + tp_rank_ * half + (c % half);
-          }
-        }
-        dst[r * t.cols + c] = keep(fr, fc);
-      }
-    (void)q, (void)d;
+    const std::vector<T> piece = shard_of(t, full.data());
+    std::copy(piece.begin(), piece.end(), dst);
   }
 }
 

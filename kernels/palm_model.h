@@ -51,6 +51,8 @@ class PalmModel {
   // Pads the flat buffers to a multiple of `n` elements (ZeRO-1 shards them evenly).
   void pad_to_multiple(size_t n);
   const TensorInfo& tensor(const std::string& name) const;
+  // This rank's piece of a tensor given the whole (unsharded) tensor's values `full`.
+  std::vector<T> shard_of(const TensorInfo& local, const double* full) const;
 
  private:
   struct LayerActivations;

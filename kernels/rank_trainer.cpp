@@ -1,0 +1,115 @@
+#include "kernels/rank_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace palmsim {
+
+RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, int rank, Communicator* tp, Communicator* dp)
+    : config_(config), rank_(rank), tp_(tp), dp_(dp), model_(spec, config.tp, rank % config.tp) {
+  size_t begin = 0, end = model_.parameter_count();
+  if (config.zero1) {
+    model_.pad_to_multiple(size_t(config.dp));
+    const size_t shard = model_.params().size() / size_t(config.dp);
+    begin = shard * size_t(dp_rank());
+    end = begin + shard;
+    shard_grads_.assign(shard, 0.0f);
+  }
+  optimizer_ = std::make_unique<Adafactor<float>>(config.optimizer, begin, end);
+}
+
+void RankTrainer::reduce_tensor_sums(std::vector<double>& sums) {
+  if (config_.zero1) dp_->all_reduce(sums.data(), sums.size());  // each dp rank summed its slice
+  if (config_.tp > 1) {
+    // Sharded tensors: add the other tensor-parallel ranks' pieces; replicated ones are complete.
+    std::vector<double> sharded(sums.size(), 0.0);
+    for (size_t t = 0; t < sums.size(); ++t)
+      if (model_.tensors()[t].tp_sharded) sharded[t] = sums[t];
+    tp_->all_reduce(sharded.data(), sharded.size());
+    for (size_t t = 0; t < sums.size(); ++t)
+      if (model_.tensors()[t].tp_sharded) sums[t] = sharded[t];
+  }
+}
+
+double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t step_number, OpTimer* timer) {
+  const ModelSpec& spec = model_.spec();
+  std::vector<float>& grads = model_.grads();
+  std::fill(grads.begin(), grads.end(), 0.0f);
+  const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
+  double loss = 0;
+  for (int64_t i = 0; i < micro; ++i) {
+    const int64_t offset = i * mb * spec.seq_len;
+    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro));
+  }
+  loss /= double(micro);
+
+  if (config_.tp > 1) {
+    // Replicated K/V projections: every rank's query heads contributed a part of their gradient.
+    auto scope = time_op(timer, "tp_kv_grad_allreduce.bwd");
+    for (const TensorInfo& t : model_.tensors())
+      if (!t.tp_sharded && t.name.ends_with("wkv")) tp_->all_reduce(grads.data() + t.offset, t.size());
+  }
+  const float inv_dp = 1.0f / float(config_.dp);
+  const float* range_grads = grads.data();
+  if (config_.zero1) {
+    auto scope = time_op(timer, "dp_reducescatter.bwd");
+    dp_->reduce_scatter(grads.data(), shard_grads_.data(), shard_grads_.size());
+    for (float& g : shard_grads_) g *= inv_dp;
+    range_grads = shard_grads_.data();
+  } else if (config_.dp > 1) {
+    auto scope = time_op(timer, "dp_allreduce.bwd");
+    dp_->all_reduce(grads.data(), grads.size());
+    for (float& g : grads) g *= inv_dp;
+  }
+  const size_t begin = optimizer_->begin(), end = optimizer_->end();
+  reduced_grads_.assign(range_grads, range_grads + (end - begin));
+
+  double clip = 1.0;
+  std::vector<double> rms;
+  {
+    auto scope = time_op(timer, "grad_norm.opt");
+    std::vector<double> grad_sq = sum_of_squares_per_tensor(range_grads, begin, end, model_.tensors());
+    std::vector<double> param_sq = sum_of_squares_per_tensor(model_.params().data() + begin, begin, end, model_.tensors());
+    reduce_tensor_sums(grad_sq);
+    reduce_tensor_sums(param_sq);
+    double norm_sq = 0;
+    for (double s : grad_sq) norm_sq += s;
+    const double norm = std::sqrt(norm_sq);
+    clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
+    for (size_t t = 0; t < param_sq.size(); ++t) {
+      const TensorInfo& info = model_.tensors()[t];
+      const double elements = double(info.size()) * (info.tp_sharded ? config_.tp : 1);
+      rms.push_back(std::sqrt(param_sq[t] / elements));
+    }
+  }
+  {
+    auto scope = time_op(timer, "optimizer.opt");
+    optimizer_->update(model_.params().data(), range_grads, model_.tensors(), rms, step_number, clip);
+  }
+  if (config_.zero1) {
+    auto scope = time_op(timer, "dp_allgather.opt");
+    std::vector<float> shard(model_.params().begin() + long(begin), model_.params().begin() + long(end));
+    dp_->all_gather(shard.data(), model_.params().data(), shard.size());
+  }
+  if (config_.dp > 1) {
+    dp_->all_reduce(&loss, 1);
+    loss /= config_.dp;
+  }
+  return loss;
+}
+
+double RankTrainer::evaluate(const int32_t* tokens, const int32_t* targets, int64_t sequences) {
+  const int64_t mb = config_.microbatch_size(), seq = model_.spec().seq_len;
+  double ce = 0;
+  int64_t batches = 0;
+  for (int64_t i = 0; i + mb <= sequences; i += mb, ++batches)
+    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_);
+  ce /= double(std::max<int64_t>(1, batches));
+  if (config_.dp > 1) {
+    dp_->all_reduce(&ce, 1);
+    ce /= config_.dp;
+  }
+  return ce;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,148 @@
+// Data parallel, ZeRO-1 and tensor parallel with 2 and 4 thread ranks give the same loss, gradients
+// and updated parameters as one rank on the same global batch (float tolerance).
+#include "kernels/rank_grid.h"
+#include "kernels/rank_trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <mutex>
+
+namespace palmsim {
+namespace {
+
+ModelSpec small_model() {
+  ModelSpec m;
+  m.name = "equivalence";
+  m.n_layers = 2, m.d_model = 16, m.n_heads = 4, m.n_kv_heads = 1, m.head_dim = 4;
+  m.d_ff = 32, m.ffn = Ffn::swiglu, m.vocab = 40, m.seq_len = 8;
+  return m;
+}
+
+constexpr int64_t kBatch = 8;
+
+struct Batch {
+  std::vector<int32_t> tokens, targets;
+};
+
+Batch make_batch(const ModelSpec& m) {
+  Batch b;
+  for (int64_t i = 0; i < kBatch * m.seq_len; ++i) {
+    b.tokens.push_back(int32_t((i * 7 + 3) % m.vocab));
+    b.targets.push_back(int32_t((i * 11 + 5) % m.vocab));
+  }
+  return b;
+}
+
+struct RankResult {
+  double loss = 0;
+  std::vector<float> grads, params;  // reduced gradients (optimizer range) and updated params
+  std::vector<TensorInfo> tensors;
+  size_t begin = 0;
+  int tp_rank = 0;
+};
+
+std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b) {
+  TrainConfig c;
+  c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1;
+  std::vector<RankResult> results(size_t(dp * tp));
+  run_on_ranks(dp, tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(m, c, ctx.rank, ctx.tp, ctx.dp);
+    trainer.model().init(7);
+    const int64_t share = (kBatch / dp) * m.seq_len, offset = trainer.dp_rank() * share;
+    RankResult& r = results[size_t(ctx.rank)];
+    r.loss = trainer.step(b.tokens.data() + offset, b.targets.data() + offset, 1, nullptr);
+    r.grads = trainer.reduced_grads();
+    r.params = trainer.model().params();
+    r.tensors = trainer.model().tensors();
+    r.begin = trainer.optimizer().begin();
+    r.tp_rank = trainer.tp_rank();
+  });
+  return results;
+}
+
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]) / (1e-3 + std::abs(double(b[i]))));
+  EXPECT_LT(worst, 2e-3) << what;
+}
+
+class ParallelEquivalence : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    reference_ = run(1, 1, false, model_, batch_)[0];
+  }
+  // Compares one rank's tensors with the single-rank reference, sliced the way tp slices them.
+  void compare_tensors(const RankResult& r, int tp, const std::string& what) {
+    const PalmModel<float> sharded(model_, tp, r.tp_rank), whole(model_);
+    for (const TensorInfo& t : r.tensors) {
+      const TensorInfo& full = whole.tensor(t.name);
+      std::vector<double> full_grads(full.size()), full_params(full.size());
+      for (size_t i = 0; i < full.size(); ++i) {
+        full_grads[i] = reference_.grads[full.offset + i];
+        full_params[i] = reference_.params[full.offset + i];
+      }
+      const std::vector<float> expected_g = sharded.shard_of(t, full_grads.data());
+      const std::vector<float> expected_p = sharded.shard_of(t, full_params.data());
+      std::vector<float> got_g(r.grads.begin() + long(t.offset), r.grads.begin() + long(t.offset + t.size()));
+      std::vector<float> got_p(r.params.begin() + long(t.offset), r.params.begin() + long(t.offset + t.size()));
+      expect_close(got_g, expected_g, what + " grad " + t.name);
+      expect_close(got_p, expected_p, what + " param " + t.name);
+    }
+  }
+  ModelSpec model_ = small_model();
+  Batch batch_ = make_batch(model_);
+  RankResult reference_;
+};
+
+TEST_F(ParallelEquivalence, DataParallel) {
+  for (int dp : {2, 4}) {
+    for (const RankResult& r : run(dp, 1, false, model_, batch_)) {
+      EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "dp " << dp;
+      expect_close(r.grads, reference_.grads, "dp grads");
+      expect_close(r.params, reference_.params, "dp params");
+    }
+  }
+}
+
+TEST_F(ParallelEquivalence, Zero1ShardsTheOptimizer) {
+  for (int dp : {2, 4}) {
+    for (const RankResult& r : run(dp, 1, true, model_, batch_)) {
+      EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "zero1 dp " << dp;
+      // This rank's gradient slice, and every parameter after the all-gather.
+      const size_t n = std::min(r.grads.size(), reference_.grads.size() - std::min(r.begin, reference_.grads.size()));
+      std::vector<float> expected(reference_.grads.begin() + long(r.begin), reference_.grads.begin() + long(r.begin + n));
+      expect_close(std::vector<float>(r.grads.begin(), r.grads.begin() + long(n)), expected, "zero1 grads");
+      expect_close(std::vector<float>(r.params.begin(), r.params.begin() + long(reference_.params.size())),
+                   reference_.params, "zero1 params");
+    }
+  }
+}
+
+TEST_F(ParallelEquivalence, TensorParallel) {
+  for (int tp : {2, 4}) {
+    for (const RankResult& r : run(1, tp, false, model_, batch_)) {
+      EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "tp " << tp;
+      compare_tensors(r, tp, "tp" + std::to_string(tp));
+    }
+  }
+}
+
+TEST_F(ParallelEquivalence, TensorAndDataParallelTogether) {
+  for (const RankResult& r : run(2, 2, false, model_, batch_)) {
+    EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss);
+    compare_tensors(r, 2, "tp2 x dp2");
+  }
+}
+
+TEST_F(ParallelEquivalence, RepeatedRunsAreBitwiseIdentical) {
+  const auto a = run(2, 2, false, model_, batch_), b = run(2, 2, false, model_, batch_);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].loss, b[i].loss);
+    EXPECT_EQ(a[i].params, b[i].params);
+  }
+}
+
+}  // namespace
+}  // namespace palmsim
