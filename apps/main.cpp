@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   palmsim::add_search_verb(app, action);
   palmsim::add_validate_verb(app, action);
   palmsim::add_calibrate_verb(app, action);
+  palmsim::add_train_verb(app, action);
+  palmsim::add_bench_step_verb(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -106,12 +106,6 @@ void PalmModel<T>::init(uint64_t seed) {
 }
 
 template <class T>
-struct PalmModel<T>::LayerActivations {
-  std::vector<T> x, mean, rstd, h, qkv, lse, o, u, m;
-  std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
-};
-
-template <class T>
 double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
                                       Communicator* tp, OpTimer* timer, double grad_scale) {
   return run(tokens, targets, batch, tp, timer, true, grad_scale, nullptr);
@@ -140,19 +134,25 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   };
   const T* E = P("embedding");
 
-  std::vector<T> x(size_t(N * d));
+  Workspace& w = ws_;
+  // resize() keeps the memory of earlier calls; every buffer below is fully overwritten before it
+  // is read, except dx, which is cleared where backward starts accumulating into it.
+  std::vector<T>& x = w.x;
+  x.resize(size_t(N * d));
   {
     auto scope = time_op(timer, "embedding.fwd");
     for (int64_t n = 0; n < N; ++n) std::copy_n(E + int64_t(tokens[n]) * d, d, x.data() + n * d);
   }
 
-  std::vector<LayerActivations> acts(size_t(s.n_layers));
-  std::vector<T> y(size_t(N * d));
+  std::vector<LayerActivations>& acts = w.layers;
+  acts.resize(size_t(s.n_layers));
+  std::vector<T>& y = w.y;
+  y.resize(size_t(N * d));
   // Attention branch: LN output h -> y = Attn(h) (this rank's partial sum).
   auto attention_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h) {
-    a.qkv.assign(size_t(N * ld), T(0));
     {
       auto scope = time_op(timer, "qkv_proj.fwd");
+      a.qkv.resize(size_t(N * ld));
       gemm(false, false, N, hq, d, T(1), h.data(), d, P(p + "wq"), hq, T(0), a.qkv.data(), ld);
       gemm(false, false, N, kvq, d, T(1), h.data(), d, P(p + "wkv"), kvq, T(0), a.qkv.data() + hq, ld);
     }
@@ -161,10 +161,10 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
       cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, S);
       cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, S);
     }
-    a.o.assign(size_t(N * hq), T(0));
-    a.lse.assign(size_t(batch * heads_ * S), T(0));
     {
       auto scope = time_op(timer, "attention.fwd");
+      a.o.resize(size_t(N * hq));
+      a.lse.resize(size_t(batch * heads_ * S));
       cpu::attention_forward(shape, a.qkv.data(), a.o.data(), a.lse.data());
     }
     auto scope = time_op(timer, "attn_out_proj.fwd");
@@ -172,14 +172,14 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   };
   // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it.
   auto mlp_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
-    a.u.assign(size_t(N * 2 * f), T(0));
-    a.m.assign(size_t(N * f), T(0));
     {
       auto scope = time_op(timer, "mlp_in_proj.fwd");
+      a.u.resize(size_t(N * 2 * f));
       gemm(false, false, N, 2 * f, d, T(1), h.data(), d, P(p + "win"), 2 * f, T(0), a.u.data(), 2 * f);
     }
     {
       auto scope = time_op(timer, "mlp_act.fwd");
+      a.m.resize(size_t(N * f));
       cpu::swiglu_forward(a.u.data(), a.m.data(), N, f);
     }
     auto scope = time_op(timer, "mlp_out_proj.fwd");
@@ -188,9 +188,9 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   auto layer_norm = [&](const std::vector<T>& in, const T* g, std::vector<T>& out, std::vector<T>& mean,
                         std::vector<T>& rstd) {
     auto scope = time_op(timer, "ln.fwd");
-    out.assign(size_t(N * d), T(0));
-    mean.assign(size_t(N), T(0));
-    rstd.assign(size_t(N), T(0));
+    out.resize(size_t(N * d));
+    mean.resize(size_t(N));
+    rstd.resize(size_t(N));
     cpu::layernorm_forward(in.data(), g, out.data(), mean.data(), rstd.data(), N, d);
   };
   auto add_residual = [&](std::vector<T>& into) {
@@ -201,7 +201,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   for (int l = 0; l < s.n_layers; ++l) {
     LayerActivations& a = acts[size_t(l)];
     const std::string p = "layer" + std::to_string(l) + ".";
-    a.x = x;
+    a.x.assign(x.begin(), x.end());
     layer_norm(x, P(p + "ln"), a.h, a.mean, a.rstd);
     attention_branch(a, p, a.h);
     if (s.parallel_block) {
@@ -211,7 +211,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     } else {
       all_reduce(y, "tp_allreduce.fwd");
       add_residual(x);
-      a.x_mid = x;
+      a.x_mid.assign(x.begin(), x.end());
       layer_norm(x, P(p + "ln2"), a.h2, a.mean2, a.rstd2);
       mlp_branch(a, p, a.h2, T(0));
       all_reduce(y, "tp_allreduce.fwd");
@@ -219,18 +219,20 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     }
   }
 
-  std::vector<T> hf, mean_f, rstd_f;
+  std::vector<T>&hf = w.hf, &mean_f = w.mean_f, &rstd_f = w.rstd_f;
   if (palm_choices::kFinalLayerNorm) {
     auto scope = time_op(timer, "final_ln.fwd");
-    hf.assign(size_t(N * d), T(0));
-    mean_f.assign(size_t(N), T(0));
-    rstd_f.assign(size_t(N), T(0));
+    hf.resize(size_t(N * d));
+    mean_f.resize(size_t(N));
+    rstd_f.resize(size_t(N));
     cpu::layernorm_forward(x.data(), P("final_ln"), hf.data(), mean_f.data(), rstd_f.data(), N, d);
   }
   const T logit_scale = T(1.0 / std::sqrt(double(d)));
-  std::vector<T> logits(static_cast<size_t>(N * V)), log_z(static_cast<size_t>(N));
+  std::vector<T>&logits = w.logits, &log_z = w.log_z;
   {
     auto scope = time_op(timer, "logits.fwd");
+    logits.resize(size_t(N * V));
+    log_z.resize(size_t(N));
     gemm(false, true, N, V, d, logit_scale, hf.data(), d, E, d, T(0), logits.data(), V);
   }
   double loss;
@@ -244,36 +246,38 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   std::vector<T>& dlogits = logits;  // the logits are not needed once log Z is known
   {
     auto scope = time_op(timer, "loss.bwd");
-    std::vector<T> z = logits;
-    cpu::cross_entropy_backward(z.data(), targets, log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
+    // In place: each gradient element depends only on the logit it replaces.
+    cpu::cross_entropy_backward(logits.data(), targets, log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
     if (grad_scale != 1.0)
       for (T& g : dlogits) g *= T(grad_scale);
   }
-  std::vector<T> dhf(static_cast<size_t>(N * d)), dx(static_cast<size_t>(N * d), T(0));
+  std::vector<T>&dhf = w.dhf, &dx = w.dx;
   {
     auto scope = time_op(timer, "logits.bwd");
+    dhf.resize(size_t(N * d));
     gemm(false, false, N, d, V, logit_scale, dlogits.data(), V, E, d, T(0), dhf.data(), d);
     gemm(true, false, V, d, N, logit_scale, dlogits.data(), V, hf.data(), d, T(1), G("embedding"), d);
   }
   {
     auto scope = time_op(timer, "final_ln.bwd");
+    dx.assign(size_t(N * d), T(0));
     cpu::layernorm_backward(x.data(), P("final_ln"), mean_f.data(), rstd_f.data(), dhf.data(), dx.data(),
                             G("final_ln"), N, d);
   }
 
-  std::vector<T> dy(static_cast<size_t>(N * d)), dh(static_cast<size_t>(N * d));
-  std::vector<T> dm, du, d_o, dqkv;
+  std::vector<T>&dy = w.dy, &dh = w.dh, &dm = w.dm, &du = w.du, &d_o = w.d_o, &dqkv = w.dqkv;
+  dh.resize(size_t(N * d));
   // MLP branch backward from dy: accumulates into dh (beta) and the weight gradients.
   auto mlp_backward = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
-    dm.assign(size_t(N * f), T(0));
-    du.assign(size_t(N * 2 * f), T(0));
     {
       auto scope = time_op(timer, "mlp_out_proj.bwd");
+      dm.resize(size_t(N * f));
       gemm(false, true, N, f, d, T(1), dy.data(), d, P(p + "wout"), d, T(0), dm.data(), f);
       gemm(true, false, f, d, N, T(1), a.m.data(), f, dy.data(), d, T(1), G(p + "wout"), d);
     }
     {
       auto scope = time_op(timer, "mlp_act.bwd");
+      du.resize(size_t(N * 2 * f));
       cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), N, f);
     }
     auto scope = time_op(timer, "mlp_in_proj.bwd");
@@ -281,15 +285,15 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     gemm(true, false, d, 2 * f, N, T(1), h.data(), d, du.data(), 2 * f, T(1), G(p + "win"), 2 * f);
   };
   auto attention_backward = [&](LayerActivations& a, const std::string& p, T beta) {
-    d_o.assign(size_t(N * hq), T(0));
-    dqkv.assign(size_t(N * ld), T(0));
     {
       auto scope = time_op(timer, "attn_out_proj.bwd");
+      d_o.resize(size_t(N * hq));
       gemm(false, true, N, hq, d, T(1), dy.data(), d, P(p + "wo"), d, T(0), d_o.data(), hq);
       gemm(true, false, hq, d, N, T(1), a.o.data(), hq, dy.data(), d, T(1), G(p + "wo"), d);
     }
     {
       auto scope = time_op(timer, "attention.bwd");
+      dqkv.resize(size_t(N * ld));
       cpu::attention_backward(shape, a.qkv.data(), a.o.data(), a.lse.data(), d_o.data(), dqkv.data());
     }
     if (s.rope) {
@@ -305,7 +309,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   };
   auto copy_residual = [&] {
     auto scope = time_op(timer, "residual.bwd");
-    dy = dx;  // the gradient reaching the branch output; dx keeps flowing down the residual
+    dy.assign(dx.begin(), dx.end());  // the gradient reaching the branch output; dx keeps flowing down the residual
   };
   auto layer_norm_backward = [&](const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
                                  const std::vector<T>& rstd) {

@@ -55,7 +55,15 @@ class PalmModel {
   std::vector<T> shard_of(const TensorInfo& local, const double* full) const;
 
  private:
-  struct LayerActivations;
+  struct LayerActivations {
+    std::vector<T> x, mean, rstd, h, qkv, lse, o, u, m;
+    std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
+  };
+  // Buffers reused from call to call: fresh allocations each step cost page faults.
+  struct Workspace {
+    std::vector<LayerActivations> layers;
+    std::vector<T> x, y, hf, mean_f, rstd_f, logits, log_z, dhf, dx, dy, dh, dm, du, d_o, dqkv;
+  };
   double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
              OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
@@ -66,6 +74,7 @@ class PalmModel {
   std::vector<TensorInfo> tensors_;
   std::vector<T> params_, grads_;
   size_t n_params_ = 0;
+  Workspace ws_;
 };
 
 }  // namespace palmsim

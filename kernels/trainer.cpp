@@ -1,0 +1,256 @@
+#include "kernels/trainer.h"
+
+#include "kernels/calibrate/calibrate_cpu.h"
+#include "kernels/calibrate/cpu_microbench.h"
+#include "kernels/checkpoint.h"
+#include "kernels/rank_grid.h"
+#include "kernels/rank_trainer.h"
+#include "kernels/text_corpus.h"
+#include "model/accounting.h"
+#include "model/input_error.h"
+#include "model/step_plan.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/global_control.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace palmsim {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int thread_count(const TrainConfig& c) {
+  return c.threads > 0 ? c.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Ranks are threads: each GEMM runs single-threaded then, and oneTBB spreads the rest.
+void set_threads(const TrainConfig& c) {
+  openblas_set_num_threads(c.ranks() > 1 ? 1 : thread_count(c));
+}
+
+std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
+  return fmt::format("L{} d{} H{} KV{} Q{} F{} V{} T{} parallel{} | dp{} tp{} zero1 {} batch{} mb{} seed{} lr{} const{}",
+                     m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff, m.vocab, m.seq_len,
+                     m.parallel_block, c.dp, c.tp, c.zero1, c.batch, c.microbatch_size(), c.seed,
+                     c.optimizer.peak_lr, c.optimizer.constant_steps);
+}
+
+const std::set<std::string> kOwnFiles = {"metrics.jsonl", "checkpoint.bin", "checkpoint.bin.tmp",
+                                         "tokenizer.model", "tokenizer.vocab", "tokenizer.corpus.txt"};
+
+void prepare_out_dir(const std::string& dir) {
+  if (!fs::exists(dir)) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw InputError("--out", "cannot create '" + dir + "': " + ec.message());
+    return;
+  }
+  if (!fs::is_directory(dir)) throw InputError("--out", "'" + dir + "' exists and is not a folder");
+  for (const auto& e : fs::directory_iterator(dir))
+    if (!kOwnFiles.count(e.path().filename().string()))
+      throw InputError("--out", "'" + dir + "' holds '" + e.path().filename().string() +
+                                    "', which palmsim did not write; give a new or empty folder");
+}
+
+// Keeps the metrics of steps up to `step` (the resumed checkpoint); later lines are redone.
+void trim_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t(0)) <= step) kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path + ".tmp") << kept;
+  fs::rename(path + ".tmp", path);
+}
+
+}  // namespace
+
+double measured_sgemm_peak(int threads) {
+  openblas_set_num_threads(threads);
+  const int64_t n = 1536;
+  return 2.0 * double(n) * n * n / time_sgemm(n, n, n, 3);
+}
+
+TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std::string& out_dir, std::ostream& log) {
+  prepare_out_dir(out_dir);
+  const std::string ckpt_path = (fs::path(out_dir) / "checkpoint.bin").string();
+  const std::string metrics_path = (fs::path(out_dir) / "metrics.jsonl").string();
+  Checkpoint resume;
+  const bool resuming = read_checkpoint(ckpt_path, resume);
+  const std::string print = fingerprint(model, config);
+  if (resuming && resume.fingerprint != print)
+    throw InputError("--out", "the checkpoint in '" + out_dir + "' belongs to another run (" + resume.fingerprint + ")");
+  if (resuming && resume.ranks.size() != size_t(config.ranks()))
+    throw InputError("--out", "the checkpoint in '" + out_dir + "' has a different number of ranks");
+
+  const int threads = thread_count(config);
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
+  const double peak = measured_sgemm_peak(threads);
+  set_threads(config);
+
+  log << fmt::format("train: {} ({} parameters) on {} thread(s), dp {} tp {}{}\n", model.name,
+                     parameter_count(model), threads, config.dp, config.tp, config.zero1 ? " zero1" : "");
+  const auto docs = read_fortune_documents(config.corpus);
+  const TokenizedCorpus corpus =
+      tokenize_corpus(docs, (fs::path(out_dir) / "tokenizer").string(), int(model.vocab), config.held_out_fraction);
+  TrainSummary summary;
+  summary.unigram_cross_entropy = unigram_cross_entropy(corpus.train, corpus.held_out, corpus.vocab);
+  log << fmt::format("corpus: {} documents, {} training and {} held-out tokens; unigram entropy {:.3f} nats/token\n",
+                     docs.size(), corpus.train.size(), corpus.held_out.size(), summary.unigram_cross_entropy);
+  const int64_t first = resuming ? resume.step + 1 : 1;
+  summary.first_step = first;
+  summary.last_step = first - 1;
+  if (resuming) {
+    trim_metrics(metrics_path, resume.step);
+    log << fmt::format("resuming from the checkpoint at step {}\n", resume.step);
+  }
+  if (first > config.steps) return summary;
+
+  const int64_t seq = model.seq_len, local = config.batch / config.dp;
+  const double tokens_per_step = double(config.batch) * double(seq);
+  const double flops_per_token = model_flops_per_token(model);
+  std::vector<RankTrainer*> trainers(size_t(config.ranks()), nullptr);
+  std::atomic<bool> write_failed{false};
+  std::string write_error;
+  std::ofstream metrics(metrics_path, std::ios::app);
+
+  run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
+    trainers[size_t(ctx.rank)] = &trainer;
+    if (resuming) {
+      const RankState& s = resume.ranks[size_t(ctx.rank)];
+      trainer.model().params() = s.params;
+      trainer.optimizer().first_moment() = s.first_moment;
+      trainer.optimizer().second_moment() = s.second_moment;
+    } else {
+      trainer.model().init(config.seed);
+    }
+    SequenceSampler sampler(corpus.train, seq, config.seed);
+    const SequenceSampler held_out(corpus.held_out, seq, config.seed);
+    std::vector<int32_t> tokens(size_t(local * seq)), targets(tokens.size());
+    std::vector<int32_t> eval_tokens(size_t(local * config.eval_batches * seq)), eval_targets(eval_tokens.size());
+    const int dp_rank = trainer.dp_rank();
+    auto save = [&](int64_t step) {
+      ctx.world->barrier();
+      if (ctx.rank == 0) {
+        try {
+          Checkpoint c;
+          c.step = step;
+          c.fingerprint = print;
+          for (RankTrainer* t : trainers)
+            c.ranks.push_back({t->model().params(), t->optimizer().first_moment(), t->optimizer().second_moment()});
+          write_checkpoint(c, ckpt_path);
+        } catch (const std::exception& e) {
+          write_error = e.what();
+          write_failed = true;
+        }
+      }
+      ctx.world->barrier();
+      if (write_failed) throw InputError("--out", write_error);
+    };
+
+    for (int64_t step = first; step <= config.steps; ++step) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int64_t base = (step - 1) * config.batch + dp_rank * local;
+      for (int64_t j = 0; j < local; ++j) sampler.fill(base + j, tokens.data() + j * seq, targets.data() + j * seq);
+      const double loss = trainer.step(tokens.data(), targets.data(), step, nullptr);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!std::isfinite(loss)) {  // every rank sees the same reduced loss: all stop here
+        if (ctx.rank == 0) {
+          summary.stopped_on_nan = true;
+          log << fmt::format("stopped: the loss is {} at step {}; the last good checkpoint is kept\n", loss, step);
+        }
+        return;
+      }
+      double val = -1;
+      if (step % config.eval_every == 0 || step == config.steps) {
+        const int64_t offset = int64_t(dp_rank) * local * config.eval_batches;
+        for (int64_t j = 0; j < local * config.eval_batches; ++j)
+          held_out.fill_in_order(offset + j, eval_tokens.data() + j * seq, eval_targets.data() + j * seq);
+        val = trainer.evaluate(eval_tokens.data(), eval_targets.data(), local * config.eval_batches);
+      }
+      if (ctx.rank == 0) {
+        const double tps = tokens_per_step / seconds, mfu = tps * flops_per_token / peak;
+        nlohmann::json j = {{"step", step}, {"loss", loss}, {"step_time_s", seconds}, {"tokens_per_s", tps}, {"mfu", mfu}};
+        if (val >= 0) j["val_loss"] = val;
+        metrics << j.dump() << "\n" << std::flush;
+        summary.last_step = step;
+        summary.last_loss = loss;
+        summary.tokens_per_s = tps;
+        summary.mfu = mfu;
+        if (val >= 0) summary.last_val_loss = val;
+        if (step % config.log_every == 0 || val >= 0 || step == config.steps)
+          log << fmt::format("step {:>5}/{}  loss {:.4f}{}  {:.0f} tokens/s  MFU {:.1f} %  {:.3f} s/step\n", step,
+                             config.steps, loss, val >= 0 ? fmt::format("  held-out {:.4f}", val) : "", tps, 100 * mfu,
+                             seconds)
+              << std::flush;
+      }
+      if (step % config.checkpoint_every == 0 || step == config.steps) save(step);
+    }
+  });
+  return summary;
+}
+
+BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int steps) {
+  const int threads = thread_count(config);
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
+  BenchResult result;
+  result.peak_flops = measured_sgemm_peak(threads);
+  result.device = cpu_device_name(threads);
+  set_threads(config);
+  const int64_t seq = model.seq_len, local = config.batch / config.dp;
+  std::vector<int32_t> tokens(size_t(local * seq)), targets(tokens.size());
+  std::mt19937 rng(config.seed);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
+  OpTimer timer;
+  double seconds = 0;
+  run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
+    trainer.model().init(config.seed);
+    trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
+    ctx.world->barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < steps; ++s) trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == 0 ? &timer : nullptr);
+    ctx.world->barrier();
+    if (ctx.rank == 0) seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+  result.step_time_s = seconds / steps;
+  result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
+  result.mfu = result.tokens_per_s * model_flops_per_token(model) / result.peak_flops;
+  for (const auto& [name, s] : timer.seconds()) result.per_op_s[name] = s / steps;
+
+  // The GEMMs' FLOPs come from the StepPlan of the same step, so the rate is plan FLOPs over
+  // measured time of the ops the plan calls GEMMs.
+  Layout layout;
+  layout.tp = config.tp, layout.dp = config.dp, layout.microbatch = int(config.microbatch_size());
+  PlanOptions options;
+  options.fused_attention = true, options.activation_bytes = 4;
+  const StepPlan plan = build_step_plan(model, layout, config.batch, options);
+  std::map<std::string, double> gemm_flops;
+  for (const Op& op : plan.ops)
+    if (op.kind == OpKind::gemm) gemm_flops[std::string(op.name) + "." + phase_suffix(op.phase)] += op.flops * plan.occurrences(op);
+  double flops = 0, time = 0;
+  for (const auto& [name, f] : gemm_flops)
+    if (result.per_op_s.count(name)) flops += f, time += result.per_op_s[name];
+  result.gemm_flops_per_s = time > 0 ? flops / time : 0;
+  return result;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,32 @@
+#include "kernels/trainer_config_file.h"
+
+#include "model/input_error.h"
+#include "model/model_yaml.h"
+#include "model/yaml_fields.h"
+
+#include <filesystem>
+
+namespace palmsim {
+
+TrainerConfigFile load_trainer_config(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw InputError("config", "cannot read '" + path + "': no such file");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError("config", "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
+  if (!root.IsMap()) throw InputError("config", "'" + path + "' must be a YAML map with model: and train:");
+  check_keys(root, "config", {"model", "train", "system", "layout", "training", "description"});
+  if (!root["model"]) throw InputError("model", "missing");
+  TrainerConfigFile c;
+  c.model = parse_model_node(root["model"]);
+  if (c.model.ffn != Ffn::swiglu) throw InputError("model.ffn", "the training step implements swiglu only");
+  c.train = parse_train_node(root["train"]);
+  if (c.model.n_heads % c.train.tp || c.model.d_ff % c.train.tp)
+    throw InputError("train.tp", "must divide n_heads (" + std::to_string(c.model.n_heads) + ") and d_ff (" +
+                                     std::to_string(c.model.d_ff) + ")");
+  return c;
+}
+
+}  // namespace palmsim

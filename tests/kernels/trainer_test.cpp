@@ -1,0 +1,122 @@
+// The trainer's promises: resuming continues with the very same losses, a non-finite loss stops
+// the run and keeps the last good checkpoint, a damaged checkpoint is refused, and a folder of the
+// user's is never written into.
+#include "kernels/checkpoint.h"
+#include "kernels/trainer.h"
+#include "model/input_error.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace palmsim {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelSpec tiny_model() {
+  ModelSpec m;
+  m.name = "trainer-test";
+  m.n_layers = 2, m.d_model = 32, m.n_heads = 2, m.n_kv_heads = 1, m.head_dim = 16;
+  m.d_ff = 64, m.ffn = Ffn::swiglu, m.vocab = 256, m.seq_len = 32;
+  return m;
+}
+
+// A small slice of the fortunes corpus keeps tokenizer training to a second.
+std::string small_corpus() {
+  const fs::path dir = fs::path(testing::TempDir()) / "corpus";
+  if (!fs::exists(dir)) {
+    fs::create_directories(dir);
+    fs::copy_file("/usr/share/games/fortunes/computers", dir / "computers");
+    fs::copy_file("/usr/share/games/fortunes/science", dir / "science");
+  }
+  return dir.string();
+}
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.steps = 6, c.batch = 4, c.checkpoint_every = 3, c.eval_every = 3, c.eval_batches = 1, c.log_every = 100;
+  c.corpus = small_corpus();
+  c.held_out_fraction = 0.1;
+  return c;
+}
+
+std::vector<nlohmann::json> metrics(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+fs::path fresh(const std::string& name) {
+  const fs::path p = fs::path(testing::TempDir()) / name;
+  fs::remove_all(p);
+  return p;
+}
+
+TEST(Trainer, ResumingContinuesWithIdenticalLosses) {
+  std::ostringstream log;
+  const fs::path whole = fresh("run_whole"), split = fresh("run_split");
+  train(tiny_model(), tiny_config(), whole.string(), log);
+  TrainConfig first_half = tiny_config();
+  first_half.steps = 3;
+  train(tiny_model(), first_half, split.string(), log);
+  const TrainSummary resumed = train(tiny_model(), tiny_config(), split.string(), log);
+  EXPECT_EQ(resumed.first_step, 4);
+  const auto a = metrics(whole), b = metrics(split);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["step"], b[i]["step"]);
+    EXPECT_EQ(a[i]["loss"].get<double>(), b[i]["loss"].get<double>()) << "step " << i + 1;  // bit for bit
+  }
+  EXPECT_EQ(a[5]["val_loss"].get<double>(), b[5]["val_loss"].get<double>());
+  // The loss falls: six steps of Adafactor at 1e-2 on real text.
+  EXPECT_LT(a[5]["loss"].get<double>(), a[0]["loss"].get<double>());
+}
+
+TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  std::ostringstream log;
+  const fs::path dir = fresh("run_diverging");
+  TrainConfig c = tiny_config();
+  c.checkpoint_every = 1;
+  c.steps = 10;
+  c.optimizer.peak_lr = 1e30;  // the first update blows the weights up; a later loss is not finite
+  const TrainSummary s = train(tiny_model(), c, dir.string(), log);
+  EXPECT_TRUE(s.stopped_on_nan);
+  EXPECT_LT(s.last_step, 10);
+  EXPECT_NE(log.str().find("stopped: the loss is"), std::string::npos);
+  Checkpoint kept;
+  ASSERT_TRUE(read_checkpoint((dir / "checkpoint.bin").string(), kept));
+  EXPECT_EQ(kept.step, s.last_step);  // the last step whose loss was finite
+}
+
+TEST(Trainer, DamagedCheckpointsAreRefused) {
+  std::ostringstream log;
+  const fs::path dir = fresh("run_damaged");
+  TrainConfig c = tiny_config();
+  c.steps = 1;
+  train(tiny_model(), c, dir.string(), log);
+  const fs::path ckpt = dir / "checkpoint.bin";
+  fs::resize_file(ckpt, fs::file_size(ckpt) - 100);
+  Checkpoint out;
+  EXPECT_THROW(read_checkpoint(ckpt.string(), out), InputError);
+  c.steps = 2;
+  EXPECT_THROW(train(tiny_model(), c, dir.string(), log), InputError);
+}
+
+TEST(Trainer, NeverWritesIntoAFolderOfTheUsers) {
+  std::ostringstream log;
+  const fs::path dir = fresh("users_folder");
+  fs::create_directories(dir);
+  std::ofstream(dir / "thesis.tex") << "precious";
+  EXPECT_THROW(train(tiny_model(), tiny_config(), dir.string(), log), InputError);
+  EXPECT_FALSE(fs::exists(dir / "metrics.jsonl"));
+}
+
+}  // namespace
+}  // namespace palmsim
