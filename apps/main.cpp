@@ -24,11 +24,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   palmsim::VerbAction action;
   palmsim::add_predict_verb(app, action);
+  palmsim::add_simulate_verb(app, action);
   palmsim::add_search_verb(app, action);
   palmsim::add_validate_verb(app, action);
   palmsim::add_calibrate_verb(app, action);
   palmsim::add_train_verb(app, action);
   palmsim::add_bench_step_verb(app, action);
+  palmsim::add_validate_local_verb(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -2,8 +2,7 @@
 #include "hwmodels/calibration.h"
 #include "kernels/calibrate/calibrate_cpu.h"
 #include "model/input_error.h"
-#include "model/model_yaml.h"
-#include "model/yaml_fields.h"
+#include "kernels/trainer_config_file.h"
 
 #include <fmt/format.h>
 
@@ -14,23 +13,10 @@ namespace palmsim {
 
 namespace {
 
-// The configured model's step on one rank (tp = 1), so its GEMM shapes join the grid.
+// The configured model's step on one rank, so its shapes are the ones measured.
 StepPlan plan_of_config(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw InputError("--config", "cannot read '" + path + "' as YAML: " + e.msg);
-  }
-  if (!root.IsMap() || !root["model"]) throw InputError("--config", "'" + path + "' has no model: section");
-  const ModelSpec model = parse_model_node(root["model"]);
-  Layout layout;
-  const YAML::Node train = root["train"];
-  if (train && train.IsMap() && train["batch"]) layout.microbatch = int(read_int(train["batch"], "train.batch"));
-  PlanOptions options;
-  options.fused_attention = true;
-  options.activation_bytes = 4;
-  return build_step_plan(model, layout, layout.microbatch, options);
+  const TrainerConfigFile c = load_trainer_config(path);
+  return cpu_step_plan(c.model, c.train.microbatch_size(), c.train.tp, c.train.dp, c.train.zero1);
 }
 
 }  // namespace
@@ -60,7 +46,7 @@ void add_calibrate_verb(CLI::App& app, VerbAction& action) {
       options.quick = a->quick;
       options.threads = a->threads;
       if (!a->config.empty()) options.plan = plan_of_config(a->config);
-      const Calibration c = calibrate_cpu(options);
+      Calibration c = calibrate_cpu(options);
       save_calibration(c, a->output);
       const auto best = std::max_element(c.gemm.begin(), c.gemm.end(),
                                          [](auto& x, auto& y) { return x.efficiency < y.efficiency; });
@@ -69,6 +55,10 @@ void add_calibrate_verb(CLI::App& app, VerbAction& action) {
       std::cout << fmt::format("  GEMM shapes       {} (best {:.0f} % of peak at {}x{}x{})\n", c.gemm.size(),
                                100 * best->efficiency, best->m, best->n, best->k);
       std::cout << fmt::format("  memory (triad)    {:.1f} GB/s\n", c.memory_bytes_per_s / 1e9);
+      std::cout << fmt::format("  step ops          {} memory-bound rates, attention {:.0f} % (fwd) / {:.0f} % (bwd) of peak\n",
+                               c.memory_op_bytes_per_s.size(), 100 * c.attention_efficiency_by_phase["fwd"],
+                               100 * c.attention_efficiency_by_phase["bwd"]);
+      std::cout << fmt::format("  collectives       {} timings over thread ranks\n", c.collectives.size());
       std::cout << fmt::format("  written to        {}\n", a->output);
       return 0;
     };

@@ -1,4 +1,5 @@
 #include "apps/verbs.h"
+#include "sim/simgrid/simulate.h"
 #include "sim/validation.h"
 
 #include <fmt/format.h>
@@ -12,15 +13,32 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
   auto path = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto force = std::make_shared<bool>(false);
+  auto simulate = std::make_shared<bool>(false);
   cmd->add_option("RUNS", *path, "CSV with the columns of DESIGN.md 'Validation CSV'")->required();
   cmd->add_option("-o,--output", *out, "write the table with predictions to this CSV");
   cmd->add_flag("--force", *force, "replace the output file if it exists");
-  cmd->callback([&action, path, out, force] {
-    action = [path, out, force] {
+  cmd->add_flag("--simulate", *simulate, "also simulate every run on SimGrid (sim_step_s, sim_err_step_pct)");
+  cmd->callback([&action, path, out, force, simulate] {
+    action = [path, out, force, simulate] {
       if (!out->empty()) check_output_path(*out, *force, "--output");
       const CsvTable input = read_csv(*path);
       const std::vector<ValidationRow> rows = validate_table(input);
-      const CsvTable table = validation_output(input, rows);
+      CsvTable table = validation_output(input, rows);
+      // The simulated step of every row that has a scenario, beside the analytic one.
+      std::vector<double> simulated(rows.size(), 0.0);
+      if (*simulate) {
+        table.header.push_back("sim_step_s");
+        table.header.push_back("sim_err_step_pct");
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const ValidationRow& r = rows[i];
+          const bool ok = r.error.empty() && r.scenario;
+          if (ok) simulated[i] = simulate_step_seconds(*r.scenario);
+          table.rows[i].push_back(ok ? fmt::format("{:.4f}", simulated[i]) : "");
+          table.rows[i].push_back(ok && r.measured_step_s > 0
+                                      ? fmt::format("{:.2f}", (simulated[i] - r.measured_step_s) / r.measured_step_s * 100)
+                                      : "");
+        }
+      }
       if (!out->empty()) write_csv(table, *out);
       std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  {}\n", "id", "measured s",
                                "pred s", "err %", "MFU %", "meas %", "chosen / error");
@@ -39,6 +57,13 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
       const ValidationSummary s = summarize(rows, [](const ValidationRow& r) { return r.pred_step_s; });
       std::cout << fmt::format("rows {}, mean |err_step| {:.2f} %, max |err_step| {:.2f} %\n", s.rows,
                                s.mean_abs_err_pct, s.max_abs_err_pct);
+      if (*simulate) {
+        const ValidationSummary sim = summarize(rows, [&](const ValidationRow& r) {
+          return simulated[size_t(&r - rows.data())];
+        });
+        std::cout << fmt::format("simulated: rows {}, mean |err_step| {:.2f} %, max |err_step| {:.2f} %\n", sim.rows,
+                                 sim.mean_abs_err_pct, sim.max_abs_err_pct);
+      }
       return 0;
     };
   });

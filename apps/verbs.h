@@ -13,8 +13,10 @@ void add_predict_verb(CLI::App& app, VerbAction& action);
 void add_search_verb(CLI::App& app, VerbAction& action);
 void add_validate_verb(CLI::App& app, VerbAction& action);
 void add_calibrate_verb(CLI::App& app, VerbAction& action);
+void add_simulate_verb(CLI::App& app, VerbAction& action);
 void add_train_verb(CLI::App& app, VerbAction& action);
 void add_bench_step_verb(CLI::App& app, VerbAction& action);
+void add_validate_local_verb(CLI::App& app, VerbAction& action);
 
 // Refuses to replace a file the user already has unless `force`; InputError names the option.
 void check_output_path(const std::string& path, bool force, const std::string& option);

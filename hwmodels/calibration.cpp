@@ -70,6 +70,12 @@ Calibration load_calibration(const std::string& path) {
         throw InputError("calibration.memory_op_bytes_per_s." + name, "must be positive in '" + path + "'");
       c.memory_op_bytes_per_s[name] = rate.get<double>();
     }
+    const nlohmann::json attention = j.value("attention_efficiency_by_phase", nlohmann::json::object());
+    for (const auto& [phase, e] : attention.items()) {
+      if (!(e.get<double>() > 0))
+        throw InputError("calibration.attention_efficiency_by_phase." + phase, "must be positive in '" + path + "'");
+      c.attention_efficiency_by_phase[phase] = e.get<double>();
+    }
     const nlohmann::json collectives = j.value("collectives", nlohmann::json::array());
     for (const auto& x : collectives)
       c.collectives.push_back({x.at("kind").get<std::string>(), x.at("ranks").get<int>(),
@@ -91,6 +97,7 @@ void save_calibration(const Calibration& c, const std::string& path) {
   for (const auto& s : c.gemm)
     j["gemm"].push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"batch", s.batch}, {"efficiency", s.efficiency}});
   j["memory_op_bytes_per_s"] = c.memory_op_bytes_per_s;
+  j["attention_efficiency_by_phase"] = c.attention_efficiency_by_phase;
   j["collectives"] = nlohmann::json::array();
   for (const auto& s : c.collectives)
     j["collectives"].push_back({{"kind", s.kind}, {"ranks", s.ranks}, {"bytes", s.bytes}, {"seconds", s.seconds}});

@@ -27,9 +27,12 @@ struct Calibration {
   double memory_bytes_per_s = 0;    // achieved streaming bandwidth
   double attention_efficiency = 0;  // fused attention kernel, fraction of peak
   std::vector<GemmSample> gemm;
-  // Measured rate of each memory-bound op of the step plan ("ln", "mlp_act", ...), bytes/s of the
-  // bytes the plan says it moves; a name missing here falls back to memory_bytes_per_s.
+  // Measured rate of each memory-bound op of the step plan by "name.phase" ("ln.fwd",
+  // "mlp_act.bwd", ...), in bytes/s of the bytes the plan says it moves; an op missing here falls
+  // back to memory_bytes_per_s.
   std::map<std::string, double> memory_op_bytes_per_s;
+  // Fused attention's fraction of peak by phase suffix ("fwd", "bwd"); else attention_efficiency.
+  std::map<std::string, double> attention_efficiency_by_phase;
   std::vector<CollectiveSample> collectives;
 
   bool has_gemm_table() const { return !gemm.empty(); }

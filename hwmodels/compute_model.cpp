@@ -41,16 +41,20 @@ double ComputeModel::gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch
                   memory_seconds(bytes));
 }
 
-double ComputeModel::fused_attention_seconds(double flops, double bytes) const {
-  const double eff = calibration_ && calibration_->attention_efficiency > 0
-                         ? calibration_->attention_efficiency
-                         : chip_.fused_attention_efficiency;
+double ComputeModel::fused_attention_seconds(double flops, double bytes, const char* phase) const {
+  double eff = chip_.fused_attention_efficiency;
+  if (calibration_ && calibration_->attention_efficiency > 0) eff = calibration_->attention_efficiency;
+  if (calibration_ && phase) {
+    // Recomputation runs the forward kernel.
+    auto it = calibration_->attention_efficiency_by_phase.find(std::string(phase) == "rec" ? "fwd" : phase);
+    if (it != calibration_->attention_efficiency_by_phase.end()) eff = it->second;
+  }
   return std::max(flops / (chip_.peak_flops * eff), memory_seconds(bytes));
 }
 
-double ComputeModel::memory_seconds(double bytes, const char* op) const {
+double ComputeModel::memory_seconds(double bytes, const std::string* op) const {
   if (op && calibration_) {
-    auto it = calibration_->memory_op_bytes_per_s.find(op);
+    auto it = calibration_->memory_op_bytes_per_s.find(*op);
     if (it != calibration_->memory_op_bytes_per_s.end()) return bytes / it->second;
   }
   const double rate = calibration_ && calibration_->memory_bytes_per_s > 0

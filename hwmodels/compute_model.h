@@ -8,6 +8,7 @@
 #include "hwmodels/chip.h"
 
 #include <cstdint>
+#include <string>
 
 namespace palmsim {
 
@@ -18,11 +19,13 @@ class ComputeModel {
   // Fraction of peak a GEMM of this shape reaches (batch independent GEMMs side by side).
   double gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
   double gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
-  // Fused attention kernel: FLOPs at the chip's attention efficiency, or its operand traffic.
-  double fused_attention_seconds(double flops, double bytes) const;
-  // Streaming element-wise op moving `bytes` through HBM; `op` selects a measured per-op rate
-  // from the calibration when there is one.
-  double memory_seconds(double bytes, const char* op = nullptr) const;
+  // Fused attention kernel: FLOPs at the chip's attention efficiency, or its operand traffic;
+  // `phase` ("fwd", "bwd", "rec") selects a measured efficiency when the calibration has one.
+  double fused_attention_seconds(double flops, double bytes, const char* phase = nullptr) const;
+  // Streaming element-wise op moving `bytes` through HBM; `op` ("name.phase") selects a measured
+  // per-op rate from the calibration when there is one.
+  double memory_seconds(double bytes, const std::string* op = nullptr) const;
+  bool has_per_op_rates() const { return calibration_ && !calibration_->memory_op_bytes_per_s.empty(); }
 
   const Chip& chip() const { return chip_; }
 

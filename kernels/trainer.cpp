@@ -1,7 +1,7 @@
 #include "kernels/trainer.h"
 
-#include "kernels/calibrate/calibrate_cpu.h"
-#include "kernels/calibrate/cpu_microbench.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/microbench.h"
 #include "kernels/checkpoint.h"
 #include "kernels/rank_grid.h"
 #include "kernels/rank_trainer.h"
@@ -10,7 +10,6 @@
 #include "model/input_error.h"
 #include "model/step_plan.h"
 
-#include <cblas.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <tbb/global_control.h>
@@ -36,10 +35,8 @@ int thread_count(const TrainConfig& c) {
   return c.threads > 0 ? c.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-// Ranks are threads: each GEMM runs single-threaded then, and oneTBB spreads the rest.
-void set_threads(const TrainConfig& c) {
-  openblas_set_num_threads(c.ranks() > 1 ? 1 : thread_count(c));
-}
+// Ranks are threads: each rank's GEMMs then run unsplit, and oneTBB spreads the rest.
+void set_threads(const TrainConfig& c) { cpu::set_gemm_threads(c.ranks() > 1 ? 1 : thread_count(c)); }
 
 std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
   return fmt::format("L{} d{} H{} KV{} Q{} F{} V{} T{} parallel{} | dp{} tp{} zero1 {} batch{} mb{} seed{} lr{} const{}",
@@ -83,7 +80,7 @@ void trim_metrics(const std::string& path, int64_t step) {
 }  // namespace
 
 double measured_sgemm_peak(int threads) {
-  openblas_set_num_threads(threads);
+  cpu::set_gemm_threads(threads);
   const int64_t n = 1536;
   return 2.0 * double(n) * n * n / time_sgemm(n, n, n, 3);
 }

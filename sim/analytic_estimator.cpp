@@ -21,7 +21,7 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
   switch (op.kind) {
     case OpKind::gemm: return compute.gemm_seconds(op.m, op.n, op.k, op.batch);
     case OpKind::attention: {
-      if (plan.options.fused_attention) return compute.fused_attention_seconds(op.flops, op.bytes);
+      if (plan.options.fused_attention) return compute.fused_attention_seconds(op.flops, op.bytes, phase_suffix(op.phase));
       // Materialized: scores (s x s from k = head dim) and context (s x Q from k = s) batched
       // GEMMs at their own shape efficiencies, scaled to this phase's FLOPs, plus the score matrix
       // streaming through memory.
@@ -30,7 +30,11 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
                            compute.gemm_seconds(op.m, op.k, op.n, op.batch);
       return gemms * op.flops / forward_flops + compute.memory_seconds(op.bytes);
     }
-    case OpKind::memory: return compute.memory_seconds(op.bytes, op.name);
+    case OpKind::memory: {
+      if (!compute.has_per_op_rates()) return compute.memory_seconds(op.bytes);
+      const std::string key = std::string(op.name) + "." + phase_suffix(op.phase);
+      return compute.memory_seconds(op.bytes, &key);
+    }
     case OpKind::collective: return comm.collective_seconds(op.group, op.collective, op.comm_bytes);
     case OpKind::p2p: return comm.p2p_seconds(op.comm_bytes);
   }

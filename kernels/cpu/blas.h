@@ -1,21 +1,21 @@
 #pragma once
-// Row-major GEMM through OpenBLAS for float and double: C = alpha * op(A) op(B) + beta * C.
+// Row-major GEMM, C = alpha * op(A) op(B) + beta * C, for float and double. OpenBLAS runs single
+// threaded and oneTBB splits C into fixed blocks of rows (or columns), one pool owning the cores:
+// OpenBLAS's own idle workers spin after each call and slowed the oneTBB loops between GEMMs by
+// 15-35 %. Blocks are fixed by the shape and thread count, so results are deterministic.
 #include <cblas.h>
 
 #include <cstdint>
 
 namespace palmsim::cpu {
 
-inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
-}
+// Threads the GEMMs split over (set once by the trainer, bench-step and calibrate).
+void set_gemm_threads(int threads);
+int gemm_threads();
 
-inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                 const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
-}
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
 }  // namespace palmsim::cpu

@@ -18,7 +18,7 @@ Calibration sample() {
   c.peak_flops = 100e9;
   c.memory_bytes_per_s = 10e9;
   c.gemm = {{256, 256, 256, 1, 0.4}, {2048, 2048, 2048, 1, 0.9}};
-  c.memory_op_bytes_per_s = {{"ln", 2e9}};
+  c.memory_op_bytes_per_s = {{"ln.fwd", 2e9}};
   // 2 ranks: 10 us + bytes / 5 GB/s, measured at 1 kB and 1 MB and 100 MB.
   for (double b : {1e3, 1e6, 1e8}) c.collectives.push_back({"all_reduce", 2, b, 10e-6 + b / 5e9});
   return c;
@@ -30,7 +30,7 @@ TEST(Calibration, RoundTripThroughAFile) {
   const Calibration c = load_calibration(path);
   EXPECT_EQ(c.device, "test cpu");
   EXPECT_EQ(c.gemm.size(), 2u);
-  EXPECT_DOUBLE_EQ(c.memory_op_bytes_per_s.at("ln"), 2e9);
+  EXPECT_DOUBLE_EQ(c.memory_op_bytes_per_s.at("ln.fwd"), 2e9);
   EXPECT_EQ(c.collectives.size(), 3u);
 }
 
@@ -48,8 +48,9 @@ TEST(Calibration, MeasuredRatesDriveTheModels) {
   s.chip.peak_flops = c.peak_flops;
   s.chip.hbm_bytes_per_s = c.memory_bytes_per_s;
   const ComputeModel compute(s.chip, &c);
-  EXPECT_DOUBLE_EQ(compute.memory_seconds(1e9, "ln"), 0.5);        // its own measured rate
-  EXPECT_DOUBLE_EQ(compute.memory_seconds(1e9, "rope"), 0.1);      // the streaming fallback
+  const std::string ln = "ln.fwd", rope = "rope.fwd";
+  EXPECT_DOUBLE_EQ(compute.memory_seconds(1e9, &ln), 0.5);         // its own measured rate
+  EXPECT_DOUBLE_EQ(compute.memory_seconds(1e9, &rope), 0.1);       // the streaming fallback
   EXPECT_DOUBLE_EQ(compute.gemm_efficiency(2048, 2048, 2048), 0.9);
   Layout l;
   l.dp = 2;

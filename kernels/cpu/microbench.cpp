@@ -1,36 +1,34 @@
-#include "kernels/calibrate/cpu_microbench.h"
+#include "kernels/cpu/microbench.h"
 
-#include <cblas.h>
+#include "kernels/cpu/blas.h"
+
 #include <tbb/parallel_for.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <limits>
 #include <vector>
 
 namespace palmsim {
 
-namespace {
-
-template <class F>
-double best_of(int repetitions, F&& run) {
-  run();  // warm-up: page faults, thread pool start
-  double best = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < repetitions; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
+std::string cpu_device_name(int threads) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name = "unknown CPU";
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      name = line.substr(line.find(':') + 2);
+      break;
+    }
+  return fmt::format("{}, {} threads", name, threads);
 }
-
-}  // namespace
 
 double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions) {
   std::vector<float> a(size_t(m * k), 0.5f), b(size_t(k * n), 0.25f), c(size_t(m * n), 0.0f);
   return best_of(repetitions, [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0f, a.data(),
-                int(k), b.data(), int(n), 0.0f, c.data(), int(n));
+    cpu::gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
   });
 }
 

@@ -1,0 +1,118 @@
+#include "kernels/calibrate/step_op_benchmarks.h"
+
+#include "kernels/adafactor.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/microbench.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "kernels/palm_choices.h"
+#include "kernels/palm_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace palmsim {
+
+namespace {
+
+std::vector<float> filled(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937 rng{static_cast<uint32_t>(seed)};
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+}  // namespace
+
+std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int reps) {
+  const int64_t S = m.seq_len, N = mb * S, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff;
+  const int64_t heads = m.n_heads, kv = m.n_kv_heads, ld = (heads + 2 * kv) * q;
+  std::map<std::string, double> t;
+
+  auto x = filled(size_t(N * d), 1), dy = filled(size_t(N * d), 2), g = filled(size_t(d), 3);
+  std::vector<float> y(static_cast<size_t>(N * d)), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(static_cast<size_t>(N * d)), dg(static_cast<size_t>(d));
+  t["ln.fwd"] = best_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
+  t["ln.bwd"] = best_of(reps, [&] {
+    cpu::layernorm_backward(x.data(), g.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dg.data(), N, d);
+  });
+  t["final_ln.fwd"] = t["ln.fwd"];
+  t["final_ln.bwd"] = t["ln.bwd"];
+
+  auto qkv = filled(size_t(N * ld), 4, 0.5f);
+  if (m.rope) {
+    const auto rope = [&] {
+      cpu::rope_forward(qkv.data(), N, ld, heads, q, S);
+      cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, S);
+    };
+    t["rope.fwd"] = best_of(reps, rope);
+    t["rope.bwd"] = best_of(reps, [&] {
+      cpu::rope_backward(qkv.data(), N, ld, heads, q, S);
+      cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, S);
+    });
+  }
+  const cpu::AttentionShape shape{mb, S, heads, kv, q};
+  std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * S)), dqkv(qkv.size());
+  auto d_o = filled(o.size(), 5);
+  t["attention.fwd"] = best_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
+  t["attention.bwd"] = best_of(reps, [&] {
+    cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
+  });
+
+  auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
+  std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());
+  t["mlp_act.fwd"] = best_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
+  t["mlp_act.bwd"] = best_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
+
+  // The trainer's residual forward adds the branch sum into x; its backward copies the gradient.
+  t["residual.fwd"] = best_of(reps, [&] {
+    for (size_t i = 0; i < y.size(); ++i) x[i] += y[i];
+  });
+  t["residual.bwd"] = best_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
+
+  auto logits = filled(size_t(N * V), 8);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7919) % V);
+  std::vector<float> log_z(static_cast<size_t>(N)), dlogits(logits.size());
+  t["loss.fwd"] = best_of(reps, [&] {
+    cpu::cross_entropy_forward(logits.data(), targets.data(), log_z.data(), N, V, palm_choices::kZLossWeight);
+  });
+  t["loss.bwd"] = best_of(reps, [&] {
+    cpu::cross_entropy_backward(logits.data(), targets.data(), log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
+  });
+
+  auto table = filled(size_t(V * d), 9);
+  t["embedding.fwd"] = best_of(reps, [&] {
+    for (int64_t n = 0; n < N; ++n) std::copy_n(table.data() + int64_t(targets[size_t(n)]) * d, d, x.data() + n * d);
+  });
+  t["embedding.bwd"] = best_of(reps, [&] {
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = table.data() + int64_t(targets[size_t(n)]) * d;
+      for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
+    }
+  });
+
+  // The optimizer and the global norm over every parameter of the model.
+  PalmModel<float> model(m);
+  model.init(1);
+  std::vector<float> grads = filled(model.parameter_count(), 10, 1e-3f);
+  Adafactor<float> adafactor(OptimizerConfig{}, 0, model.parameter_count());
+  std::vector<double> rms(model.tensors().size(), 0.1);
+  int64_t step = 1;
+  t["optimizer.opt"] = best_of(reps, [&] {
+    adafactor.update(model.params().data(), grads.data(), model.tensors(), rms, step++, 1.0);
+  });
+  t["grad_norm.opt"] = best_of(reps, [&] {
+    auto a = sum_of_squares_per_tensor(grads.data(), 0, model.parameter_count(), model.tensors());
+    auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
+    rms[0] = a[0] + b[0];
+  });
+  return t;
+}
+
+}  // namespace palmsim

@@ -1,0 +1,14 @@
+#pragma once
+// Times each non-GEMM op of the CPU training step on its own, at the shapes one microbatch of a
+// model gives it, calling the very kernels the trainer calls: seconds per call by "name.phase"
+// (ln.fwd, attention.bwd, optimizer.opt, ...). GEMMs are measured separately (the GEMM grid).
+#include "model/model_spec.h"
+
+#include <map>
+#include <string>
+
+namespace palmsim {
+
+std::map<std::string, double> time_step_ops(const ModelSpec& model, int64_t microbatch, int repetitions);
+
+}  // namespace palmsim

@@ -1,0 +1,64 @@
+#include "kernels/cpu/blas.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace palmsim::cpu {
+
+namespace {
+
+std::atomic<int> g_threads{1};
+
+inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
+inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
+
+template <class T>
+void blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+             int64_t ldb, T beta, T* c, int64_t ldc) {
+  constexpr int64_t kMinBlock = 64;  // below this a block is too thin for the micro-kernel
+  const bool by_rows = m >= n;
+  const int64_t dim = by_rows ? m : n;
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(gemm_threads(), dim / kMinBlock));
+  if (blocks == 1) {
+    call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  tbb::parallel_for(int64_t(0), blocks, [&](int64_t i) {
+    const int64_t lo = dim * i / blocks, hi = dim * (i + 1) / blocks;
+    if (by_rows)  // rows lo..hi of op(A) and C; op(A) = A^T keeps them in columns of A
+      call(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+    else          // columns lo..hi of op(B) and C
+      call(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+  }, tbb::simple_partitioner());
+}
+
+}  // namespace
+
+void set_gemm_threads(int threads) {
+  openblas_set_num_threads(1);
+  g_threads = std::max(1, threads);
+}
+
+int gemm_threads() { return g_threads; }
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  blocked(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  blocked(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace palmsim::cpu

@@ -1,0 +1,165 @@
+#include "sim/simgrid/collective_flows.h"
+
+#include "hwmodels/comm_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace palmsim::simulation {
+
+namespace {
+
+double passes(CollectiveKind kind) { return kind == CollectiveKind::all_reduce ? 2.0 : 1.0; }
+
+LayoutGroup layout_group(CommGroup g) {
+  return g == CommGroup::tp ? LayoutGroup::tp : g == CommGroup::pp ? LayoutGroup::pp : LayoutGroup::dp;
+}
+
+// Sum over parts of passes * times * bytes: the data one rank's rings move, before the (p-1)/p.
+double pass_bytes(const CommCall& call, double scale) {
+  double v = 0;
+  for (const auto& p : call.parts) v += passes(p.kind) * p.times * scale * p.bytes;
+  return v;
+}
+
+}  // namespace
+
+CollectiveFlows::CollectiveFlows(const ChipPlacement& placement) : placement_(placement) {}
+
+int CollectiveFlows::group_size(CommGroup group) const {
+  const Layout& l = placement_.layout();
+  switch (group) {
+    case CommGroup::tp: return l.tp;
+    case CommGroup::pp: return l.pp;
+    // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group.
+    case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
+    case CommGroup::cross_pod: return l.pods;
+  }
+  return 1;
+}
+
+std::vector<CollectiveFlows::Ring> CollectiveFlows::torus_rings(int chip, CommGroup group) const {
+  std::vector<Ring> out;
+  const ChipPlacement& pl = placement_;
+  if (group == CommGroup::cross_pod) {
+    if (pl.layout().pods > 1)
+      out.push_back({0, {{pl.chip_at((pl.pod(chip) + 1) % pl.layout().pods, pl.coord(chip)), 1.0}}});
+    return out;
+  }
+  const auto segs = pl.torus().segments(layout_group(group));
+  double total_weight = 0;  // the segments' usable bandwidths, in links (torus_time)
+  for (const auto& s : segs) total_weight += (s.wraps ? 2.0 : 1.0) / s.stride;
+  Ring ring;
+  const auto c = pl.coord(chip);
+  const int pod = pl.pod(chip);
+  for (const auto& s : segs) {
+    const double share = (1.0 / s.stride) / total_weight;
+    auto at = [&](int v) {
+      auto d = c;
+      d[s.axis] = v;
+      return pl.chip_at(pod, d);
+    };
+    if (s.wraps) {  // the group owns the whole axis (stride 1): a ring each way
+      const int len = s.length;
+      ring.out.push_back({at((c[s.axis] + 1) % len), share});
+      ring.out.push_back({at((c[s.axis] + len - 1) % len), share});
+    } else {  // an open line: one ring, the last rank sends back along the line to the first
+      const int k = (c[s.axis] / s.stride) % s.length;
+      const int next = k + 1 < s.length ? c[s.axis] + s.stride : c[s.axis] - (s.length - 1) * s.stride;
+      ring.out.push_back({at(next), share});
+    }
+  }
+  if (!ring.out.empty()) out.push_back(ring);
+  return out;
+}
+
+std::vector<CollectiveFlows::Ring> CollectiveFlows::gpu_rings(int chip, CommGroup group) const {
+  std::vector<Ring> out;
+  const int size = group_size(group);
+  if (size <= 1 || group == CommGroup::cross_pod) return out;
+  const CommModel comm(placement_.system(), placement_.layout());
+  const NodeSpread s = comm.spread(group);
+  ChipRank r = placement_.rank(chip);
+  int& member = group == CommGroup::tp ? r.tp : group == CommGroup::dp ? r.dp : r.pp;
+  // Members per_node consecutive ones share a node: ring inside it, then ring over nodes per rail.
+  const int node = member / s.per_node, local = member % s.per_node;
+  if (s.per_node > 1) {
+    member = node * s.per_node + (local + 1) % s.per_node;
+    out.push_back({0, {{placement_.chip(r), 1.0}}});
+  }
+  if (s.nodes > 1) {
+    member = ((node + 1) % s.nodes) * s.per_node + local;
+    out.push_back({1, {{placement_.chip(r), 1.0}}});
+  }
+  return out;
+}
+
+std::vector<CollectiveFlows::Ring> CollectiveFlows::rings(int chip, CommGroup group) const {
+  return placement_.system().fabric == Fabric::tpu_torus ? torus_rings(chip, group)
+                                                          : gpu_rings(chip, group);
+}
+
+void CollectiveFlows::level_cost(CommGroup group, int level, const CommCall& call, double scale,
+                                 double& volume, double& latency) const {
+  const System& sys = placement_.system();
+  const double n = pass_bytes(call, scale);
+  double calls = 0;  // ring passes issued, for the per-step latency
+  for (const auto& p : call.parts) calls += passes(p.kind) * p.times * scale;
+  if (sys.fabric == Fabric::tpu_torus) {
+    const int p = group_size(group);
+    if (group == CommGroup::cross_pod) {
+      volume = n * (p - 1) / p;
+      latency = std::max(0.0, calls * (p - 1) - 1) * sys.torus.dcn_latency_s;
+      return;
+    }
+    double steps = 0;
+    for (const auto& s : placement_.torus().segments(layout_group(group)))
+      steps += s.wraps ? s.length / 2.0 : s.length - 1.0;
+    volume = n * (p - 1) / p;
+    latency = std::max(0.0, calls * steps - 1) * sys.torus.link_latency_s;
+    return;
+  }
+  const FatTreeFabric& f = sys.fat_tree;
+  const NodeSpread s = CommModel(sys, placement_.layout()).spread(group);
+  if (level == 0) {
+    volume = n * (s.per_node - 1) / s.per_node;
+    latency = std::max(0.0, calls * (s.per_node - 1) - 1) * f.nvlink_latency_s;
+    return;
+  }
+  // Across nodes each member carries its 1/per_node share. NCCL's tree all-reduce has the ring's
+  // bandwidth term but log-depth latency; it picks whichever is faster.
+  const int k = s.nodes;
+  volume = n / s.per_node * (k - 1) / k;
+  double steps = 0;
+  for (const auto& p : call.parts) {
+    const double ring = passes(p.kind) * (k - 1);
+    const double tree = 2.0 * std::ceil(std::log2(double(k)));
+    steps += p.times * scale * (p.kind == CollectiveKind::all_reduce ? std::min(ring, tree) : ring);
+  }
+  latency = std::max(0.0, steps - 1) * f.net_latency_s;
+}
+
+std::vector<FlowPhase> CollectiveFlows::phases(int chip, const CommCall& call, double scale) const {
+  std::vector<FlowPhase> out;
+  if (call.empty()) return out;
+  for (const Ring& ring : rings(chip, call.group)) {
+    double volume = 0, latency = 0;
+    level_cost(call.group, ring.level, call, scale, volume, latency);
+    if (volume <= 0) continue;
+    FlowPhase phase;
+    phase.level = ring.level;
+    phase.extra_latency_s = latency;
+    for (const auto& [peer, share] : ring.out) phase.flows.push_back({peer, volume * share});
+    out.push_back(std::move(phase));
+  }
+  return out;
+}
+
+void CollectiveFlows::for_each_pair(CommGroup group, const std::function<void(int, int)>& fn) const {
+  if (group_size(group) <= 1) return;
+  for (int c = 0; c < placement_.chips(); ++c)
+    for (const Ring& ring : rings(c, group))
+      for (const auto& [peer, share] : ring.out) fn(c, peer);
+}
+
+}  // namespace palmsim::simulation

@@ -1,0 +1,25 @@
+#pragma once
+// The order in which one pipeline stage runs its microbatches' forward and backward chunks: the
+// simulator executes this list and blocks on its neighbours' sends, so fill, drain and the
+// interleaved schedule's smaller bubble come out of the events rather than a formula.
+#include "model/layout.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace palmsim::simulation {
+
+struct ChunkWork {
+  bool forward = true;
+  int microbatch = 0;
+  int chunk = 0;  // model chunk on this stage (0 .. vpp-1); virtual stage = chunk * pp + stage
+  bool operator==(const ChunkWork&) const = default;
+};
+
+// gpipe: every forward, then every backward. one_f_one_b: PipeDream-flush (pp - stage - 1 warm-up
+// forwards, then one forward one backward, then the cool-down backwards). vpp > 1: Megatron's interleaved
+// 1F1B over vpp chunks (Narayanan et al. 2021), microbatches in groups of pp (pp must divide them).
+std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage,
+                                      int microbatches);
+
+}  // namespace palmsim::simulation

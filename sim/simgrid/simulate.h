@@ -1,0 +1,34 @@
+#pragma once
+// `palmsim simulate`: the scenario's StepPlan as a discrete-event simulation, reported with the
+// same Report (and --json keys) as predict, plus where each chip's time went.
+#include "sim/report.h"
+#include "sim/scenario.h"
+#include "sim/simgrid/simulator.h"
+
+#include <nlohmann/json.hpp>
+
+namespace palmsim::simulation {
+
+struct Simulation {
+  Report report;  // predict's report with the simulated step time, throughput, MFU and breakdown
+  SimulationResult result;
+  int slowest_chip = 0;
+};
+
+// Runs in a child process (child_process.h); InputError for a layout or option it cannot model.
+Simulation simulate(const Scenario& scenario, const SimulationOptions& options = {});
+
+// "per_chip" of --json: min/mean/max of each part over chips, the slowest chip, and every chip
+// when there are at most 64.
+nlohmann::json per_chip_json(const Simulation& sim);
+std::string per_chip_table(const Simulation& sim);
+
+// Writes the trace of the chips recorded (options.trace_chips); see trace_writer.h.
+void write_trace(const std::string& path, const Scenario& scenario, const Simulation& sim);
+
+}  // namespace palmsim::simulation
+
+namespace palmsim {
+// Simulated step time of a scenario as it stands (for `validate --simulate`).
+double simulate_step_seconds(const Scenario& scenario);
+}  // namespace palmsim

@@ -1,0 +1,333 @@
+#include "sim/simgrid/simulator.h"
+
+#include "sim/simgrid/collective_flows.h"
+#include "sim/simgrid/pipeline_schedule.h"
+
+#include <simgrid/s4u/Actor.hpp>
+#include <simgrid/s4u/Comm.hpp>
+#include <simgrid/s4u/Engine.hpp>
+#include <simgrid/s4u/Mailbox.hpp>
+#include <simgrid/s4u/Semaphore.hpp>
+#include <xbt/log.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+namespace palmsim::simulation {
+
+namespace s4u = ::simgrid::s4u;
+
+const char* to_string(Track t) {
+  switch (t) {
+    case Track::schedule: return "schedule";
+    case Track::compute: return "compute";
+    case Track::comm: return "comm";
+    case Track::stream: return "stream";
+    case Track::pipeline: return "pipeline";
+  }
+  return "?";
+}
+
+namespace {
+
+// Payloads carry no data, only a size; SimGrid refuses a null one.
+int payload = 0;
+void* sink = nullptr;
+
+// Layers of one chunk pass are simulated in at most this many blocks when a side stream runs
+// beside them (each block: one compute activity, one set of flows per collective); identical
+// layers behave the same in every block, so the steady-state overlap is unchanged while a
+// 118-layer, 6144-chip step stays a few million events. Without a side stream one block suffices.
+constexpr int kMaxBlocksPerPass = 8;
+// Mailboxes per chip for collectives: stream (main, side) x group x ring level x slot (flow index;
+// at most 3 torus axes x 2 directions).
+constexpr int kSlots = 6, kLevels = 2, kGroups = 4, kStreams = 2;
+constexpr int kCollectiveMailboxes = kStreams * kGroups * kLevels * kSlots;
+
+struct SideStream {
+  std::deque<std::pair<CommCall, double>> queue;
+  s4u::SemaphorePtr todo, done;
+  int submitted = 0, waited = 0;  // calls finish in order: waiting for ticket t = t dones
+};
+
+struct World {
+  const StepPlan& plan;
+  const StepWork& work;
+  const ChipPlacement& placement;
+  CollectiveFlows flows;
+  std::vector<double> compute_factor;
+  std::vector<char> traced;
+  std::vector<s4u::Mailbox*> collective_boxes, pipe_boxes;
+  std::vector<SideStream> streams;
+  SimulationResult result;
+
+  s4u::Mailbox* collective_box(int chip, int stream, CommGroup group, int level, int slot) {
+    const size_t i = size_t(chip) * kCollectiveMailboxes +
+                     ((size_t(stream) * kGroups + size_t(group)) * kLevels + level) * kSlots + slot;
+    if (!collective_boxes[i]) collective_boxes[i] = s4u::Mailbox::by_name("c" + std::to_string(i));
+    return collective_boxes[i];
+  }
+  // Activations (forward) and gradients (backward) for one model chunk arrive in microbatch order.
+  s4u::Mailbox* pipe_box(int chip, bool forward, int chunk) {
+    const int vpp = plan.layout.vpp;
+    const size_t i = (size_t(chip) * 2 + (forward ? 0 : 1)) * vpp + chunk;
+    if (!pipe_boxes[i]) pipe_boxes[i] = s4u::Mailbox::by_name("p" + std::to_string(i));
+    return pipe_boxes[i];
+  }
+};
+
+struct Chip {
+  int id = 0;
+  ChipTimes times;
+  bool traced = false;
+};
+
+void record(World& w, const Chip& c, Track track, std::string name, double start, int mb = -1, int chunk = -1) {
+  if (!c.traced) return;
+  w.result.events.push_back({c.id, track, std::move(name), start, s4u::Engine::get_clock() - start, mb, chunk});
+}
+
+// All flows of each phase start together; the phase ends when this chip's sends and receives are
+// done, so a ring waits for its slowest neighbour as the real one does.
+void run_collective(World& w, int chip, int stream, const CommCall& call, double scale) {
+  for (const FlowPhase& phase : w.flows.phases(chip, call, scale)) {
+    if (phase.extra_latency_s > 0) s4u::this_actor::sleep_for(phase.extra_latency_s);
+    std::vector<s4u::CommPtr> comms;
+    for (size_t j = 0; j < phase.flows.size(); ++j) {
+      const auto bytes = uint64_t(std::llround(phase.flows[j].bytes));
+      comms.push_back(w.collective_box(phase.flows[j].peer, stream, call.group, phase.level, int(j))
+                          ->put_async(&payload, bytes));
+      comms.push_back(w.collective_box(chip, stream, call.group, phase.level, int(j))->get_async(&sink));
+    }
+    s4u::Comm::wait_all(comms);
+  }
+}
+
+void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
+  const double s = seconds * w.compute_factor[c.id];
+  if (s <= 0) return;
+  const double start = s4u::Engine::get_clock();
+  s4u::this_actor::sleep_for(s);
+  c.times.*bucket += s;
+  record(w, c, Track::compute, name, start);
+}
+
+void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, const char* name) {
+  if (call.empty()) return;
+  const double start = s4u::Engine::get_clock();
+  run_collective(w, c.id, 0, call, scale);
+  c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
+  record(w, c, Track::comm, name, start);
+}
+
+void stream_actor(World* w, int chip) {
+  s4u::Actor::self()->daemonize();  // ends with the chip's main actor
+  SideStream& s = w->streams[chip];
+  Chip c{chip, {}, w->traced[chip] != 0};
+  for (;;) {
+    s.todo->acquire();
+    auto [call, scale] = std::move(s.queue.front());
+    s.queue.pop_front();
+    const double start = s4u::Engine::get_clock();
+    run_collective(*w, chip, 1, call, scale);
+    record(*w, c, Track::stream, call.group == CommGroup::dp ? "dp_stream" : "stream", start);
+    s.done->release();
+  }
+}
+
+int submit(World& w, Chip& c, CommCall call, double scale) {
+  SideStream& s = w.streams[c.id];
+  s.queue.emplace_back(std::move(call), scale);
+  s.todo->release();
+  return ++s.submitted;
+}
+
+void wait_stream(World& w, Chip& c, int ticket) {
+  SideStream& s = w.streams[c.id];
+  const double start = s4u::Engine::get_clock();
+  while (s.waited < ticket) {
+    s.done->acquire();
+    ++s.waited;
+  }
+  c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
+}
+
+void append(CommCall& to, const CommCall& from, double times) {
+  if (from.empty() || times <= 0) return;
+  to.group = from.group;
+  for (CollectivePart p : from.parts) {
+    p.times *= times;
+    to.parts.push_back(p);
+  }
+}
+
+// One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
+// the gather of the layer after it and, in backward, the reduce-scatter (or gradient bucket) of
+// the layer before it; the first gather of a pass and the last reduction cannot hide.
+void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
+  const StepWork& k = w.work;
+  const int layers = k.layers_per_chunk;
+  const bool streamed = k.fsdp || buckets;
+  const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
+  const CommCall& gather = forward ? k.fsdp_gather_forward : k.fsdp_gather_backward;
+  if (k.fsdp) wait_stream(w, c, submit(w, c, gather, 1.0));
+  for (int b = 0; b < blocks; ++b) {
+    const int first = b * layers / blocks, end = (b + 1) * layers / blocks, n = end - first;
+    int ticket = 0;
+    if (streamed) {
+      CommCall side;
+      append(side, gather, std::min(end + 1, layers) - (first + 1));
+      if (!forward) {
+        const int reduced = (end - 1) - std::max(first - 1, 0);
+        append(side, k.fsdp_reduce_scatter, reduced);
+        if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
+      }
+      if (!side.empty()) ticket = submit(w, c, std::move(side), 1.0);
+    }
+    if (forward) {
+      compute(w, c, n * k.forward.compute_s, &ChipTimes::compute_s, "forward");
+      blocking_collective(w, c, k.forward.tp, n, "tp_forward");
+    } else {
+      compute(w, c, n * k.recompute.compute_s, &ChipTimes::recompute_s, "recompute");
+      blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
+      compute(w, c, n * k.backward.compute_s, &ChipTimes::compute_s, "backward");
+      blocking_collective(w, c, k.backward.tp, n, "tp_backward");
+    }
+    if (ticket) wait_stream(w, c, ticket);
+  }
+  if (!forward && streamed) {  // the pass's last layer: reduced after it, waited for at step end
+    CommCall side;
+    append(side, k.fsdp_reduce_scatter, 1);
+    if (buckets) append(side, k.grad_reduction, 1.0 / layers);
+    if (!side.empty()) submit(w, c, std::move(side), 1.0);
+  }
+}
+
+// Waits for a neighbour stage's message: its transfer is communication, the rest is bubble.
+void receive(World& w, Chip& c, bool forward, int chunk) {
+  const double start = s4u::Engine::get_clock();
+  w.pipe_box(c.id, forward, chunk)->get_async(&sink)->wait();
+  const double waited = s4u::Engine::get_clock() - start;
+  const double transfer = std::min(waited, w.work.p2p_s);
+  c.times.exposed_comm_s += transfer;
+  c.times.bubble_s += waited - transfer;
+  record(w, c, Track::pipeline, forward ? "recv_activation" : "recv_gradient", start);
+}
+
+void send(World& w, int dst, bool forward, int chunk) {
+  w.pipe_box(dst, forward, chunk)->put_init(&payload, uint64_t(std::llround(w.work.p2p_bytes)))->detach();
+}
+
+void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
+  const int pp = w.plan.layout.pp, vpp = w.plan.layout.vpp;
+  ChipRank r = w.placement.rank(c.id);
+  const int stage = r.pp;
+  const int v = item.chunk * pp + stage;
+  const bool first = v == 0, last = v == pp * vpp - 1;
+  if (item.forward) {
+    if (!first) receive(w, c, true, item.chunk);
+    const double start = s4u::Engine::get_clock();
+    layer_pass(w, c, true, false);
+    if (last) compute(w, c, w.work.stage_end_forward_s, &ChipTimes::compute_s, "logits_loss");
+    record(w, c, Track::schedule, "F", start, item.microbatch, item.chunk);
+    if (!last) {
+      r.pp = (stage + 1) % pp;
+      send(w, w.placement.chip(r), true, stage == pp - 1 ? item.chunk + 1 : item.chunk);
+    }
+    return;
+  }
+  if (!last) receive(w, c, false, item.chunk);
+  const double start = s4u::Engine::get_clock();
+  if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
+  layer_pass(w, c, false, buckets);
+  record(w, c, Track::schedule, "B", start, item.microbatch, item.chunk);
+  if (!first) {
+    r.pp = (stage + pp - 1) % pp;
+    send(w, w.placement.chip(r), false, stage == 0 ? item.chunk - 1 : item.chunk);
+  }
+}
+
+void chip_actor(World* w, int id) {
+  const StepWork& k = w->work;
+  const Layout& l = w->plan.layout;
+  Chip c{id, {}, w->traced[id] != 0};
+  const bool side_stream = k.fsdp || k.buckets_in_backward;
+  if (side_stream) {
+    SideStream& s = w->streams[id];
+    s.todo = s4u::Semaphore::create(0);
+    s.done = s4u::Semaphore::create(0);
+    s4u::Actor::create("stream" + std::to_string(id), s4u::this_actor::get_host(), stream_actor, w, id);
+  }
+  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches));
+  size_t last_backward = 0;
+  for (size_t i = 0; i < schedule.size(); ++i)
+    if (!schedule[i].forward) last_backward = i;
+  for (size_t i = 0; i < schedule.size(); ++i)
+    run_chunk(*w, c, schedule[i], k.buckets_in_backward && i == last_backward);
+  if (side_stream) wait_stream(*w, c, w->streams[id].submitted);
+  for (const CommCall& call : k.after_backward) blocking_collective(*w, c, call, 1.0, "step_collective");
+  compute(*w, c, k.optimizer_s, &ChipTimes::optimizer_s, "optimizer");
+  for (const CommCall& call : k.after_optimizer) blocking_collective(*w, c, call, 1.0, "weights_allgather");
+  c.times.finish_s = s4u::Engine::get_clock();
+  w->result.chips[id] = c.times;
+}
+
+// Every pair of chips the step sends between gets its route before the platform is sealed.
+void add_routes(const World& w, PlatformBuilder& platform) {
+  auto connect = [&](int a, int b) { platform.connect(a, b); };
+  for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::cross_pod})
+    w.flows.for_each_pair(g, connect);
+  const Layout& l = w.plan.layout;
+  if (l.pp == 1) return;
+  for (int chip = 0; chip < w.placement.chips(); ++chip) {
+    ChipRank r = w.placement.rank(chip);
+    const int stage = r.pp;
+    // Interleaved chunks also wrap from the last stage to the first and back.
+    for (int to : {stage + 1, stage - 1}) {
+      if ((to < 0 || to >= l.pp) && l.vpp == 1) continue;
+      r.pp = (to + l.pp) % l.pp;
+      platform.connect(chip, w.placement.chip(r));
+    }
+  }
+}
+
+}  // namespace
+
+SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
+                                     const ChipPlacement& placement, const SimulationOptions& options) {
+  xbt_log_control_set("root.thresh:critical");  // the report is the output, not SimGrid's log
+  int argc = 1;
+  char program[] = "palmsim";
+  char* argv[] = {program, nullptr};
+  s4u::Engine engine(&argc, argv);
+  // Datacenter fabrics: pure max-min sharing, no TCP factors, no reverse-path cross traffic.
+  s4u::Engine::set_config("network/model:CM02");
+  s4u::Engine::set_config("network/crosstraffic:0");
+  // Actors keep little on their stacks; small stacks keep 12288 actors cheap.
+  s4u::Engine::set_config("contexts/stack-size:256");
+
+  World w{plan, work, placement, CollectiveFlows(placement), {}, {}, {}, {}, {}, {}};
+  const int n = placement.chips();
+  w.compute_factor.assign(n, 1.0);
+  if (options.slow_chip >= 0) w.compute_factor[options.slow_chip] = 1.0 + options.slow_percent / 100.0;
+  w.traced.assign(n, 0);
+  for (int chip : options.trace_chips)
+    if (chip >= 0 && chip < n) w.traced[chip] = 1;
+  w.collective_boxes.assign(size_t(n) * kCollectiveMailboxes, nullptr);
+  w.pipe_boxes.assign(size_t(n) * 2 * plan.layout.vpp, nullptr);
+  w.streams.resize(n);
+  w.result.chips.resize(n);
+
+  PlatformBuilder platform(placement);
+  add_routes(w, platform);
+  platform.seal(options.degrade);
+  for (int chip = 0; chip < n; ++chip)
+    s4u::Actor::create("chip" + std::to_string(chip), platform.host(chip), chip_actor, &w, chip);
+  engine.run();
+
+  for (const ChipTimes& t : w.result.chips) w.result.step_time_s = std::max(w.result.step_time_s, t.finish_s);
+  return std::move(w.result);
+}
+
+}  // namespace palmsim::simulation

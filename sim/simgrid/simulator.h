@@ -1,0 +1,56 @@
+#pragma once
+// One training step as a discrete-event simulation on SimGrid's S4U API: an actor per chip runs
+// its pipeline stage's schedule (pipeline_schedule.h) layer block by layer block, sleeping for the
+// compute model's seconds and turning every collective into flows (collective_flows.h) on the
+// platform (platform_builder.h); a second actor per chip is the side stream where the real system
+// overlaps communication with compute (FSDP gathers and reduce-scatters, gradient buckets).
+//
+// SimGrid keeps one engine per process and 3.32 cannot start a second one after the first has
+// run: call run_step_simulation once per process (simulate.h forks a child for it).
+#include "model/step_plan.h"
+#include "sim/simgrid/chip_placement.h"
+#include "sim/simgrid/platform_builder.h"
+#include "sim/simgrid/step_work.h"
+
+#include <string>
+#include <vector>
+
+namespace palmsim::simulation {
+
+struct SimulationOptions {
+  int slow_chip = -1;         // this chip's compute takes slow_percent % longer
+  double slow_percent = 0;
+  std::vector<LinkDegrade> degrade;
+  std::vector<int> trace_chips;  // chips whose events are recorded
+};
+
+// Trace lanes of a chip: the schedule's chunk events, compute, blocking communication, the side
+// stream, and waits on pipeline neighbours.
+enum class Track : int { schedule = 0, compute = 1, comm = 2, stream = 3, pipeline = 4 };
+const char* to_string(Track t);
+
+struct TraceEvent {
+  int chip = 0;
+  Track track = Track::compute;
+  std::string name;
+  double start_s = 0, dur_s = 0;
+  int microbatch = -1, chunk = -1;  // schedule events only
+};
+
+// Where one chip's step went. Communication nothing hides is exposed_comm_s; waiting on pipeline
+// neighbours beyond the message's own transfer time is bubble_s; idle_s waits for the slowest chip.
+struct ChipTimes {
+  double compute_s = 0, recompute_s = 0, exposed_comm_s = 0, bubble_s = 0, optimizer_s = 0;
+  double finish_s = 0;
+};
+
+struct SimulationResult {
+  double step_time_s = 0;
+  std::vector<ChipTimes> chips;
+  std::vector<TraceEvent> events;
+};
+
+SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
+                                     const ChipPlacement& placement, const SimulationOptions& options);
+
+}  // namespace palmsim::simulation

@@ -1,0 +1,70 @@
+#include "sim/simgrid/step_work.h"
+
+#include "sim/analytic_estimator.h"
+
+namespace palmsim::simulation {
+
+namespace {
+
+bool is_compute(OpKind k) { return k == OpKind::gemm || k == OpKind::attention || k == OpKind::memory; }
+
+void add_part(CommCall& call, const Op& op) {
+  call.group = op.group;
+  call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity});
+}
+
+}  // namespace
+
+StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm) {
+  StepWork w;
+  w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
+  w.microbatches = plan.n_microbatches;
+  for (const Op& op : plan.ops) {
+    const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
+    LayerPhase& layer = op.phase == Phase::forward     ? w.forward
+                        : op.phase == Phase::recompute ? w.recompute
+                                                       : w.backward;
+    switch (op.repeat) {
+      case Repeat::per_layer_microbatch:
+        if (is_compute(op.kind)) {
+          layer.compute_s += seconds;
+        } else if (op.overlap == Overlap::with_layer_compute) {
+          w.fsdp = true;
+          add_part(op.collective == CollectiveKind::reduce_scatter ? w.fsdp_reduce_scatter
+                   : op.phase == Phase::forward                     ? w.fsdp_gather_forward
+                                                                    : w.fsdp_gather_backward,
+                   op);
+        } else {
+          add_part(layer.tp, op);
+        }
+        break;
+      case Repeat::per_microbatch:
+        if (op.kind == OpKind::p2p) {
+          w.p2p_bytes = op.comm_bytes;
+          w.p2p_s = seconds / op.multiplicity;
+        } else if (op.phase == Phase::forward) {
+          w.stage_end_forward_s += seconds;
+        } else {
+          w.stage_end_backward_s += seconds;
+        }
+        break;
+      case Repeat::per_step:
+        if (is_compute(op.kind)) {
+          w.optimizer_s += seconds;
+        } else if (op.overlap == Overlap::with_backward) {
+          add_part(w.grad_reduction, op);
+          // As the closed form: gradient buckets hide behind backward only without a pipeline.
+          w.buckets_in_backward = plan.layout.pp == 1;
+          if (!w.buckets_in_backward) w.after_backward.push_back(w.grad_reduction);
+        } else {
+          CommCall call;
+          add_part(call, op);
+          (op.phase == Phase::optimizer ? w.after_optimizer : w.after_backward).push_back(call);
+        }
+        break;
+    }
+  }
+  return w;
+}
+
+}  // namespace palmsim::simulation

@@ -1,0 +1,44 @@
+#pragma once
+// The StepPlan regrouped for the simulator: what one layer of one microbatch costs per phase
+// (compute seconds from the analytic estimator's op_seconds, so that both agree without
+// contention; the blocking tensor-parallel collectives of the phase as one call), what runs on a
+// side stream (FSDP gathers and reduce-scatters, data-parallel gradient buckets), what the last
+// pipeline stage adds per microbatch, and what closes the step.
+#include "hwmodels/comm_model.h"
+#include "hwmodels/compute_model.h"
+#include "model/step_plan.h"
+#include "sim/simgrid/collective_flows.h"
+
+#include <vector>
+
+namespace palmsim::simulation {
+
+struct LayerPhase {
+  double compute_s = 0;
+  CommCall tp;  // blocking collectives of the phase, in the layer's critical path
+};
+
+struct StepWork {
+  LayerPhase forward, recompute, backward;
+  // FSDP, per layer: gather the weights before forward and backward, reduce-scatter gradients.
+  CommCall fsdp_gather_forward, fsdp_gather_backward, fsdp_reduce_scatter;
+  bool fsdp = false;
+  // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
+  // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
+  // runs after the pipeline flush.
+  CommCall grad_reduction;
+  bool buckets_in_backward = false;
+  // Embedding, final LayerNorm, logits, loss: on the last virtual stage, per microbatch.
+  double stage_end_forward_s = 0, stage_end_backward_s = 0;
+  double p2p_bytes = 0;  // one activation (or its gradient) between pipeline stages
+  double p2p_s = 0;      // its transfer time alone, to tell transfer from bubble in a wait
+  std::vector<CommCall> after_backward;   // blocking per-step collectives (cross-pod, ...)
+  double optimizer_s = 0;
+  std::vector<CommCall> after_optimizer;  // weights gathered after a sharded update
+  int layers_per_chunk = 0;
+  int64_t microbatches = 0;
+};
+
+StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm);
+
+}  // namespace palmsim::simulation

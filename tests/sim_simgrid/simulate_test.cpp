@@ -1,0 +1,128 @@
+// Each simulation runs in its own child process (child_process.h), so one test may simulate
+// several times.
+#include "model/input_error.h"
+#include "sim/predict.h"
+#include "sim/simgrid/simulate.h"
+#include "sim/simgrid/trace_writer.h"
+#include "sim/simgrid/pipeline_schedule.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+namespace palmsim::simulation {
+namespace {
+
+Scenario scenario(const std::string& yaml) { return parse_scenario(YAML::Load(yaml), "test"); }
+
+double diff_pct(double sim, double pred) { return (sim - pred) / pred * 100.0; }
+
+// One data-parallel ring over two DGX nodes (hierarchical: NVLink, then the rails).
+const char* kDataParallelRing = R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 16}
+layout: {tp: 1, pp: 1, dp: 16, microbatch: 1, recompute: selective}
+training: {global_batch: 64, optimizer: adam}
+)";
+
+// Korthikanti et al. 2022, GPT-3 175B on 64 A100s: tp 8, pp 8, interleaved over 3 chunks.
+const char* kKorthikanti175B = R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 8, dp: 1, vpp: 3, microbatch: 1, sp: true, recompute: selective,
+         schedule: interleaved}
+training: {global_batch: 64, optimizer: adam}
+)";
+
+TEST(Simulate, DataParallelRingAgreesWithPredict) {
+  const Scenario s = scenario(kDataParallelRing);
+  const double sim = simulate(s).report.step_time_s, pred = predict(s).step_time_s;
+  std::printf("dp ring: simulate %.4f s, predict %.4f s (%+.2f %%)\n", sim, pred, diff_pct(sim, pred));
+  EXPECT_NEAR(sim, pred, 0.03 * pred);
+}
+
+TEST(Simulate, PipelineAgreesWithPredict) {
+  const Scenario s = scenario(R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 32}
+layout: {tp: 8, pp: 4, dp: 1, microbatch: 1, sp: true, recompute: selective, schedule: 1f1b}
+training: {global_batch: 32, optimizer: adam}
+)");
+  const Simulation sim = simulate(s);
+  const double pred = predict(s).step_time_s;
+  std::printf("1f1b pipeline: simulate %.4f s, predict %.4f s (%+.2f %%)\n", sim.report.step_time_s, pred,
+              diff_pct(sim.report.step_time_s, pred));
+  EXPECT_NEAR(sim.report.step_time_s, pred, 0.03 * pred);
+  EXPECT_GT(sim.report.breakdown.bubble_s, 0.0);
+}
+
+TEST(Simulate, SharedTorusLinksMakeTheStepSlowerThanTheClosedForm) {
+  // 64 chips as 4x4x4: tp 8 takes axis x and half of y, FSDP's dp 8 the other half of y and z, so
+  // on y the weight gathers share links with the tensor-parallel collectives they overlap.
+  const Scenario s = scenario(R"(
+model: palm-8b
+system: {preset: tpu-v4-pod, chips: 64}
+layout: {tp: 8, pp: 1, dp: 8, microbatch: 4, sp: true, sharding: fsdp, recompute: selective}
+training: {global_batch: 64, optimizer: adafactor}
+)");
+  const double sim = simulate(s).report.step_time_s, pred = predict(s).step_time_s;
+  std::printf("shared torus links: simulate %.4f s, predict %.4f s (%+.2f %%)\n", sim, pred,
+              diff_pct(sim, pred));
+  EXPECT_GT(sim, pred);
+}
+
+TEST(Simulate, Korthikanti175BTraceShowsTheInterleavedSchedule) {
+  const Scenario s = scenario(kKorthikanti175B);
+  SimulationOptions o;
+  for (int c = 0; c < 8; ++c) o.trace_chips.push_back(c);  // stage 0: tensor-parallel rank fastest
+  const Simulation sim = simulate(s, o);
+  const CommModel comm(s.system, s.layout);
+  const nlohmann::json trace =
+      nlohmann::json::parse(chrome_trace(sim.result, ChipPlacement(s.system, s.layout, comm.torus())).dump());
+  ASSERT_TRUE(trace.contains("traceEvents"));
+  std::vector<ChunkWork> order;
+  bool named = false;
+  for (const auto& e : trace["traceEvents"]) {
+    ASSERT_TRUE(e.contains("ph") && e.contains("pid") && e.contains("name"));
+    if (e["ph"] == "M") {
+      named = named || e["name"] == "process_name";
+      continue;
+    }
+    ASSERT_EQ(e["ph"], "X");
+    ASSERT_TRUE(e["ts"].is_number() && e["dur"].is_number() && e.contains("tid"));
+    EXPECT_GE(e["dur"].get<double>(), 0.0);
+    if (e["pid"] == 0 && e["tid"] == int(Track::schedule))
+      order.push_back({e["name"] == "F", e["args"]["microbatch"], e["args"]["chunk"]});
+  }
+  EXPECT_TRUE(named);
+  EXPECT_EQ(order, stage_schedule(Schedule::interleaved, 8, 3, 0, 64));
+  std::printf("kort-175b: simulate %.3f s, predict %.3f s\n", sim.report.step_time_s, predict(s).step_time_s);
+}
+
+TEST(Simulate, SlowChipDelaysTheWholeDataParallelStep) {
+  const Scenario s = scenario(kDataParallelRing);
+  const Simulation base = simulate(s);
+  SimulationOptions slowed;
+  slowed.slow_chip = 5;
+  slowed.slow_percent = 20;
+  const Simulation slow = simulate(s, slowed);
+  // Every rank waits for the straggler at the all-reduce: the step grows by 20 % of its compute
+  // (optimizer included).
+  const ChipTimes& t = base.result.chips[5];
+  const double expected = 0.2 * (t.compute_s + t.recompute_s + t.optimizer_s);
+  const double grown = slow.report.step_time_s - base.report.step_time_s;
+  std::printf("slow chip: +%.4f s (expected +%.4f s)\n", grown, expected);
+  EXPECT_NEAR(grown, expected, 0.05 * expected);
+  EXPECT_EQ(slow.slowest_chip, 5);
+}
+
+TEST(Simulate, RejectsAnUnknownLink) {
+  SimulationOptions options;
+  options.degrade = {{"nic.999", 0.5}};
+  EXPECT_THROW(simulate(scenario(kDataParallelRing), options), InputError);
+}
+
+}  // namespace
+}  // namespace palmsim::simulation
