@@ -4,6 +4,7 @@
 #include "sim/predict.h"
 #include "sim/simgrid/simulate.h"
 #include "sim/simgrid/trace_writer.h"
+#include "hwmodels/collective_cost.h"
 #include "sim/simgrid/pipeline_schedule.h"
 
 #include <gtest/gtest.h>
@@ -116,6 +117,24 @@ TEST(Simulate, SlowChipDelaysTheWholeDataParallelStep) {
   std::printf("slow chip: +%.4f s (expected +%.4f s)\n", grown, expected);
   EXPECT_NEAR(grown, expected, 0.05 * expected);
   EXPECT_EQ(slow.slowest_chip, 5);
+}
+
+TEST(Simulate, ADegradedNicSlowsTheWholeStepWhereTheClosedFormCannotSee) {
+  // Rail 3 of node 0 at a quarter of its bandwidth: rail 3's ring carries 1/8 of the gradients
+  // between the two nodes, four times slower, and every rank waits for it at the end of the
+  // all-reduce. The closed form has no notion of one link.
+  const Scenario s = scenario(kDataParallelRing);
+  SimulationOptions degraded;
+  degraded.degrade = {{"nic.3", 0.25}};
+  const double base = simulate(s).report.step_time_s, slow = simulate(s, degraded).report.step_time_s;
+  const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s.system));
+  const FatTreeFabric& f = s.system.fat_tree;
+  const double rail = ring_time(CollectiveKind::all_reduce, 2, plan.params_on_device * s.system.grad_reduce_bytes / 8,
+                                f.nic_bytes_per_s * f.nic_efficiency, f.net_latency_s);
+  std::printf("degraded nic.3: simulate %.3f s vs %.3f s (+%.3f s; expected +%.3f s = 3 x the rail's ring), "
+              "predict %.3f s\n", slow, base, slow - base, 3 * rail, predict(s).step_time_s);
+  EXPECT_NEAR(slow - base, 3 * rail, 0.2 * 3 * rail);
+  EXPECT_NEAR(base, predict(s).step_time_s, 0.03 * base);  // undegraded, the two agree
 }
 
 TEST(Simulate, RejectsAnUnknownLink) {
