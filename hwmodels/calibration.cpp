@@ -55,6 +55,7 @@ Calibration load_calibration(const std::string& path) {
     c.date = j.at("date").get<std::string>();
     c.peak_flops = j.value("peak_flops", 0.0);
     c.memory_bytes_per_s = j.value("memory_bytes_per_s", 0.0);
+    c.memory_bytes = j.value("memory_bytes", 0.0);
     c.attention_efficiency = j.value("attention_efficiency", 0.0);
     const nlohmann::json gemm = j.value("gemm", nlohmann::json::array());
     for (const auto& g : gemm) {
@@ -92,6 +93,7 @@ void save_calibration(const Calibration& c, const std::string& path) {
   j["date"] = c.date;
   j["peak_flops"] = c.peak_flops;
   j["memory_bytes_per_s"] = c.memory_bytes_per_s;
+  j["memory_bytes"] = c.memory_bytes;
   j["attention_efficiency"] = c.attention_efficiency;
   j["gemm"] = nlohmann::json::array();
   for (const auto& s : c.gemm)

@@ -25,6 +25,7 @@ struct Calibration {
   std::string date;
   double peak_flops = 0;            // the peak efficiencies refer to
   double memory_bytes_per_s = 0;    // achieved streaming bandwidth
+  double memory_bytes = 0;          // the device's memory capacity (0: keep the preset's)
   double attention_efficiency = 0;  // fused attention kernel, fraction of peak
   std::vector<GemmSample> gemm;
   // Measured rate of each memory-bound op of the step plan by "name.phase" ("ln.fwd",

@@ -69,7 +69,7 @@ double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes
   return std::min(ring, tree);
 }
 
-double CommModel::shared_memory_collective(CommGroup group, CollectiveKind kind, double bytes) const {
+double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const {
   const int ranks = group == CommGroup::tp ? layout_.tp : group == CommGroup::pp ? layout_.pp : layout_.dp;
   if (ranks <= 1) return 0.0;
   if (calibration_) {
@@ -83,7 +83,7 @@ double CommModel::shared_memory_collective(CommGroup group, CollectiveKind kind,
 
 double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const {
   if (system_.fabric == Fabric::gpu_fat_tree) return gpu_collective(spread(group), kind, bytes);
-  if (system_.fabric == Fabric::shared_memory) return shared_memory_collective(group, kind, bytes);
+  if (system_.fabric == Fabric::single_machine) return single_machine_collective(group, kind, bytes);
   const TorusFabric& f = system_.torus;
   if (group == CommGroup::cross_pod) {
     // Each host aggregates its chips' shards and rings with its peers in the other pods.
@@ -99,7 +99,7 @@ double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, doubl
 }
 
 double CommModel::p2p_seconds(double bytes) const {
-  if (system_.fabric == Fabric::shared_memory)
+  if (system_.fabric == Fabric::single_machine)
     return bytes / (system_.chip.hbm_bytes_per_s * system_.chip.memory_efficiency / 2.0);
   if (system_.fabric == Fabric::gpu_fat_tree) {
     const FatTreeFabric& f = system_.fat_tree;

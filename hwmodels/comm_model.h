@@ -35,7 +35,7 @@ class CommModel {
 
  private:
   double gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const;
-  double shared_memory_collective(CommGroup group, CollectiveKind kind, double bytes) const;
+  double single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const;
   System system_;
   Layout layout_;
   const Calibration* calibration_;

@@ -9,9 +9,9 @@
 
 namespace palmsim {
 
-// shared_memory: the ranks are threads of one process on this machine (the CPU trainer's
-// thread-rank communicator); collectives move data through memory.
-enum class Fabric { tpu_torus, gpu_fat_tree, shared_memory };
+// single_machine: the trainer's ranks on this one machine (threads sharing memory, or the GPUs of
+// one node); collective times come from the calibration's measurements.
+enum class Fabric { tpu_torus, gpu_fat_tree, single_machine };
 
 struct TorusFabric {
   int torus_dims = 3;          // v4/v5p: 3D; v3: 2D

@@ -16,6 +16,7 @@ void check_precision(const std::string& precision, const std::string& field) {
 
 void apply_calibration(System& system, const Calibration& c) {
   if (c.peak_flops > 0) system.chip.peak_flops = c.peak_flops;
+  if (c.memory_bytes > 0) system.chip.hbm_bytes = c.memory_bytes;
   if (c.memory_bytes_per_s > 0) {
     system.chip.hbm_bytes_per_s = c.memory_bytes_per_s;
     system.chip.memory_efficiency = 1.0;

@@ -9,6 +9,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <tbb/global_control.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -115,6 +116,7 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     bar.step(fmt::format("gemm {}x{}x{}", m, n, k));
   }
 
+  c.memory_bytes = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
   c.memory_bytes_per_s = stream_triad_bytes_per_s(o.quick ? (64 << 20) : (256 << 20), o.quick ? 3 : 5);
   bar.step("memory triad");
 

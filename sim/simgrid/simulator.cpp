@@ -65,14 +65,14 @@ struct World {
   s4u::Mailbox* collective_box(int chip, int stream, CommGroup group, int level, int slot) {
     const size_t i = size_t(chip) * kCollectiveMailboxes +
                      ((size_t(stream) * kGroups + size_t(group)) * kLevels + level) * kSlots + slot;
-    if (!collective_boxes[i]) collective_boxes[i] = s4u::Mailbox::by_name("c" + std::to_string(i));
+    if (!collective_boxes[i]) collective_boxes[i] = s4u::Mailbox::by_name(std::string("c").append(std::to_string(i)));
     return collective_boxes[i];
   }
   // Activations (forward) and gradients (backward) for one model chunk arrive in microbatch order.
   s4u::Mailbox* pipe_box(int chip, bool forward, int chunk) {
     const int vpp = plan.layout.vpp;
     const size_t i = (size_t(chip) * 2 + (forward ? 0 : 1)) * vpp + chunk;
-    if (!pipe_boxes[i]) pipe_boxes[i] = s4u::Mailbox::by_name("p" + std::to_string(i));
+    if (!pipe_boxes[i]) pipe_boxes[i] = s4u::Mailbox::by_name(std::string("p").append(std::to_string(i)));
     return pipe_boxes[i];
   }
 };
@@ -257,7 +257,7 @@ void chip_actor(World* w, int id) {
     SideStream& s = w->streams[id];
     s.todo = s4u::Semaphore::create(0);
     s.done = s4u::Semaphore::create(0);
-    s4u::Actor::create("stream" + std::to_string(id), s4u::this_actor::get_host(), stream_actor, w, id);
+    s4u::Actor::create(std::string("stream").append(std::to_string(id)), s4u::this_actor::get_host(), stream_actor, w, id);
   }
   const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches));
   size_t last_backward = 0;
@@ -323,7 +323,7 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   add_routes(w, platform);
   platform.seal(options.degrade);
   for (int chip = 0; chip < n; ++chip)
-    s4u::Actor::create("chip" + std::to_string(chip), platform.host(chip), chip_actor, &w, chip);
+    s4u::Actor::create(std::string("chip").append(std::to_string(chip)), platform.host(chip), chip_actor, &w, chip);
   engine.run();
 
   for (const ChipTimes& t : w.result.chips) w.result.step_time_s = std::max(w.result.step_time_s, t.finish_s);

@@ -17,6 +17,7 @@ Calibration sample() {
   c.date = "2026-11-22";
   c.peak_flops = 100e9;
   c.memory_bytes_per_s = 10e9;
+  c.memory_bytes = 16e9;
   c.gemm = {{256, 256, 256, 1, 0.4}, {2048, 2048, 2048, 1, 0.9}};
   c.memory_op_bytes_per_s = {{"ln.fwd", 2e9}};
   // 2 ranks: 10 us + bytes / 5 GB/s, measured at 1 kB and 1 MB and 100 MB.
@@ -32,6 +33,7 @@ TEST(Calibration, RoundTripThroughAFile) {
   EXPECT_EQ(c.gemm.size(), 2u);
   EXPECT_DOUBLE_EQ(c.memory_op_bytes_per_s.at("ln.fwd"), 2e9);
   EXPECT_EQ(c.collectives.size(), 3u);
+  EXPECT_DOUBLE_EQ(c.memory_bytes, 16e9);
 }
 
 TEST(Calibration, CollectiveTimesAreAffineBetweenSamples) {

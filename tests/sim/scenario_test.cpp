@@ -57,6 +57,8 @@ TEST(Scenario, BadInputNamesTheField) {
             "training.precision");
   EXPECT_EQ(error_field("model: palm-8b\nsystem: local-cpu\ntraining: {global_batch: 1}\n"),
             "system.calibration");
+  EXPECT_EQ(error_field("model: palm-8b\nsystem: local-gpu\ntraining: {global_batch: 1}\n"),
+            "system.calibration");
 }
 
 }  // namespace
