@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -79,9 +80,13 @@ double time_collective(const std::string& kind, int ranks, double bytes, int rep
 
 Calibration calibrate_cpu(const CalibrateOptions& o) {
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  cpu::set_gemm_threads(threads);
-  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
   const StepPlan plan = o.plan ? *o.plan : cpu_step_plan(default_model(), 8);
+  // The trainer's ranks share the machine's cores: one rank, a "chip" of local-cpu, gets its share,
+  // and every per-chip figure below is measured with that many threads.
+  const int ranks = int(plan.layout.chips());
+  const int per_rank = std::max(1, threads / ranks);
+  cpu::set_gemm_threads(per_rank);
+  auto limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, size_t(per_rank));
 
   // The grid: every combination of a few sizes, plus the model's GEMMs (forward and backward).
   std::set<Shape> shapes;
@@ -100,7 +105,8 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
 
   ProgressBar bar(int(shapes.size()) + 4 + int(kinds.size() * rank_counts.size() * message_bytes.size()));
   Calibration c;
-  c.device = cpu_device_name(threads);
+  c.device = ranks > 1 ? fmt::format("{} ({} ranks, {} per rank)", cpu_device_name(threads), ranks, per_rank)
+                       : cpu_device_name(threads);
   c.date = fmt::format("{:%Y-%m-%d}", fmt::localtime(std::time(nullptr)));
 
   // Peak: the best rate a large square sgemm reaches; efficiencies are fractions of it.
@@ -133,6 +139,7 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
   }
   bar.step("fit");
 
+  limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, size_t(threads));
   cpu::set_gemm_threads(1);  // thread ranks run their GEMMs unsplit, as in training
   for (const auto& kind : kinds)
     for (int ranks : rank_counts)
@@ -140,7 +147,7 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
         c.collectives.push_back({kind, ranks, bytes, time_collective(kind, ranks, bytes, o.quick ? 3 : 5)});
         bar.step(fmt::format("{} x{} {:.0f} kB", kind, ranks, bytes / 1024));
       }
-  cpu::set_gemm_threads(threads);
+  cpu::set_gemm_threads(per_rank);
   bar.step("done");
   bar.finish();
   return c;
