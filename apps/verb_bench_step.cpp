@@ -30,6 +30,7 @@ void add_bench_step_verb(CLI::App& app, VerbAction& action) {
       const BenchResult r = bench_step(c.model, c.train, a->steps);
       if (a->json) {
         nlohmann::json j = {{"step_time_s", r.step_time_s}, {"tokens_per_s", r.tokens_per_s}, {"mfu", r.mfu},
+                            {"best_step_time_s", r.best_step_time_s},
                             {"per_op", r.per_op_s}, {"gemm_flops_per_s", r.gemm_flops_per_s},
                             {"openblas_sgemm_flops_per_s", r.peak_flops}, {"model", c.model.name},
                             {"device", r.device}, {"backend", a->backend}};
@@ -37,7 +38,8 @@ void add_bench_step_verb(CLI::App& app, VerbAction& action) {
         return 0;
       }
       std::cout << fmt::format("bench-step: {} on {}\n", c.model.name, r.device);
-      std::cout << fmt::format("  step time        {:.4f} s\n", r.step_time_s);
+      std::cout << fmt::format("  step time        {:.4f} s (mean of {}; fastest {:.4f} s)\n", r.step_time_s, a->steps,
+                               r.best_step_time_s);
       std::cout << fmt::format("  throughput       {:.0f} tokens/s\n", r.tokens_per_s);
       std::cout << fmt::format("  MFU              {:.1f} % (peak = OpenBLAS sgemm {:.1f} GFLOP/s)\n", 100 * r.mfu,
                                r.peak_flops / 1e9);

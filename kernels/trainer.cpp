@@ -19,6 +19,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <ostream>
 #include <random>
@@ -218,15 +219,26 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
   OpTimer timer;
   double seconds = 0;
+  result.best_step_time_s = std::numeric_limits<double>::infinity();
   run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
     RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
     trainer.model().init(config.seed);
     trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
-    ctx.world->barrier();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int s = 0; s < steps; ++s) trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == 0 ? &timer : nullptr);
-    ctx.world->barrier();
-    if (ctx.rank == 0) seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (int s = 0; s < steps; ++s) {
+      OpTimer step_timer;
+      ctx.world->barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == 0 ? &step_timer : nullptr);
+      ctx.world->barrier();
+      if (ctx.rank != 0) continue;
+      const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      seconds += step_s;
+      for (const auto& [name, t] : step_timer.seconds()) timer.add(name, t);
+      if (step_s < result.best_step_time_s) {
+        result.best_step_time_s = step_s;
+        result.best_per_op_s = step_timer.seconds();
+      }
+    }
   });
   result.step_time_s = seconds / steps;
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;

@@ -22,7 +22,10 @@ struct TrainSummary {
 TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std::string& out_dir, std::ostream& log);
 
 struct BenchResult {
-  double step_time_s = 0, tokens_per_s = 0, mfu = 0;
+  double step_time_s = 0, tokens_per_s = 0, mfu = 0;  // mean over the timed steps
+  // The least-disturbed step and its ops: what calibration's best-of micro-benchmarks compare to.
+  double best_step_time_s = 0;
+  std::map<std::string, double> best_per_op_s;
   double peak_flops = 0;              // OpenBLAS's own large square sgemm rate: MFU's peak
   double gemm_flops_per_s = 0;        // achieved inside the step, GEMM ops only
   std::map<std::string, double> per_op_s;  // "name.phase" -> seconds per step, rank 0

@@ -1,5 +1,7 @@
 #include "kernels/cpu/attention.h"
 
+#include "kernels/cpu/blas.h"
+
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -10,82 +12,81 @@
 namespace palmsim::cpu {
 
 namespace {
+
+// Causal probabilities of one head, rebuilt from the scores: p[i][j] = exp(s[i][j] - lse[i]) for
+// j <= i, 0 above the diagonal. `scores` holds scale * Q K^T on entry and P on return.
 template <class T>
-double dot(const T* a, const T* b, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * b[i];
-  return s;
+void probabilities_from_lse(T* scores, const T* lse, int64_t seq) {
+  for (int64_t i = 0; i < seq; ++i) {
+    T* row = scores + i * seq;
+    for (int64_t j = 0; j <= i; ++j) row[j] = T(std::exp(double(row[j]) - lse[i]));
+    std::fill(row + i + 1, row + seq, T(0));
+  }
 }
+
 }  // namespace
 
 template <class T>
 void attention_forward(const AttentionShape& s, const T* qkv, T* o, T* lse) {
-  const int64_t ld = s.ld(), q = s.head_dim, group = s.heads / s.kv_heads, hq = s.heads * q;
-  const double scale = 1.0 / std::sqrt(double(q));
+  const int64_t ld = s.ld(), q = s.head_dim, group = s.heads / s.kv_heads, hq = s.heads * q, S = s.seq;
+  const T scale = T(1.0 / std::sqrt(double(q)));
   tbb::parallel_for(int64_t(0), s.batch * s.heads, [&](int64_t bh) {
     const int64_t b = bh / s.heads, h = bh % s.heads, g = h / group;
-    std::vector<double> score(static_cast<size_t>(s.seq)), acc(static_cast<size_t>(q));
-    const T* base = qkv + b * s.seq * ld;
-    for (int64_t i = 0; i < s.seq; ++i) {
-      const T* qi = base + i * ld + h * q;
+    const T* base = qkv + b * S * ld;
+    T* row_lse = lse + (b * s.heads + h) * S;
+    // One head's S x S scores live only inside this task; nothing of size T x T is kept.
+    std::vector<T> p(static_cast<size_t>(S * S));
+    gemm_serial(false, true, S, S, q, scale, base + h * q, ld, base + hq + g * q, ld, T(0), p.data(), S);
+    for (int64_t i = 0; i < S; ++i) {
+      const T* row = p.data() + i * S;
       double m = -std::numeric_limits<double>::infinity();
-      for (int64_t j = 0; j <= i; ++j) {
-        score[size_t(j)] = scale * dot(qi, base + j * ld + hq + g * q, q);
-        m = std::max(m, score[size_t(j)]);
-      }
-      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j <= i; ++j) m = std::max(m, double(row[j]));
       double l = 0;
-      for (int64_t j = 0; j <= i; ++j) {
-        const double p = std::exp(score[size_t(j)] - m);
-        l += p;
-        const T* vj = base + j * ld + hq + s.kv_heads * q + g * q;
-        for (int64_t c = 0; c < q; ++c) acc[size_t(c)] += p * vj[c];
-      }
-      T* oi = o + (b * s.seq + i) * hq + h * q;
-      for (int64_t c = 0; c < q; ++c) oi[c] = T(acc[size_t(c)] / l);
-      lse[(b * s.heads + h) * s.seq + i] = T(m + std::log(l));
+      for (int64_t j = 0; j <= i; ++j) l += std::exp(row[j] - m);
+      row_lse[i] = T(m + std::log(l));
     }
+    probabilities_from_lse(p.data(), row_lse, S);
+    gemm_serial(false, false, S, q, S, T(1), p.data(), S, base + hq + s.kv_heads * q + g * q, ld, T(0),
+                o + b * S * hq + h * q, hq);
   });
 }
 
 template <class T>
 void attention_backward(const AttentionShape& s, const T* qkv, const T* o, const T* lse, const T* d_o, T* dqkv) {
-  const int64_t ld = s.ld(), q = s.head_dim, group = s.heads / s.kv_heads, hq = s.heads * q;
-  const double scale = 1.0 / std::sqrt(double(q));
+  const int64_t ld = s.ld(), q = s.head_dim, group = s.heads / s.kv_heads, hq = s.heads * q, S = s.seq;
+  const T scale = T(1.0 / std::sqrt(double(q)));
   // One task per (batch, K/V head): it owns that head's dK and dV, so no two tasks write the same
   // gradient and the sums run in a fixed order.
   tbb::parallel_for(int64_t(0), s.batch * s.kv_heads, [&](int64_t bg) {
     const int64_t b = bg / s.kv_heads, g = bg % s.kv_heads;
-    const T* base = qkv + b * s.seq * ld;
-    T* dbase = dqkv + b * s.seq * ld;
-    std::vector<double> dk(static_cast<size_t>(s.seq * q), 0.0), dv(static_cast<size_t>(s.seq * q), 0.0),
-        p(static_cast<size_t>(s.seq)), dq(static_cast<size_t>(q));
+    const T* base = qkv + b * S * ld;
+    const T* k = base + hq + g * q;
+    const T* v = base + hq + s.kv_heads * q + g * q;
+    T* dbase = dqkv + b * S * ld;
+    std::vector<T> p(static_cast<size_t>(S * S)), dp(p.size());
+    std::vector<T> dk(static_cast<size_t>(S * q), T(0)), dv(dk.size(), T(0));
     for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-      for (int64_t i = 0; i < s.seq; ++i) {
-        const T* qi = base + i * ld + h * q;
-        const T* doi = d_o + (b * s.seq + i) * hq + h * q;
-        const T* oi = o + (b * s.seq + i) * hq + h * q;
-        const double row_lse = lse[(b * s.heads + h) * s.seq + i];
-        const double delta = dot(doi, oi, q);  // sum_j p_j dp_j
-        std::fill(dq.begin(), dq.end(), 0.0);
-        for (int64_t j = 0; j <= i; ++j) {
-          const T* kj = base + j * ld + hq + g * q;
-          const T* vj = base + j * ld + hq + s.kv_heads * q + g * q;
-          const double pj = std::exp(scale * dot(qi, kj, q) - row_lse);
-          const double ds = pj * (dot(doi, vj, q) - delta);
-          for (int64_t c = 0; c < q; ++c) {
-            dq[size_t(c)] += scale * ds * kj[c];
-            dk[size_t(j * q + c)] += scale * ds * qi[c];
-            dv[size_t(j * q + c)] += pj * doi[c];
-          }
-        }
-        for (int64_t c = 0; c < q; ++c) dbase[i * ld + h * q + c] = T(dq[size_t(c)]);
+      const T* qh = base + h * q;
+      const T* doh = d_o + b * S * hq + h * q;
+      const T* oh = o + b * S * hq + h * q;
+      gemm_serial(false, true, S, S, q, scale, qh, ld, k, ld, T(0), p.data(), S);
+      probabilities_from_lse(p.data(), lse + (b * s.heads + h) * S, S);
+      gemm_serial(false, true, S, S, q, T(1), doh, hq, v, ld, T(0), dp.data(), S);  // dP = dO V^T
+      for (int64_t i = 0; i < S; ++i) {
+        double delta = 0;  // sum_j p_ij dp_ij = dO_i . O_i
+        for (int64_t c = 0; c < q; ++c) delta += double(doh[i * hq + c]) * oh[i * hq + c];
+        T* ds = dp.data() + i * S;
+        const T* pi = p.data() + i * S;
+        for (int64_t j = 0; j < S; ++j) ds[j] = T(pi[j] * (ds[j] - delta));  // zero above the diagonal
       }
+      gemm_serial(false, false, S, q, S, scale, dp.data(), S, k, ld, T(0), dbase + h * q, ld);  // dQ
+      gemm_serial(true, false, S, q, S, scale, dp.data(), S, qh, ld, T(1), dk.data(), q);        // dK
+      gemm_serial(true, false, S, q, S, T(1), p.data(), S, doh, hq, T(1), dv.data(), q);         // dV
     }
-    for (int64_t j = 0; j < s.seq; ++j)
+    for (int64_t j = 0; j < S; ++j)
       for (int64_t c = 0; c < q; ++c) {
-        dbase[j * ld + hq + g * q + c] = T(dk[size_t(j * q + c)]);
-        dbase[j * ld + hq + s.kv_heads * q + g * q + c] = T(dv[size_t(j * q + c)]);
+        dbase[j * ld + hq + g * q + c] = dk[size_t(j * q + c)];
+        dbase[j * ld + hq + s.kv_heads * q + g * q + c] = dv[size_t(j * q + c)];
       }
   });
 }

@@ -1,7 +1,8 @@
 #pragma once
-// Causal multi-query / grouped-query / multi-head attention as one fused op: per query row an
-// online softmax over the keys at or before it, so no T x T matrix is ever stored; backward
-// recomputes the scores from the saved log-sum-exp (flash-attention style).
+// Causal multi-query / grouped-query / multi-head attention as one fused op. Each (sequence, head)
+// task forms its scores with a small GEMM, applies the causal softmax and multiplies by V; only the
+// per-row log-sum-exp is kept for backward, which rebuilds the probabilities (flash-attention
+// style: nothing of size T x T outlives the task).
 //
 // Layout: `qkv` rows are tokens (batch-major, seq positions inside), stride ld = (heads + 2 kv) * q:
 // query heads at columns [0, heads*q), keys after them, values last. Query head h reads K/V head
