@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
                "and checked against a real training step)"};
   app.require_subcommand(1);
   palmsim::VerbAction action;
+#ifdef PALMSIM_CUDA_STANDALONE
+  // Built with the CUDA toolkit alone (for GPU machines without the other libraries).
+  palmsim::add_bench_step_verb(app, action);
+#else
   palmsim::add_predict_verb(app, action);
   palmsim::add_simulate_verb(app, action);
   palmsim::add_search_verb(app, action);
@@ -31,6 +35,7 @@ int main(int argc, char** argv) {
   palmsim::add_train_verb(app, action);
   palmsim::add_bench_step_verb(app, action);
   palmsim::add_validate_local_verb(app, action);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -37,10 +37,7 @@ void add_calibrate_verb(CLI::App& app, VerbAction& action) {
   cmd->add_flag("--force", a->force, "replace the output file if it exists");
   cmd->callback([&action, a] {
     action = [a] {
-      if (a->backend != "cpu" && a->backend != "cuda")
-        throw InputError("--backend", "'" + a->backend + "' is not a backend; allowed: cpu, cuda");
-      if (a->backend == "cuda")
-        throw InputError("--backend", "cuda calibration needs the CUDA backend, which this build lacks");
+      check_backend(a->backend, false);
       check_output_path(a->output, a->force, "--output");
       CalibrateOptions options;
       options.quick = a->quick;

@@ -14,7 +14,6 @@
 
 namespace palmsim {
 
-void check_backend(const std::string& backend);
 
 namespace {
 
@@ -62,7 +61,7 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->callback([&action, a] {
     action = [a] {
-      check_backend(a->backend);
+      check_backend(a->backend, false);
       const TrainerConfigFile c = load_trainer_config(a->config);
       const Scenario s = local_scenario(a->config, c, a->calibration);
       const Report predicted = predict(s, {.per_op = true});

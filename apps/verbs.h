@@ -18,6 +18,10 @@ void add_train_verb(CLI::App& app, VerbAction& action);
 void add_bench_step_verb(CLI::App& app, VerbAction& action);
 void add_validate_local_verb(CLI::App& app, VerbAction& action);
 
+// Refuses a backend that is not cpu or cuda, or one this build or verb cannot run (each InputError
+// names --backend and says why).
+void check_backend(const std::string& backend, bool verb_runs_on_cuda);
+
 // Refuses to replace a file the user already has unless `force`; InputError names the option.
 void check_output_path(const std::string& path, bool force, const std::string& option);
 

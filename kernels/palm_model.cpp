@@ -18,7 +18,8 @@ namespace palmsim {
 using cpu::gemm;
 
 template <class T>
-PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank) : spec_(spec), tp_(tp), tp_rank_(tp_rank) {
+PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate)
+    : spec_(spec), tp_(tp), tp_rank_(tp_rank) {
   if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
     throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
   if (spec.n_heads % tp || spec.d_ff % tp)
@@ -40,6 +41,7 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank) : spec_(spec
     add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)));
   }
   add_tensor("final_ln", 1, d, false, 0.0);
+  if (!allocate) return;
   params_.assign(n_params_, T(0));
   grads_.assign(n_params_, T(0));
 }
@@ -88,6 +90,7 @@ std::vector<T> PalmModel<T>::shard_of(const TensorInfo& t, const double* full) c
 
 template <class T>
 void PalmModel<T>::init(uint64_t seed) {
+  if (params_.size() < n_params_) params_.resize(n_params_, T(0));
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const TensorInfo& t = tensors_[i];
     T* dst = params_.data() + t.offset;

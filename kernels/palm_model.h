@@ -27,8 +27,10 @@ struct TensorInfo {
 template <class T>
 class PalmModel {
  public:
-  // tp ranks split heads, K/V heads (when there are at least tp of them) and d_ff.
-  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0);
+  // tp ranks split heads, K/V heads (when there are at least tp of them) and d_ff. Without
+  // `allocate` only the tensor table is built (the CUDA backend keeps its buffers on the device);
+  // init() then allocates the parameters alone.
+  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true);
 
   // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same

@@ -211,6 +211,7 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
   BenchResult result;
   result.peak_flops = measured_sgemm_peak(threads);
+  result.peak_source = "OpenBLAS sgemm";
   result.device = cpu_device_name(threads);
   set_threads(config);
   const int64_t seq = model.seq_len, local = config.batch / config.dp;
@@ -245,20 +246,7 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   result.mfu = result.tokens_per_s * model_flops_per_token(model) / result.peak_flops;
   for (const auto& [name, s] : timer.seconds()) result.per_op_s[name] = s / steps;
 
-  // The GEMMs' FLOPs come from the StepPlan of the same step, so the rate is plan FLOPs over
-  // measured time of the ops the plan calls GEMMs.
-  Layout layout;
-  layout.tp = config.tp, layout.dp = config.dp, layout.microbatch = int(config.microbatch_size());
-  PlanOptions options;
-  options.fused_attention = true, options.activation_bytes = 4;
-  const StepPlan plan = build_step_plan(model, layout, config.batch, options);
-  std::map<std::string, double> gemm_flops;
-  for (const Op& op : plan.ops)
-    if (op.kind == OpKind::gemm) gemm_flops[std::string(op.name) + "." + phase_suffix(op.phase)] += op.flops * plan.occurrences(op);
-  double flops = 0, time = 0;
-  for (const auto& [name, f] : gemm_flops)
-    if (result.per_op_s.count(name)) flops += f, time += result.per_op_s[name];
-  result.gemm_flops_per_s = time > 0 ? flops / time : 0;
+  result.gemm_flops_per_s = plan_gemm_flops_per_s(model, config, result.per_op_s, 4);
   return result;
 }
 

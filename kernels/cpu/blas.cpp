@@ -1,5 +1,8 @@
 #include "kernels/cpu/blas.h"
 
+#ifdef PALMSIM_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@ namespace {
 
 std::atomic<int> g_threads{1};
 
+#ifdef PALMSIM_HAVE_OPENBLAS
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
@@ -21,6 +25,21 @@ inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
               int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
 }
+#else
+// Reference loop nest: C = alpha op(A) op(B) + beta C, accumulating each element in double.
+template <class T>
+void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; ++p)
+        acc += double(ta ? a[p * lda + i] : a[i * lda + p]) * double(tb ? b[j * ldb + p] : b[p * ldb + j]);
+      T& out = c[i * ldc + j];
+      out = T(alpha * acc + (beta == T(0) ? 0.0 : double(beta) * out));
+    }
+}
+#endif
 
 template <class T>
 void blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
@@ -45,7 +64,9 @@ void blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T
 }  // namespace
 
 void set_gemm_threads(int threads) {
+#ifdef PALMSIM_HAVE_OPENBLAS
   openblas_set_num_threads(1);
+#endif
   g_threads = std::max(1, threads);
 }
 
