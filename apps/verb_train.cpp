@@ -10,7 +10,6 @@
 
 namespace palmsim {
 
-
 void add_train_verb(CLI::App& app, VerbAction& action) {
   auto* cmd = app.add_subcommand("train", "Train a PaLM-style model on real text (writes metrics and checkpoints)");
   struct Args {

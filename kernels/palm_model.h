@@ -50,6 +50,10 @@ class PalmModel {
   std::vector<T>& grads() { return grads_; }
   const std::vector<T>& params() const { return params_; }
   size_t parameter_count() const { return n_params_; }  // this rank's, without padding
+  // This rank's share of the heads, K/V heads and d_ff.
+  int64_t local_heads() const { return heads_; }
+  int64_t local_kv_heads() const { return kv_heads_; }
+  int64_t local_ff() const { return ff_; }
   // Pads the flat buffers to a multiple of `n` elements (ZeRO-1 shards them evenly).
   void pad_to_multiple(size_t n);
   const TensorInfo& tensor(const std::string& name) const;

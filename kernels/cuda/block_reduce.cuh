@@ -17,21 +17,32 @@ __device__ inline T warp_max(T v) {
   return v;
 }
 
-// Every thread of the block must call it; every thread gets the sum. `scratch` holds 32 T.
-template <class T>
-__device__ inline T block_sum(T v, T* scratch) {
+// Every thread of the block must call these; every thread gets the result. `scratch` holds 32 T.
+// `identity` fills the lanes of warp 0 beyond the block's warp count.
+template <class T, class WarpReduce>
+__device__ inline T block_reduce(T v, T* scratch, T identity, WarpReduce warp_reduce) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-  v = warp_sum(v);
+  v = warp_reduce(v);
   __syncthreads();  // scratch may still be read by an earlier call
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    T total = lane < warps ? scratch[lane] : T(0);
-    total = warp_sum(total);
+    T total = lane < warps ? scratch[lane] : identity;
+    total = warp_reduce(total);
     if (lane == 0) scratch[0] = total;
   }
   __syncthreads();
   return scratch[0];
+}
+
+template <class T>
+__device__ inline T block_sum(T v, T* scratch) {
+  return block_reduce(v, scratch, T(0), [](T x) { return warp_sum(x); });
+}
+
+template <class T>
+__device__ inline T block_max(T v, T* scratch, T lowest) {
+  return block_reduce(v, scratch, lowest, [](T x) { return warp_max(x); });
 }
 
 }  // namespace palmsim::cuda

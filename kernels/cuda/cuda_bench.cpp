@@ -2,13 +2,13 @@
 
 #include "kernels/cuda/cuda_rank_trainer.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/cuda/forked_ranks.h"
 #include "kernels/cuda/nccl_communicator.h"
 #include "model/accounting.h"
 #include "model/input_error.h"
 
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -46,8 +46,8 @@ BenchResult bench_on_rank(const ModelSpec& model, const TrainConfig& config, int
   OpTimer total;
   double seconds = 0;
   result.best_step_time_s = std::numeric_limits<double>::infinity();
+  GpuOpTimer gpu_timer(stream);  // its events are reused step after step: flush() empties it
   for (int s = 0; s < steps; ++s) {
-    GpuOpTimer gpu_timer(stream);
     if (g.world) g.world->barrier();
     const auto t0 = std::chrono::steady_clock::now();
     trainer.step(tokens.data(), targets.data(), 2 + s, g.rank == 0 ? &gpu_timer : nullptr);  // ends synchronized
@@ -103,22 +103,14 @@ BenchResult from_json(const nlohmann::json& j) {
   return r;
 }
 
-// One process per GPU rank. Forked before this process touches CUDA (a CUDA context does not
-// survive fork); each child picks its GPU, joins NCCL through `dir`/nccl.id and splits the world
+// One process per GPU rank (run_forked_ranks, before this process touches CUDA); each child picks
+// its GPU, joins NCCL through `dir`/nccl.id and splits the world
 // into its tensor-parallel group (same dp rank) and data-parallel group (same tp rank).
 BenchResult bench_multi_process(const ModelSpec& model, const TrainConfig& config, int steps) {
   const fs::path dir = fs::temp_directory_path() / ("palmsim-nccl-" + std::to_string(getpid()));
   fs::create_directories(dir);
   const std::string id_file = (dir / "nccl.id").string(), result_file = (dir / "rank0.json").string();
-  std::vector<pid_t> children;
-  for (int rank = 0; rank < config.ranks(); ++rank) {
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid > 0) {
-      children.push_back(pid);
-      continue;
-    }
-    int code = 0;
+  const int worst = run_forked_ranks(config.ranks(), [&](int rank) {
     try {
       const int gpus = device_count();
       if (gpus < config.ranks())
@@ -136,26 +128,15 @@ BenchResult bench_multi_process(const ModelSpec& model, const TrainConfig& confi
         std::ofstream(result_file + ".tmp") << to_json(r).dump();
         fs::rename(result_file + ".tmp", result_file);
       }
+      return 0;
     } catch (const InputError& e) {
       std::cerr << "palmsim: error: " << e.what() << "\n";
-      code = 2;
+      return 2;
     } catch (const std::invalid_argument& e) {  // a model shape the CUDA kernels cannot run
       std::cerr << "palmsim: error: model: " << e.what() << "\n";
-      code = 2;
-    } catch (const std::exception& e) {
-      std::cerr << "palmsim: rank " << rank << ": " << e.what() << "\n";
-      code = 1;
+      return 2;
     }
-    std::cout.flush();
-    _exit(code);
-  }
-  int worst = 0;
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    worst = std::max(worst, code);
-  }
+  });
   std::ifstream in(result_file);
   const bool have = worst == 0 && in.good();
   BenchResult r;

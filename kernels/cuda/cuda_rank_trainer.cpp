@@ -90,6 +90,7 @@ double CudaRankTrainer::step(const int32_t* tokens, const int32_t* targets, int6
     scale_in_place(model_.grads(), 1.0f / float(config_.dp), int64_t(n), stream_);
   }
 
+  const double lr = learning_rate(config_.optimizer, step_number);
   double clip = 1.0;
   {
     auto scope = time_gpu_op(timer, "grad_norm.opt");
@@ -99,7 +100,6 @@ double CudaRankTrainer::step(const int32_t* tokens, const int32_t* targets, int6
     for (double s : grad_sq) norm_sq += s;
     const double norm = std::sqrt(norm_sq);
     clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
-    const double lr = learning_rate(config_.optimizer, step_number);
     std::vector<double> scale;
     for (size_t t = 0; t < param_sq.size(); ++t) {
       const TensorInfo& info = model_.tensors()[t];
@@ -111,7 +111,7 @@ double CudaRankTrainer::step(const int32_t* tokens, const int32_t* targets, int6
   {
     auto scope = time_gpu_op(timer, "optimizer.opt");
     AdafactorStep s;
-    s.lr = learning_rate(config_.optimizer, step_number);
+    s.lr = lr;
     s.beta1 = config_.optimizer.beta1;
     s.beta2 = 1.0 - std::pow(double(step_number), -config_.optimizer.decay_exponent);
     s.clip_scale = clip;

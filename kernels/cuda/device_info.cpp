@@ -25,7 +25,7 @@ std::string device_name(int device) {
 }
 
 double datasheet_bf16_flops(const std::string& name) {
-  // NVIDIA datasheets, dense (no sparsity); see ../shared/hardware.md for the H100 and H200 rows.
+  // NVIDIA datasheets, dense (no sparsity); see hwmodels/hardware.md for the H100 and H200 rows.
   if (name.find("H100 PCIe") != std::string::npos) return 756e12;
   if (name.find("H100 NVL") != std::string::npos) return 835e12;
   if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.4e12;

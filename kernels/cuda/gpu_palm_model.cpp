@@ -15,9 +15,9 @@ GpuPalmModel::GpuPalmModel(const ModelSpec& spec, int tp, int tp_rank, cudaStrea
   const PalmModel<float> table(spec, tp, tp_rank, false);  // throws on what the step cannot run
   tensors_ = table.tensors();
   n_params_ = table.parameter_count();
-  heads_ = spec.n_heads / tp;
-  kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
-  ff_ = spec.d_ff / tp;
+  heads_ = table.local_heads();
+  kv_heads_ = table.local_kv_heads();
+  ff_ = table.local_ff();
   const std::string why = attention_unsupported_reason({1, spec.seq_len, heads_, kv_heads_, spec.head_dim});
   if (!why.empty()) throw std::invalid_argument(why);
   if (spec.d_model % 8 || spec.head_dim % 8 || ff_ % 8 || spec.vocab % 8)

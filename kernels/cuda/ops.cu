@@ -155,18 +155,7 @@ __global__ void cross_entropy_forward_kernel(const float* logits, const int32_t*
   float m = -INFINITY;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) m = fmaxf(m, z[i]);
   // The block's max first, then one pass of exp sums against it (two passes, no rescaling).
-  __shared__ float block_max[32];
-  m = warp_max(m);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  if (lane == 0) block_max[warp] = m;
-  __syncthreads();
-  if (warp == 0) {
-    float v = lane < warps ? block_max[lane] : -INFINITY;
-    v = warp_max(v);
-    if (lane == 0) block_max[0] = v;
-  }
-  __syncthreads();
-  m = block_max[0];
+  m = block_max(m, scratch, -INFINITY);
   float s = 0;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s += expf(z[i] - m);
   const float lz = m + logf(block_sum(s, scratch));

@@ -4,16 +4,15 @@
 // executable whose parent process never touches CUDA.
 #include "kernels/cuda/cuda_rank_trainer.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/cuda/forked_ranks.h"
 #include "kernels/cuda/nccl_communicator.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <random>
 
 namespace palmsim::cuda {
@@ -21,35 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Runs `fn(rank)` in `ranks` child processes; returns true when all exit 0.
-bool run_children(int ranks, const std::function<void(int)>& fn) {
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      int code = 0;
-      try {
-        fn(r);
-      } catch (const std::exception& e) {
-        fprintf(stderr, "rank %d: %s\n", r, e.what());
-        code = 1;
-      }
-      _exit(code);
-    }
-    pids.push_back(pid);
-  }
-  bool ok = true;
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
-  return ok;
-}
-
 int gpus_in_child() {
   const fs::path file = fs::temp_directory_path() / ("palmsim-gpus-" + std::to_string(getpid()));
-  run_children(1, [&](int) { std::ofstream(file) << device_count(); });
+  run_forked_ranks(1, [&](int) {
+    std::ofstream(file) << device_count();
+    return 0;
+  });
   int n = 0;
   std::ifstream(file) >> n;
   fs::remove(file);
@@ -70,7 +46,7 @@ double first_step_loss(int dp, int tp) {
                                                     std::to_string(dp) + "x" + std::to_string(tp));
   fs::create_directories(dir);
   const ModelSpec m = model();
-  const bool ok = run_children(dp * tp, [&](int rank) {
+  const bool ok = run_forked_ranks(dp * tp, [&](int rank) {
     CUDA_CHECK(cudaSetDevice(rank));
     TrainConfig c;
     c.batch = 4, c.dp = dp, c.tp = tp, c.seed = 3;
@@ -86,7 +62,8 @@ double first_step_loss(int dp, int tp) {
     const int64_t offset = (rank / tp) * (c.batch / dp) * m.seq_len;  // this dp rank's sequences
     const double loss = trainer.step(tokens.data() + offset, targets.data() + offset, 1, nullptr);
     if (rank == 0) std::ofstream(dir / "loss") << std::hexfloat << loss;
-  });
+    return 0;
+  }) == 0;
   double loss = NAN;
   if (ok) std::ifstream(dir / "loss") >> std::hexfloat >> loss;
   fs::remove_all(dir);

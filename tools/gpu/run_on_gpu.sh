@@ -21,8 +21,8 @@ ctest --test-dir build-gpu --output-on-failure > "$OUT/ctest.log" 2>&1
 tests_rc=$?
 for model in train-tiny train-1b; do
   ./build-gpu/apps/palmsim bench-step "scenarios/$model.yaml" --backend cuda --steps 5 --json \
-    > "$OUT/bench-$model.json" 2> "$OUT/bench-$model.err"
-  ./build-gpu/apps/palmsim bench-step "scenarios/$model.yaml" --backend cuda --steps 5 2>&1 | tee "$OUT/bench-$model.txt"
+    > "$OUT/bench-$model.json" 2> "$OUT/bench-$model.err" || cat "$OUT/bench-$model.err"
+  python3 tools/gpu/summarize_bench.py "$OUT/bench-$model.json" || true
 done
 tail -25 "$OUT/ctest.log"
 exit $tests_rc
