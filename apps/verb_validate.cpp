@@ -1,68 +1,120 @@
 #include "apps/verbs.h"
+#include "model/input_error.h"
 #include "sim/simgrid/simulate.h"
 #include "sim/validation.h"
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 
 namespace palmsim {
 
+namespace {
+
+// One input file, validated (and simulated when asked).
+struct ValidatedFile {
+  std::string path;
+  std::vector<ValidationRow> rows;
+  std::vector<double> simulated;  // 0 where not simulated
+  CsvTable table;
+};
+
+ValidatedFile validate_file(const std::string& path, bool simulate) {
+  ValidatedFile f;
+  f.path = path;
+  const CsvTable input = read_csv(path);
+  f.rows = validate_table(input);
+  f.table = validation_output(input, f.rows);
+  f.simulated.assign(f.rows.size(), 0.0);
+  if (!simulate) return f;
+  // The simulated step of every row that has a scenario, beside the analytic one.
+  f.table.header.push_back("sim_step_s");
+  f.table.header.push_back("sim_err_step_pct");
+  for (size_t i = 0; i < f.rows.size(); ++i) {
+    const ValidationRow& r = f.rows[i];
+    const bool ok = r.error.empty() && r.scenario;
+    if (ok) f.simulated[i] = simulate_step_seconds(*r.scenario);
+    f.table.rows[i].push_back(ok ? fmt::format("{:.4f}", f.simulated[i]) : "");
+    f.table.rows[i].push_back(ok && r.measured_step_s > 0
+                                  ? fmt::format("{:.2f}", (f.simulated[i] - r.measured_step_s) / r.measured_step_s * 100)
+                                  : "");
+  }
+  return f;
+}
+
+void print_rows(const std::vector<ValidationRow>& rows) {
+  std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  {}\n", "id", "measured s", "pred s",
+                           "err %", "MFU %", "meas %", "chosen / error");
+  for (const ValidationRow& r : rows) {
+    if (!r.error.empty()) {
+      std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  error: {}\n", r.id, "", "", "", "", "",
+                               r.error);
+      continue;
+    }
+    const double err = r.measured_step_s > 0 ? (r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100 : 0;
+    std::cout << fmt::format("{:<16} {:>10.3f} {:>10.3f} {:>8.1f} {:>7.1f} {:>7}  {}\n", r.id, r.measured_step_s,
+                             r.pred_step_s, err, 100 * r.pred_mfu,
+                             r.measured_mfu_pct > 0 ? fmt::format("{:.1f}", r.measured_mfu_pct) : "", r.chosen);
+  }
+}
+
+}  // namespace
+
 void add_validate_verb(CLI::App& app, VerbAction& action) {
-  auto* cmd = app.add_subcommand("validate", "Predict every run of a published-runs CSV and report the errors");
-  auto path = std::make_shared<std::string>();
-  auto out = std::make_shared<std::string>();
-  auto force = std::make_shared<bool>(false);
-  auto simulate = std::make_shared<bool>(false);
-  cmd->add_option("RUNS", *path, "CSV with the columns of DESIGN.md 'Validation CSV'")->required();
-  cmd->add_option("-o,--output", *out, "write the table with predictions to this CSV");
-  cmd->add_flag("--force", *force, "replace the output file if it exists");
-  cmd->add_flag("--simulate", *simulate, "also simulate every run on SimGrid (sim_step_s, sim_err_step_pct)");
-  cmd->callback([&action, path, out, force, simulate] {
-    action = [path, out, force, simulate] {
-      if (!out->empty()) check_output_path(*out, *force, "--output");
-      const CsvTable input = read_csv(*path);
-      const std::vector<ValidationRow> rows = validate_table(input);
-      CsvTable table = validation_output(input, rows);
-      // The simulated step of every row that has a scenario, beside the analytic one.
-      std::vector<double> simulated(rows.size(), 0.0);
-      if (*simulate) {
-        table.header.push_back("sim_step_s");
-        table.header.push_back("sim_err_step_pct");
-        for (size_t i = 0; i < rows.size(); ++i) {
-          const ValidationRow& r = rows[i];
-          const bool ok = r.error.empty() && r.scenario;
-          if (ok) simulated[i] = simulate_step_seconds(*r.scenario);
-          table.rows[i].push_back(ok ? fmt::format("{:.4f}", simulated[i]) : "");
-          table.rows[i].push_back(ok && r.measured_step_s > 0
-                                      ? fmt::format("{:.2f}", (simulated[i] - r.measured_step_s) / r.measured_step_s * 100)
-                                      : "");
+  auto* cmd = app.add_subcommand("validate", "Predict every run of published-runs CSVs and report the errors per file");
+  struct Args {
+    std::vector<std::string> inputs;
+    std::string out;
+    bool force = false, simulate = false, rows = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("RUNS", a->inputs, "CSV files with the columns of DESIGN.md 'Validation CSV', or folders of them")
+      ->required();
+  cmd->add_option("-o,--output", a->out,
+                  "write the table with predictions: a CSV for one input, a folder (one CSV per input) for several");
+  cmd->add_flag("--force", a->force, "replace output files that exist");
+  cmd->add_flag("--simulate", a->simulate, "also simulate every run on SimGrid (sim_step_s, sim_err_step_pct)");
+  cmd->add_flag("--rows", a->rows, "print every row (the default for a single input file)");
+  cmd->callback([&action, a] {
+    action = [a] {
+      const std::vector<std::string> files = validation_files(a->inputs);
+      // Where each file's output goes, all checked before anything is written.
+      std::vector<std::string> outputs;
+      if (!a->out.empty()) {
+        if (files.size() == 1 && !std::filesystem::is_directory(a->out)) {
+          outputs.push_back(a->out);
+        } else {
+          if (!std::filesystem::is_directory(a->out))
+            throw InputError("--output", "with " + std::to_string(files.size()) +
+                                             " input files, must be an existing folder; '" + a->out + "' is not");
+          for (const std::string& f : files)
+            outputs.push_back((std::filesystem::path(a->out) / std::filesystem::path(f).filename()).string());
         }
+        for (const std::string& o : outputs) check_output_path(o, a->force, "--output");
       }
-      if (!out->empty()) write_csv(table, *out);
-      std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  {}\n", "id", "measured s",
-                               "pred s", "err %", "MFU %", "meas %", "chosen / error");
-      for (const ValidationRow& r : rows) {
-        if (!r.error.empty()) {
-          std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  error: {}\n", r.id, "", "", "",
-                                   "", "", r.error);
-          continue;
-        }
-        const double err = r.measured_step_s > 0 ? (r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100 : 0;
-        std::cout << fmt::format("{:<16} {:>10.3f} {:>10.3f} {:>8.1f} {:>7.1f} {:>7}  {}\n", r.id,
-                                 r.measured_step_s, r.pred_step_s, err, 100 * r.pred_mfu,
-                                 r.measured_mfu_pct > 0 ? fmt::format("{:.1f}", r.measured_mfu_pct) : "",
-                                 r.chosen);
+      std::vector<ValidatedFile> done;
+      for (const std::string& f : files) done.push_back(validate_file(f, a->simulate));
+      for (size_t i = 0; i < outputs.size(); ++i) write_csv(done[i].table, outputs[i]);
+
+      if (files.size() == 1 || a->rows)
+        for (const ValidatedFile& f : done) print_rows(f.rows);
+      std::vector<ValidationRow> all;
+      std::vector<double> all_simulated;
+      for (const ValidatedFile& f : done) {
+        std::cout << summary_line(f.path, summarize(f.rows, [](const ValidationRow& r) { return r.pred_step_s; }))
+                  << "\n";
+        all.insert(all.end(), f.rows.begin(), f.rows.end());
+        all_simulated.insert(all_simulated.end(), f.simulated.begin(), f.simulated.end());
       }
-      const ValidationSummary s = summarize(rows, [](const ValidationRow& r) { return r.pred_step_s; });
-      std::cout << fmt::format("rows {}, mean |err_step| {:.2f} %, max |err_step| {:.2f} %\n", s.rows,
-                               s.mean_abs_err_pct, s.max_abs_err_pct);
-      if (*simulate) {
-        const ValidationSummary sim = summarize(rows, [&](const ValidationRow& r) {
-          return simulated[size_t(&r - rows.data())];
+      if (files.size() > 1)
+        std::cout << summary_line("all files", summarize(all, [](const ValidationRow& r) { return r.pred_step_s; }))
+                  << "\n";
+      if (a->simulate) {
+        const ValidationSummary sim = summarize(all, [&](const ValidationRow& r) {
+          return all_simulated[size_t(&r - all.data())];
         });
-        std::cout << fmt::format("simulated: rows {}, mean |err_step| {:.2f} %, max |err_step| {:.2f} %\n", sim.rows,
-                                 sim.mean_abs_err_pct, sim.max_abs_err_pct);
+        std::cout << summary_line("simulated, all files", sim) << "\n";
       }
       return 0;
     };

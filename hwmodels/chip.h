@@ -1,6 +1,6 @@
 #pragma once
 // One accelerator: its matrix peak, memory and the measured efficiencies palmsim uses when no
-// calibration file is given. Figures and sources: shared/hardware.md.
+// calibration file is given. Figures and sources: hwmodels/hardware.md.
 #include <string>
 #include <vector>
 

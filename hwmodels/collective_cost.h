@@ -1,5 +1,5 @@
 #pragma once
-// Closed-form collective costs (shared/hardware.md, "Collective cost models"). n is the size of the
+// Closed-form collective costs (hwmodels/hardware.md, "Collective cost models"). n is the size of the
 // full buffer in bytes (the all-reduce input, the all-gather output, the reduce-scatter input);
 // bandwidths are per direction; latencies per step.
 #include "model/collective_kind.h"

@@ -1,7 +1,7 @@
 #pragma once
 // A machine: chips, how they are wired, and the figures collectives run at. Two fabric families:
 // TPU pods (3D torus slices from 4x4x4 cubes, joined across pods by the data-center network) and
-// GPU clusters (NVSwitch nodes joined by a rail-aligned fat tree). Figures: shared/hardware.md.
+// GPU clusters (NVSwitch nodes joined by a rail-aligned fat tree). Figures: hwmodels/hardware.md.
 #include "hwmodels/chip.h"
 
 #include <string>

@@ -6,7 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 namespace palmsim {
 
@@ -88,14 +90,29 @@ ModelSpec row_model(const RowReader& r) {
   return m;
 }
 
+// A sparse FFN is any row whose n_experts cell says more than one expert.
+bool row_is_sparse(const CsvTable& t, const std::vector<std::string>& row) {
+  const int c = t.column("n_experts");
+  if (c < 0) return false;
+  const std::string& v = row[size_t(c)];
+  return !v.empty() && v != "0" && v != "1";
+}
+
 ValidationRow read_row(const CsvTable& t, size_t index) {
   const RowReader r(t, t.rows[index], index);
   ValidationRow out;
   out.id = r.text("id");
+  // Never a dense answer for a sparse model: the row is reported, not approximated.
+  if (row_is_sparse(t, t.rows[index])) {
+    out.error = "sparse (MoE) models are not modelled yet";
+    return out;
+  }
   Scenario s;
   s.path = "row " + std::to_string(index + 1);
   s.model = row_model(r);
   s.system = system_preset(r.text("system"));
+  if (t.column("system_overrides") >= 0 && !r.empty("system_overrides"))
+    apply_system_overrides(s.system, r.text("system_overrides"), r.field("system_overrides"));
   if (s.system.needs_calibration())
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");
@@ -211,16 +228,94 @@ CsvTable validation_output(const CsvTable& in, const std::vector<ValidationRow>&
 ValidationSummary summarize(const std::vector<ValidationRow>& rows,
                             const std::function<double(const ValidationRow&)>& predicted) {
   ValidationSummary s;
-  double sum = 0;
+  double sum = 0, signed_sum = 0;
   for (const auto& r : rows) {
+    ++s.total;
+    if (!r.error.empty()) ++s.not_modelled;
     if (!r.error.empty() || r.measured_step_s <= 0) continue;
-    const double err = std::abs(predicted(r) - r.measured_step_s) / r.measured_step_s * 100.0;
-    sum += err;
-    s.max_abs_err_pct = std::max(s.max_abs_err_pct, err);
+    const double err = (predicted(r) - r.measured_step_s) / r.measured_step_s * 100.0;
+    sum += std::abs(err);
+    signed_sum += err;
+    s.max_abs_err_pct = std::max(s.max_abs_err_pct, std::abs(err));
     ++s.rows;
   }
   s.mean_abs_err_pct = s.rows ? sum / s.rows : 0.0;
+  s.mean_signed_err_pct = s.rows ? signed_sum / s.rows : 0.0;
   return s;
+}
+
+std::string summary_line(const std::string& label, const ValidationSummary& s) {
+  return fmt::format("{}: rows {}, scored {}, not modelled {}, mean |err_step| {:.2f} %, "
+                     "max |err_step| {:.2f} %, mean signed {:+.2f} %",
+                     label, s.total, s.rows, s.not_modelled, s.mean_abs_err_pct, s.max_abs_err_pct,
+                     s.mean_signed_err_pct);
+}
+
+std::vector<std::string> validation_files(const std::vector<std::string>& arguments) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& a : arguments) {
+    if (fs::is_directory(a)) {
+      std::vector<std::string> found;
+      for (const auto& e : fs::directory_iterator(a))
+        if (e.is_regular_file() && e.path().extension() == ".csv") found.push_back(e.path().string());
+      if (found.empty()) throw InputError("RUNS", "folder '" + a + "' holds no .csv file");
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(a)) {
+      files.push_back(a);
+    } else {
+      throw InputError("RUNS", "'" + a + "' is neither a CSV file nor a folder of them");
+    }
+  }
+  return files;
+}
+
+void apply_system_overrides(System& system, const std::string& overrides, const std::string& field) {
+  const bool gpu = system.fabric == Fabric::gpu_fat_tree;
+  FatTreeFabric& f = system.fat_tree;
+  // The preset's NICs: one per GPU at its line rate; overrides change count and rate, and the
+  // model spreads the node's NIC bandwidth evenly over its GPUs (rail-aligned). nics 0: one per GPU.
+  double nics = 0, nic_line = gpu ? f.nic_bytes_per_s : 0;
+  size_t start = 0;
+  while (start <= overrides.size()) {
+    const size_t end = std::min(overrides.find(';', start), overrides.size());
+    const std::string item = overrides.substr(start, end - start);
+    start = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    const std::string allowed = "allowed: gpus_per_node, nics_per_node, nic_gbps, nvlink_gbps, hbm_gib";
+    if (eq == std::string::npos) throw InputError(field, "'" + item + "' is not key=value; " + allowed);
+    double v = 0;
+    size_t used = 0;
+    try {
+      v = std::stod(item.substr(eq + 1), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() - eq - 1 || !(v > 0) || !std::isfinite(v))
+      throw InputError(field, key + " must be a positive number, got '" + item.substr(eq + 1) + "'");
+    if (key == "hbm_gib") {
+      system.chip.hbm_bytes = v * 1024.0 * 1024.0 * 1024.0;
+      continue;
+    }
+    if (key != "gpus_per_node" && key != "nics_per_node" && key != "nic_gbps" && key != "nvlink_gbps")
+      throw InputError(field, "'" + key + "' is not a system override; " + allowed);
+    if (!gpu) throw InputError(field, key + " applies to GPU systems only; " + system.name + " is not one");
+    if (key == "gpus_per_node") {
+      if (v != std::floor(v) || v > 1024) throw InputError(field, "gpus_per_node must be an integer up to 1024");
+      f.gpus_per_node = int(v);
+    } else if (key == "nics_per_node") {
+      nics = v;
+    } else if (key == "nic_gbps") {
+      nic_line = v * 1e9 / 8.0;
+    } else {
+      f.nvlink_bytes_per_s = v * 1e9 / 8.0;
+    }
+  }
+  if (gpu && nics > 0) f.nic_bytes_per_s = nic_line * nics / f.gpus_per_node;
+  else if (gpu) f.nic_bytes_per_s = nic_line;  // still one NIC per GPU
 }
 
 }  // namespace palmsim

@@ -22,10 +22,26 @@ struct ValidationRow {
 };
 
 struct ValidationSummary {
-  int rows = 0;           // rows with a measured step time and a prediction
+  int total = 0;          // rows in the table
+  int rows = 0;           // scored: rows with a measured step time and a prediction
+  int not_modelled = 0;   // rows with an error (unsupported option, illegal layout)
   double mean_abs_err_pct = 0;
   double max_abs_err_pct = 0;
+  double mean_signed_err_pct = 0;  // negative: predicted too fast
 };
+
+// The CSV files `validate` reads from its arguments: files as given, folders as every *.csv in
+// them, sorted by name. Throws InputError naming the argument that is neither.
+std::vector<std::string> validation_files(const std::vector<std::string>& arguments);
+
+// `key=value;key=value` changes to a system preset (DESIGN.md "Validation CSV"): gpus_per_node,
+// nics_per_node, nic_gbps (Gb/s per NIC, per direction), nvlink_gbps (Gb/s per GPU, per
+// direction), hbm_gib. Throws InputError naming `field` and the key.
+void apply_system_overrides(System& system, const std::string& overrides, const std::string& field);
+
+// One summary line per DESIGN.md: "LABEL: rows N, scored S, not modelled U, mean |err_step| X %,
+// max |err_step| Y %, mean signed Z %".
+std::string summary_line(const std::string& label, const ValidationSummary& summary);
 
 // Reads the table; throws InputError when the file or a required column is missing/malformed.
 std::vector<ValidationRow> validate_table(const CsvTable& table);

@@ -97,15 +97,15 @@ TEST(Cli, MalformedCsvExitsTwo) {
 
 TEST(Cli, ValidateNeverReplacesAUsersFileWithoutForce) {
   const std::string out = write_temp("mine.csv", "precious\n");
-  const CliRun r = run("validate ../shared/validation/published_runs.csv -o " + out);
+  const CliRun r = run("validate scenarios/published/published_runs.csv -o " + out);
   EXPECT_EQ(r.status, 2);
   std::ifstream in(out);
   std::string line;
   std::getline(in, line);
   EXPECT_EQ(line, "precious");
-  const CliRun forced = run("validate ../shared/validation/published_runs.csv --force -o " + out);
+  const CliRun forced = run("validate scenarios/published/published_runs.csv --force -o " + out);
   EXPECT_EQ(forced.status, 0) << forced.err;
-  EXPECT_NE(forced.out.find("rows 19, mean |err_step|"), std::string::npos);
+  EXPECT_NE(forced.out.find("rows 19, scored 19, not modelled 0, mean |err_step|"), std::string::npos);
   std::filesystem::remove(out);
 }
 

@@ -1,4 +1,4 @@
-// Collective costs against hand calculations from shared/hardware.md's formulas.
+// Collective costs against hand calculations from hwmodels/hardware.md's formulas.
 #include "hwmodels/collective_cost.h"
 
 #include <gtest/gtest.h>

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -12,7 +13,7 @@ namespace palmsim {
 namespace {
 
 TEST(Validation, PublishedRunsWithinTheFirstBars) {
-  const CsvTable table = read_csv("../shared/validation/published_runs.csv");
+  const CsvTable table = read_csv("scenarios/published/published_runs.csv");
   const std::vector<ValidationRow> rows = validate_table(table);
   ASSERT_EQ(rows.size(), table.rows.size());
   for (const ValidationRow& r : rows) EXPECT_TRUE(r.error.empty()) << r.id << ": " << r.error;
@@ -26,7 +27,7 @@ TEST(Validation, PublishedRunsWithinTheFirstBars) {
 }
 
 TEST(Validation, OutputKeepsExtraColumnsAndAddsPredictions) {
-  const CsvTable table = read_csv("../shared/validation/published_runs.csv");
+  const CsvTable table = read_csv("scenarios/published/published_runs.csv");
   const CsvTable out = validation_output(table, validate_table(table));
   EXPECT_EQ(out.column("notes"), table.column("notes"));
   for (const char* c : {"pred_step_s", "pred_mfu", "pred_hfu", "pred_memory_gib", "fits", "chosen",
@@ -36,13 +37,73 @@ TEST(Validation, OutputKeepsExtraColumnsAndAddsPredictions) {
 }
 
 TEST(Validation, BadRowsGetAnErrorAndTheOthersGoOn) {
-  CsvTable table = read_csv("../shared/validation/published_runs.csv");
+  CsvTable table = read_csv("scenarios/published/published_runs.csv");
   table.rows[1][size_t(table.column("tp"))] = std::string("3");   // 64 heads not divisible by 3, product wrong
   table.rows[2][size_t(table.column("system"))] = std::string("tpu-v9-pod");
   const auto rows = validate_table(table);
   EXPECT_FALSE(rows[1].error.empty());
   EXPECT_NE(rows[2].error.find("system"), std::string::npos);
   EXPECT_TRUE(rows[3].error.empty());
+}
+
+TEST(Validation, SparseRowsAreNotModelledAndCountedSo) {
+  const CsvTable table = read_csv("scenarios/published/nemo_automodel_h100.csv");
+  const auto rows = validate_table(table);
+  int sparse = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::string& experts = table.rows[i][size_t(table.column("n_experts"))];
+    if (experts.empty()) continue;
+    ++sparse;
+    EXPECT_EQ(rows[i].error, "sparse (MoE) models are not modelled yet") << rows[i].id;
+    EXPECT_EQ(rows[i].pred_step_s, 0.0);
+  }
+  EXPECT_EQ(sparse, 3);
+  const ValidationSummary s = summarize(rows, [](const ValidationRow& r) { return r.pred_step_s; });
+  EXPECT_EQ(s.total, 4);
+  EXPECT_EQ(s.not_modelled + s.rows, 4);
+  EXPECT_GE(s.not_modelled, 3);
+}
+
+TEST(Validation, SummaryCountsSignedAndAbsoluteErrors) {
+  std::vector<ValidationRow> rows(3);
+  rows[0].measured_step_s = 1.0, rows[0].pred_step_s = 0.8;  // -20 %
+  rows[1].measured_step_s = 2.0, rows[1].pred_step_s = 2.2;  // +10 %
+  rows[2].error = "not modelled";
+  const ValidationSummary s = summarize(rows, [](const ValidationRow& r) { return r.pred_step_s; });
+  EXPECT_EQ(s.total, 3);
+  EXPECT_EQ(s.rows, 2);
+  EXPECT_EQ(s.not_modelled, 1);
+  EXPECT_NEAR(s.mean_abs_err_pct, 15.0, 1e-9);
+  EXPECT_NEAR(s.max_abs_err_pct, 20.0, 1e-9);
+  EXPECT_NEAR(s.mean_signed_err_pct, -5.0, 1e-9);
+  EXPECT_EQ(summary_line("f.csv", s),
+            "f.csv: rows 3, scored 2, not modelled 1, mean |err_step| 15.00 %, max |err_step| 20.00 %, "
+            "mean signed -5.00 %");
+}
+
+TEST(Validation, SystemOverridesChangeThePresetByHand) {
+  System s = system_preset("h100-80g-dgx");
+  // 4 GPUs per node sharing 2 NICs of 200 Gb/s: 2 x 25 GB/s over 4 GPUs = 12.5 GB/s per GPU.
+  apply_system_overrides(s, "gpus_per_node=4;nics_per_node=2;nic_gbps=200;hbm_gib=96", "row 1 system_overrides");
+  EXPECT_EQ(s.fat_tree.gpus_per_node, 4);
+  EXPECT_DOUBLE_EQ(s.fat_tree.nic_bytes_per_s, 12.5e9);
+  EXPECT_DOUBLE_EQ(s.chip.hbm_bytes, 96.0 * 1024 * 1024 * 1024);
+  System t = system_preset("h100-80g-dgx");
+  apply_system_overrides(t, "nvlink_gbps=3600", "f");  // 3600 Gb/s = 450 GB/s
+  EXPECT_DOUBLE_EQ(t.fat_tree.nvlink_bytes_per_s, 450e9);
+  EXPECT_DOUBLE_EQ(t.fat_tree.nic_bytes_per_s, 50e9);  // untouched: one 400 Gb/s NIC per GPU
+  System tpu = system_preset("tpu-v4-pod");
+  EXPECT_THROW(apply_system_overrides(tpu, "nic_gbps=100", "f"), InputError);
+  EXPECT_THROW(apply_system_overrides(s, "warp_drive=1", "f"), InputError);
+  EXPECT_THROW(apply_system_overrides(s, "nic_gbps=-3", "f"), InputError);
+  EXPECT_THROW(apply_system_overrides(s, "nic_gbps", "f"), InputError);
+}
+
+TEST(Validation, FoldersExpandToTheirCsvFilesSorted) {
+  const auto files = validation_files({"scenarios/published"});
+  ASSERT_EQ(files.size(), 8u);
+  EXPECT_TRUE(std::is_sorted(files.begin(), files.end()));
+  EXPECT_THROW(validation_files({"scenarios/no-such-folder"}), InputError);
 }
 
 TEST(Validation, MalformedCsvIsAnInputError) {
