@@ -59,14 +59,16 @@ double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes
   if (s.nodes > f.nodes_per_leaf) inter /= f.oversubscription;
   const double ring = hierarchical_time(kind, s.per_node, s.nodes, bytes, intra, f.nvlink_latency_s,
                                         inter, f.net_latency_s);
-  if (kind != CollectiveKind::all_reduce || s.nodes == 1) return ring;
+  // One NCCL call pays its base latency once, whatever the algorithm (NCCL's tuning model).
+  const double base = s.per_node * s.nodes > 1 ? f.collective_base_latency_s : 0.0;
+  if (kind != CollectiveKind::all_reduce || s.nodes == 1) return base + ring;
   // NCCL picks a double binary tree across nodes when its log-depth latency beats the ring's
   // linear one: inside the node reduce-scatter and all-gather as before, the tree between nodes.
   const double tree =
       ring_time(CollectiveKind::reduce_scatter, s.per_node, bytes, intra, f.nvlink_latency_s) +
       tree_all_reduce_time(s.nodes, bytes / s.per_node, inter, f.net_latency_s) +
       ring_time(CollectiveKind::all_gather, s.per_node, bytes, intra, f.nvlink_latency_s);
-  return std::min(ring, tree);
+  return base + std::min(ring, tree);
 }
 
 double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const {

@@ -43,6 +43,8 @@ System dgx(const std::string& name, const std::string& chip, double nvlink_bw, d
   s.fat_tree.nic_bytes_per_s = nic_bw;
   s.fat_tree.nic_efficiency = nic_eff;
   s.fat_tree.net_latency_s = 14 * us;
+  // hardware.md "Collective cost models": NCCL base latency 8.4 us (ring and tree, Simple).
+  s.fat_tree.collective_base_latency_s = 8.4 * us;
   s.fat_tree.nodes_per_leaf = 32;
   s.fat_tree.oversubscription = 1.0;
   s.grad_reduce_bytes = 4;

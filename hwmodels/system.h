@@ -33,6 +33,7 @@ struct FatTreeFabric {
   double nic_bytes_per_s = 0;          // per GPU (one NIC per GPU), one direction
   double nic_efficiency = 1.0;         // NCCL per-NIC rate / line rate
   double net_latency_s = 0;            // per ring step across nodes
+  double collective_base_latency_s = 0;  // once per NCCL call, before any step (launch, setup)
   int nodes_per_leaf = 32;             // a scalable unit: nodes under one set of rail leaves
   double oversubscription = 1.0;       // leaf uplink : downlink ratio (1 = non-blocking)
 };

@@ -23,13 +23,28 @@ TEST(CommModel, MegatronRankOrderOnDgxNodes) {
 }
 
 TEST(CommModel, TensorParallelAllReduceInsideADgxA100ByHand) {
-  // 8 GPUs over NVLink at the NCCL bus bandwidth 235 GB/s, 3.4 us per step: 100 MB all-reduce.
+  // 8 GPUs over NVLink at the NCCL bus bandwidth 235 GB/s, 8.4 us NCCL base latency, 3.4 us per
+  // step: 100 MB all-reduce.
   const System s = system_preset("a100-80g-dgx");
   Layout l;
   l.tp = 8;
   const CommModel c(s, l);
-  const double expected = 2 * 7 * 3.4e-6 + 2 * 7.0 / 8 * 100e6 / 235e9;
+  const double expected = 8.4e-6 + 2 * 7 * 3.4e-6 + 2 * 7.0 / 8 * 100e6 / 235e9;
   EXPECT_NEAR(c.collective_seconds(CommGroup::tp, CollectiveKind::all_reduce, 100e6), expected, 1e-12);
+}
+
+TEST(CommModel, SmallAllReducesCostTheirLatencyByHand) {
+  // A 2-rank all-reduce of 8 KiB (a tiny model's tensor-parallel activations): base 8.4 us + two
+  // steps of 3.4 us dominate the 8192/235e9 bandwidth term.
+  const System s = system_preset("a100-80g-dgx");
+  Layout l;
+  l.tp = 2;
+  const CommModel c(s, l);
+  const double expected = 8.4e-6 + 2 * 3.4e-6 + 2 * 0.5 * 8192 / 235e9;
+  EXPECT_NEAR(c.collective_seconds(CommGroup::tp, CollectiveKind::all_reduce, 8192), expected, 1e-12);
+  EXPECT_GT(expected, 15e-6);
+  Layout one;  // a group of one rank makes no NCCL call
+  EXPECT_EQ(CommModel(s, one).collective_seconds(CommGroup::tp, CollectiveKind::all_reduce, 8192), 0.0);
 }
 
 TEST(CommModel, CrossPodTransferOfPalmByHand) {
