@@ -3,6 +3,8 @@
 #include "model/input_error.h"
 #include "model/preset_table.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace palmsim {
@@ -107,6 +109,53 @@ std::vector<std::string> system_preset_names() { return preset_names(presets());
 
 System system_preset(const std::string& name) {
   return find_preset(presets(), name, "system.preset", "system");
+}
+
+void apply_system_overrides(System& system, const std::string& overrides, const std::string& field) {
+  const bool gpu = system.fabric == Fabric::gpu_fat_tree;
+  FatTreeFabric& f = system.fat_tree;
+  // The preset's NICs: one per GPU at its line rate; overrides change count and rate, and the
+  // model spreads the node's NIC bandwidth evenly over its GPUs (rail-aligned). nics 0: one per GPU.
+  double nics = 0, nic_line = gpu ? f.nic_bytes_per_s : 0;
+  size_t start = 0;
+  while (start <= overrides.size()) {
+    const size_t end = std::min(overrides.find(';', start), overrides.size());
+    const std::string item = overrides.substr(start, end - start);
+    start = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    const std::string allowed = "allowed: gpus_per_node, nics_per_node, nic_gbps, nvlink_gbps, hbm_gib";
+    if (eq == std::string::npos) throw InputError(field, "'" + item + "' is not key=value; " + allowed);
+    double v = 0;
+    size_t used = 0;
+    try {
+      v = std::stod(item.substr(eq + 1), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() - eq - 1 || !(v > 0) || !std::isfinite(v))
+      throw InputError(field, key + " must be a positive number, got '" + item.substr(eq + 1) + "'");
+    if (key == "hbm_gib") {
+      system.chip.hbm_bytes = v * 1024.0 * 1024.0 * 1024.0;
+      continue;
+    }
+    if (key != "gpus_per_node" && key != "nics_per_node" && key != "nic_gbps" && key != "nvlink_gbps")
+      throw InputError(field, "'" + key + "' is not a system override; " + allowed);
+    if (!gpu) throw InputError(field, key + " applies to GPU systems only; " + system.name + " is not one");
+    if (key == "gpus_per_node") {
+      if (v != std::floor(v) || v > 1024) throw InputError(field, "gpus_per_node must be an integer up to 1024");
+      f.gpus_per_node = int(v);
+    } else if (key == "nics_per_node") {
+      nics = v;
+    } else if (key == "nic_gbps") {
+      nic_line = v * 1e9 / 8.0;
+    } else {
+      f.nvlink_bytes_per_s = v * 1e9 / 8.0;
+    }
+  }
+  if (gpu && nics > 0) f.nic_bytes_per_s = nic_line * nics / f.gpus_per_node;
+  else if (gpu) f.nic_bytes_per_s = nic_line;  // still one NIC per GPU
 }
 
 }  // namespace palmsim

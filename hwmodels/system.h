@@ -61,6 +61,12 @@ struct System {
 };
 
 System system_preset(const std::string& name);
+
+// `key=value;key=value` changes to a system preset (DESIGN.md "Validation CSV"): gpus_per_node,
+// nics_per_node, nic_gbps (Gb/s per NIC, per direction), nvlink_gbps (Gb/s per GPU, per
+// direction), hbm_gib. Throws InputError naming `field` and the key.
+void apply_system_overrides(System& system, const std::string& overrides, const std::string& field);
+
 std::vector<std::string> system_preset_names();
 
 }  // namespace palmsim

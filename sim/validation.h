@@ -34,11 +34,6 @@ struct ValidationSummary {
 // them, sorted by name. Throws InputError naming the argument that is neither.
 std::vector<std::string> validation_files(const std::vector<std::string>& arguments);
 
-// `key=value;key=value` changes to a system preset (DESIGN.md "Validation CSV"): gpus_per_node,
-// nics_per_node, nic_gbps (Gb/s per NIC, per direction), nvlink_gbps (Gb/s per GPU, per
-// direction), hbm_gib. Throws InputError naming `field` and the key.
-void apply_system_overrides(System& system, const std::string& overrides, const std::string& field);
-
 // One summary line per DESIGN.md: "LABEL: rows N, scored S, not modelled U, mean |err_step| X %,
 // max |err_step| Y %, mean signed Z %".
 std::string summary_line(const std::string& label, const ValidationSummary& summary);
