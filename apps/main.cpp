@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   palmsim::add_simulate_verb(app, action);
   palmsim::add_search_verb(app, action);
   palmsim::add_validate_verb(app, action);
+  palmsim::add_fit_verb(app, action);
   palmsim::add_calibrate_verb(app, action);
   palmsim::add_train_verb(app, action);
   palmsim::add_bench_step_verb(app, action);

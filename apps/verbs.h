@@ -12,6 +12,7 @@ using VerbAction = std::function<int()>;
 void add_predict_verb(CLI::App& app, VerbAction& action);
 void add_search_verb(CLI::App& app, VerbAction& action);
 void add_validate_verb(CLI::App& app, VerbAction& action);
+void add_fit_verb(CLI::App& app, VerbAction& action);
 void add_calibrate_verb(CLI::App& app, VerbAction& action);
 void add_simulate_verb(CLI::App& app, VerbAction& action);
 void add_train_verb(CLI::App& app, VerbAction& action);

@@ -25,7 +25,7 @@ BENCHMARK(BM_SearchPalm540bOn6144Chips)->Unit(benchmark::kMillisecond)->UseRealT
 void BM_EstimateOneLayout(benchmark::State& state) {
   const Scenario s = load_scenario("scenarios/palm-540b-tpuv4-6144.yaml");
   const CommModel comm(s.system, s.layout);
-  const ComputeModel compute(s.system.chip);
+  const ComputeModel compute(stack_adjusted(s.system).chip);
   const PlanOptions options = plan_options_for(s.system);
   for (auto _ : state) {
     const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, options);

@@ -14,7 +14,7 @@ bool layout_fits_system(const System& s, const Layout& l) {
 }
 
 CommModel::CommModel(const System& system, const Layout& layout, const Calibration* calibration)
-    : system_(system), layout_(layout), calibration_(calibration) {
+    : system_(stack_adjusted(system)), layout_(layout), calibration_(calibration) {
   if (system.fabric != Fabric::tpu_torus) {
     if (layout.pods != 1)
       throw InputError("layout.pods", "must be 1 on " + system.name +

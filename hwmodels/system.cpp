@@ -28,6 +28,7 @@ System tpu_pod(const std::string& name, const std::string& chip, int dims, int m
   s.torus.dcn_bytes_per_s_per_host = 53e9 / 8;
   s.torus.dcn_latency_s = 10 * us;
   s.max_chips_per_pod = pod_chips;
+  s.stack = stack_preset("xla-tpu");
   return s;
 }
 
@@ -49,7 +50,7 @@ System dgx(const std::string& name, const std::string& chip, double nvlink_bw, d
   s.fat_tree.collective_base_latency_s = 8.4 * us;
   s.fat_tree.nodes_per_leaf = 32;
   s.fat_tree.oversubscription = 1.0;
-  s.grad_reduce_bytes = 4;
+  s.stack = stack_preset("megatron-core");
   return s;
 }
 
@@ -67,14 +68,13 @@ const std::map<std::string, System>& presets() {
     // ~24 GB/s per NIC through NCCL (96 %).
     t["a100-80g-dgx"] = dgx("a100-80g-dgx", "a100-80g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
     t["a100-40g-dgx"] = dgx("a100-40g-dgx", "a100-40g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
-    t["a100-80g-dgx"].overlap_grad_reduce = false;  // the published A100 runs: Megatron-LM 2021-22
-    t["a100-40g-dgx"].overlap_grad_reduce = false;
+    // The published A100 runs used Megatron-LM of 2021-22.
+    t["a100-80g-dgx"].stack = stack_preset("megatron-2021");
+    t["a100-40g-dgx"].stack = stack_preset("megatron-2021");
     // DGX H100: NVLink4 450 GB/s per direction, ring busbw ~368 (82 %); 8 x NDR 400 Gb/s, 46-48
-    // GB/s per NIC through NCCL (94 %). Modern stacks use flash attention.
+    // GB/s per NIC through NCCL (94 %). Megatron-Core is the default stack (dgx above).
     t["h100-80g-dgx"] = dgx("h100-80g-dgx", "h100-80g", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
-    t["h100-80g-dgx"].fused_attention = true;
     t["h200-dgx"] = dgx("h200-dgx", "h200", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
-    t["h200-dgx"].fused_attention = true;
     // This machine, as the CPU trainer uses it: thread ranks, fp32, fused attention. Peak, memory
     // rates, GEMM efficiencies and collective times all come from `palmsim calibrate`.
     System cpu;
@@ -85,10 +85,7 @@ const std::map<std::string, System>& presets() {
     cpu.chip.hbm_bytes_per_s = 0;
     cpu.chip.gemm_tile = 16;
     cpu.fabric = Fabric::single_machine;
-    cpu.fused_attention = true;
-    cpu.grad_reduce_bytes = 4;
-    cpu.overlap_grad_reduce = false;
-    cpu.activation_bytes = 4;
+    cpu.stack = stack_preset("palmsim-cpu");
     t["local-cpu"] = cpu;
     // This machine's GPUs as the CUDA trainer uses them: bf16, fused attention, NCCL collectives.
     // Every figure comes from `palmsim calibrate --backend cuda`.
@@ -96,7 +93,7 @@ const std::map<std::string, System>& presets() {
     gpu.name = "local-gpu";
     gpu.chip.name = "local-gpu";
     gpu.chip.gemm_tile = 128;
-    gpu.activation_bytes = 2;
+    gpu.stack = stack_preset("palmsim-cuda");
     t["local-gpu"] = gpu;
     return t;
   }();
@@ -109,6 +106,18 @@ std::vector<std::string> system_preset_names() { return preset_names(presets());
 
 System system_preset(const std::string& name) {
   return find_preset(presets(), name, "system.preset", "system");
+}
+
+System stack_adjusted(const System& system) {
+  System s = system;
+  const Stack& st = system.stack;
+  s.chip.gemm_max_efficiency *= st.gemm_efficiency_scale;
+  s.chip.memory_efficiency *= st.memory_efficiency_scale;
+  s.chip.fused_attention_efficiency *= st.gemm_efficiency_scale;
+  s.fat_tree.nvlink_efficiency *= st.collective_efficiency_scale;
+  s.fat_tree.nic_efficiency *= st.collective_efficiency_scale;
+  s.torus.collective_efficiency *= st.collective_efficiency_scale;
+  return s;
 }
 
 void apply_system_overrides(System& system, const std::string& overrides, const std::string& field) {

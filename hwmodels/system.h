@@ -3,6 +3,7 @@
 // TPU pods (3D torus slices from 4x4x4 cubes, joined across pods by the data-center network) and
 // GPU clusters (NVSwitch nodes joined by a rail-aligned fat tree). Figures: hwmodels/hardware.md.
 #include "hwmodels/chip.h"
+#include "hwmodels/stack.h"
 
 #include <string>
 #include <vector>
@@ -45,22 +46,19 @@ struct System {
   TorusFabric torus;
   FatTreeFabric fat_tree;
   int max_chips_per_pod = 0;  // TPU pod size; GPU clusters: 0 = no limit
-  // Fused (flash-style) attention in the software this system's runs used; otherwise the T x T
-  // score matrix is materialized in memory (Megatron 2021-22, PaLM on XLA).
-  bool fused_attention = false;
-  // Bytes per gradient element in the data-parallel reduction: bf16 on TPU (PaLM's 1.3 GB per host
-  // pair), fp32 in Megatron-LM with bf16 (it accumulates and all-reduces gradients in fp32).
-  double grad_reduce_bytes = 2;
-  // Whether the software stack overlaps the data-parallel gradient reduction with the backward
-  // pass. Megatron-LM's own DDP (2021-22, the A100 runs) reduced after backward; XLA/FSDP on TPU
-  // and today's GPU stacks (Megatron --overlap-grad-reduce, PyTorch DDP/FSDP) overlap it.
-  bool overlap_grad_reduce = true;
-  double activation_bytes = 2;  // bf16 activations and weights; the CPU trainer runs fp32
+  // The software the runs on this system use, unless a scenario or validation row names another
+  // (fused attention, gradient precision, overlap, per-kernel and per-call costs): hwmodels/stack.h.
+  Stack stack;
   // True when the preset's figures are only a frame that a calibration file must fill (local-cpu).
   bool needs_calibration() const { return chip.peak_flops <= 0; }
 };
 
 System system_preset(const std::string& name);
+
+// The hardware figures as the system's software stack reaches them: GEMM and streaming
+// efficiencies and the fabric's collective efficiencies times the stack's scales. Every consumer
+// that prices work (ComputeModel, CommModel, the simulator's platform) reads this view.
+System stack_adjusted(const System& system);
 
 // `key=value;key=value` changes to a system preset (DESIGN.md "Validation CSV"): gpus_per_node,
 // nics_per_node, nic_gbps (Gb/s per NIC, per direction), nvlink_gbps (Gb/s per GPU, per

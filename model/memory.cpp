@@ -81,7 +81,7 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   if (shard_weights && dp_pod > 1)
     mem.working += 2.0 * double(layer_parameters(m).total()) / l.tp * plan.options.activation_bytes;
   // fp32 logits of one microbatch for the loss and its gradient.
-  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(m.vocab) / l.tp * 4.0;
+  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(plan.vocab) / l.tp * 4.0;
   return mem;
 }
 

@@ -2,6 +2,8 @@
 
 #include "model/accounting.h"
 
+#include <algorithm>
+
 namespace palmsim {
 
 const char* to_string(CollectiveKind k) {
@@ -120,10 +122,23 @@ class PlanBuilder {
     }
   }
 
-  void memory(const char* name, Phase phase, double bytes, double mult) {
+  void memory(const char* name, Phase phase, double bytes, double mult, double kernels = 1) {
     Op& op = add(name, phase, OpKind::memory, Repeat::per_layer_microbatch, mult);
     op.bytes = bytes;
+    op.kernels = kernels;
   }
+
+  // Kernels of the element-wise work after a block's two branches (attention, MLP): fused, one
+  // bias+dropout+add per branch (one for both in a parallel block); unfused, bias add, dropout
+  // and residual add each their own kernel.
+  double residual_kernels(Phase phase) const {
+    const double branches = 2.0;
+    if (o_.fused_elementwise) return m_.parallel_block ? 1.0 : branches;
+    if (phase == Phase::backward) return branches * (m_.dropout ? 1.0 : 0.0) + 1.0;
+    return branches * ((m_.biases ? 1.0 : 0.0) + (m_.dropout ? 1.0 : 0.0) + 1.0);
+  }
+  // Activation (and, with biases, the MLP bias before it): one fused kernel, or two.
+  double activation_kernels() const { return o_.fused_elementwise || !m_.biases ? 1.0 : 2.0; }
 
   void tp_collective(const char* name, Phase phase, CollectiveKind kind, double mult) {
     if (l_.tp == 1) return;
@@ -168,6 +183,12 @@ class PlanBuilder {
     op.bytes = attention_bytes() * (phase == Phase::backward ? 2.0 : 1.0);
     op.batch = int64_t(l_.microbatch) * heads_;
     op.m = m_.seq_len, op.n = m_.seq_len, op.k = m_.head_dim;
+    // Fused: one kernel forward; backward a preprocessing pass, the main kernel and the dQ
+    // conversion. Materialized: Q/K/V layout copies, scores GEMM, scale-mask-softmax, dropout,
+    // context GEMM and the output permute forward; about twice that backward.
+    const double materialized = 6.0 + (m_.dropout ? 1.0 : 0.0);
+    if (o_.fused_attention) op.kernels = phase == Phase::backward ? 3.0 : 1.0;
+    else op.kernels = phase == Phase::backward ? 2.0 * materialized - 2.0 : materialized;
   }
 
   // One layer's forward ops. `gemm_share` scales the non-attention work (PaLM recomputes 75 %).
@@ -178,7 +199,7 @@ class PlanBuilder {
     memory("ln", phase, 2.0 * act_tokens * d * w_, norms * gemm_share);
     enter_tp(phase, 1.0);
     linear("qkv_proj", phase, int64_t((heads_ + 2 * kv_) * q), m_.d_model, gemm_share);
-    if (m_.rope) memory("rope", phase, 2.0 * t_ * (heads_ + kv_) * q * w_, gemm_share);
+    if (m_.rope) memory("rope", phase, 2.0 * t_ * (heads_ + kv_) * q * w_, gemm_share, 2.0);
     attention(phase, 1.0);
     linear("attn_out_proj", phase, m_.d_model, int64_t(heads_ * q), gemm_share);
     if (!m_.parallel_block) {  // the MLP of a serial block needs the attention branch's output
@@ -187,13 +208,18 @@ class PlanBuilder {
     }
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     linear("mlp_in_proj", phase, int64_t(gates) * ff_, m_.d_model, gemm_share);
-    memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share);
+    memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share, activation_kernels());
     linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share);
     if (with_leave) leave_tp(phase, 1.0);
     // Residual adds (parallel block: x + attn + mlp at once), dropout where the model has it.
     const double adds = m_.parallel_block ? 4.0 : 6.0;
     const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
-    memory("residual", phase, act_tokens * d * (adds * w_ + dropout), gemm_share);
+    memory("residual", phase, act_tokens * d * (adds * w_ + dropout), gemm_share, residual_kernels(phase));
+    if (m_.biases && !o_.fused_elementwise) {
+      // Unfused biases: the QKV bias rides in its GEMM (addmm); the output, MLP-in and MLP-out
+      // biases are element-wise passes over their outputs, read and written.
+      memory("bias_add", phase, 2.0 * w_ * t_ * (2.0 * d + double(gates) * ff_), gemm_share, 3.0);
+    }
   }
 
   void layer_backward() {
@@ -204,10 +230,10 @@ class PlanBuilder {
     const double adds = m_.parallel_block ? 4.0 : 6.0;
     const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
     // Reverse order; memory-bound backward ops move about twice their forward bytes.
-    memory("residual", b, act_tokens * d * (adds * w_ + dropout), 1.0);
+    memory("residual", b, act_tokens * d * (adds * w_ + dropout), 1.0, residual_kernels(b));
     enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
     linear("mlp_out_proj", b, m_.d_model, ff_, 1.0);
-    memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, 1.0);
+    memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, 1.0, activation_kernels());
     linear("mlp_in_proj", b, int64_t(gates) * ff_, m_.d_model, 1.0);
     if (!m_.parallel_block) {
       leave_tp(b, 1.0);
@@ -215,7 +241,7 @@ class PlanBuilder {
     }
     linear("attn_out_proj", b, m_.d_model, int64_t(heads_ * q), 1.0);
     attention(b, 1.0);
-    if (m_.rope) memory("rope", b, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0);
+    if (m_.rope) memory("rope", b, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0, 2.0);
     if (m_.n_kv_heads < l_.tp) {
       // Replicated K/V heads (multi-query attention): every rank's query heads add to dK and dV,
       // which are summed over the tensor-parallel group before the K/V projection's backward.
@@ -226,7 +252,21 @@ class PlanBuilder {
     }
     linear("qkv_proj", b, int64_t((heads_ + 2 * kv_) * q), m_.d_model, 1.0);
     leave_tp(b, 1.0);
-    memory("ln", b, 2.0 * 2.0 * act_tokens * d * w_, m_.parallel_block ? 1.0 : 2.0);
+    // LayerNorm backward: the input gradient and the gamma/beta reduction, two kernels.
+    memory("ln", b, 2.0 * 2.0 * act_tokens * d * w_, m_.parallel_block ? 1.0 : 2.0, 2.0);
+    if (m_.biases) {
+      // Bias gradients: each linear's output gradient summed over tokens (QKV, out, MLP in, out).
+      const double outputs = (heads_ + 2.0 * kv_) * q + 2.0 * d + double(gates) * ff_;
+      memory("bias_grad", b, w_ * t_ * outputs, 1.0, 4.0);
+    }
+    if (!o_.grad_accumulation_fusion) {
+      // Each weight gradient lands in a half-precision tensor and is added into the gradient
+      // buffer (Megatron's fp32 main_grad, DeepSpeed's fp16 .grad): read both, write the buffer;
+      // one kernel per parameter tensor, every microbatch.
+      const double tensors = m_.biases ? 12.0 : 7.0;
+      const double bytes = w_ + 2.0 * o_.grad_reduce_bytes;
+      memory("grad_accum", b, double(layer_parameters(m_).total()) / l_.tp * bytes, 1.0, tensors);
+    }
   }
 
   void recompute() {
@@ -243,11 +283,18 @@ class PlanBuilder {
 
   // Embedding on the first stage, final LayerNorm, logits and loss on the last; per microbatch.
   void stage_ends() {
-    const double d = double(m_.d_model), vocab_shard = double(m_.vocab) / l_.tp;
+    const double d = double(m_.d_model), vocab_shard = double(p_.vocab) / l_.tp;
     const auto per_mb = Repeat::per_microbatch;
     if (l_.pp == 1) {
-      add("embedding", Phase::forward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * w_;
-      add("embedding", Phase::backward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * 4.0;
+      // Token lookup; GPT models add learned position embeddings and dropout (read, write each).
+      const bool positions = !m_.rope;
+      Op& fwd = add("embedding", Phase::forward, OpKind::memory, per_mb);
+      fwd.bytes = 2.0 * t_ * d * w_ * (1.0 + (positions ? 1.5 : 0.0) + (m_.dropout ? 1.0 : 0.0));
+      fwd.kernels = 1.0 + (positions ? 1.0 : 0.0) + (m_.dropout ? 1.0 : 0.0);
+      // Backward: the gradient scattered into an fp32 table (sort, count, accumulate).
+      Op& bwd = add("embedding", Phase::backward, OpKind::memory, per_mb);
+      bwd.bytes = 2.0 * t_ * d * 4.0 * (positions ? 2.0 : 1.0);
+      bwd.kernels = positions ? 6.0 : 4.0;
     }
     add("final_ln", Phase::forward, OpKind::memory, per_mb).bytes = 2.0 * t_ * d * w_;
     for (Phase phase : {Phase::forward, Phase::backward}) {
@@ -262,10 +309,23 @@ class PlanBuilder {
         op.bytes = w_ * (double(op.m) * op.k + double(op.k) * op.n + double(op.m) * op.n);
       }
       // Softmax cross-entropy (+ z-loss) in fp32 over the vocabulary shard: read logits, write
-      // probabilities, read them back for the gradient.
-      add("loss", phase, OpKind::memory, per_mb).bytes = t_ * vocab_shard * (w_ + 8.0);
+      // probabilities, read them back for the gradient. Vocabulary-parallel forward: max,
+      // subtract, exp, sum, target gather, log (Megatron's cross_entropy: ~8 kernels).
+      Op& loss = add("loss", phase, OpKind::memory, per_mb);
+      loss.bytes = t_ * vocab_shard * (w_ + 8.0);
+      loss.kernels = phase == Phase::forward ? 8.0 : 4.0;
     }
-    add("final_ln", Phase::backward, OpKind::memory, per_mb).bytes = 4.0 * t_ * d * w_;
+    if (l_.tp > 1) {
+      // The vocabulary-parallel loss all-reduces, over tp, the row max, the target logit and the
+      // sum of exponentials: three small fp32 collectives per microbatch.
+      Op& op = add("loss_allreduce", Phase::forward, OpKind::collective, per_mb, 3.0);
+      op.collective = CollectiveKind::all_reduce;
+      op.group = CommGroup::tp;
+      op.comm_bytes = t_ * 4.0;
+    }
+    Op& final_ln_bwd = add("final_ln", Phase::backward, OpKind::memory, per_mb);
+    final_ln_bwd.bytes = 4.0 * t_ * d * w_;
+    final_ln_bwd.kernels = 2.0;
     if (l_.recompute == Recompute::palm) {
       // PaLM's 75 % of the non-attention forward FLOPs counts the whole model, logits included.
       Op& op = add("logits", Phase::recompute, OpKind::gemm, per_mb, 0.75);
@@ -352,6 +412,11 @@ class PlanBuilder {
     // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
     add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
     add("optimizer", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 30.0;
+    if (o_.step_overhead_s > 0) {
+      Op& op = add("step_overhead", Phase::optimizer, OpKind::memory, Repeat::per_step);
+      op.kernels = 0;
+      op.fixed_s = o_.step_overhead_s;
+    }
   }
 
   StepPlan& p_;
@@ -366,6 +431,11 @@ class PlanBuilder {
 
 }  // namespace
 
+int64_t padded_vocab(int64_t vocab, int tp, int multiple) {
+  const int64_t unit = int64_t(tp) * std::max(1, multiple);
+  return (vocab + unit - 1) / unit * unit;
+}
+
 StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,
                          const PlanOptions& options) {
   StepPlan plan;
@@ -376,11 +446,12 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   plan.n_microbatches = microbatches(layout, global_batch);
   plan.layers_per_stage = model.n_layers / layout.pp;
   plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len;
+  plan.vocab = padded_vocab(model.vocab, layout.tp, options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds
   // the (tied) output embedding, sharded over the vocabulary.
   plan.params_on_device =
       (double(plan.layers_per_stage) * double(layer_parameters(model).total()) +
-       double(model.vocab) * double(model.d_model)) / layout.tp;
+       double(plan.vocab) * double(model.d_model)) / layout.tp;
   plan.ops.reserve(64);
   PlanBuilder(plan).build();
   return plan;

@@ -43,14 +43,28 @@ struct Op {
   CommGroup group = CommGroup::tp;
   double comm_bytes = 0;  // collective buffer size (see collective_cost.h) or p2p message
   Overlap overlap = Overlap::blocking;
+  double kernels = 1;     // GPU kernels per occurrence (launch floor and host time scale with it)
+  double fixed_s = 0;     // seconds per occurrence that no hardware figure prices (host work)
 };
 
+// What the software stack (hwmodels/stack.h) implies for the plan and the pricing of its ops.
 struct PlanOptions {
   bool fused_attention = false;   // flash-style kernel: no T x T matrix in memory, causal skip
+  bool fused_elementwise = true;  // bias+activation and bias+dropout+residual as one kernel each
+  bool grad_accumulation_fusion = true;  // weight gradients accumulate inside the GEMM
   double activation_bytes = 2;    // bf16/fp16
   double grad_reduce_bytes = 2;   // bytes per gradient element in the data-parallel reduction
   bool overlap_grad_reduce = true;  // data-parallel reduction runs beside backward
+  int vocab_multiple = 1;         // vocabulary padded to a multiple of vocab_multiple * tp
+  double kernel_floor_s = 0;      // shortest any kernel takes on the device
+  double host_overhead_s = 0;     // host time to issue one kernel
+  double collective_overhead_s = 0;  // framework time per collective call
+  double p2p_overhead_s = 0;      // per pipeline send/receive
+  double step_overhead_s = 0;     // once per step
 };
+
+// The vocabulary the plan's embedding and logits use: padded up to a multiple of multiple * tp.
+int64_t padded_vocab(int64_t vocab, int tp, int multiple);
 
 struct StepPlan {
   ModelSpec model;
@@ -61,6 +75,7 @@ struct StepPlan {
   int layers_per_stage = 0;
   int64_t tokens_per_microbatch = 0;
   double params_on_device = 0;   // parameters this chip's stage holds, after tensor parallelism
+  int64_t vocab = 0;             // padded vocabulary (padded_vocab)
   std::vector<Op> ops;
 
   // Occurrences of `op` per step on this device.

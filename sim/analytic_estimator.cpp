@@ -8,16 +8,28 @@
 namespace palmsim {
 
 PlanOptions plan_options_for(const System& system) {
+  const Stack& st = system.stack;
   PlanOptions o;
-  o.fused_attention = system.fused_attention;
-  o.grad_reduce_bytes = system.grad_reduce_bytes;
-  o.overlap_grad_reduce = system.overlap_grad_reduce;
-  o.activation_bytes = system.activation_bytes;
+  o.fused_attention = st.fused_attention;
+  o.fused_elementwise = st.fused_elementwise;
+  o.grad_accumulation_fusion = st.grad_accumulation_fusion;
+  o.grad_reduce_bytes = st.grad_reduce_bytes;
+  o.overlap_grad_reduce = st.overlap_grad_reduce;
+  o.activation_bytes = st.activation_bytes;
+  o.vocab_multiple = st.vocab_multiple;
+  o.kernel_floor_s = st.kernel_floor_s;
+  o.host_overhead_s = st.host_overhead_s;
+  o.collective_overhead_s = st.collective_overhead_s;
+  o.p2p_overhead_s = st.p2p_overhead_s;
+  o.step_overhead_s = st.step_overhead_s;
   return o;
 }
 
-double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
-                  const CommModel& comm) {
+namespace {
+
+// What the op's own hardware work takes, without the stack's per-kernel and per-call costs.
+double priced_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                      const CommModel& comm) {
   switch (op.kind) {
     case OpKind::gemm: return compute.gemm_seconds(op.m, op.n, op.k, op.batch);
     case OpKind::attention: {
@@ -41,9 +53,30 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
   return 0.0;
 }
 
-namespace {
-
 bool is_compute(OpKind k) { return k == OpKind::gemm || k == OpKind::attention || k == OpKind::memory; }
+
+}  // namespace
+
+double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                  const CommModel& comm) {
+  const PlanOptions& o = plan.options;
+  double s = priced_seconds(op, plan, compute, comm);
+  // No kernel finishes faster than the launch floor, nor before an eager host has issued it: an
+  // op shorter than its kernels' host time leaves the device idle for the rest (the host gets
+  // little ahead of the device in eager frameworks, which synchronise on collectives, allocations
+  // and checkpoint boundaries). A framework also adds its own time per communication call.
+  s = std::max(s, op.kernels * std::max(o.kernel_floor_s, o.host_overhead_s));
+  if (op.kind == OpKind::collective) s += o.collective_overhead_s;
+  if (op.kind == OpKind::p2p) s += o.p2p_overhead_s;
+  return s + op.fixed_s;
+}
+
+double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                              const CommModel& comm) {
+  return op_seconds(op, plan, compute, comm) - priced_seconds(op, plan, compute, comm);
+}
+
+namespace {
 
 // Per-layer, per-microbatch sums by phase; per-microbatch and per-step sums.
 struct Totals {
@@ -67,7 +100,13 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   for (const Op& op : plan.ops) {
     const double s = op_seconds(op, plan, compute, comm);
     const double once = s * op.multiplicity;
-    if (options.per_op) r.per_op_s[std::string(op.name) + "." + phase_suffix(op.phase)] += s * plan.occurrences(op);
+    if (options.per_op) {
+      const std::string phase = phase_suffix(op.phase);
+      r.per_op_s[std::string(op.name) + "." + phase] += s * plan.occurrences(op);
+      // What the stack's floors and per-call costs add to these ops (already inside them).
+      const double extra = stack_overhead_seconds(op, plan, compute, comm);
+      if (extra > 0) r.per_op_s["(stack overhead)." + phase] += extra * plan.occurrences(op);
+    }
     switch (op.repeat) {
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind))

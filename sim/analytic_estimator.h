@@ -12,9 +12,15 @@ struct EstimateOptions {
   bool per_op = false;  // fill Report::per_op_s (costs a map; search leaves it off)
 };
 
-// Seconds one occurrence of `op` takes on its own (no overlap).
+// Seconds one occurrence of `op` takes on its own (no overlap), the stack's kernel floor and
+// per-call overheads included.
 double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
                   const CommModel& comm);
+
+// The part of op_seconds that the stack adds: the launch floor or host time where they exceed
+// the op's own work, and per-call framework time (hwmodels/stack.h).
+double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
+                              const CommModel& comm);
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, Optimizer optimizer, const EstimateOptions& options = {});

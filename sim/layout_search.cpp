@@ -77,7 +77,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
       fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3, Sharding::fsdp});
   const std::vector<Recompute> recomputes = choices(
       fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full, Recompute::palm});
-  const ComputeModel compute(s.system.chip, s.calibration.get());
+  const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const PlanOptions plan_options = plan_options_for(s.system);
 
   tbb::enumerable_thread_specific<TopK> workers;

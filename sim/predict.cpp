@@ -4,7 +4,7 @@ namespace palmsim {
 
 Report predict(const Scenario& s, const Layout& layout, const EstimateOptions& options) {
   const CommModel comm(s.system, layout, s.calibration.get());
-  const ComputeModel compute(s.system.chip, s.calibration.get());
+  const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const StepPlan plan = build_step_plan(s.model, layout, s.global_batch, plan_options_for(s.system));
   return estimate(plan, s.system, compute, comm, s.optimizer, options);
 }

@@ -25,6 +25,34 @@ void apply_calibration(System& system, const Calibration& c) {
 
 namespace {
 
+// `stack: NAME`, `stack: {file: F.yaml, ...overrides}` or `stack: {preset: NAME, ...overrides}`;
+// without file or preset the overrides apply to the system's default stack.
+Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, const std::string& path) {
+  if (n.IsScalar()) return stack_preset(n.Scalar(), "stack");
+  if (!n.IsMap()) throw InputError("stack", "must be a stack name or a map (preset: or file:, then fields)");
+  if (n["preset"] && n["file"]) throw InputError("stack", "give preset: or file:, not both");
+  Stack base = system_default;
+  if (n["preset"]) base = stack_preset(read_string(n["preset"], "stack.preset"), "stack.preset");
+  if (n["file"]) {
+    std::filesystem::path f = read_string(n["file"], "stack.file");
+    if (f.is_relative()) f = std::filesystem::path(path).parent_path() / f;
+    if (!std::filesystem::is_regular_file(f))
+      throw InputError("stack.file", "cannot read '" + f.string() + "': no such file");
+    YAML::Node file;
+    try {
+      file = YAML::LoadFile(f.string());
+    } catch (const YAML::Exception& e) {
+      throw InputError("stack.file", "'" + f.string() + "' is not valid YAML (line " +
+                                         std::to_string(e.mark.line + 1) + "): " + e.msg);
+    }
+    base = parse_stack(file, "stack.file");
+  }
+  YAML::Node overrides = YAML::Clone(n);
+  overrides.remove("preset");
+  overrides.remove("file");
+  return parse_stack_onto(base, overrides, "stack");
+}
+
 Layout parse_layout(const YAML::Node& n) {
   check_keys(n, "layout", {"tp", "pp", "dp", "pods", "cp", "vpp", "microbatch", "sp", "sharding",
                            "recompute", "schedule"});
@@ -55,7 +83,7 @@ Layout parse_layout(const YAML::Node& n) {
 
 Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
   if (!root.IsMap()) throw InputError("scenario", "'" + path + "' must be a YAML map with model, system, layout, training");
-  check_keys(root, "scenario", {"model", "system", "layout", "training", "train", "description"});
+  check_keys(root, "scenario", {"model", "system", "layout", "training", "train", "description", "stack"});
   Scenario s;
   s.path = path;
   if (!root["model"]) throw InputError("model", "missing; give a preset name or a map of fields");
@@ -80,6 +108,8 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
       apply_calibration(s.system, *s.calibration);
     }
   }
+
+  if (root["stack"]) s.system.stack = parse_scenario_stack(root["stack"], s.system.stack, path);
 
   if (s.system.needs_calibration())
     throw InputError("system.calibration", s.system.name + " has no preset figures; measure them with "

@@ -7,6 +7,7 @@
 //   layout: {tp: 12, pp: 1, dp: 512, pods: 2, microbatch: 4, sp: true, sharding: fsdp,
 //            recompute: palm, schedule: 1f1b}
 //   training: {global_batch: 2048, optimizer: adafactor, precision: bf16}
+//   stack: megatron-core        # optional: a shipped stack, {file: my.yaml}, or {preset:, ...fields}
 //
 // A `train:` section (the trainer's settings, kernels/) may sit beside them.
 #include "hwmodels/calibration.h"

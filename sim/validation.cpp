@@ -113,6 +113,8 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   s.system = system_preset(r.text("system"));
   if (t.column("system_overrides") >= 0 && !r.empty("system_overrides"))
     apply_system_overrides(s.system, r.text("system_overrides"), r.field("system_overrides"));
+  // The software stack the run used; empty: the system's default stack.
+  if (t.column("stack") >= 0 && !r.empty("stack")) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
   if (s.system.needs_calibration())
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   libopenblas-dev                             # CPU GEMM
   libcsv-dev                                  # RFC 4180 CSV reader (validation sets)
+  libnlopt-cxx-dev                            # bounded least-squares fits of software stacks (BOBYQA)
   libsentencepiece-dev sentencepiece          # tokenizer
   fortunes                                    # text corpus for the trainer (plain text, '%'-separated)
   python3 python3-matplotlib python3-pandas python3-numpy

@@ -53,7 +53,7 @@ ChipPlacement placement_for(const Scenario& s, const Layout& l) {
   if (s.system.fabric == Fabric::single_machine)
     return ChipPlacement(single_node_view(s.system, int(l.chips())), l, TorusMapping{});
   const CommModel comm(s.system, l, s.calibration.get());  // throws when the layout has no slice
-  return ChipPlacement(s.system, l, comm.torus());
+  return ChipPlacement(stack_adjusted(s.system), l, comm.torus());
 }
 
 void check_options(const SimulationOptions& o, int chips) {
@@ -78,7 +78,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
     throw InputError("layout.vpp", "the interleaved schedule needs the microbatches per data-parallel "
                                    "rank (" + std::to_string(plan.n_microbatches) +
                                    ") to be a multiple of pp (" + std::to_string(l.pp) + ")");
-  const ComputeModel compute(s.system.chip, s.calibration.get());
+  const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const CommModel comm(s.system, l, s.calibration.get());
   const StepWork work = build_step_work(plan, compute, comm);
 

@@ -129,7 +129,7 @@ TEST(Simulate, ADegradedNicSlowsTheWholeStepWhereTheClosedFormCannotSee) {
   const double base = simulate(s).report.step_time_s, slow = simulate(s, degraded).report.step_time_s;
   const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s.system));
   const FatTreeFabric& f = s.system.fat_tree;
-  const double rail = ring_time(CollectiveKind::all_reduce, 2, plan.params_on_device * s.system.grad_reduce_bytes / 8,
+  const double rail = ring_time(CollectiveKind::all_reduce, 2, plan.params_on_device * s.system.stack.grad_reduce_bytes / 8,
                                 f.nic_bytes_per_s * f.nic_efficiency, f.net_latency_s);
   std::printf("degraded nic.3: simulate %.3f s vs %.3f s (+%.3f s; expected +%.3f s = 3 x the rail's ring), "
               "predict %.3f s\n", slow, base, slow - base, 3 * rail, predict(s).step_time_s);

@@ -1,0 +1,76 @@
+#pragma once
+// A software stack: what the framework a run used does on top of the hardware (Megatron-LM of
+// 2021, Megatron-DeepSpeed, Megatron-Core, torchtitan, XLA on TPU, palmsim's own trainer). Two
+// kinds of fields:
+//   - choices (which kernels are fused, gradient precision, whether the data-parallel reduction
+//     overlaps backward, vocabulary padding), known from the stack's documentation;
+//   - costs (a floor per kernel, host time per kernel, efficiency scales, per-call overheads):
+//     at most 8 named, bounded parameters that `palmsim fit` fits on measured runs of the stack.
+// Stacks are data: hwmodels/stacks/NAME.yaml, built into the binary; a scenario may name one,
+// give a file, or override single fields. Each shipped file records what it was fitted on and its
+// cross-validated error, from which every prediction's band is drawn.
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace palmsim {
+
+struct StackBand {
+  int runs = 0;            // cross-validated residuals behind the band (0 = no band)
+  double p05_pct = 0;      // 5th and 95th percentile of (predicted - measured) / measured, percent
+  double p95_pct = 0;
+  std::string fitted_on;   // files and row counts
+  // The range the fit's runs cover; a prediction outside it says so.
+  double min_chips = 0, max_chips = 0;
+  double min_params = 0, max_params = 0;  // model parameters
+  std::map<std::string, double> cv_mean_abs_err_pct;  // per validation file
+};
+
+struct Stack {
+  std::string name;
+  std::string description;
+  // Choices.
+  bool fused_attention = false;    // flash-style kernel: no T x T score matrix in memory
+  bool fused_elementwise = false;  // bias+activation, bias+dropout+residual fused into one kernel each
+  bool grad_accumulation_fusion = true;  // weight gradients accumulate in the GEMM (no extra pass)
+  double grad_reduce_bytes = 2;    // bytes per gradient element in the data-parallel reduction
+  bool overlap_grad_reduce = true; // data-parallel reduction runs beside backward
+  double activation_bytes = 2;     // bf16/fp16 activations and weights; palmsim's CPU trainer: fp32
+  int vocab_multiple = 1;          // vocabulary padded to a multiple of this times tp (Megatron: 128)
+  bool fp8 = false;                // runs GEMMs in fp8 when the training precision is fp8
+  // Costs (the fitted parameters; see stack_parameters()).
+  double kernel_floor_s = 0;        // shortest time any GPU kernel takes (launch, ramp, tail)
+  double host_overhead_s = 0;       // framework CPU time per kernel launched (eager dispatch)
+  double gemm_efficiency_scale = 1; // multiplies the chip's best GEMM efficiency
+  double memory_efficiency_scale = 1;  // multiplies the chip's streaming-kernel efficiency
+  double collective_efficiency_scale = 1;  // multiplies the fabric's collective efficiencies
+  double collective_overhead_s = 0;  // framework time per collective call beyond the fabric's latency
+  double p2p_overhead_s = 0;         // per pipeline send/receive pair (synchronisation, copies)
+  double step_overhead_s = 0;        // once per step: optimizer launch, loss scaling, data loading
+  StackBand band;
+};
+
+// One fittable parameter: its YAML key (in the unit the key names), the field, and the range that
+// is physically plausible for any stack (the fit never leaves it).
+struct StackParameter {
+  const char* key;
+  double Stack::*field;
+  double scale;  // field = value * scale (us -> s)
+  double lo, hi; // bounds, in the key's unit
+  const char* meaning;
+};
+const std::vector<StackParameter>& stack_parameters();
+
+// Parses a stack map (the format of hwmodels/stacks/*.yaml); every problem names `field`.
+Stack parse_stack(const YAML::Node& node, const std::string& field);
+// Applies the fields `node` gives onto `base` (a scenario's overrides of a named stack).
+Stack parse_stack_onto(Stack base, const YAML::Node& node, const std::string& field);
+// A shipped stack by name; unknown names list the allowed ones.
+Stack stack_preset(const std::string& name, const std::string& field = "stack");
+std::vector<std::string> stack_preset_names();
+// The stack as YAML text in the shipped files' format (what `fit -o` writes).
+std::string stack_yaml(const Stack& stack);
+
+}  // namespace palmsim

@@ -1,0 +1,164 @@
+// The costs a software stack adds, each against a hand calculation: the per-kernel floor and host
+// time, per-call framework time, Megatron's vocabulary padding, unfused gradient accumulation,
+// bias passes, the vocabulary-parallel loss's all-reduces, learned position embeddings and the
+// per-step overhead.
+#include "model/accounting.h"
+#include "sim/analytic_estimator.h"
+#include "sim/predict.h"
+
+#include <gtest/gtest.h>
+
+namespace palmsim {
+namespace {
+
+// A GPT-style model (GELU, biases, dropout, learned positions), vTrain's smallest shape.
+ModelSpec gpt_small() {
+  ModelSpec m;
+  m.name = "gpt-small";
+  m.n_layers = 12, m.d_model = 1024, m.n_heads = 16, m.n_kv_heads = 16, m.head_dim = 64, m.d_ff = 4096;
+  m.ffn = Ffn::gelu;
+  m.vocab = 50257, m.seq_len = 1024;
+  m.parallel_block = false, m.biases = true, m.dropout = true, m.rope = false, m.tied_embeddings = true;
+  return m;
+}
+
+Scenario a100_scenario(int tp, int dp, const char* stack) {
+  Scenario s;
+  s.model = gpt_small();
+  s.system = system_preset("a100-80g-dgx");
+  s.system.stack = stack_preset(stack);
+  s.layout.tp = tp, s.layout.dp = dp, s.layout.microbatch = 1, s.layout.recompute = Recompute::full;
+  s.n_chips = tp * dp;
+  s.global_batch = 4 * dp;
+  return s;
+}
+
+const Op& find_op(const StepPlan& p, const std::string& name, Phase phase) {
+  for (const Op& op : p.ops)
+    if (name == op.name && op.phase == phase) return op;
+  throw std::runtime_error("no op " + name);
+}
+
+struct Priced {
+  StepPlan plan;
+  ComputeModel compute;
+  CommModel comm;
+  explicit Priced(const Scenario& s)
+      : plan(build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s.system))),
+        compute(stack_adjusted(s.system).chip),
+        comm(s.system, s.layout) {}
+  double seconds(const Op& op) const { return op_seconds(op, plan, compute, comm); }
+};
+
+TEST(StackCosts, ShortKernelsTakeTheHostTimeLongOnesTheirOwn) {
+  Scenario s = a100_scenario(1, 1, "megatron-deepspeed");
+  s.system.stack.kernel_floor_s = 4e-6;
+  s.system.stack.host_overhead_s = 40e-6;
+  const Priced p(s);
+  // LayerNorm forward of 1024 tokens x 1024 (4 MiB) streams in ~2.6 us on an A100: host-bound.
+  const Op& ln = find_op(p.plan, "ln", Phase::forward);
+  EXPECT_DOUBLE_EQ(p.seconds(ln), 1.0 * 40e-6);
+  // LayerNorm backward is two kernels.
+  EXPECT_DOUBLE_EQ(p.seconds(find_op(p.plan, "ln", Phase::backward)), 2.0 * 40e-6);
+  // The logits GEMM (1024 x 51200 x 1024, 107 GFLOP) takes far longer than 40 us: unchanged.
+  const Op& logits = find_op(p.plan, "logits", Phase::forward);
+  Scenario bare = s;
+  bare.system.stack.kernel_floor_s = bare.system.stack.host_overhead_s = 0;
+  EXPECT_DOUBLE_EQ(p.seconds(logits), Priced(bare).seconds(logits));
+  EXPECT_GT(p.seconds(logits), 100e-6);
+  // Where the floor exceeds the host time, the floor binds.
+  s.system.stack.host_overhead_s = 0;
+  s.system.stack.kernel_floor_s = 20e-6;
+  EXPECT_DOUBLE_EQ(Priced(s).seconds(ln), 20e-6);
+}
+
+TEST(StackCosts, CollectivesPayTheFrameworkTimePerCall) {
+  Scenario s = a100_scenario(8, 1, "megatron-deepspeed");
+  s.system.stack.host_overhead_s = s.system.stack.kernel_floor_s = 0;
+  const Priced bare(s);
+  s.system.stack.collective_overhead_s = 25e-6;
+  const Priced with(s);
+  const Op& ar = find_op(with.plan, "tp_allreduce", Phase::forward);
+  EXPECT_NEAR(with.seconds(ar) - bare.seconds(ar), 25e-6, 1e-15);
+}
+
+TEST(StackCosts, MegatronPadsTheVocabularyTo128TimesTp) {
+  // 50257 -> next multiple of 128 * 8 = 1024: 50 * 1024 = 51200; without the rule only to tp.
+  EXPECT_EQ(padded_vocab(50257, 8, 128), 51200);
+  EXPECT_EQ(padded_vocab(50257, 1, 128), 50304);
+  EXPECT_EQ(padded_vocab(50257, 2, 1), 50258);
+  const Priced p(a100_scenario(8, 1, "megatron-deepspeed"));
+  EXPECT_EQ(p.plan.vocab, 51200);
+  EXPECT_EQ(find_op(p.plan, "logits", Phase::forward).n, 51200 / 8);
+  // MFU still counts the model's own vocabulary.
+  EXPECT_EQ(p.plan.model.vocab, 50257);
+}
+
+TEST(StackCosts, UnfusedGradientAccumulationReadsBothAndWritesTheBuffer) {
+  const Scenario s = a100_scenario(2, 1, "megatron-deepspeed");  // fp16 buffer: 2 + 2 * 2 bytes
+  const Priced p(s);
+  const Op& acc = find_op(p.plan, "grad_accum", Phase::backward);
+  EXPECT_DOUBLE_EQ(acc.bytes, double(layer_parameters(s.model).total()) / 2 * 6.0);
+  EXPECT_EQ(acc.kernels, 12.0);  // 12 parameter tensors of a biased GPT layer
+  // Megatron-2021 keeps an fp32 main_grad: 2 + 2 * 4 bytes.
+  const Priced m21(a100_scenario(2, 1, "megatron-2021"));
+  EXPECT_DOUBLE_EQ(find_op(m21.plan, "grad_accum", Phase::backward).bytes,
+                   double(layer_parameters(s.model).total()) / 2 * 10.0);
+  // Fused into the weight-gradient GEMM (Megatron-Core): no pass at all.
+  const Priced core(a100_scenario(2, 1, "megatron-core"));
+  EXPECT_THROW(find_op(core.plan, "grad_accum", Phase::backward), std::runtime_error);
+}
+
+TEST(StackCosts, BiasesCostGradientReductionsAndUnfusedPasses) {
+  Scenario s = a100_scenario(1, 1, "nemo-automodel");  // unfused element-wise ops
+  const Priced p(s);
+  const double t = 1024, d = 1024, ff = 4096, w = 2;
+  // Bias gradients: output gradients of QKV (3d), out (d), MLP in (ff) and out (d) summed over tokens.
+  EXPECT_DOUBLE_EQ(find_op(p.plan, "bias_grad", Phase::backward).bytes, w * t * (3 * d + 2 * d + ff));
+  // Unfused bias adds of out, MLP-in and MLP-out: read and write each output.
+  EXPECT_DOUBLE_EQ(find_op(p.plan, "bias_add", Phase::forward).bytes, 2 * w * t * (2 * d + ff));
+  // Unfused residual: bias, dropout, add per branch = 6 kernels; fused (Megatron): 2.
+  EXPECT_EQ(find_op(p.plan, "residual", Phase::forward).kernels, 6.0);
+  const Priced fused(a100_scenario(1, 1, "megatron-deepspeed"));
+  EXPECT_EQ(find_op(fused.plan, "residual", Phase::forward).kernels, 2.0);
+  EXPECT_THROW(find_op(fused.plan, "bias_add", Phase::forward), std::runtime_error);
+}
+
+TEST(StackCosts, VocabParallelLossAllReducesThreeScalarsPerToken) {
+  const Priced p(a100_scenario(4, 1, "megatron-deepspeed"));
+  const Op& op = find_op(p.plan, "loss_allreduce", Phase::forward);
+  EXPECT_EQ(op.multiplicity, 3.0);
+  EXPECT_EQ(op.repeat, Repeat::per_microbatch);
+  EXPECT_DOUBLE_EQ(op.comm_bytes, 1024.0 * 4.0);  // fp32 per token
+  const Priced one(a100_scenario(1, 1, "megatron-deepspeed"));
+  EXPECT_THROW(find_op(one.plan, "loss_allreduce", Phase::forward), std::runtime_error);
+}
+
+TEST(StackCosts, LearnedPositionsAddALookupAndADropout) {
+  const Priced p(a100_scenario(1, 1, "megatron-deepspeed"));
+  const Op& e = find_op(p.plan, "embedding", Phase::forward);
+  EXPECT_EQ(e.kernels, 3.0);  // token lookup, position add, dropout
+  // Token read + write (2 t d w), position read + add (1.5x that), dropout read + write (1x).
+  EXPECT_DOUBLE_EQ(e.bytes, 2.0 * 1024 * 1024 * 2 * 3.5);
+}
+
+TEST(StackCosts, StepOverheadAddsOnceToTheStep) {
+  Scenario s = a100_scenario(1, 1, "megatron-deepspeed");
+  const double before = predict(s).step_time_s;
+  s.system.stack.step_overhead_s = 0.005;
+  const Report r = predict(s, {.per_op = true});
+  EXPECT_NEAR(r.step_time_s - before, 0.005, 1e-12);
+  EXPECT_NEAR(r.per_op_s.at("step_overhead.opt"), 0.005, 1e-15);
+}
+
+TEST(StackCosts, PerOpShowsWhatTheStackAdds) {
+  const Report r = predict(a100_scenario(8, 1, "megatron-deepspeed"), {.per_op = true});
+  ASSERT_TRUE(r.per_op_s.count("(stack overhead).fwd"));
+  EXPECT_GT(r.per_op_s.at("(stack overhead).fwd"), 0.0);
+  // XLA on TPU adds nothing.
+  const Report palm = predict(load_scenario("scenarios/palm-540b-tpuv4-6144.yaml"), {.per_op = true});
+  EXPECT_FALSE(palm.per_op_s.count("(stack overhead).fwd"));
+}
+
+}  // namespace
+}  // namespace palmsim
