@@ -9,6 +9,7 @@ namespace palmsim {
 struct Chip {
   std::string name;
   double peak_flops = 0;       // dense bf16 matrix FLOP/s (DESIGN.md "Peak")
+  double fp8_peak_flops = 0;   // dense fp8 matrix FLOP/s; 0 = the chip has no fp8 matrix unit
   double hbm_bytes = 0;        // memory capacity
   double hbm_bytes_per_s = 0;  // memory bandwidth
   // Best large-GEMM fraction of peak (hardware.md "Measured efficiencies"); shape effects on top.

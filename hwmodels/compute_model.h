@@ -19,6 +19,8 @@ class ComputeModel {
   // Fraction of peak a GEMM of this shape reaches (batch independent GEMMs side by side).
   double gemm_efficiency(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
   double gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+  // The same GEMM with fp8 operands (one byte each) at the chip's fp8 peak.
+  double fp8_gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
   // Fused attention kernel: FLOPs at the chip's attention efficiency, or its operand traffic;
   // `phase` ("fwd", "bwd", "rec") selects a measured efficiency when the calibration has one.
   double fused_attention_seconds(double flops, double bytes, const char* phase = nullptr) const;

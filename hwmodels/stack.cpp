@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace palmsim {
@@ -47,6 +48,8 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("grad_accumulation_fusion", s.grad_accumulation_fusion);
   flag("overlap_grad_reduce", s.overlap_grad_reduce);
   flag("fp8", s.fp8);
+  flag("shard_activations_over_tp", s.shard_activations_over_tp);
+  flag("overlap_tp_comm", s.overlap_tp_comm);
   auto bytes = [&](const char* key, double& out) {
     if (!n[key]) return;
     const double v = read_double(n[key], field + "." + key);
@@ -60,6 +63,14 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
     if (v < 1 || v > 4096) throw InputError(field + ".vocab_multiple", "must be an integer from 1 to 4096");
     s.vocab_multiple = int(v);
   }
+}
+
+template <class T>
+void read_list(const YAML::Node& n, const std::string& field, std::vector<T>& out,
+               T (*parse)(const std::string&, const std::string&)) {
+  if (!n.IsSequence() || n.size() == 0) throw InputError(field, "must be a non-empty list");
+  out.clear();
+  for (size_t i = 0; i < n.size(); ++i) out.push_back(parse(read_string(n[i], field), field));
 }
 
 void read_parameters(const YAML::Node& n, const std::string& field, Stack& s) {
@@ -123,10 +134,13 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "preset", "file", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
-                        "activation_bytes", "vocab_multiple", "fp8", "parameters", "fit"});
+                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "shardings", "recomputes", "parameters",
+                        "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
   read_choices(n, field, s);
+  if (n["shardings"]) read_list(n["shardings"], field + ".shardings", s.shardings, parse_sharding);
+  if (n["recomputes"]) read_list(n["recomputes"], field + ".recomputes", s.recomputes, parse_recompute);
   if (n["parameters"]) read_parameters(n["parameters"], field + ".parameters", s);
   if (n["fit"]) read_fit(n["fit"], field + ".fit", s);
   return s;
@@ -174,6 +188,28 @@ namespace {
 std::string short_number(double v, int digits = 4) { return fmt::format("{:.{}g}", v, digits); }
 }  // namespace
 
+bool Stack::supports(Sharding x) const {
+  return shardings.empty() || std::find(shardings.begin(), shardings.end(), x) != shardings.end();
+}
+bool Stack::supports(Recompute x) const {
+  return recomputes.empty() || std::find(recomputes.begin(), recomputes.end(), x) != recomputes.end();
+}
+
+void check_stack_supports(const Stack& s, const Layout& l, const std::string& sharding_field,
+                          const std::string& recompute_field) {
+  auto list = [](const auto& values) {
+    std::string out;
+    for (auto v : values) out += (out.empty() ? "" : ", ") + std::string(to_string(v));
+    return out;
+  };
+  if (!s.supports(l.sharding))
+    throw InputError(sharding_field, "stack " + s.name + " does not run sharding " + to_string(l.sharding) +
+                                         "; it runs: " + list(s.shardings));
+  if (!s.supports(l.recompute))
+    throw InputError(recompute_field, "stack " + s.name + " does not run recompute " + to_string(l.recompute) +
+                                          "; it runs: " + list(s.recomputes));
+}
+
 std::string stack_yaml(const Stack& s) {
   YAML::Emitter e;
   e << YAML::BeginMap;
@@ -187,6 +223,18 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "activation_bytes" << YAML::Value << int(s.activation_bytes);
   e << YAML::Key << "vocab_multiple" << YAML::Value << s.vocab_multiple;
   e << YAML::Key << "fp8" << YAML::Value << s.fp8;
+  e << YAML::Key << "shard_activations_over_tp" << YAML::Value << s.shard_activations_over_tp;
+  e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
+  if (!s.shardings.empty()) {
+    e << YAML::Key << "shardings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (Sharding x : s.shardings) e << to_string(x);
+    e << YAML::EndSeq;
+  }
+  if (!s.recomputes.empty()) {
+    e << YAML::Key << "recomputes" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (Recompute x : s.recomputes) e << to_string(x);
+    e << YAML::EndSeq;
+  }
   e << YAML::Key << "parameters" << YAML::Value << YAML::BeginMap;
   for (const auto& p : stack_parameters())
     e << YAML::Key << p.key << YAML::Value << short_number(s.*(p.field) / p.scale);
@@ -201,7 +249,7 @@ std::string stack_yaml(const Stack& s) {
       e << YAML::Key << "validated_chips" << YAML::Value << YAML::Flow << YAML::BeginSeq << s.band.min_chips
         << s.band.max_chips << YAML::EndSeq;
       e << YAML::Key << "validated_params_billion" << YAML::Value << YAML::Flow << YAML::BeginSeq
-        << short_number(s.band.min_params / 1e9, 3) << short_number(s.band.max_params / 1e9, 3) << YAML::EndSeq;
+        << short_number(s.band.min_params / 1e9, 8) << short_number(s.band.max_params / 1e9, 8) << YAML::EndSeq;
     }
     if (!s.band.cv_mean_abs_err_pct.empty()) {
       e << YAML::Key << "cv_mean_abs_err_pct" << YAML::Value << YAML::BeginMap;

@@ -9,6 +9,8 @@
 // Stacks are data: hwmodels/stacks/NAME.yaml, built into the binary; a scenario may name one,
 // give a file, or override single fields. Each shipped file records what it was fitted on and its
 // cross-validated error, from which every prediction's band is drawn.
+#include "model/layout.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <map>
@@ -40,6 +42,18 @@ struct Stack {
   double activation_bytes = 2;     // bf16/fp16 activations and weights; palmsim's CPU trainer: fp32
   int vocab_multiple = 1;          // vocabulary padded to a multiple of this times tp (Megatron: 128)
   bool fp8 = false;                // runs GEMMs in fp8 when the training precision is fp8
+  // Activations between tensor-parallel regions are sharded over the tensor-parallel group
+  // whatever the layout's sp flag says (GSPMD's sharding of the embedding axis in MaxText).
+  bool shard_activations_over_tp = false;
+  // Tensor-parallel collectives run beside the layer's matmuls (XLA's asynchronous collectives
+  // and collective matmul on TPU) instead of on the critical path.
+  bool overlap_tp_comm = false;
+  // What the stack can run (empty: anything). Megatron has a distributed optimizer (zero1) but no
+  // parameter sharding; torchtitan shards with FSDP; XLA rematerializes as PaLM and MaxText do.
+  std::vector<Sharding> shardings;
+  std::vector<Recompute> recomputes;
+  bool supports(Sharding s) const;
+  bool supports(Recompute r) const;
   // Costs (the fitted parameters; see stack_parameters()).
   double kernel_floor_s = 0;        // shortest time any GPU kernel takes (launch, ramp, tail)
   double host_overhead_s = 0;       // framework CPU time per kernel launched (eager dispatch)
@@ -72,5 +86,9 @@ Stack stack_preset(const std::string& name, const std::string& field = "stack");
 std::vector<std::string> stack_preset_names();
 // The stack as YAML text in the shipped files' format (what `fit -o` writes).
 std::string stack_yaml(const Stack& stack);
+
+// InputError naming `field` when the stack cannot run the layout's sharding or recompute mode.
+void check_stack_supports(const Stack& stack, const Layout& layout, const std::string& sharding_field,
+                          const std::string& recompute_field);
 
 }  // namespace palmsim

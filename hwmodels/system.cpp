@@ -64,6 +64,13 @@ const std::map<std::string, System>& presets() {
     // v5p: 1200 GB/s bidirectional per chip over 6 links = 100 GB/s per link per direction.
     t["tpu-v5p-pod"] = tpu_pod("tpu-v5p-pod", "tpu-v5p", 3, 16, 100e9, 8960);
     t["tpu-v5p-pod"].torus.max_axis = 32;
+    // hardware.md "v5p": DCN 50 Gb/s per chip, 4 chips per host.
+    t["tpu-v5p-pod"].torus.dcn_bytes_per_s_per_host = 4 * 50e9 / 8;
+    // v5e: 2D torus, pod 256 = 16x16; 4 ICI links of 50 GB/s per direction; 8 chips per host with
+    // 2 x 100 Gb/s NICs.
+    t["tpu-v5e-pod"] = tpu_pod("tpu-v5e-pod", "tpu-v5e", 2, 16, 50e9, 256);
+    t["tpu-v5e-pod"].torus.chips_per_host = 8;
+    t["tpu-v5e-pod"].torus.dcn_bytes_per_s_per_host = 2 * 100e9 / 8;
     // DGX A100: NVLink3 300 GB/s per direction, NCCL busbw ~235 (78 %); 8 x HDR 200 Gb/s NICs,
     // ~24 GB/s per NIC through NCCL (96 %).
     t["a100-80g-dgx"] = dgx("a100-80g-dgx", "a100-80g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);

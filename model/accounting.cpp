@@ -45,7 +45,8 @@ double recompute_flops_per_token(const ModelSpec& m, Recompute r) {
   const double attention_forward = attention_flops_per_token(m) / 3.0;
   switch (r) {
     case Recompute::none: return 0.0;
-    case Recompute::selective: return attention_forward;
+    case Recompute::selective:
+    case Recompute::minimal: return attention_forward;  // element-wise recompute has no matmul FLOPs
     case Recompute::full:
       return 2.0 * double(m.n_layers * layer_parameters(m).total()) + attention_forward;
     case Recompute::palm: return 0.75 * 2.0 * double(parameter_count(m)) + attention_forward;

@@ -21,6 +21,7 @@ const char* to_string(Recompute r) {
     case Recompute::selective: return "selective";
     case Recompute::full: return "full";
     case Recompute::palm: return "palm";
+    case Recompute::minimal: return "minimal";
   }
   return "?";
 }
@@ -48,7 +49,8 @@ Recompute parse_recompute(const std::string& t, const std::string& field) {
   if (t == "selective") return Recompute::selective;
   if (t == "full") return Recompute::full;
   if (t == "palm") return Recompute::palm;
-  throw InputError(field, "'" + t + "' is not a recompute mode; allowed: none, selective, full, palm");
+  if (t == "minimal") return Recompute::minimal;
+  throw InputError(field, "'" + t + "' is not a recompute mode; allowed: none, selective, full, palm, minimal");
 }
 
 Schedule parse_schedule(const std::string& t, const std::string& field) {

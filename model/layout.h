@@ -15,7 +15,9 @@ enum class Sharding { none, zero1, zero2, zero3, fsdp };
 // selective: attention core recomputed (Korthikanti et al.). full: whole layer recomputed from its
 // input. palm: one sharded activation kept per layer; 75 % of the non-attention forward FLOPs and
 // all attention forward FLOPs recomputed (PaLM Sec. 4 / App. B, Table 22).
-enum class Recompute { none, selective, full, palm };
+// minimal: keep only the outputs of the weight matmuls (and the layer input), recompute attention
+// and the element-wise ops (MaxText remat_policy=minimal, JAX checkpoint_dots_with_no_batch_dims).
+enum class Recompute { none, selective, full, palm, minimal };
 // gpipe: all forwards then all backwards. one_f_one_b: PipeDream-flush. interleaved: 1F1B over vpp
 // model chunks per stage (Narayanan et al. 2021).
 enum class Schedule { gpipe, one_f_one_b, interleaved };

@@ -25,6 +25,16 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
     // Only the layer input is kept; PaLM keeps it sharded over the model-parallel axis.
     return w * t * d * (recompute == Recompute::palm ? 1.0 / l.tp : outside);
   }
+  if (recompute == Recompute::minimal) {
+    // The layer input and the outputs of the weight matmuls; the rest is rebuilt from them.
+    double bytes = w * t * d * outside;                      // layer input
+    bytes += w * t * (heads + 2.0 * kv) * q;                 // Q, K, V
+    bytes += w * t * d * outside;                            // attention output projection
+    bytes += (ffn_is_gated(m.ffn) ? 2.0 : 1.0) * w * t * ff; // MLP input projection(s)
+    bytes += w * t * d * outside;                            // MLP output projection
+    if (plan.options.fused_attention) bytes += 4.0 * b * heads * s;  // fp32 log-sum-exp per row
+    return bytes;
+  }
   const double norms = m.parallel_block ? 1.0 : 2.0;
   double bytes = norms * w * t * d * outside;       // LayerNorm inputs
   bytes += w * t * d * outside;                      // QKV input (LN output)

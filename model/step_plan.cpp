@@ -146,6 +146,7 @@ class PlanBuilder {
     op.collective = kind;
     op.group = CommGroup::tp;
     op.comm_bytes = t_ * double(m_.d_model) * w_;
+    if (o_.overlap_tp_comm) op.overlap = Overlap::with_layer_compute;
   }
 
   // The collective that enters a tensor-parallel region (f in Megatron: all-gather with sequence
@@ -211,6 +212,13 @@ class PlanBuilder {
     memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share, activation_kernels());
     linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share);
     if (with_leave) leave_tp(phase, 1.0);
+    if (o_.fp8_linears) {
+      // Casts to fp8 (read bf16, write fp8, amax) of the four linears' inputs; weights are cast
+      // once per microbatch too.
+      const double inputs = 2.0 * d + heads_ * q + ff_;
+      memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * double(layer_parameters(m_).total()) / l_.tp,
+             gemm_share, 8.0);
+    }
     // Residual adds (parallel block: x + attn + mlp at once), dropout where the model has it.
     const double adds = m_.parallel_block ? 4.0 : 6.0;
     const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
@@ -231,6 +239,11 @@ class PlanBuilder {
     const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
     // Reverse order; memory-bound backward ops move about twice their forward bytes.
     memory("residual", b, act_tokens * d * (adds * w_ + dropout), 1.0, residual_kernels(b));
+    if (o_.fp8_linears) {
+      // The output gradients of the four linears cast to fp8 for the input- and weight-gradient GEMMs.
+      const double grads = (heads_ + 2.0 * kv_) * q + 2.0 * d + double(gates) * ff_;
+      memory("fp8_cast", b, 3.0 * t_ * grads, 1.0, 4.0);
+    }
     enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
     linear("mlp_out_proj", b, m_.d_model, ff_, 1.0);
     memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, 1.0, activation_kernels());
@@ -269,10 +282,27 @@ class PlanBuilder {
     }
   }
 
+  // Minimal remat: attention and every element-wise op of the forward pass run again; the weight
+  // matmuls' outputs were kept.
+  void recompute_elementwise() {
+    const Phase r = Phase::recompute;
+    const double d = double(m_.d_model), q = double(m_.head_dim);
+    const double act_tokens = t_ / sp_div_;
+    const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
+    memory("ln", r, 2.0 * act_tokens * d * w_, m_.parallel_block ? 1.0 : 2.0);
+    if (m_.rope) memory("rope", r, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0, 2.0);
+    attention(r, 1.0);
+    memory("mlp_act", r, (gates + 1.0) * t_ * ff_ * w_, 1.0, activation_kernels());
+    const double adds = m_.parallel_block ? 4.0 : 6.0;
+    const double dropout = m_.dropout ? 2.0 * (2.0 * w_ + 1.0) : 0.0;
+    memory("residual", r, act_tokens * d * (adds * w_ + dropout), 1.0, residual_kernels(r));
+  }
+
   void recompute() {
     switch (l_.recompute) {
       case Recompute::none: return;
       case Recompute::selective: attention(Phase::recompute, 1.0); return;
+      case Recompute::minimal: recompute_elementwise(); return;
       // Megatron checkpoints the whole layer function, so its replay repeats every collective.
       case Recompute::full: layer(Phase::recompute, 1.0, true); return;
       // PaLM rebuilds what backward needs from the kept input; the layer's output is the next
@@ -441,6 +471,9 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   StepPlan plan;
   plan.model = model;
   plan.layout = layout;
+  // A stack that shards every activation over the tensor-parallel group runs the layout as
+  // sequence parallelism does (all-gather in, reduce-scatter out, 1/tp of each activation).
+  if (options.shard_activations_over_tp && layout.tp > 1) plan.layout.sp = true;
   plan.options = options;
   plan.global_batch = global_batch;
   plan.n_microbatches = microbatches(layout, global_batch);

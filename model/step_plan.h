@@ -56,6 +56,11 @@ struct PlanOptions {
   double grad_reduce_bytes = 2;   // bytes per gradient element in the data-parallel reduction
   bool overlap_grad_reduce = true;  // data-parallel reduction runs beside backward
   int vocab_multiple = 1;         // vocabulary padded to a multiple of vocab_multiple * tp
+  bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
+  bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
+  // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
+  // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
+  bool fp8_linears = false;
   double kernel_floor_s = 0;      // shortest any kernel takes on the device
   double host_overhead_s = 0;     // host time to issue one kernel
   double collective_overhead_s = 0;  // framework time per collective call

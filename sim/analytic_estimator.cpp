@@ -2,6 +2,8 @@
 
 #include "model/accounting.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <string>
 
@@ -17,6 +19,8 @@ PlanOptions plan_options_for(const System& system) {
   o.overlap_grad_reduce = st.overlap_grad_reduce;
   o.activation_bytes = st.activation_bytes;
   o.vocab_multiple = st.vocab_multiple;
+  o.shard_activations_over_tp = st.shard_activations_over_tp;
+  o.overlap_tp_comm = st.overlap_tp_comm;
   o.kernel_floor_s = st.kernel_floor_s;
   o.host_overhead_s = st.host_overhead_s;
   o.collective_overhead_s = st.collective_overhead_s;
@@ -31,7 +35,10 @@ namespace {
 double priced_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
                       const CommModel& comm) {
   switch (op.kind) {
-    case OpKind::gemm: return compute.gemm_seconds(op.m, op.n, op.k, op.batch);
+    case OpKind::gemm:
+      if (plan.options.fp8_linears && op.repeat == Repeat::per_layer_microbatch)
+        return compute.fp8_gemm_seconds(op.m, op.n, op.k, op.batch);
+      return compute.gemm_seconds(op.m, op.n, op.k, op.batch);
     case OpKind::attention: {
       if (plan.options.fused_attention) return compute.fused_attention_seconds(op.flops, op.bytes, phase_suffix(op.phase));
       // Materialized: scores (s x s from k = head dim) and context (s x Q from k = s) batched
@@ -178,7 +185,28 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   r.memory = memory_per_chip(plan, optimizer);
   r.memory_capacity_bytes = system.chip.hbm_bytes;
   r.fits_in_memory = r.memory.total() <= r.memory_capacity_bytes;
+  attach_band(r, system.stack, double(parameter_count(plan.model)));
   return r;
+}
+
+void attach_band(Report& r, const Stack& stack, double params) {
+  const StackBand& b = stack.band;
+  r.stack = stack.name;
+  r.band_runs = b.runs;
+  r.outside_validated.clear();
+  if (b.runs == 0) return;
+  r.band_low_s = r.step_time_s / (1.0 + b.p95_pct / 100.0);
+  r.band_high_s = r.step_time_s / (1.0 + b.p05_pct / 100.0);
+  std::string outside;
+  if (b.max_chips > 0 && (double(r.n_chips) < b.min_chips || double(r.n_chips) > b.max_chips))
+    outside += fmt::format("{} chips", r.n_chips);
+  if (b.max_params > 0 && (params < b.min_params || params > b.max_params))
+    outside += fmt::format("{}{:.3g} B parameters", outside.empty() ? "" : " and ", params / 1e9);
+  if (!outside.empty())
+    r.outside_validated = fmt::format("{} lie outside the runs that validated {} ({:g}-{:g} chips, {:.3g}-{:.3g} B "
+                                      "parameters); the band may not hold",
+                                      outside, stack.name, b.min_chips, b.max_chips, b.min_params / 1e9,
+                                      b.max_params / 1e9);
 }
 
 }  // namespace palmsim

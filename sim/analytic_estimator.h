@@ -25,6 +25,11 @@ double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeM
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, Optimizer optimizer, const EstimateOptions& options = {});
 
+// Sets the report's stack, band and validated-range note from the stack's fit (hwmodels/stack.h),
+// for the report's step time: measured = predicted / (1 + e) with e between the 5th and 95th
+// percentile of held-out errors.
+void attach_band(Report& report, const Stack& stack, double model_parameters);
+
 // PlanOptions a system implies (attention kernel, gradient reduction width).
 PlanOptions plan_options_for(const System& system);
 

@@ -1,6 +1,7 @@
 #include "sim/layout_search.h"
 
 #include "sim/analytic_estimator.h"
+#include "sim/predict.h"
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
@@ -49,7 +50,7 @@ struct TopK {
 
 }  // namespace
 
-SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed) {
+SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
   const auto start = std::chrono::steady_clock::now();
   const ModelSpec& m = s.model;
   const int64_t chips = s.n_chips;
@@ -73,12 +74,17 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
       }
     }
 
-  const std::vector<Sharding> shardings = choices(
-      fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3, Sharding::fsdp});
-  const std::vector<Recompute> recomputes = choices(
-      fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full, Recompute::palm});
+  // Only what the system's software stack can run.
+  std::vector<Sharding> shardings;
+  for (Sharding x : choices(fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3,
+                                             Sharding::fsdp}))
+    if (s.system.stack.supports(x)) shardings.push_back(x);
+  std::vector<Recompute> recomputes;
+  for (Recompute x : choices(fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full,
+                                               Recompute::palm, Recompute::minimal}))
+    if (s.system.stack.supports(x)) recomputes.push_back(x);
   const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
-  const PlanOptions plan_options = plan_options_for(s.system);
+  const PlanOptions plan_options = plan_options_for(s);
 
   tbb::enumerable_thread_specific<TopK> workers;
   tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) {
@@ -118,8 +124,8 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
                 const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
                 const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
                 ++mine.evaluated;
-                if (!r.fits_in_memory) continue;
-                ++mine.fitting;
+                if (r.fits_in_memory) ++mine.fitting;
+                else if (require_fit) continue;
                 mine.offer({r.step_time_s, l}, top_k);
               }
     }

@@ -26,6 +26,9 @@ struct SearchResult {
   double seconds = 0;        // wall time of the search
 };
 
-SearchResult search_layouts(const Scenario& scenario, int top_k, const LayoutConstraints& fixed = {});
+// `require_fit` false: layouts over the memory capacity are ranked too (a measured run that palmsim's
+// memory estimate says cannot fit still ran; its time is still predicted).
+SearchResult search_layouts(const Scenario& scenario, int top_k, const LayoutConstraints& fixed = {},
+                            bool require_fit = true);
 
 }  // namespace palmsim

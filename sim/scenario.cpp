@@ -7,11 +7,32 @@
 
 namespace palmsim {
 
-void check_precision(const std::string& precision, const std::string& field) {
-  if (precision == "bf16" || precision == "fp16") return;
-  if (precision == "fp8")
-    throw InputError(field, "fp8 is not modelled yet; allowed: bf16, fp16");
-  throw InputError(field, "'" + precision + "' is not a precision; allowed: bf16, fp16");
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::bf16: return "bf16";
+    case Precision::fp16: return "fp16";
+    case Precision::fp8: return "fp8";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& precision, const std::string& field) {
+  if (precision == "bf16") return Precision::bf16;
+  if (precision == "fp16") return Precision::fp16;
+  if (precision == "fp8") return Precision::fp8;
+  throw InputError(field, "'" + precision + "' is not a precision; allowed: bf16, fp16, fp8");
+}
+
+void check_precision_supported(const Scenario& s, const std::string& field) {
+  if (s.precision != Precision::fp8) return;
+  if (s.system.chip.fp8_peak_flops <= 0)
+    throw InputError(field, "fp8 needs fp8 matrix units; " + s.system.chip.name + " has none");
+  if (!s.system.stack.fp8) {
+    std::string with;
+    for (const std::string& n : stack_preset_names())
+      if (stack_preset(n).fp8) with += (with.empty() ? "" : ", ") + n;
+    throw InputError(field, "stack " + s.system.stack.name + " does not run fp8 linears; stacks that do: " + with);
+  }
 }
 
 void apply_calibration(System& system, const Calibration& c) {
@@ -129,7 +150,8 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
     else if (o == "adafactor") s.optimizer = Optimizer::adafactor;
     else throw InputError("training.optimizer", "'" + o + "' is not an optimizer; allowed: adam, adafactor");
   }
-  if (tr["precision"]) check_precision(read_string(tr["precision"], "training.precision"), "training.precision");
+  if (tr["precision"]) s.precision = parse_precision(read_string(tr["precision"], "training.precision"), "training.precision");
+  check_precision_supported(s, "training.precision");
   if (root["train"]) s.train = root["train"];
 
   if (s.system.max_chips_per_pod > 0 && s.n_chips > int64_t(s.layout.pods) * s.system.max_chips_per_pod)
@@ -139,6 +161,7 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
                                         " pods of " + s.system.name + " (at most " +
                                         std::to_string(s.system.max_chips_per_pod) + " chips per pod)");
   check_layout(s.layout, s.model, s.n_chips, s.global_batch);
+  check_stack_supports(s.system.stack, s.layout, "layout.sharding", "layout.recompute");
   return s;
 }
 

@@ -23,6 +23,10 @@
 
 namespace palmsim {
 
+// Training precision: bf16 or fp16 everywhere, or fp8 linear layers (the rest bf16).
+enum class Precision { bf16, fp16, fp8 };
+const char* to_string(Precision p);
+
 struct Scenario {
   std::string path;
   ModelSpec model;
@@ -31,6 +35,7 @@ struct Scenario {
   int64_t n_chips = 0;
   int64_t global_batch = 0;
   Optimizer optimizer = Optimizer::adam;
+  Precision precision = Precision::bf16;
   std::shared_ptr<const Calibration> calibration;  // null when the preset's defaults apply
   YAML::Node train;                                 // the trainer's section, if present
 };
@@ -43,8 +48,10 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path);
 // read through ComputeModel.
 void apply_calibration(System& system, const Calibration& calibration);
 
-// Precision names accepted in scenarios and validation sets (bf16, fp16); fp8 is rejected with a
-// message until it is modelled.
-void check_precision(const std::string& precision, const std::string& field);
+// Precision names accepted in scenarios and validation sets: bf16, fp16, fp8.
+Precision parse_precision(const std::string& precision, const std::string& field);
+// fp8 needs a chip with fp8 matrix units and a stack that runs its linears in fp8; InputError
+// naming `field` otherwise.
+void check_precision_supported(const Scenario& scenario, const std::string& field);
 
 }  // namespace palmsim

@@ -160,7 +160,9 @@ double percentile(std::vector<double> v, double q) {
 FitResult fit_stack(const std::vector<FitRun>& runs, const Stack& base, const FitOptions& options) {
   const auto params = chosen_parameters(options.parameters);
   if (options.folds < 2) throw InputError("--folds", "must be at least 2");
-  if (int(runs.size()) < options.folds)
+  if (runs.empty()) throw InputError("RUNS", "no runs of stack '" + base.name + "'");
+  // Nothing fitted: every run is already held out, whatever their number.
+  if (!params.empty() && int(runs.size()) < options.folds)
     throw InputError("RUNS", fmt::format("{} runs of stack '{}' for {} folds; need at least one run per fold",
                                          runs.size(), base.name, options.folds));
   FitResult result;
@@ -172,8 +174,8 @@ FitResult fit_stack(const std::vector<FitRun>& runs, const Stack& base, const Fi
   const std::vector<double> after = predictions(runs, all, result.fitted);
 
   // k-fold: each fold predicted by the fit of the other folds.
-  std::vector<double> held_out(runs.size(), 0.0);
-  for (int k = 0; k < options.folds; ++k) {
+  std::vector<double> held_out = params.empty() ? before : std::vector<double>(runs.size(), 0.0);
+  for (int k = 0; k < (params.empty() ? 0 : options.folds); ++k) {
     std::vector<size_t> train, test;
     for (size_t i = 0; i < runs.size(); ++i) (fold_of(runs[i].id, options.folds) == k ? test : train).push_back(i);
     if (test.empty()) continue;

@@ -25,6 +25,7 @@ class RowReader {
       : t_(t), row_(row), index_(index) {}
   const std::string& text(const char* column) const { return row_[size_t(t_.column(column))]; }
   bool empty(const char* column) const { return text(column).empty(); }
+  bool has(const char* column) const { return t_.column(column) >= 0; }
   int64_t integer(const char* column) const {
     const std::string& s = text(column);
     size_t used = 0;
@@ -86,6 +87,16 @@ ModelSpec row_model(const RowReader& r) {
   m.dropout = gpt_family;
   m.rope = !gpt_family;
   m.tied_embeddings = true;
+  // Optional columns say it where the source does (MaxText: ReLU without biases or dropout, RoPE).
+  auto flag = [&](const char* column, bool& out) {
+    if (!r.has(column) || r.empty(column)) return;
+    const int64_t v = r.integer(column);
+    if (v != 0 && v != 1) throw InputError(r.field(column), "must be 0 or 1");
+    out = v == 1;
+  };
+  flag("biases", m.biases);
+  flag("dropout", m.dropout);
+  flag("rope", m.rope);
   check_model(m);
   return m;
 }
@@ -120,16 +131,26 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   s.n_chips = positive_int(r, "n_chips");
   s.global_batch = positive_int(r, "global_batch");
   s.optimizer = s.system.fabric == Fabric::tpu_torus ? Optimizer::adafactor : Optimizer::adam;
-  check_precision(r.text("precision"), r.field("precision"));
+  s.precision = parse_precision(r.text("precision"), r.field("precision"));
+  check_precision_supported(s, r.field("precision"));
   Layout& l = s.layout;
   l.pods = positive_int(r, "pods");
-  l.tp = positive_int(r, "tp");
-  l.pp = positive_int(r, "pp");
-  l.dp = positive_int(r, "dp");
   l.cp = positive_int(r, "cp");
-
+  // What palmsim cannot represent yet is said so, never approximated (a later issue adds them).
+  if (l.cp > 1) throw InputError(r.field("cp"), "context parallelism (cp > 1) is not modelled yet");
+  // tp, pp and dp may be unpublished ("the best layout that fits"): search fills them.
   LayoutConstraints fixed;
-  fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp, fixed.pods = l.pods;
+  fixed.pods = l.pods;
+  const bool mesh_published = !r.empty("tp") || !r.empty("pp") || !r.empty("dp");
+  if (mesh_published) {
+    l.tp = positive_int(r, "tp");
+    l.pp = positive_int(r, "pp");
+    l.dp = positive_int(r, "dp");
+    fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
+    if (s.model.n_layers % l.pp != 0)
+      throw InputError(r.field("pp"), fmt::format("uneven pipeline stages ({} layers on {} stages) are not "
+                                                  "modelled yet", s.model.n_layers, l.pp));
+  }
   if (!r.empty("vpp")) {
     fixed.vpp = positive_int(r, "vpp");
     fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
@@ -142,6 +163,13 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   }
   if (!r.empty("sharding")) fixed.sharding = parse_sharding(r.text("sharding"), r.field("sharding"));
   if (!r.empty("recompute")) fixed.recompute = parse_recompute(r.text("recompute"), r.field("recompute"));
+  {  // A published choice the stack cannot run is an error; the stack names what it runs.
+    Layout published = l;
+    Stack any = s.system.stack;
+    if (fixed.sharding) published.sharding = *fixed.sharding; else any.shardings.clear();
+    if (fixed.recompute) published.recompute = *fixed.recompute; else any.recomputes.clear();
+    check_stack_supports(any, published, r.field("sharding"), r.field("recompute"));
+  }
   if (!r.empty("measured_step_s")) out.measured_step_s = r.number("measured_step_s");
   if (t.column("measured_mfu") >= 0 && !r.empty("measured_mfu")) out.measured_mfu_pct = r.number("measured_mfu");
 
@@ -150,10 +178,15 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   probe.vpp = fixed.vpp.value_or(1);
   probe.schedule = fixed.schedule.value_or(Schedule::one_f_one_b);
   probe.microbatch = 1;
-  if (probe.chips() != s.n_chips)
+  if (mesh_published && probe.chips() != s.n_chips)
     throw InputError(r.field("n_chips"), fmt::format("tp*pp*dp*cp = {} but n_chips = {}", probe.chips(), s.n_chips));
 
-  const SearchResult found = search_layouts(s, 1, fixed);
+  SearchResult found = search_layouts(s, 1, fixed);
+  // Every layout cell published: the run is what it is, and it ran. When palmsim's memory estimate
+  // says it cannot fit, its time is still predicted and `fits` says 0 (the memory model erred).
+  const bool complete =
+      mesh_published && fixed.vpp && fixed.microbatch && fixed.sp && fixed.sharding && fixed.recompute;
+  if (found.top.empty() && found.evaluated > 0 && complete) found = search_layouts(s, 1, fixed, false);
   if (found.top.empty()) {
     out.error = found.evaluated == 0 ? "no legal layout completes the published one"
                                      : "no completion of the published layout fits in memory";
@@ -166,6 +199,7 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   auto pick = [&](bool was_empty, const std::string& text) {
     if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
   };
+  pick(!mesh_published, fmt::format("tp={} pp={} dp={}", best.layout.tp, best.layout.pp, best.layout.dp));
   pick(r.empty("vpp"), fmt::format("vpp={}", best.layout.vpp));
   pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));
   pick(r.empty("sp"), fmt::format("sp={}", best.layout.sp ? 1 : 0));

@@ -24,3 +24,10 @@ refit megatron-deepspeed host_overhead_us,gemm_efficiency_scale,memory_efficienc
   "$published/vtrain_a100_single_node.csv"
 # 18 large Megatron runs: too few to fit; judged as they are (host costs from megatron-deepspeed).
 refit megatron-2021 none "$published/published_runs.csv"
+# torchtitan's published rows (bf16 and Float8; no CP, even stages): the efficiency scales absorb
+# that Meta's H100s are 500 W parts (scenarios/published/README.md).
+refit torchtitan-fsdp2 gemm_efficiency_scale,memory_efficiency_scale,collective_efficiency_scale,host_overhead_us \
+  "$published/torchtitan_h100.csv"
+# MaxText v5e and v5p and PaLM on v4: compiled XLA has no cost parameter worth fitting; judged as given.
+refit maxtext none "$published/maxtext_tpu_v5e.csv" "$published/maxtext_tpu_v5p.csv"
+refit xla-tpu none "$published/published_runs.csv"

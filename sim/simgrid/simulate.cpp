@@ -1,5 +1,6 @@
 #include "sim/simgrid/simulate.h"
 
+#include "model/accounting.h"
 #include "model/input_error.h"
 #include "sim/predict.h"
 #include "sim/simgrid/child_process.h"
@@ -73,7 +74,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const Layout& l = s.layout;
   const ChipPlacement placement = placement_for(s, l);
   check_options(options, placement.chips());
-  const StepPlan plan = build_step_plan(s.model, l, s.global_batch, plan_options_for(s.system));
+  const StepPlan plan = build_step_plan(s.model, l, s.global_batch, plan_options_for(s));
   if (l.vpp > 1 && plan.n_microbatches % l.pp != 0)
     throw InputError("layout.vpp", "the interleaved schedule needs the microbatches per data-parallel "
                                    "rank (" + std::to_string(plan.n_microbatches) +
@@ -100,6 +101,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const double peak = double(r.n_chips) * s.system.chip.peak_flops;
   r.mfu = r.tokens_per_s * r.model_flops_per_token / peak;
   r.hfu = r.tokens_per_s * r.hardware_flops_per_token / peak;
+  attach_band(r, s.system.stack, double(parameter_count(s.model)));
   return sim;
 }
 

@@ -28,7 +28,9 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
-        } else if (op.overlap == Overlap::with_layer_compute) {
+        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::dp) {
+          // FSDP's side stream. (Tensor-parallel collectives a stack overlaps with compute stay
+          // on the critical path here: the simulator does not split a layer's compute around them.)
           w.fsdp = true;
           add_part(op.collective == CollectiveKind::reduce_scatter ? w.fsdp_reduce_scatter
                    : op.phase == Phase::forward                     ? w.fsdp_gather_forward
