@@ -50,8 +50,12 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
       if (runs.empty()) throw InputError("--stack", "no modelled, measured run in RUNS uses stack '" + base.name + "'");
       const FitResult r = fit_stack(runs, base, options);
 
-      std::cout << fmt::format("fit of stack {} on {} runs ({} objective evaluations, {}-fold cross-validation)\n",
-                               base.name, r.all.runs, r.evaluations, options.folds);
+      const bool judged_only = options.parameters.size() == 1 && options.parameters[0] == "none";
+      std::cout << (judged_only ? fmt::format("stack {} judged as given on {} runs (nothing fitted)\n", base.name,
+                                              r.all.runs)
+                                : fmt::format("fit of stack {} on {} runs ({} objective evaluations, {}-fold "
+                                              "cross-validation)\n",
+                                              base.name, r.all.runs, r.evaluations, options.folds));
       std::cout << fmt::format("  {:<36} {:>6} {:>14} {:>14} {:>14}\n", "file", "runs", "before |err| %",
                                "fitted |err| %", "cv |err| %");
       for (const FileErrors& e : r.files)

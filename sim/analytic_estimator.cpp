@@ -194,13 +194,17 @@ void attach_band(Report& r, const Stack& stack, double params) {
   r.stack = stack.name;
   r.band_runs = b.runs;
   r.outside_validated.clear();
-  if (b.runs == 0) return;
+  r.band_low_s = r.band_high_s = 0;
+  // Percentiles of fewer than five held-out errors say nothing about a 90 % band.
+  if (b.runs < kMinBandRuns) return;
   r.band_low_s = r.step_time_s / (1.0 + b.p95_pct / 100.0);
   r.band_high_s = r.step_time_s / (1.0 + b.p05_pct / 100.0);
   std::string outside;
-  if (b.max_chips > 0 && (double(r.n_chips) < b.min_chips || double(r.n_chips) > b.max_chips))
+  // The stack file rounds its range to 8 digits: compare with that tolerance.
+  auto out_of = [](double v, double lo, double hi) { return v < lo * (1 - 1e-7) || v > hi * (1 + 1e-7); };
+  if (b.max_chips > 0 && out_of(double(r.n_chips), b.min_chips, b.max_chips))
     outside += fmt::format("{} chips", r.n_chips);
-  if (b.max_params > 0 && (params < b.min_params || params > b.max_params))
+  if (b.max_params > 0 && out_of(params, b.min_params, b.max_params))
     outside += fmt::format("{}{:.3g} B parameters", outside.empty() ? "" : " and ", params / 1e9);
   if (!outside.empty())
     r.outside_validated = fmt::format("{} lie outside the runs that validated {} ({:g}-{:g} chips, {:.3g}-{:.3g} B "

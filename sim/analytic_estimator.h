@@ -28,7 +28,9 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
 // Sets the report's stack, band and validated-range note from the stack's fit (hwmodels/stack.h),
 // for the report's step time: measured = predicted / (1 + e) with e between the 5th and 95th
 // percentile of held-out errors.
+// No band from fewer than kMinBandRuns runs.
 void attach_band(Report& report, const Stack& stack, double model_parameters);
+constexpr int kMinBandRuns = 5;
 
 // PlanOptions a system implies (attention kernel, gradient reduction width).
 PlanOptions plan_options_for(const System& system);

@@ -47,7 +47,7 @@ nlohmann::json report_json(const Report& r) {
   j["system"] = r.system;
   j["model"] = r.model;
   j["stack"] = r.stack;
-  if (r.band_runs > 0) {
+  if (r.has_band()) {
     j["step_time_band_s"] = {r.band_low_s, r.band_high_s};
     j["band_runs"] = r.band_runs;
   } else {
@@ -66,12 +66,12 @@ std::string report_table(const Report& r, const std::string& title) {
   out += fmt::format("{}: {} on {} x {}\n", title, r.model, r.n_chips, r.system);
   out += fmt::format("  layout            {}\n", layout_summary(r.layout));
   out += fmt::format("  global batch      {} sequences\n", r.global_batch);
-  if (r.band_runs > 0)
+  if (r.has_band())
     out += fmt::format("  step time         {:.3f} s (90 % band {:.3f}-{:.3f} s, from {} validated runs of {})\n",
                        r.step_time_s, r.band_low_s, r.band_high_s, r.band_runs, r.stack);
   else
-    out += fmt::format("  step time         {:.3f} s (no band: stack {} has no validated runs)\n", r.step_time_s,
-                       r.stack);
+    out += fmt::format("  step time         {:.3f} s (no band: {} validated runs of stack {}, too few)\n",
+                       r.step_time_s, r.band_runs, r.stack);
   if (!r.outside_validated.empty()) out += fmt::format("  note              {}\n", r.outside_validated);
   out += fmt::format("  throughput        {:.1f} tokens/s\n", r.tokens_per_s);
   out += fmt::format("  MFU               {:.1f} %\n", 100.0 * r.mfu);

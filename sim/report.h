@@ -39,8 +39,9 @@ struct Report {
   // The software stack and the band its cross-validated residuals give this step time: the
   // measured step lay inside [band_low_s, band_high_s] for 90 % of held-out runs of the stack.
   std::string stack;
-  int band_runs = 0;  // 0: the stack has no validated runs, so no band
-  double band_low_s = 0, band_high_s = 0;
+  int band_runs = 0;  // validated runs of the stack behind the band
+  double band_low_s = 0, band_high_s = 0;  // both 0: no band (too few validated runs)
+  bool has_band() const { return band_high_s > 0; }
   std::string outside_validated;  // non-empty: this prediction lies outside the runs behind the band
   std::map<std::string, double> per_op_s;  // "name.phase" -> seconds per step, when requested
 };

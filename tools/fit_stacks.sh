@@ -12,7 +12,7 @@ refit() {  # stack, parameters (or none), files...
   shift 2
   local file=hwmodels/stacks/$stack.yaml tmp
   tmp=$(mktemp)
-  "$palmsim" fit "$@" --stack "$stack" --params "$params" -o "$tmp" --force
+  "$palmsim" fit "$@" --stack "$stack" --params "$params" --folds "${refit_folds:-5}" -o "$tmp" --force
   { sed -n '/^#/!q;p' "$file"; grep -v '^#' "$tmp"; } > "$file.new"
   mv "$file.new" "$file"
   rm -f "$tmp"
@@ -31,3 +31,7 @@ refit torchtitan-fsdp2 gemm_efficiency_scale,memory_efficiency_scale,collective_
 # MaxText v5e and v5p and PaLM on v4: compiled XLA has no cost parameter worth fitting; judged as given.
 refit maxtext none "$published/maxtext_tpu_v5e.csv" "$published/maxtext_tpu_v5p.csv"
 refit xla-tpu none "$published/published_runs.csv"
+# NeMo's long-sequence fp8 rows without context parallelism: the only Megatron-Core runs palmsim
+# models yet (MoE and cp rows wait for a later issue). Few runs: three parameters, 3 folds.
+refit_folds=3 refit megatron-core gemm_efficiency_scale,memory_efficiency_scale,host_overhead_us \
+  "$published/nemo_long_sequence_h100.csv"

@@ -137,3 +137,37 @@ TEST(Cli, CalibrateQuickWritesAFileThePredictorReads) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cli, FitWritesAStackThatScenariosCanUseAndNeverOverwrites) {
+  const std::string out = testing::TempDir() + "/fitted-stack.yaml";
+  std::filesystem::remove(out);
+  const CliRun r = run("fit scenarios/published/maxtext_tpu_v5e.csv --stack maxtext --params gemm_efficiency_scale "
+                       "--folds 3 --max-evaluations 40 -o " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("maxtext_tpu_v5e.csv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cv |err| %"), std::string::npos) << r.out;
+  // The file is a stack: a scenario takes it.
+  const std::string scenario = write_temp(
+      "uses-fit.yaml", "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\nstack: {file: " + out +
+                           "}\nlayout: {tp: 4, dp: 64, microbatch: 4, sp: true, sharding: fsdp, recompute: "
+                           "selective}\ntraining: {global_batch: 256}\n");
+  const CliRun p = run("predict " + scenario + " --json");
+  ASSERT_EQ(p.status, 0) << p.err;
+  const auto j = nlohmann::json::parse(p.out);
+  EXPECT_EQ(j["stack"], "maxtext");
+  ASSERT_TRUE(j["step_time_band_s"].is_array());
+  EXPECT_LT(j["step_time_band_s"][0].get<double>(), j["step_time_band_s"][1].get<double>());
+  // Never replaced without --force; bad parameter names exit 2 naming the option.
+  const CliRun again = run("fit scenarios/published/maxtext_tpu_v5e.csv --stack maxtext --params none -o " + out);
+  EXPECT_EQ(again.status, 2);
+  const CliRun bad = run("fit scenarios/published/maxtext_tpu_v5e.csv --stack maxtext --params warp");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--params"), std::string::npos) << bad.err;
+  const CliRun nobody = run("fit scenarios/published/maxtext_tpu_v5e.csv --stack megatron-core");
+  EXPECT_EQ(nobody.status, 2);
+  std::filesystem::remove(out);
+}
+
+}  // namespace

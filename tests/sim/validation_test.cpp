@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 namespace palmsim {
 namespace {
@@ -113,6 +114,83 @@ TEST(Validation, MalformedCsvIsAnInputError) {
   std::ofstream(path) << "id,n_layers\n\"unterminated,1\n";
   EXPECT_THROW(read_csv(path), InputError);
   std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace palmsim
+
+namespace palmsim {
+namespace {
+
+// One vTrain-shaped row; `cells` overrides columns by name.
+CsvTable one_row(const std::map<std::string, std::string>& cells) {
+  std::map<std::string, std::string> row = {
+      {"id", "r1"}, {"n_layers", "12"}, {"d_model", "1024"}, {"n_heads", "16"}, {"n_kv_heads", "16"},
+      {"head_dim", "64"}, {"d_ff", "4096"}, {"ffn", "gelu"}, {"vocab", "50257"}, {"seq_len", "1024"},
+      {"parallel_block", "0"}, {"global_batch", "16"}, {"system", "a100-80g-dgx"}, {"n_chips", "8"},
+      {"pods", "1"}, {"tp", "2"}, {"pp", "2"}, {"dp", "2"}, {"cp", "1"}, {"vpp", "1"}, {"microbatch", "2"},
+      {"sp", "0"}, {"sharding", "none"}, {"recompute", "full"}, {"precision", "fp16"},
+      {"measured_step_s", "0.2"}, {"stack", "megatron-deepspeed"}};
+  for (const auto& [k, v] : cells) row[k] = v;
+  CsvTable t;
+  t.rows.emplace_back();
+  for (const auto& [k, v] : row) {
+    t.header.push_back(k);
+    t.rows[0].push_back(v);
+  }
+  return t;
+}
+
+TEST(ValidationColumns, TheStackColumnChoosesTheSoftware) {
+  const ValidationRow a = validate_table(one_row({}))[0];
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  EXPECT_EQ(a.scenario->system.stack.name, "megatron-deepspeed");
+  const ValidationRow b = validate_table(one_row({{"stack", ""}}))[0];
+  EXPECT_EQ(b.scenario->system.stack.name, "megatron-2021");  // the system's default
+  EXPECT_NE(a.pred_step_s, b.pred_step_s);
+  const ValidationRow bad = validate_table(one_row({{"stack", "megatron-1999"}}))[0];
+  EXPECT_NE(bad.error.find("row 1 stack"), std::string::npos) << bad.error;
+}
+
+TEST(ValidationColumns, ModelFlagsOverrideTheFamilyDefaults) {
+  const ValidationRow gpt = validate_table(one_row({}))[0];
+  EXPECT_TRUE(gpt.scenario->model.biases);
+  EXPECT_FALSE(gpt.scenario->model.rope);
+  const ValidationRow plain = validate_table(one_row({{"biases", "0"}, {"dropout", "0"}, {"rope", "1"}}))[0];
+  ASSERT_TRUE(plain.error.empty()) << plain.error;
+  EXPECT_FALSE(plain.scenario->model.biases);
+  EXPECT_FALSE(plain.scenario->model.dropout);
+  EXPECT_TRUE(plain.scenario->model.rope);
+  EXPECT_NE(validate_table(one_row({{"rope", "2"}}))[0].error.find("row 1 rope"), std::string::npos);
+}
+
+TEST(ValidationColumns, WhatIsNotModelledSaysWhat) {
+  EXPECT_EQ(validate_table(one_row({{"cp", "2"}, {"dp", "1"}}))[0].error,
+            "row 1 cp: context parallelism (cp > 1) is not modelled yet");
+  EXPECT_EQ(validate_table(one_row({{"n_layers", "10"}, {"pp", "4"}, {"dp", "1"}}))[0].error,
+            "row 1 pp: uneven pipeline stages (10 layers on 4 stages) are not modelled yet");
+  EXPECT_NE(validate_table(one_row({{"sharding", "fsdp"}}))[0].error.find("does not run sharding fsdp"),
+            std::string::npos);
+}
+
+TEST(ValidationColumns, AnUnpublishedMeshIsSearchedAndReported) {
+  const ValidationRow r = validate_table(one_row({{"tp", ""}, {"pp", ""}, {"dp", ""}}))[0];
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_NE(r.chosen.find("tp="), std::string::npos) << r.chosen;
+  EXPECT_EQ(r.scenario->layout.chips(), 8);
+}
+
+TEST(ValidationColumns, AMeasuredRunOverTheMemoryEstimateIsStillPredicted) {
+  // Every layout cell published and 1 GiB of HBM: palmsim's estimate cannot fit, the run did.
+  const ValidationRow r =
+      validate_table(one_row({{"system_overrides", "hbm_gib=1"}, {"n_layers", "24"}, {"d_model", "2048"}}))[0];
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_FALSE(r.fits);
+  EXPECT_GT(r.pred_step_s, 0.0);
+  // With a cell left to choose, a completion that fits is required.
+  const ValidationRow open = validate_table(
+      one_row({{"system_overrides", "hbm_gib=1"}, {"n_layers", "24"}, {"d_model", "2048"}, {"microbatch", ""}}))[0];
+  EXPECT_EQ(open.error, "no completion of the published layout fits in memory");
 }
 
 }  // namespace
