@@ -1,8 +1,11 @@
 #include "hwmodels/chip.h"
 
+#include "hwmodels/preset_files.h"
 #include "model/input_error.h"
 #include "model/preset_table.h"
+#include "model/yaml_fields.h"
 
+#include <cmath>
 #include <map>
 
 namespace palmsim {
@@ -11,46 +14,61 @@ namespace {
 
 constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
 
-Chip make(const std::string& name, double peak, double hbm, double bw, double gemm_eff, int units) {
-  Chip c;
-  c.name = name;
-  c.peak_flops = peak;
-  c.hbm_bytes = hbm;
-  c.hbm_bytes_per_s = bw;
-  c.gemm_max_efficiency = gemm_eff;
-  c.compute_units = units;
+// A non-negative finite number in the key's unit, times `unit`.
+double read_figure(const YAML::Node& n, const std::string& field, double unit, double max) {
+  const double v = read_double(n, field);
+  if (!std::isfinite(v) || v < 0 || v > max) throw InputError(field, "must be a number from 0 to " + std::to_string(int64_t(max)));
+  return v * unit;
+}
+
+}  // namespace
+
+Chip parse_chip_onto(Chip c, const YAML::Node& n, const std::string& field) {
+  check_keys(n, field, {"name", "peak_tflops", "fp8_peak_tflops", "hbm_gb", "hbm_gib", "hbm_gb_per_s",
+                        "gemm_max_efficiency", "gemm_tile", "compute_units", "gemm_k_half", "memory_efficiency",
+                        "fused_attention_efficiency"});
+  if (n["name"]) c.name = read_string(n["name"], field + ".name");
+  auto figure = [&](const char* key, double& out, double unit, double max) {
+    if (n[key]) out = read_figure(n[key], field + "." + key, unit, max);
+  };
+  figure("peak_tflops", c.peak_flops, 1e12, 1e6);
+  figure("fp8_peak_tflops", c.fp8_peak_flops, 1e12, 1e6);
+  if (n["hbm_gb"] && n["hbm_gib"]) throw InputError(field + ".hbm_gb", "give hbm_gb or hbm_gib, not both");
+  figure("hbm_gb", c.hbm_bytes, 1e9, 1e6);
+  figure("hbm_gib", c.hbm_bytes, GiB, 1e6);
+  figure("hbm_gb_per_s", c.hbm_bytes_per_s, 1e9, 1e6);
+  auto fraction = [&](const char* key, double& out) {
+    if (!n[key]) return;
+    out = read_double(n[key], field + "." + key);
+    if (!(out > 0 && out <= 1)) throw InputError(field + "." + key, "must be a fraction in (0, 1]");
+  };
+  fraction("gemm_max_efficiency", c.gemm_max_efficiency);
+  fraction("memory_efficiency", c.memory_efficiency);
+  fraction("fused_attention_efficiency", c.fused_attention_efficiency);
+  auto count = [&](const char* key, int& out, int lo) {
+    if (!n[key]) return;
+    const int64_t v = read_int(n[key], field + "." + key);
+    if (v < lo || v > 65536) throw InputError(field + "." + key, "must be an integer from " + std::to_string(lo) + " to 65536");
+    out = int(v);
+  };
+  count("gemm_tile", c.gemm_tile, 1);
+  count("compute_units", c.compute_units, 0);
+  count("gemm_k_half", c.gemm_k_half, 0);
   return c;
 }
 
+Chip parse_chip(const YAML::Node& n, const std::string& field) {
+  if (!n.IsMap()) throw InputError(field, "must be a map of chip figures");
+  Chip c = parse_chip_onto(Chip{}, n, field);
+  if (c.name.empty()) throw InputError(field + ".name", "missing");
+  return c;
+}
+
+namespace {
+
+// hwmodels/chips/*.yaml: figures and their sources (hwmodels/hardware.md).
 const std::map<std::string, Chip>& presets() {
-  // TPU GEMM efficiency: hardware.md lists no measured TPU GEMM rate, so the default is the lower
-  // end of the measured accelerator range (H100 80 %, A100 87 %); a calibration file overrides it.
-  // PaLM-540B's predicted MFU moves about 5 points per 0.1 of this figure.
-  // TPUs have no SM waves: a matmul is tiled over the 128x128 MXUs by XLA (compute_units = 0).
-  static const std::map<std::string, Chip> table = [] {
-  std::map<std::string, Chip> t = {
-      // hardware.md "Google TPU": v3 123 TFLOP/s, 32 GiB at 900 GB/s.
-      {"tpu-v3", make("tpu-v3", 123e12, 32 * GiB, 900e9, 0.8, 0)},
-      // v4 275 TFLOP/s (2 TC x 4 MXU 128x128 x 2 x 1.05 GHz), 32 GiB at 1200 GB/s.
-      {"tpu-v4", make("tpu-v4", 275e12, 32 * GiB, 1200e9, 0.8, 0)},
-      // v5p 459 TFLOP/s, 95 GiB at 2765 GB/s.
-      {"tpu-v5p", make("tpu-v5p", 459e12, 95 * GiB, 2765e9, 0.8, 0)},
-      // v5e 197 TFLOP/s, 16 GB at 819 GB/s, one TensorCore.
-      {"tpu-v5e", make("tpu-v5e", 197e12, 16e9, 819e9, 0.8, 0)},
-      // "NVIDIA": A100 SXM 312 TFLOP/s, 108 SMs; best bf16 GEMM 271 TFLOP/s (87 %).
-      {"a100-40g", make("a100-40g", 312e12, 40e9, 1555e9, 0.87, 108)},
-      {"a100-80g", make("a100-80g", 312e12, 80e9, 2039e9, 0.87, 108)},
-      // H100 SXM 989 TFLOP/s, 132 SMs, 80 GB at 3.35 TB/s; best bf16 GEMM 795 TFLOP/s (80 %).
-      {"h100-80g", make("h100-80g", 989e12, 80e9, 3.35e12, 0.80, 132)},
-      // H200: H100 compute, 141 GB HBM3e at 4.8 TB/s.
-      {"h200", make("h200", 989e12, 141e9, 4.8e12, 0.80, 132)},
-  };
-  // hardware.md "NVIDIA": H100/H200 dense fp8 1979 TFLOP/s; v5p runs fp8 at its bf16 rate (459).
-  t["h100-80g"].fp8_peak_flops = 1979e12;
-  t["h200"].fp8_peak_flops = 1979e12;
-  t["tpu-v5p"].fp8_peak_flops = 459e12;
-  return t;
-  }();
+  static const std::map<std::string, Chip> table = load_presets<Chip>(PresetKind::chips, "hwmodels/chips", parse_chip);
   return table;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
 // One accelerator: its matrix peak, memory and the measured efficiencies palmsim uses when no
-// calibration file is given. Figures and sources: hwmodels/hardware.md.
+// calibration file is given. Figures and sources: hwmodels/hardware.md; the presets are
+// hwmodels/chips/*.yaml.
+#include <yaml-cpp/yaml.h>
+
 #include <string>
 #include <vector>
 
@@ -26,7 +29,12 @@ struct Chip {
   double fused_attention_efficiency = 0.6;
 };
 
+// A shipped chip (hwmodels/chips/NAME.yaml); unknown names list the allowed ones.
 Chip chip_preset(const std::string& name);
+// Chip figures in the shipped files' units (peak_tflops, hbm_gb or hbm_gib, hbm_gb_per_s, ...);
+// `_onto` changes only the fields `node` gives. Every problem names `field`.
+Chip parse_chip(const YAML::Node& node, const std::string& field);
+Chip parse_chip_onto(Chip base, const YAML::Node& node, const std::string& field);
 std::vector<std::string> chip_preset_names();
 
 }  // namespace palmsim

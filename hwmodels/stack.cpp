@@ -1,5 +1,6 @@
 #include "hwmodels/stack.h"
 
+#include "hwmodels/preset_files.h"
 #include "model/input_error.h"
 #include "model/yaml_fields.h"
 
@@ -10,8 +11,6 @@
 
 namespace palmsim {
 
-// Built from hwmodels/stacks/*.yaml by CMake (hwmodels/CMakeLists.txt): file stem -> text.
-const std::map<std::string, std::string>& shipped_stack_files();
 
 const std::vector<StackParameter>& stack_parameters() {
   // Bounds: what any real stack on any chip could plausibly show (hwmodels/hardware.md "Software
@@ -155,16 +154,7 @@ Stack parse_stack(const YAML::Node& node, const std::string& field) {
 
 namespace {
 const std::map<std::string, Stack>& presets() {
-  static const std::map<std::string, Stack> table = [] {
-    std::map<std::string, Stack> t;
-    for (const auto& [stem, text] : shipped_stack_files()) {
-      const std::string field = "hwmodels/stacks/" + stem + ".yaml";
-      Stack s = parse_stack(YAML::Load(text), field);
-      if (s.name != stem) throw InputError(field + ".name", "must be the file's name, '" + stem + "'");
-      t[stem] = s;
-    }
-    return t;
-  }();
+  static const std::map<std::string, Stack> table = load_presets<Stack>(PresetKind::stacks, "hwmodels/stacks", parse_stack);
   return table;
 }
 }  // namespace

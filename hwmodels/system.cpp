@@ -1,7 +1,9 @@
 #include "hwmodels/system.h"
 
+#include "hwmodels/preset_files.h"
 #include "model/input_error.h"
 #include "model/preset_table.h"
+#include "model/yaml_fields.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,99 +13,105 @@ namespace palmsim {
 
 namespace {
 
-constexpr double us = 1e-6;
+double positive(const YAML::Node& n, const std::string& field, double unit, double max = 1e9) {
+  const double v = read_double(n, field);
+  if (!std::isfinite(v) || v <= 0 || v > max) throw InputError(field, "must be a positive number");
+  return v * unit;
+}
 
-System tpu_pod(const std::string& name, const std::string& chip, int dims, int max_axis,
-               double link_bw, int pod_chips) {
-  System s;
-  s.name = name;
-  s.chip = chip_preset(chip);
-  s.fabric = Fabric::tpu_torus;
-  s.torus.torus_dims = dims;
-  s.torus.max_axis = max_axis;
-  s.torus.link_bytes_per_s = link_bw;
-  s.torus.link_latency_s = 1 * us;
-  s.torus.chips_per_host = 4;  // hardware.md: v4 hosts hold 4 chips
-  // hardware.md "DCN": PaLM measured 81 Tbps aggregate burst over 1536 hosts, ~53 Gb/s per host.
-  s.torus.dcn_bytes_per_s_per_host = 53e9 / 8;
-  s.torus.dcn_latency_s = 10 * us;
-  s.max_chips_per_pod = pod_chips;
-  s.stack = stack_preset("xla-tpu");
+int count(const YAML::Node& n, const std::string& field, int lo, int hi) {
+  const int64_t v = read_int(n, field);
+  if (v < lo || v > hi)
+    throw InputError(field, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return int(v);
+}
+
+void read_torus(const YAML::Node& n, const std::string& field, TorusFabric& t) {
+  check_keys(n, field, {"dims", "max_axis", "cube", "link_gb_per_s", "link_latency_us", "chips_per_host",
+                        "dcn_gbit_per_s_per_host", "dcn_latency_us", "collective_efficiency"});
+  const std::string f = field + ".";
+  if (n["dims"]) t.torus_dims = count(n["dims"], f + "dims", 2, 3);
+  if (n["max_axis"]) t.max_axis = count(n["max_axis"], f + "max_axis", 1, 4096);
+  if (n["cube"]) t.cube = count(n["cube"], f + "cube", 1, 64);
+  if (n["link_gb_per_s"]) t.link_bytes_per_s = positive(n["link_gb_per_s"], f + "link_gb_per_s", 1e9);
+  if (n["link_latency_us"]) t.link_latency_s = positive(n["link_latency_us"], f + "link_latency_us", 1e-6);
+  if (n["chips_per_host"]) t.chips_per_host = count(n["chips_per_host"], f + "chips_per_host", 1, 1024);
+  if (n["dcn_gbit_per_s_per_host"])
+    t.dcn_bytes_per_s_per_host = positive(n["dcn_gbit_per_s_per_host"], f + "dcn_gbit_per_s_per_host", 1e9) / 8;
+  if (n["dcn_latency_us"]) t.dcn_latency_s = positive(n["dcn_latency_us"], f + "dcn_latency_us", 1e-6);
+  if (n["collective_efficiency"]) {
+    t.collective_efficiency = positive(n["collective_efficiency"], f + "collective_efficiency", 1.0, 1.0);
+  }
+}
+
+// Bandwidths as the datasheet gives them, efficiencies as the measured NCCL rate over the line rate.
+void read_fat_tree(const YAML::Node& n, const std::string& field, FatTreeFabric& t) {
+  check_keys(n, field, {"gpus_per_node", "nvlink_gb_per_s", "nvlink_busbw_gb_per_s", "nvlink_latency_us",
+                        "nic_gb_per_s", "nic_nccl_gb_per_s", "net_latency_us", "collective_base_latency_us",
+                        "nodes_per_leaf", "oversubscription"});
+  const std::string f = field + ".";
+  // A changed line rate without a new measured rate keeps the measured fraction of it.
+  double nvlink_busbw = 0, nic_nccl = 0;
+  if (n["gpus_per_node"]) t.gpus_per_node = count(n["gpus_per_node"], f + "gpus_per_node", 1, 1024);
+  if (n["nvlink_gb_per_s"]) t.nvlink_bytes_per_s = positive(n["nvlink_gb_per_s"], f + "nvlink_gb_per_s", 1e9);
+  if (n["nvlink_busbw_gb_per_s"]) nvlink_busbw = positive(n["nvlink_busbw_gb_per_s"], f + "nvlink_busbw_gb_per_s", 1e9);
+  if (n["nvlink_latency_us"]) t.nvlink_latency_s = positive(n["nvlink_latency_us"], f + "nvlink_latency_us", 1e-6);
+  if (n["nic_gb_per_s"]) t.nic_bytes_per_s = positive(n["nic_gb_per_s"], f + "nic_gb_per_s", 1e9);
+  if (n["nic_nccl_gb_per_s"]) nic_nccl = positive(n["nic_nccl_gb_per_s"], f + "nic_nccl_gb_per_s", 1e9);
+  if (n["net_latency_us"]) t.net_latency_s = positive(n["net_latency_us"], f + "net_latency_us", 1e-6);
+  if (n["collective_base_latency_us"])
+    t.collective_base_latency_s = positive(n["collective_base_latency_us"], f + "collective_base_latency_us", 1e-6);
+  if (n["nodes_per_leaf"]) t.nodes_per_leaf = count(n["nodes_per_leaf"], f + "nodes_per_leaf", 1, 1 << 20);
+  if (n["oversubscription"]) t.oversubscription = positive(n["oversubscription"], f + "oversubscription", 1.0, 64);
+  if (nvlink_busbw > 0) t.nvlink_efficiency = nvlink_busbw / t.nvlink_bytes_per_s;
+  if (nic_nccl > 0) t.nic_efficiency = nic_nccl / t.nic_bytes_per_s;
+  if (t.nvlink_efficiency > 1) throw InputError(f + "nvlink_busbw_gb_per_s", "must not exceed nvlink_gb_per_s");
+  if (t.nic_efficiency > 1) throw InputError(f + "nic_nccl_gb_per_s", "must not exceed nic_gb_per_s");
+}
+
+}  // namespace
+
+System parse_system_onto(System s, const YAML::Node& n, const std::string& field) {
+  check_keys(n, field, {"name", "chip", "stack", "fabric", "max_chips_per_pod", "torus", "fat_tree"});
+  if (n["name"]) s.name = read_string(n["name"], field + ".name");
+  if (n["chip"]) {
+    const YAML::Node c = n["chip"];
+    s.chip = c.IsScalar() ? chip_preset(c.Scalar()) : parse_chip_onto(s.chip, c, field + ".chip");
+  }
+  if (n["stack"]) s.stack = stack_preset(read_string(n["stack"], field + ".stack"), field + ".stack");
+  if (n["fabric"]) {
+    const std::string f = read_string(n["fabric"], field + ".fabric");
+    if (f == "tpu_torus") s.fabric = Fabric::tpu_torus;
+    else if (f == "gpu_fat_tree") s.fabric = Fabric::gpu_fat_tree;
+    else if (f == "single_machine") s.fabric = Fabric::single_machine;
+    else throw InputError(field + ".fabric", "'" + f + "' is not a fabric; allowed: tpu_torus, gpu_fat_tree, single_machine");
+  }
+  if (n["torus"]) read_torus(n["torus"], field + ".torus", s.torus);
+  if (n["fat_tree"]) read_fat_tree(n["fat_tree"], field + ".fat_tree", s.fat_tree);
+  if (n["max_chips_per_pod"]) s.max_chips_per_pod = count(n["max_chips_per_pod"], field + ".max_chips_per_pod", 0, 1 << 24);
+  if (n["torus"] && s.fabric != Fabric::tpu_torus) throw InputError(field + ".torus", "only a tpu_torus system has a torus");
+  if (n["fat_tree"] && s.fabric != Fabric::gpu_fat_tree)
+    throw InputError(field + ".fat_tree", "only a gpu_fat_tree system has a fat tree");
   return s;
 }
 
-System dgx(const std::string& name, const std::string& chip, double nvlink_bw, double nvlink_eff,
-           double nic_bw, double nic_eff) {
+System parse_system(const YAML::Node& n, const std::string& field) {
+  if (!n.IsMap()) throw InputError(field, "must be a map of system fields");
   System s;
-  s.name = name;
-  s.chip = chip_preset(chip);
-  s.fabric = Fabric::gpu_fat_tree;
-  s.fat_tree.gpus_per_node = 8;
-  s.fat_tree.nvlink_bytes_per_s = nvlink_bw;
-  s.fat_tree.nvlink_efficiency = nvlink_eff;
-  // hardware.md "Collective cost models": NCCL per-hop latency NVLink ~3.4 us, network ~14 us.
-  s.fat_tree.nvlink_latency_s = 3.4 * us;
-  s.fat_tree.nic_bytes_per_s = nic_bw;
-  s.fat_tree.nic_efficiency = nic_eff;
-  s.fat_tree.net_latency_s = 14 * us;
-  // hardware.md "Collective cost models": NCCL base latency 8.4 us (ring and tree, Simple).
-  s.fat_tree.collective_base_latency_s = 8.4 * us;
-  s.fat_tree.nodes_per_leaf = 32;
-  s.fat_tree.oversubscription = 1.0;
-  s.stack = stack_preset("megatron-core");
+  // The fabric follows from the section given unless named.
+  if (!n["fabric"]) s.fabric = n["fat_tree"] ? Fabric::gpu_fat_tree : Fabric::tpu_torus;
+  s = parse_system_onto(s, n, field);
+  if (s.name.empty()) throw InputError(field + ".name", "missing");
+  if (!n["chip"]) throw InputError(field + ".chip", "missing; a chip preset name or a map of chip figures");
+  if (!n["stack"]) throw InputError(field + ".stack", "missing; the software stack its runs use by default");
   return s;
 }
 
+namespace {
+
+// hwmodels/systems/*.yaml: topology figures and their sources (hwmodels/hardware.md).
 const std::map<std::string, System>& presets() {
-  static const std::map<std::string, System> table = [] {
-    std::map<std::string, System> t;
-    // v4: 6 ICI links per chip, 45 GB/s per link per direction; pod 4096 = 16x16x16.
-    t["tpu-v4-pod"] = tpu_pod("tpu-v4-pod", "tpu-v4", 3, 16, 45e9, 4096);
-    // v3: 1024-chip pod, 2D torus 32x32; sources give 70-100 GB/s per link, 70 taken.
-    t["tpu-v3-pod"] = tpu_pod("tpu-v3-pod", "tpu-v3", 2, 32, 70e9 / 2, 1024);
-    // v5p: 1200 GB/s bidirectional per chip over 6 links = 100 GB/s per link per direction.
-    t["tpu-v5p-pod"] = tpu_pod("tpu-v5p-pod", "tpu-v5p", 3, 16, 100e9, 8960);
-    t["tpu-v5p-pod"].torus.max_axis = 32;
-    // hardware.md "v5p": DCN 50 Gb/s per chip, 4 chips per host.
-    t["tpu-v5p-pod"].torus.dcn_bytes_per_s_per_host = 4 * 50e9 / 8;
-    // v5e: 2D torus, pod 256 = 16x16; 4 ICI links of 50 GB/s per direction; 8 chips per host with
-    // 2 x 100 Gb/s NICs.
-    t["tpu-v5e-pod"] = tpu_pod("tpu-v5e-pod", "tpu-v5e", 2, 16, 50e9, 256);
-    t["tpu-v5e-pod"].torus.chips_per_host = 8;
-    t["tpu-v5e-pod"].torus.dcn_bytes_per_s_per_host = 2 * 100e9 / 8;
-    // DGX A100: NVLink3 300 GB/s per direction, NCCL busbw ~235 (78 %); 8 x HDR 200 Gb/s NICs,
-    // ~24 GB/s per NIC through NCCL (96 %).
-    t["a100-80g-dgx"] = dgx("a100-80g-dgx", "a100-80g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
-    t["a100-40g-dgx"] = dgx("a100-40g-dgx", "a100-40g", 300e9, 235.0 / 300, 25e9, 24.0 / 25);
-    // The published A100 runs used Megatron-LM of 2021-22.
-    t["a100-80g-dgx"].stack = stack_preset("megatron-2021");
-    t["a100-40g-dgx"].stack = stack_preset("megatron-2021");
-    // DGX H100: NVLink4 450 GB/s per direction, ring busbw ~368 (82 %); 8 x NDR 400 Gb/s, 46-48
-    // GB/s per NIC through NCCL (94 %). Megatron-Core is the default stack (dgx above).
-    t["h100-80g-dgx"] = dgx("h100-80g-dgx", "h100-80g", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
-    t["h200-dgx"] = dgx("h200-dgx", "h200", 450e9, 368.0 / 450, 50e9, 47.0 / 50);
-    // This machine, as the CPU trainer uses it: thread ranks, fp32, fused attention. Peak, memory
-    // rates, GEMM efficiencies and collective times all come from `palmsim calibrate`.
-    System cpu;
-    cpu.name = "local-cpu";
-    cpu.chip.name = "local-cpu";
-    cpu.chip.peak_flops = 0;
-    cpu.chip.hbm_bytes = 0;  // the calibration's memory_bytes
-    cpu.chip.hbm_bytes_per_s = 0;
-    cpu.chip.gemm_tile = 16;
-    cpu.fabric = Fabric::single_machine;
-    cpu.stack = stack_preset("palmsim-cpu");
-    t["local-cpu"] = cpu;
-    // This machine's GPUs as the CUDA trainer uses them: bf16, fused attention, NCCL collectives.
-    // Every figure comes from `palmsim calibrate --backend cuda`.
-    System gpu = cpu;
-    gpu.name = "local-gpu";
-    gpu.chip.name = "local-gpu";
-    gpu.chip.gemm_tile = 128;
-    gpu.stack = stack_preset("palmsim-cuda");
-    t["local-gpu"] = gpu;
-    return t;
-  }();
+  static const std::map<std::string, System> table = load_presets<System>(PresetKind::systems, "hwmodels/systems", parse_system);
   return table;
 }
 

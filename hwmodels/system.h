@@ -53,7 +53,13 @@ struct System {
   bool needs_calibration() const { return chip.peak_flops <= 0; }
 };
 
+// A shipped system (hwmodels/systems/NAME.yaml); unknown names list the allowed ones.
 System system_preset(const std::string& name);
+// System fields in the shipped files' format (name, chip, stack, fabric, max_chips_per_pod,
+// torus: {...}, fat_tree: {...}); `_onto` changes only what `node` gives (a scenario's per-field
+// overrides). Every problem names `field`.
+System parse_system(const YAML::Node& node, const std::string& field);
+System parse_system_onto(System base, const YAML::Node& node, const std::string& field);
 
 // The hardware figures as the system's software stack reaches them: GEMM and streaming
 // efficiencies and the fabric's collective efficiencies times the stack's scales. Every consumer

@@ -46,6 +46,16 @@ void apply_calibration(System& system, const Calibration& c) {
 
 namespace {
 
+// A YAML file a scenario names (a stack or system file); its problems name `field`.
+YAML::Node load_yaml_file(const std::string& path, const std::string& field) {
+  if (!std::filesystem::is_regular_file(path)) throw InputError(field, "cannot read '" + path + "': no such file");
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError(field, "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
+}
+
 // `stack: NAME`, `stack: {file: F.yaml, ...overrides}` or `stack: {preset: NAME, ...overrides}`;
 // without file or preset the overrides apply to the system's default stack.
 Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, const std::string& path) {
@@ -57,16 +67,7 @@ Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, con
   if (n["file"]) {
     std::filesystem::path f = read_string(n["file"], "stack.file");
     if (f.is_relative()) f = std::filesystem::path(path).parent_path() / f;
-    if (!std::filesystem::is_regular_file(f))
-      throw InputError("stack.file", "cannot read '" + f.string() + "': no such file");
-    YAML::Node file;
-    try {
-      file = YAML::LoadFile(f.string());
-    } catch (const YAML::Exception& e) {
-      throw InputError("stack.file", "'" + f.string() + "' is not valid YAML (line " +
-                                         std::to_string(e.mark.line + 1) + "): " + e.msg);
-    }
-    base = parse_stack(file, "stack.file");
+    base = parse_stack(load_yaml_file(f.string(), "stack.file"), "stack.file");
   }
   YAML::Node overrides = YAML::Clone(n);
   overrides.remove("preset");
@@ -115,9 +116,22 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
   if (sys.IsScalar()) {
     s.system = system_preset(sys.Scalar());
   } else {
-    check_keys(sys, "system", {"preset", "chips", "calibration"});
-    if (!sys["preset"]) throw InputError("system.preset", "missing");
-    s.system = system_preset(read_string(sys["preset"], "system.preset"));
+    check_keys(sys, "system", {"preset", "file", "chips", "calibration", "name", "chip", "stack", "fabric",
+                               "max_chips_per_pod", "torus", "fat_tree"});
+    if (sys["preset"] && sys["file"]) throw InputError("system", "give preset: or file:, not both");
+    if (sys["preset"]) {
+      s.system = system_preset(read_string(sys["preset"], "system.preset"));
+    } else if (sys["file"]) {
+      std::filesystem::path f = read_string(sys["file"], "system.file");
+      if (f.is_relative()) f = std::filesystem::path(path).parent_path() / f;
+      s.system = parse_system(load_yaml_file(f.string(), "system.file"), "system.file");
+    } else {
+      throw InputError("system.preset", "missing; give preset: NAME or file: SYSTEM.yaml");
+    }
+    // Per-field overrides of the preset or file (chip figures, torus, fat tree, default stack).
+    YAML::Node overrides = YAML::Clone(sys);
+    for (const char* k : {"preset", "file", "chips", "calibration"}) overrides.remove(k);
+    if (overrides.size() > 0) s.system = parse_system_onto(s.system, overrides, "system");
     if (sys["chips"]) {
       s.n_chips = read_int(sys["chips"], "system.chips");
       if (s.n_chips < 1) throw InputError("system.chips", "must be a positive integer");

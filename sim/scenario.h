@@ -4,6 +4,8 @@
 //
 //   model: palm-540b            # a preset, or a map with preset: and/or explicit fields
 //   system: {preset: tpu-v4-pod, chips: 6144, calibration: cal.json}
+//                               # or {file: my-system.yaml}; either with per-field overrides such as
+//                               # chip: {hbm_gib: 16}, torus: {link_gb_per_s: 50}, fat_tree: {...}
 //   layout: {tp: 12, pp: 1, dp: 512, pods: 2, microbatch: 4, sp: true, sharding: fsdp,
 //            recompute: palm, schedule: 1f1b}
 //   training: {global_batch: 2048, optimizer: adafactor, precision: bf16}

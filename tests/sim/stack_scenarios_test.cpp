@@ -165,3 +165,35 @@ TEST(StackScenarios, TheBandInvertsTheHeldOutErrors) {
 
 }  // namespace
 }  // namespace palmsim
+
+namespace palmsim {
+namespace {
+
+TEST(StackScenarios, ASystemComesFromAFileAndTakesPerFieldOverrides) {
+  const std::string dir = testing::TempDir();
+  std::ofstream(dir + "/pod.yaml") << "name: my-pod\nchip: tpu-v4\nstack: xla-tpu\nmax_chips_per_pod: 4096\n"
+                                      "torus: {dims: 3, max_axis: 16, link_gb_per_s: 45, link_latency_us: 1,"
+                                      " dcn_gbit_per_s_per_host: 53, dcn_latency_us: 10}\n";
+  const std::string rest = "layout: {tp: 4, dp: 64, microbatch: 4, sp: true, sharding: fsdp, recompute: selective}\n"
+                           "training: {global_batch: 256}\n";
+  const Scenario from_file =
+      parse_scenario(YAML::Load("model: palm-8b\nsystem: {file: pod.yaml, chips: 256}\n" + rest), dir + "/s.yaml");
+  const Scenario preset = load_scenario("scenarios/palm-8b-tpuv4.yaml");
+  EXPECT_EQ(from_file.system.name, "my-pod");
+  // The same figures as the preset: the same prediction.
+  EXPECT_DOUBLE_EQ(predict(from_file).step_time_s, predict(preset).step_time_s);
+  const Scenario small = parse_scenario(
+      YAML::Load("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256, chip: {hbm_gib: 8}}\n" + rest), "s.yaml");
+  EXPECT_DOUBLE_EQ(small.system.chip.hbm_bytes, 8.0 * 1024 * 1024 * 1024);
+  EXPECT_FALSE(predict(small).fits_in_memory);
+  try {
+    parse_scenario(YAML::Load("model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256, chip: {hbm_gib: -8}}\n" + rest),
+                   "s.yaml");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "system.chip.hbm_gib");
+  }
+}
+
+}  // namespace
+}  // namespace palmsim
