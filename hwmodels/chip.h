@@ -13,6 +13,9 @@ struct Chip {
   std::string name;
   double peak_flops = 0;       // dense bf16 matrix FLOP/s (DESIGN.md "Peak")
   double fp8_peak_flops = 0;   // dense fp8 matrix FLOP/s; 0 = the chip has no fp8 matrix unit
+  // An fp8 GEMM's fraction of fp8_peak_flops relative to the same bf16 GEMM's of peak_flops
+  // (no measurement in hardware.md: 1; the stack's fp8_gemm_efficiency_scale multiplies it).
+  double fp8_relative_efficiency = 1.0;
   double hbm_bytes = 0;        // memory capacity
   double hbm_bytes_per_s = 0;  // memory bandwidth
   // Best large-GEMM fraction of peak (hardware.md "Measured efficiencies"); shape effects on top.

@@ -45,7 +45,8 @@ double ComputeModel::fp8_gemm_seconds(int64_t m, int64_t n, int64_t k, int64_t b
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
   // fp8 inputs, bf16 output.
   const double bytes = double(batch) * (double(m) * k + double(k) * n + 2.0 * double(m) * n);
-  return std::max(flops / (chip_.fp8_peak_flops * gemm_efficiency(m, n, k, batch)), memory_seconds(bytes));
+  const double eff = gemm_efficiency(m, n, k, batch) * chip_.fp8_relative_efficiency;
+  return std::max(flops / (chip_.fp8_peak_flops * eff), memory_seconds(bytes));
 }
 
 double ComputeModel::fused_attention_seconds(double flops, double bytes, const char* phase) const {

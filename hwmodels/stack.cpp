@@ -26,12 +26,12 @@ const std::vector<StackParameter>& stack_parameters() {
        "the stack's element-wise kernels against the chip's streaming rate"},
       {"collective_efficiency_scale", &Stack::collective_efficiency_scale, 1.0, 0.4, 1.2,
        "the stack's collective library settings against the fabric's measured bandwidth"},
-      {"collective_overhead_us", &Stack::collective_overhead_s, 1e-6, 0.0, 200.0,
-       "framework time per collective call beyond the fabric's own latency"},
+      {"attention_efficiency_scale", &Stack::attention_efficiency_scale, 1.0, 0.4, 1.5,
+       "the stack's fused attention kernel (FlashAttention 2 or 3, cuDNN, Pallas) against the chip's default"},
       {"p2p_overhead_us", &Stack::p2p_overhead_s, 1e-6, 0.0, 500.0,
        "per pipeline send/receive: synchronisation and buffer copies"},
-      {"step_overhead_ms", &Stack::step_overhead_s, 1e-3, 0.0, 200.0,
-       "once per step: optimizer launch, loss-scale check, logging, data loading"},
+      {"fp8_gemm_efficiency_scale", &Stack::fp8_gemm_efficiency_scale, 1.0, 0.4, 1.1,
+       "fp8 GEMMs (scaling, casts, the stack's fp8 kernels) against the bf16 GEMMs' fraction of peak"},
   };
   return table;
 }

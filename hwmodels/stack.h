@@ -60,9 +60,9 @@ struct Stack {
   double gemm_efficiency_scale = 1; // multiplies the chip's best GEMM efficiency
   double memory_efficiency_scale = 1;  // multiplies the chip's streaming-kernel efficiency
   double collective_efficiency_scale = 1;  // multiplies the fabric's collective efficiencies
-  double collective_overhead_s = 0;  // framework time per collective call beyond the fabric's latency
+  double attention_efficiency_scale = 1;  // the stack's fused attention kernel against the chip's
   double p2p_overhead_s = 0;         // per pipeline send/receive pair (synchronisation, copies)
-  double step_overhead_s = 0;        // once per step: optimizer launch, loss scaling, data loading
+  double fp8_gemm_efficiency_scale = 1;  // fp8 GEMMs' fraction of the fp8 peak against bf16's of bf16
   StackBand band;
 };
 

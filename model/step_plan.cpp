@@ -442,11 +442,6 @@ class PlanBuilder {
     // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
     add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
     add("optimizer", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 30.0;
-    if (o_.step_overhead_s > 0) {
-      Op& op = add("step_overhead", Phase::optimizer, OpKind::memory, Repeat::per_step);
-      op.kernels = 0;
-      op.fixed_s = o_.step_overhead_s;
-    }
   }
 
   StepPlan& p_;

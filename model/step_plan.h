@@ -44,7 +44,6 @@ struct Op {
   double comm_bytes = 0;  // collective buffer size (see collective_cost.h) or p2p message
   Overlap overlap = Overlap::blocking;
   double kernels = 1;     // GPU kernels per occurrence (launch floor and host time scale with it)
-  double fixed_s = 0;     // seconds per occurrence that no hardware figure prices (host work)
 };
 
 // What the software stack (hwmodels/stack.h) implies for the plan and the pricing of its ops.
@@ -63,9 +62,7 @@ struct PlanOptions {
   bool fp8_linears = false;
   double kernel_floor_s = 0;      // shortest any kernel takes on the device
   double host_overhead_s = 0;     // host time to issue one kernel
-  double collective_overhead_s = 0;  // framework time per collective call
   double p2p_overhead_s = 0;      // per pipeline send/receive
-  double step_overhead_s = 0;     // once per step
 };
 
 // The vocabulary the plan's embedding and logits use: padded up to a multiple of multiple * tp.

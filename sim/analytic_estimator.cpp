@@ -23,9 +23,7 @@ PlanOptions plan_options_for(const System& system) {
   o.overlap_tp_comm = st.overlap_tp_comm;
   o.kernel_floor_s = st.kernel_floor_s;
   o.host_overhead_s = st.host_overhead_s;
-  o.collective_overhead_s = st.collective_overhead_s;
   o.p2p_overhead_s = st.p2p_overhead_s;
-  o.step_overhead_s = st.step_overhead_s;
   return o;
 }
 
@@ -71,11 +69,10 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
   // No kernel finishes faster than the launch floor, nor before an eager host has issued it: an
   // op shorter than its kernels' host time leaves the device idle for the rest (the host gets
   // little ahead of the device in eager frameworks, which synchronise on collectives, allocations
-  // and checkpoint boundaries). A framework also adds its own time per communication call.
+  // and checkpoint boundaries). A pipeline send also pays the framework's synchronisation.
   s = std::max(s, op.kernels * std::max(o.kernel_floor_s, o.host_overhead_s));
-  if (op.kind == OpKind::collective) s += o.collective_overhead_s;
   if (op.kind == OpKind::p2p) s += o.p2p_overhead_s;
-  return s + op.fixed_s;
+  return s;
 }
 
 double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,

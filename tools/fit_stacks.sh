@@ -20,18 +20,20 @@ refit() {  # stack, parameters (or none), files...
 
 # 1440 single-node runs: every cost parameter but the kernel floor is identifiable (the host time
 # per kernel exceeds it, so the sourced 4 us stays).
-refit megatron-deepspeed host_overhead_us,gemm_efficiency_scale,memory_efficiency_scale,collective_efficiency_scale,collective_overhead_us,p2p_overhead_us,step_overhead_ms \
+refit megatron-deepspeed host_overhead_us,gemm_efficiency_scale,memory_efficiency_scale,collective_efficiency_scale,p2p_overhead_us \
   "$published/vtrain_a100_single_node.csv"
 # 18 large Megatron runs: too few to fit; judged as they are (host costs from megatron-deepspeed).
 refit megatron-2021 none "$published/published_runs.csv"
 # torchtitan's published rows (bf16 and Float8; no CP, even stages): the efficiency scales absorb
 # that Meta's H100s are 500 W parts (scenarios/published/README.md).
-refit torchtitan-fsdp2 gemm_efficiency_scale,memory_efficiency_scale,collective_efficiency_scale,host_overhead_us \
+refit torchtitan-fsdp2 gemm_efficiency_scale,fp8_gemm_efficiency_scale,attention_efficiency_scale,memory_efficiency_scale,collective_efficiency_scale,host_overhead_us \
   "$published/torchtitan_h100.csv"
 # MaxText v5e and v5p and PaLM on v4: compiled XLA has no cost parameter worth fitting; judged as given.
 refit maxtext none "$published/maxtext_tpu_v5e.csv" "$published/maxtext_tpu_v5p.csv"
 refit xla-tpu none "$published/published_runs.csv"
 # NeMo's long-sequence fp8 rows without context parallelism: the only Megatron-Core runs palmsim
-# models yet (MoE and cp rows wait for a later issue). Few runs: three parameters, 3 folds.
-refit_folds=3 refit megatron-core gemm_efficiency_scale,memory_efficiency_scale,host_overhead_us \
+# models yet (MoE and cp rows wait for a later issue), all fp8: the fp8 GEMM scale, not the bf16
+# one, is fitted, with the attention kernel (long sequences). Nine runs: two parameters, 3 folds
+# (more parameters cross-validate worse).
+refit_folds=3 refit megatron-core fp8_gemm_efficiency_scale,attention_efficiency_scale \
   "$published/nemo_long_sequence_h100.csv"

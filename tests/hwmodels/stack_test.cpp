@@ -39,11 +39,11 @@ TEST(Stack, SystemsCarryTheStackTheirRunsUsed) {
 TEST(Stack, ParametersReadInTheirUnitsAndWriteBack) {
   const YAML::Node n = YAML::Load(
       "{name: mine, fused_attention: true, vocab_multiple: 64, grad_reduce_bytes: 4,"
-      " parameters: {kernel_floor_us: 3, host_overhead_us: 12.5, step_overhead_ms: 2}}");
+      " parameters: {kernel_floor_us: 3, host_overhead_us: 12.5, fp8_gemm_efficiency_scale: 0.7}}");
   const Stack s = parse_stack(n, "stack");
   EXPECT_DOUBLE_EQ(s.kernel_floor_s, 3e-6);
   EXPECT_DOUBLE_EQ(s.host_overhead_s, 12.5e-6);
-  EXPECT_DOUBLE_EQ(s.step_overhead_s, 2e-3);
+  EXPECT_DOUBLE_EQ(s.fp8_gemm_efficiency_scale, 0.7);
   EXPECT_EQ(s.vocab_multiple, 64);
   const Stack again = parse_stack(YAML::Load(stack_yaml(s)), "again");
   EXPECT_EQ(again.name, "mine");

@@ -72,14 +72,27 @@ TEST(StackCosts, ShortKernelsTakeTheHostTimeLongOnesTheirOwn) {
   EXPECT_DOUBLE_EQ(Priced(s).seconds(ln), 20e-6);
 }
 
-TEST(StackCosts, CollectivesPayTheFrameworkTimePerCall) {
-  Scenario s = a100_scenario(8, 1, "megatron-deepspeed");
+TEST(StackCosts, PipelineSendsPayTheFrameworkTimePerTransfer) {
+  Scenario s = a100_scenario(1, 2, "megatron-deepspeed");
+  s.layout.pp = 2, s.layout.dp = 1;
   s.system.stack.host_overhead_s = s.system.stack.kernel_floor_s = 0;
   const Priced bare(s);
-  s.system.stack.collective_overhead_s = 25e-6;
+  s.system.stack.p2p_overhead_s = 150e-6;
   const Priced with(s);
-  const Op& ar = find_op(with.plan, "tp_allreduce", Phase::forward);
-  EXPECT_NEAR(with.seconds(ar) - bare.seconds(ar), 25e-6, 1e-15);
+  const Op& send = find_op(with.plan, "pp_send", Phase::forward);
+  EXPECT_NEAR(with.seconds(send) - bare.seconds(send), 150e-6, 1e-15);
+}
+
+TEST(StackCosts, TheAttentionScaleReachesOnlyFusedAttention) {
+  Scenario s = a100_scenario(1, 1, "megatron-core");  // flash attention
+  s.system.stack.attention_efficiency_scale = 1;
+  const Priced bare(s);
+  s.system.stack.attention_efficiency_scale = 0.5;
+  const Priced slow(s);
+  const Op& att = find_op(slow.plan, "attention", Phase::forward);
+  EXPECT_NEAR(slow.seconds(att), 2.0 * bare.seconds(att), 1e-12);  // compute-bound at 1024 tokens
+  const Op& qkv = find_op(slow.plan, "qkv_proj", Phase::forward);
+  EXPECT_DOUBLE_EQ(slow.seconds(qkv), bare.seconds(qkv));
 }
 
 TEST(StackCosts, MegatronPadsTheVocabularyTo128TimesTp) {
@@ -142,13 +155,13 @@ TEST(StackCosts, LearnedPositionsAddALookupAndADropout) {
   EXPECT_DOUBLE_EQ(e.bytes, 2.0 * 1024 * 1024 * 2 * 3.5);
 }
 
-TEST(StackCosts, StepOverheadAddsOnceToTheStep) {
-  Scenario s = a100_scenario(1, 1, "megatron-deepspeed");
-  const double before = predict(s).step_time_s;
-  s.system.stack.step_overhead_s = 0.005;
-  const Report r = predict(s, {.per_op = true});
-  EXPECT_NEAR(r.step_time_s - before, 0.005, 1e-12);
-  EXPECT_NEAR(r.per_op_s.at("step_overhead.opt"), 0.005, 1e-15);
+TEST(StackCosts, TheFp8ScaleSlowsOnlyFp8Gemms) {
+  System h100 = system_preset("h100-80g-dgx");
+  h100.stack.fp8_gemm_efficiency_scale = 0.5;
+  const ComputeModel scaled(stack_adjusted(h100).chip), plain(system_preset("h100-80g-dgx").chip);
+  // Compute-bound shape: half the efficiency, twice the time; bf16 GEMMs untouched.
+  EXPECT_NEAR(scaled.fp8_gemm_seconds(8192, 8192, 8192), 2.0 * plain.fp8_gemm_seconds(8192, 8192, 8192), 1e-12);
+  EXPECT_DOUBLE_EQ(scaled.gemm_seconds(8192, 8192, 8192), plain.gemm_seconds(8192, 8192, 8192));
 }
 
 TEST(StackCosts, PerOpShowsWhatTheStackAdds) {

@@ -63,11 +63,13 @@ TEST(StackScenarios, WhatAStackCannotRunIsAnErrorNamingTheLayoutField) {
 TEST(StackScenarios, Fp8LinearsRunAtTheFp8PeakAndMfuStaysOnBf16) {
   const Scenario bf16 = from_yaml(std::string(kLlama8bOnH100) + "training: {global_batch: 8, precision: bf16}\n");
   const Scenario fp8 = from_yaml(std::string(kLlama8bOnH100) + "training: {global_batch: 8, precision: fp8}\n");
-  // Hand: an fp8 GEMM of 8192 x 4096 x 14336 at 1979 TF and the same shape efficiency as bf16.
+  // Hand: an fp8 GEMM of 8192 x 4096 x 14336 at 1979 TF and the bf16 shape efficiency times the
+  // stack's fp8 scale.
   const ComputeModel compute(stack_adjusted(fp8.system).chip);
   const double flops = 2.0 * 8192 * 4096 * 14336;
+  const double fp8_scale = fp8.system.stack.fp8_gemm_efficiency_scale;
   EXPECT_NEAR(compute.fp8_gemm_seconds(8192, 4096, 14336),
-              flops / (1979e12 * compute.gemm_efficiency(8192, 4096, 14336)), 1e-12);
+              flops / (1979e12 * compute.gemm_efficiency(8192, 4096, 14336) * fp8_scale), 1e-12);
   const Report a = predict(bf16, {.per_op = true}), b = predict(fp8, {.per_op = true});
   EXPECT_LT(b.step_time_s, a.step_time_s);
   EXPECT_GT(b.step_time_s, 0.5 * a.step_time_s);  // attention, logits, casts stay
