@@ -142,25 +142,17 @@ void apply_system_overrides(System& system, const std::string& overrides, const 
   // The preset's NICs: one per GPU at its line rate; overrides change count and rate, and the
   // model spreads the node's NIC bandwidth evenly over its GPUs (rail-aligned). nics 0: one per GPU.
   double nics = 0, nic_line = gpu ? f.nic_bytes_per_s : 0;
-  size_t start = 0;
-  while (start <= overrides.size()) {
-    const size_t end = std::min(overrides.find(';', start), overrides.size());
-    const std::string item = overrides.substr(start, end - start);
-    start = end + 1;
-    if (item.empty()) continue;
-    const size_t eq = item.find('=');
-    const std::string key = item.substr(0, eq);
-    const std::string allowed = "allowed: gpus_per_node, nics_per_node, nic_gbps, nvlink_gbps, hbm_gib";
-    if (eq == std::string::npos) throw InputError(field, "'" + item + "' is not key=value; " + allowed);
+  const std::string allowed = "allowed: gpus_per_node, nics_per_node, nic_gbps, nvlink_gbps, hbm_gib";
+  for (const auto& [key, text] : split_key_values(overrides, field, allowed)) {
     double v = 0;
     size_t used = 0;
     try {
-      v = std::stod(item.substr(eq + 1), &used);
+      v = std::stod(text, &used);
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != item.size() - eq - 1 || !(v > 0) || !std::isfinite(v))
-      throw InputError(field, key + " must be a positive number, got '" + item.substr(eq + 1) + "'");
+    if (used == 0 || used != text.size() || !(v > 0) || !std::isfinite(v))
+      throw InputError(field, key + " must be a positive number, got '" + text + "'");
     if (key == "hbm_gib") {
       system.chip.hbm_bytes = v * 1024.0 * 1024.0 * 1024.0;
       continue;

@@ -3,6 +3,7 @@
 #include "model/accounting.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace palmsim {
 
@@ -124,8 +125,21 @@ class PlanBuilder {
 
   void memory(const char* name, Phase phase, double bytes, double mult, double kernels = 1) {
     Op& op = add(name, phase, OpKind::memory, Repeat::per_layer_microbatch, mult);
-    op.bytes = bytes;
-    op.kernels = kernels;
+    const Unfused u = o_.fused_elementwise ? Unfused{} : unfused_cost(name);
+    op.bytes = bytes * u.bytes;
+    op.kernels = kernels * u.kernels;
+  }
+
+  // Eager (unfused) element-wise ops run as several kernels, each reading and writing its tensor:
+  // a norm as square, mean, rsqrt-scale and weight (~4 passes), RoPE as rotate-half, two
+  // multiplies and an add (~4), SwiGLU as SiLU then multiply (5 tensor passes instead of 3).
+  struct Unfused {
+    double bytes = 1, kernels = 1;
+  };
+  Unfused unfused_cost(std::string_view name) const {
+    if (name == "ln" || name == "rope") return {4.0, 4.0};
+    if (name == "mlp_act" && ffn_is_gated(m_.ffn)) return {5.0 / 3.0, 2.0};
+    return {};
   }
 
   // Kernels of the element-wise work after a block's two branches (attention, MLP): fused, one

@@ -39,6 +39,22 @@ std::string read_string(const YAML::Node& node, const std::string& field) {
   return node.Scalar();
 }
 
+std::vector<std::pair<std::string, std::string>> split_key_values(const std::string& text, const std::string& field,
+                                                                  const std::string& hint) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(';', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    start = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw InputError(field, "'" + item + "' is not key=value; " + hint);
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
 void check_keys(const YAML::Node& map, const std::string& section,
                 std::initializer_list<const char*> allowed) {
   if (!map.IsMap()) throw InputError(section, "must be a map of keys to values");

@@ -1,6 +1,7 @@
 #include "sim/validation.h"
 
 #include "model/input_error.h"
+#include "model/yaml_fields.h"
 #include "sim/layout_search.h"
 #include "sim/predict.h"
 
@@ -65,6 +66,13 @@ int positive_int(const RowReader& r, const char* column) {
   return int(v);
 }
 
+// `a=1;b=true` as a YAML map of strings, for the stack parser to read and check.
+YAML::Node key_value_map(const std::string& text, const std::string& field) {
+  YAML::Node map(YAML::NodeType::Map);
+  for (const auto& [key, value] : split_key_values(text, field, "keys of hwmodels/stacks/*.yaml")) map[key] = value;
+  return map;
+}
+
 // Model flags the CSV does not carry follow the family the FFN names: GELU/ReLU rows are
 // GPT/Megatron (biases, dropout, learned positions); gated rows are PaLM/Llama-style.
 ModelSpec row_model(const RowReader& r) {
@@ -126,6 +134,10 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
     apply_system_overrides(s.system, r.text("system_overrides"), r.field("system_overrides"));
   // The software stack the run used; empty: the system's default stack.
   if (t.column("stack") >= 0 && !r.empty("stack")) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
+  // `key=value;...` changes to that stack's choices for this run (torch.compile off, async TP on).
+  if (r.has("stack_overrides") && !r.empty("stack_overrides"))
+    s.system.stack = parse_stack_onto(s.system.stack, key_value_map(r.text("stack_overrides"), r.field("stack_overrides")),
+                                      r.field("stack_overrides"));
   if (s.system.needs_calibration())
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");

@@ -175,3 +175,33 @@ TEST(StackCosts, PerOpShowsWhatTheStackAdds) {
 
 }  // namespace
 }  // namespace palmsim
+
+namespace palmsim {
+namespace {
+
+TEST(StackCostsEager, UnfusedNormsRopeAndSwigluMoveMoreBytesInMoreKernels) {
+  // Llama-style layer (RMSNorm, RoPE, SwiGLU) under an eager stack and a compiled one.
+  const ModelSpec m = model_preset("palm-8b");
+  Layout l;
+  l.tp = 1, l.dp = 1, l.microbatch = 1;
+  PlanOptions fused, eager;
+  eager.fused_elementwise = false;
+  const StepPlan a = build_step_plan(m, l, 1, fused), b = build_step_plan(m, l, 1, eager);
+  auto op = [](const StepPlan& p, const char* name) -> const Op& {
+    for (const Op& o : p.ops)
+      if (std::string(o.name) == name && o.phase == Phase::forward) return o;
+    throw std::runtime_error(name);
+  };
+  // Norm: square, mean, rsqrt-scale, weight: 4 passes where a fused kernel makes one.
+  EXPECT_DOUBLE_EQ(op(b, "ln").bytes, 4.0 * op(a, "ln").bytes);
+  EXPECT_EQ(op(b, "ln").kernels, 4.0);
+  EXPECT_DOUBLE_EQ(op(b, "rope").bytes, 4.0 * op(a, "rope").bytes);
+  // SwiGLU: SiLU (read, write) then multiply (read 2, write 1) = 5 tensors against 3.
+  EXPECT_DOUBLE_EQ(op(b, "mlp_act").bytes, 5.0 / 3.0 * op(a, "mlp_act").bytes);
+  EXPECT_EQ(op(b, "mlp_act").kernels, 2.0);
+  // GEMMs are the same either way.
+  EXPECT_DOUBLE_EQ(op(b, "qkv_proj").flops, op(a, "qkv_proj").flops);
+}
+
+}  // namespace
+}  // namespace palmsim
