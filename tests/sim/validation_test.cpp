@@ -152,6 +152,19 @@ TEST(ValidationColumns, TheStackColumnChoosesTheSoftware) {
   EXPECT_NE(bad.error.find("row 1 stack"), std::string::npos) << bad.error;
 }
 
+TEST(ValidationColumns, StackOverridesChangeTheRowsStackChoices) {
+  const ValidationRow fused = validate_table(one_row({}))[0];
+  const ValidationRow eager = validate_table(one_row({{"stack_overrides", "fused_elementwise=0"}}))[0];
+  ASSERT_TRUE(eager.error.empty()) << eager.error;
+  EXPECT_FALSE(eager.scenario->system.stack.fused_elementwise);
+  EXPECT_TRUE(fused.scenario->system.stack.fused_elementwise);
+  EXPECT_GT(eager.pred_step_s, fused.pred_step_s);
+  EXPECT_NE(validate_table(one_row({{"stack_overrides", "warp=1"}}))[0].error.find("row 1 stack_overrides.warp"),
+            std::string::npos);
+  EXPECT_NE(validate_table(one_row({{"stack_overrides", "fused_elementwise"}}))[0].error.find("not key=value"),
+            std::string::npos);
+}
+
 TEST(ValidationColumns, ModelFlagsOverrideTheFamilyDefaults) {
   const ValidationRow gpt = validate_table(one_row({}))[0];
   EXPECT_TRUE(gpt.scenario->model.biases);
