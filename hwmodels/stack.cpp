@@ -92,7 +92,7 @@ void read_parameters(const YAML::Node& n, const std::string& field, Stack& s) {
 
 void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
   check_keys(n, field, {"fitted_on", "runs", "band_p05_pct", "band_p95_pct", "cv_mean_abs_err_pct",
-                        "validated_chips", "validated_params_billion"});
+                        "validated_chips", "validated_params_billion", "validated_systems"});
   StackBand& b = s.band;
   if (n["fitted_on"]) b.fitted_on = read_string(n["fitted_on"], field + ".fitted_on");
   if (n["runs"]) {
@@ -119,6 +119,12 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
   };
   range("validated_chips", b.min_chips, b.max_chips, 1.0);
   range("validated_params_billion", b.min_params, b.max_params, 1e9);
+  if (n["validated_systems"]) {
+    const YAML::Node list = n["validated_systems"];
+    if (!list.IsSequence()) throw InputError(field + ".validated_systems", "must be a list of system names");
+    b.systems.clear();
+    for (size_t i = 0; i < list.size(); ++i) b.systems.push_back(read_string(list[i], field + ".validated_systems"));
+  }
   if (n["cv_mean_abs_err_pct"]) {
     const YAML::Node cv = n["cv_mean_abs_err_pct"];
     if (!cv.IsMap()) throw InputError(field + ".cv_mean_abs_err_pct", "must map file names to percentages");
@@ -240,6 +246,11 @@ std::string stack_yaml(const Stack& s) {
         << s.band.max_chips << YAML::EndSeq;
       e << YAML::Key << "validated_params_billion" << YAML::Value << YAML::Flow << YAML::BeginSeq
         << short_number(s.band.min_params / 1e9, 8) << short_number(s.band.max_params / 1e9, 8) << YAML::EndSeq;
+    }
+    if (!s.band.systems.empty()) {
+      e << YAML::Key << "validated_systems" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const std::string& name : s.band.systems) e << name;
+      e << YAML::EndSeq;
     }
     if (!s.band.cv_mean_abs_err_pct.empty()) {
       e << YAML::Key << "cv_mean_abs_err_pct" << YAML::Value << YAML::BeginMap;

@@ -27,6 +27,7 @@ struct StackBand {
   // The range the fit's runs cover; a prediction outside it says so.
   double min_chips = 0, max_chips = 0;
   double min_params = 0, max_params = 0;  // model parameters
+  std::vector<std::string> systems;        // the systems those runs ran on
   std::map<std::string, double> cv_mean_abs_err_pct;  // per validation file
 };
 

@@ -199,15 +199,19 @@ void attach_band(Report& r, const Stack& stack, double params) {
   std::string outside;
   // The stack file rounds its range to 8 digits: compare with that tolerance.
   auto out_of = [](double v, double lo, double hi) { return v < lo * (1 - 1e-7) || v > hi * (1 + 1e-7); };
-  if (b.max_chips > 0 && out_of(double(r.n_chips), b.min_chips, b.max_chips))
-    outside += fmt::format("{} chips", r.n_chips);
-  if (b.max_params > 0 && out_of(params, b.min_params, b.max_params))
-    outside += fmt::format("{}{:.3g} B parameters", outside.empty() ? "" : " and ", params / 1e9);
-  if (!outside.empty())
-    r.outside_validated = fmt::format("{} lie outside the runs that validated {} ({:g}-{:g} chips, {:.3g}-{:.3g} B "
+  auto add = [&](const std::string& what) { outside += (outside.empty() ? "" : " and ") + what; };
+  if (!b.systems.empty() && std::find(b.systems.begin(), b.systems.end(), r.system) == b.systems.end())
+    add("system " + r.system);
+  if (b.max_chips > 0 && out_of(double(r.n_chips), b.min_chips, b.max_chips)) add(fmt::format("{} chips", r.n_chips));
+  if (b.max_params > 0 && out_of(params, b.min_params, b.max_params)) add(fmt::format("{:.3g} B parameters", params / 1e9));
+  if (!outside.empty()) {
+    std::string systems;
+    for (const std::string& name : b.systems) systems += (systems.empty() ? "" : ", ") + name;
+    r.outside_validated = fmt::format("{} lie outside the runs that validated {} ({}; {:g}-{:g} chips, {:.3g}-{:.3g} B "
                                       "parameters); the band may not hold",
-                                      outside, stack.name, b.min_chips, b.max_chips, b.min_params / 1e9,
-                                      b.max_params / 1e9);
+                                      outside, stack.name, systems.empty() ? "any system" : systems, b.min_chips,
+                                      b.max_chips, b.min_params / 1e9, b.max_params / 1e9);
+  }
 }
 
 }  // namespace palmsim

@@ -232,7 +232,10 @@ FitResult fit_stack(const std::vector<FitRun>& runs, const Stack& base, const Fi
     band.max_chips = std::max(band.max_chips, double(r.scenario.n_chips));
     band.min_params = std::min(band.min_params, double(parameter_count(r.scenario.model)));
     band.max_params = std::max(band.max_params, double(parameter_count(r.scenario.model)));
+    if (std::find(band.systems.begin(), band.systems.end(), r.scenario.system.name) == band.systems.end())
+      band.systems.push_back(r.scenario.system.name);
   }
+  std::sort(band.systems.begin(), band.systems.end());
   return result;
 }
 

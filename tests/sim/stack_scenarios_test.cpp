@@ -150,6 +150,7 @@ TEST(StackScenarios, TheBandInvertsTheHeldOutErrors) {
   r.step_time_s = 10.0;
   r.n_chips = 64;
   Stack s = stack_preset("megatron-deepspeed");
+  s.band = StackBand{};
   s.band.runs = 100, s.band.p05_pct = -10, s.band.p95_pct = 20;
   s.band.min_chips = 2, s.band.max_chips = 8, s.band.min_params = 1e8, s.band.max_params = 2e9;
   attach_band(r, s, 1e9);
@@ -158,6 +159,13 @@ TEST(StackScenarios, TheBandInvertsTheHeldOutErrors) {
   EXPECT_NEAR(r.band_high_s, 10.0 / 0.9, 1e-12);
   EXPECT_NE(r.outside_validated.find("64 chips"), std::string::npos) << r.outside_validated;
   r.n_chips = 8;
+  attach_band(r, s, 1e9);
+  EXPECT_TRUE(r.outside_validated.empty());
+  s.band.systems = {"a100-80g-dgx"};
+  r.system = "h100-80g-dgx";
+  attach_band(r, s, 1e9);
+  EXPECT_NE(r.outside_validated.find("system h100-80g-dgx"), std::string::npos) << r.outside_validated;
+  r.system = "a100-80g-dgx";
   attach_band(r, s, 1e9);
   EXPECT_TRUE(r.outside_validated.empty());
   s.band.runs = 4;  // too few for a 90 % band
