@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace {
 
 struct CliRun {
@@ -19,7 +21,8 @@ struct CliRun {
 };
 
 CliRun run(const std::string& args) {
-  const std::string err_file = testing::TempDir() + "/palmsim_stderr.txt";
+  // One file per test process: ctest runs tests in parallel, and they share TempDir.
+  const std::string err_file = testing::TempDir() + "/palmsim_stderr_" + std::to_string(getpid()) + ".txt";
   const std::string cmd = std::string(PALMSIM_BINARY) + " " + args + " 2>" + err_file;
   CliRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
