@@ -57,10 +57,6 @@ Calibration load_calibration(const std::string& path) {
     c.memory_bytes_per_s = j.value("memory_bytes_per_s", 0.0);
     c.memory_bytes = j.value("memory_bytes", 0.0);
     c.attention_efficiency = j.value("attention_efficiency", 0.0);
-    c.reference_gemm_flops_per_s = j.value("reference_gemm_flops_per_s", 0.0);
-    c.reference_memory_bytes_per_s = j.value("reference_memory_bytes_per_s", 0.0);
-    if (c.reference_gemm_flops_per_s < 0 || c.reference_memory_bytes_per_s < 0)
-      throw InputError("calibration.reference_gemm_flops_per_s", "must not be negative in '" + path + "'");
     const nlohmann::json gemm = j.value("gemm", nlohmann::json::array());
     for (const auto& g : gemm) {
       GemmSample s{g.at("m").get<int64_t>(), g.at("n").get<int64_t>(), g.at("k").get<int64_t>(),
@@ -99,8 +95,6 @@ void save_calibration(const Calibration& c, const std::string& path) {
   j["memory_bytes_per_s"] = c.memory_bytes_per_s;
   j["memory_bytes"] = c.memory_bytes;
   j["attention_efficiency"] = c.attention_efficiency;
-  j["reference_gemm_flops_per_s"] = c.reference_gemm_flops_per_s;
-  j["reference_memory_bytes_per_s"] = c.reference_memory_bytes_per_s;
   j["gemm"] = nlohmann::json::array();
   for (const auto& s : c.gemm)
     j["gemm"].push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"batch", s.batch}, {"efficiency", s.efficiency}});

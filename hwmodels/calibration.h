@@ -35,11 +35,6 @@ struct Calibration {
   // Fused attention's fraction of peak by phase suffix ("fwd", "bwd"); else attention_efficiency.
   std::map<std::string, double> attention_efficiency_by_phase;
   std::vector<CollectiveSample> collectives;
-  // The machine's speed when calibrated, by a short fixed reference (kernels/calibrate/
-  // machine_reference.h): validate-local times the same reference around the step it measures and
-  // scales the prediction by the drift. 0 = not measured (older files).
-  double reference_gemm_flops_per_s = 0;
-  double reference_memory_bytes_per_s = 0;
 
   bool has_gemm_table() const { return !gemm.empty(); }
   // Efficiency of the nearest measured shape in log space (m, n, k), batch folded into m.

@@ -1,6 +1,5 @@
 #include "kernels/calibrate/calibrate_cpu.h"
 
-#include "kernels/calibrate/machine_reference.h"
 #include "kernels/calibrate/progress_bar.h"
 #include "kernels/calibrate/step_op_benchmarks.h"
 #include "kernels/cpu/blas.h"
@@ -110,10 +109,6 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
                        : cpu_device_name(threads);
   c.date = fmt::format("{:%Y-%m-%d}", fmt::localtime(std::time(nullptr)));
 
-  // The machine's speed at calibration (the reference validate-local compares with), before and
-  // after the measurements, at one rank's share of the cores.
-  std::vector<MachineReference> references{measure_reference()};
-
   // Peak: the best rate a large square sgemm reaches; efficiencies are fractions of it.
   const Shape square{peak_size, peak_size, peak_size};
   c.peak_flops = gemm_flops(square) / time_sgemm(peak_size, peak_size, peak_size, o.quick ? 3 : 5);
@@ -143,10 +138,6 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
       c.attention_efficiency_by_phase[phase_suffix(op.phase)] = op.flops / (it->second * c.peak_flops);
   }
   bar.step("fit");
-  references.push_back(measure_reference());
-  const MachineReference reference = median_reference(references);
-  c.reference_gemm_flops_per_s = reference.gemm_flops_per_s;
-  c.reference_memory_bytes_per_s = reference.memory_bytes_per_s;
 
   limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, size_t(threads));
   cpu::set_gemm_threads(1);  // thread ranks run their GEMMs unsplit, as in training

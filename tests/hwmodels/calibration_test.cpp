@@ -20,8 +20,6 @@ Calibration sample() {
   c.memory_bytes = 16e9;
   c.gemm = {{256, 256, 256, 1, 0.4}, {2048, 2048, 2048, 1, 0.9}};
   c.memory_op_bytes_per_s = {{"ln.fwd", 2e9}};
-  c.reference_gemm_flops_per_s = 40e9;
-  c.reference_memory_bytes_per_s = 9e9;
   // 2 ranks: 10 us + bytes / 5 GB/s, measured at 1 kB and 1 MB and 100 MB.
   for (double b : {1e3, 1e6, 1e8}) c.collectives.push_back({"all_reduce", 2, b, 10e-6 + b / 5e9});
   return c;
@@ -36,8 +34,6 @@ TEST(Calibration, RoundTripThroughAFile) {
   EXPECT_DOUBLE_EQ(c.memory_op_bytes_per_s.at("ln.fwd"), 2e9);
   EXPECT_EQ(c.collectives.size(), 3u);
   EXPECT_DOUBLE_EQ(c.memory_bytes, 16e9);
-  EXPECT_DOUBLE_EQ(c.reference_gemm_flops_per_s, 40e9);
-  EXPECT_DOUBLE_EQ(c.reference_memory_bytes_per_s, 9e9);
 }
 
 TEST(Calibration, CollectiveTimesAreAffineBetweenSamples) {
