@@ -42,6 +42,7 @@ double Calibration::collective_seconds(const std::string& kind, int ranks, doubl
 
 Calibration load_calibration(const std::string& path) {
   std::ifstream in(path);
+  require_regular_file(path, "calibration");
   if (!in) throw InputError("calibration", "cannot read file '" + path + "'");
   nlohmann::json j;
   try {

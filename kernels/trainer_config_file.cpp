@@ -9,7 +9,7 @@
 namespace palmsim {
 
 TrainerConfigFile load_trainer_config(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw InputError("config", "cannot read '" + path + "': no such file");
+  require_regular_file(path, "config");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);

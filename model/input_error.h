@@ -16,4 +16,8 @@ class InputError : public std::runtime_error {
   std::string field_;
 };
 
+// Throws InputError naming `field` unless `path` is a regular file: one message for a missing
+// path, one for a folder, one for anything else (a device such as /dev/null, a socket).
+void require_regular_file(const std::string& path, const std::string& field);
+
 }  // namespace palmsim

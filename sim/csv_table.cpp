@@ -53,6 +53,7 @@ void on_row(int, void* r) {
 
 CsvTable read_csv(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
+  require_regular_file(path, "csv");
   if (!in) throw InputError("csv", "cannot read '" + path + "'");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   csv_parser parser;

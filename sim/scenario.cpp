@@ -48,7 +48,7 @@ namespace {
 
 // A YAML file a scenario names (a stack or system file); its problems name `field`.
 YAML::Node load_yaml_file(const std::string& path, const std::string& field) {
-  if (!std::filesystem::is_regular_file(path)) throw InputError(field, "cannot read '" + path + "': no such file");
+  require_regular_file(path, field);
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
@@ -180,8 +180,7 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
 }
 
 Scenario load_scenario(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path))
-    throw InputError("scenario", "cannot read '" + path + "': no such file");
+  require_regular_file(path, "scenario");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);

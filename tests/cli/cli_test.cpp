@@ -174,3 +174,22 @@ TEST(Cli, FitWritesAStackThatScenariosCanUseAndNeverOverwrites) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cli, AFolderOrADeviceIsNamedForWhatItIs) {
+  const CliRun folder = run("predict scenarios");
+  EXPECT_EQ(folder.status, 2);
+  EXPECT_NE(folder.err.find("'scenarios' is a folder; give a file"), std::string::npos) << folder.err;
+  const CliRun device = run("predict /dev/null");
+  EXPECT_EQ(device.status, 2);
+  EXPECT_NE(device.err.find("is not a regular file"), std::string::npos) << device.err;
+  const CliRun missing = run("validate-local no/such/config.yaml --calibration x.json");
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.err.find("no such file"), std::string::npos) << missing.err;
+  const CliRun calibration = run("validate-local scenarios/train-tiny.yaml --calibration scenarios");
+  EXPECT_EQ(calibration.status, 2);
+  EXPECT_NE(calibration.err.find("is a folder"), std::string::npos) << calibration.err;
+}
+
+}  // namespace
