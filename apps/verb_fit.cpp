@@ -44,7 +44,7 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
       }
       std::vector<FitRun> runs;
       for (const std::string& file : validation_files(a->inputs)) {
-        const auto found = fit_runs(file, validate_table(read_csv(file)), base.name);
+        const auto found = fit_runs(file, validate_table(read_validation_csv(file)), base.name);
         runs.insert(runs.end(), found.begin(), found.end());
       }
       if (runs.empty()) throw InputError("--stack", "no modelled, measured run in RUNS uses stack '" + base.name + "'");

@@ -23,7 +23,7 @@ struct ValidatedFile {
 ValidatedFile validate_file(const std::string& path, bool simulate) {
   ValidatedFile f;
   f.path = path;
-  const CsvTable input = read_csv(path);
+  const CsvTable input = read_validation_csv(path);
   f.rows = validate_table(input);
   f.table = validation_output(input, f.rows);
   f.simulated.assign(f.rows.size(), 0.0);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 namespace palmsim {
 
@@ -297,6 +298,38 @@ std::string summary_line(const std::string& label, const ValidationSummary& s) {
                      "max |err_step| {:.2f} %, mean signed {:+.2f} %",
                      label, s.total, s.rows, s.not_modelled, s.mean_abs_err_pct, s.max_abs_err_pct,
                      s.mean_signed_err_pct);
+}
+
+CsvTable read_validation_csv(const std::string& path) {
+  namespace fs = std::filesystem;
+  CsvTable t = read_csv(path);
+  const fs::path notes = fs::path(path).parent_path() / "annotations" / fs::path(path).filename();
+  if (!fs::exists(notes)) return t;
+  const CsvTable a = read_csv(notes.string());
+  const int id = a.column("id"), own_id = t.column("id");
+  const std::string field = notes.string();
+  if (id < 0 || own_id < 0) throw InputError(field, "an annotations file and its set both need an 'id' column");
+  std::map<std::string, size_t> row_of;
+  for (size_t i = 0; i < t.rows.size(); ++i) row_of[t.rows[i][size_t(own_id)]] = i;
+  std::vector<int> target(a.header.size(), -1);
+  for (size_t c = 0; c < a.header.size(); ++c) {
+    if (int(c) == id) continue;
+    target[c] = t.column(a.header[c]);
+    if (target[c] < 0) {  // a column the set does not have
+      target[c] = int(t.header.size());
+      t.header.push_back(a.header[c]);
+      for (auto& row : t.rows) row.emplace_back();
+    }
+  }
+  for (size_t r = 0; r < a.rows.size(); ++r) {
+    const std::string& key = a.rows[r][size_t(id)];
+    auto it = row_of.find(key);
+    if (it == row_of.end())
+      throw InputError(field, fmt::format("row {}: id '{}' is not in {}", r + 1, key, path));
+    for (size_t c = 0; c < a.header.size(); ++c)
+      if (target[c] >= 0 && !a.rows[r][c].empty()) t.rows[it->second][size_t(target[c])] = a.rows[r][c];
+  }
+  return t;
 }
 
 std::vector<std::string> validation_files(const std::vector<std::string>& arguments) {

@@ -38,6 +38,11 @@ std::vector<std::string> validation_files(const std::vector<std::string>& argume
 // max |err_step| Y %, mean signed Z %".
 std::string summary_line(const std::string& label, const ValidationSummary& summary);
 
+// Reads a validation CSV and, when `annotations/NAME.csv` sits beside `NAME.csv`, merges it by
+// `id`: each non-empty cell adds a column or fills/replaces the published cell (palmsim's reading
+// of the source's notes: stack, stack overrides, model flags; scenarios/published/annotations/).
+CsvTable read_validation_csv(const std::string& path);
+
 // Reads the table; throws InputError when the file or a required column is missing/malformed.
 std::vector<ValidationRow> validate_table(const CsvTable& table);
 // Adds pred_*, fits, chosen, err_*, error columns (and any extra columns the caller computed).

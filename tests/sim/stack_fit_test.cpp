@@ -15,7 +15,7 @@ namespace {
 
 std::vector<FitRun> synthetic_runs(const Stack& truth) {
   // The first 90 vTrain rows: their shapes and layouts (tp, pp, dp, microbatch vary).
-  const std::vector<ValidationRow> rows = validate_table(read_csv("scenarios/published/vtrain_a100_single_node.csv"));
+  const std::vector<ValidationRow> rows = validate_table(read_validation_csv("scenarios/published/vtrain_a100_single_node.csv"));
   std::vector<ValidationRow> head(rows.begin(), rows.begin() + 90);
   std::vector<FitRun> runs = fit_runs("synthetic.csv", head, "megatron-deepspeed");
   std::mt19937 rng(7);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -14,7 +15,7 @@ namespace palmsim {
 namespace {
 
 TEST(Validation, PublishedRunsWithinTheFirstBars) {
-  const CsvTable table = read_csv("scenarios/published/published_runs.csv");
+  const CsvTable table = read_validation_csv("scenarios/published/published_runs.csv");
   const std::vector<ValidationRow> rows = validate_table(table);
   ASSERT_EQ(rows.size(), table.rows.size());
   for (const ValidationRow& r : rows) EXPECT_TRUE(r.error.empty()) << r.id << ": " << r.error;
@@ -28,7 +29,7 @@ TEST(Validation, PublishedRunsWithinTheFirstBars) {
 }
 
 TEST(Validation, OutputKeepsExtraColumnsAndAddsPredictions) {
-  const CsvTable table = read_csv("scenarios/published/published_runs.csv");
+  const CsvTable table = read_validation_csv("scenarios/published/published_runs.csv");
   const CsvTable out = validation_output(table, validate_table(table));
   EXPECT_EQ(out.column("notes"), table.column("notes"));
   for (const char* c : {"pred_step_s", "pred_mfu", "pred_hfu", "pred_memory_gib", "fits", "chosen",
@@ -38,7 +39,7 @@ TEST(Validation, OutputKeepsExtraColumnsAndAddsPredictions) {
 }
 
 TEST(Validation, BadRowsGetAnErrorAndTheOthersGoOn) {
-  CsvTable table = read_csv("scenarios/published/published_runs.csv");
+  CsvTable table = read_validation_csv("scenarios/published/published_runs.csv");
   table.rows[1][size_t(table.column("tp"))] = std::string("3");   // 64 heads not divisible by 3, product wrong
   table.rows[2][size_t(table.column("system"))] = std::string("tpu-v9-pod");
   const auto rows = validate_table(table);
@@ -48,7 +49,7 @@ TEST(Validation, BadRowsGetAnErrorAndTheOthersGoOn) {
 }
 
 TEST(Validation, SparseRowsAreNotModelledAndCountedSo) {
-  const CsvTable table = read_csv("scenarios/published/nemo_automodel_h100.csv");
+  const CsvTable table = read_validation_csv("scenarios/published/nemo_automodel_h100.csv");
   const auto rows = validate_table(table);
   int sparse = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -204,6 +205,33 @@ TEST(ValidationColumns, AMeasuredRunOverTheMemoryEstimateIsStillPredicted) {
   const ValidationRow open = validate_table(
       one_row({{"system_overrides", "hbm_gib=1"}, {"n_layers", "24"}, {"d_model", "2048"}, {"microbatch", ""}}))[0];
   EXPECT_EQ(open.error, "no completion of the published layout fits in memory");
+}
+
+}  // namespace
+}  // namespace palmsim
+
+namespace palmsim {
+namespace {
+
+TEST(ValidationAnnotations, ASidecarAddsColumnsAndFillsCellsById) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / "annotated_set";
+  fs::create_directories(dir / "annotations");
+  std::ofstream(dir / "runs.csv") << "id,sharding,measured_step_s\nr1,,1.0\nr2,zero1,2.0\n";
+  std::ofstream(dir / "annotations" / "runs.csv") << "id,sharding,stack\nr2,,megatron-core\nr1,none,\n";
+  const CsvTable t = read_validation_csv((dir / "runs.csv").string());
+  ASSERT_EQ(t.header.size(), 4u);
+  EXPECT_EQ(t.header[3], "stack");
+  EXPECT_EQ(t.rows[0][size_t(t.column("sharding"))], "none");     // filled
+  EXPECT_EQ(t.rows[1][size_t(t.column("sharding"))], "zero1");    // empty cell: published stays
+  EXPECT_EQ(t.rows[1][size_t(t.column("stack"))], "megatron-core");
+  EXPECT_EQ(t.rows[0][size_t(t.column("stack"))], "");
+  // The shipped copies stay the published files; their folder listing skips the annotations.
+  const std::vector<std::string> files = validation_files({dir.string()});
+  ASSERT_EQ(files.size(), 1u);
+  std::ofstream(dir / "annotations" / "runs.csv") << "id,stack\nr9,megatron-core\n";
+  EXPECT_THROW(read_validation_csv((dir / "runs.csv").string()), InputError);
+  fs::remove_all(dir);
 }
 
 }  // namespace
