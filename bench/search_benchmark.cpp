@@ -2,6 +2,7 @@
 // 2-core CI machine) and one estimate on its own.
 #include "sim/analytic_estimator.h"
 #include "sim/layout_search.h"
+#include "sim/predict.h"
 #include "sim/scenario.h"
 
 #include <benchmark/benchmark.h>
@@ -26,7 +27,7 @@ void BM_EstimateOneLayout(benchmark::State& state) {
   const Scenario s = load_scenario("scenarios/palm-540b-tpuv4-6144.yaml");
   const CommModel comm(s.system, s.layout);
   const ComputeModel compute(stack_adjusted(s.system).chip);
-  const PlanOptions options = plan_options_for(s.system);
+  const PlanOptions options = plan_options_for(s);
   for (auto _ : state) {
     const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, options);
     benchmark::DoNotOptimize(estimate(plan, s.system, compute, comm, s.optimizer).step_time_s);

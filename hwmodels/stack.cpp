@@ -14,24 +14,16 @@ namespace palmsim {
 
 const std::vector<StackParameter>& stack_parameters() {
   // Bounds: what any real stack on any chip could plausibly show (hwmodels/hardware.md "Software
-  // overheads"). They bound the fit; they are not per-run knobs.
+  // overheads"). They bound the fit; they are not per-run knobs. Meanings: the fields in stack.h.
   static const std::vector<StackParameter> table = {
-      {"kernel_floor_us", &Stack::kernel_floor_s, 1e-6, 0.0, 20.0,
-       "shortest time one GPU kernel occupies the stream (launch latency, ramp, tail)"},
-      {"host_overhead_us", &Stack::host_overhead_s, 1e-6, 0.0, 60.0,
-       "framework CPU time to issue one kernel; the GPU idles when its work is shorter"},
-      {"gemm_efficiency_scale", &Stack::gemm_efficiency_scale, 1.0, 0.6, 1.1,
-       "the stack's GEMM library and layouts against the chip's best measured GEMM"},
-      {"memory_efficiency_scale", &Stack::memory_efficiency_scale, 1.0, 0.4, 1.2,
-       "the stack's element-wise kernels against the chip's streaming rate"},
-      {"collective_efficiency_scale", &Stack::collective_efficiency_scale, 1.0, 0.4, 1.2,
-       "the stack's collective library settings against the fabric's measured bandwidth"},
-      {"attention_efficiency_scale", &Stack::attention_efficiency_scale, 1.0, 0.4, 1.5,
-       "the stack's fused attention kernel (FlashAttention 2 or 3, cuDNN, Pallas) against the chip's default"},
-      {"p2p_overhead_us", &Stack::p2p_overhead_s, 1e-6, 0.0, 500.0,
-       "per pipeline send/receive: synchronisation and buffer copies"},
-      {"fp8_gemm_efficiency_scale", &Stack::fp8_gemm_efficiency_scale, 1.0, 0.4, 1.1,
-       "fp8 GEMMs (scaling, casts, the stack's fp8 kernels) against the bf16 GEMMs' fraction of peak"},
+      {"kernel_floor_us", &Stack::kernel_floor_s, 1e-6, 0.0, 20.0},
+      {"host_overhead_us", &Stack::host_overhead_s, 1e-6, 0.0, 60.0},
+      {"gemm_efficiency_scale", &Stack::gemm_efficiency_scale, 1.0, 0.6, 1.1},
+      {"memory_efficiency_scale", &Stack::memory_efficiency_scale, 1.0, 0.4, 1.2},
+      {"collective_efficiency_scale", &Stack::collective_efficiency_scale, 1.0, 0.4, 1.2},
+      {"attention_efficiency_scale", &Stack::attention_efficiency_scale, 1.0, 0.4, 1.5},
+      {"p2p_overhead_us", &Stack::p2p_overhead_s, 1e-6, 0.0, 500.0},
+      {"fp8_gemm_efficiency_scale", &Stack::fp8_gemm_efficiency_scale, 1.0, 0.4, 1.1},
   };
   return table;
 }
@@ -137,7 +129,7 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 }  // namespace
 
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
-  check_keys(n, field, {"name", "description", "preset", "file", "fused_attention", "fused_elementwise",
+  check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
                         "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "shardings", "recomputes", "parameters",
                         "fit"});

@@ -74,7 +74,6 @@ struct StackParameter {
   double Stack::*field;
   double scale;  // field = value * scale (us -> s)
   double lo, hi; // bounds, in the key's unit
-  const char* meaning;
 };
 const std::vector<StackParameter>& stack_parameters();
 

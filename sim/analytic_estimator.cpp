@@ -182,7 +182,6 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   r.memory = memory_per_chip(plan, optimizer);
   r.memory_capacity_bytes = system.chip.hbm_bytes;
   r.fits_in_memory = r.memory.total() <= r.memory_capacity_bytes;
-  attach_band(r, system.stack, double(parameter_count(plan.model)));
   return r;
 }
 

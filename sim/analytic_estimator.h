@@ -25,7 +25,8 @@ double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeM
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, Optimizer optimizer, const EstimateOptions& options = {});
 
-// Sets the report's stack, band and validated-range note from the stack's fit (hwmodels/stack.h),
+// Sets the report's stack, band and validated-range note (predict and simulate call it; the
+// estimator itself stays free of it, as search runs it for every layout) from the stack's fit (hwmodels/stack.h),
 // for the report's step time: measured = predicted / (1 + e) with e between the 5th and 95th
 // percentile of held-out errors.
 // No band from fewer than kMinBandRuns runs.

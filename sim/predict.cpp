@@ -1,5 +1,7 @@
 #include "sim/predict.h"
 
+#include "model/accounting.h"
+
 namespace palmsim {
 
 PlanOptions plan_options_for(const Scenario& s) {
@@ -12,7 +14,9 @@ Report predict(const Scenario& s, const Layout& layout, const EstimateOptions& o
   const CommModel comm(s.system, layout, s.calibration.get());
   const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const StepPlan plan = build_step_plan(s.model, layout, s.global_batch, plan_options_for(s));
-  return estimate(plan, s.system, compute, comm, s.optimizer, options);
+  Report r = estimate(plan, s.system, compute, comm, s.optimizer, options);
+  attach_band(r, s.system.stack, double(parameter_count(s.model)));
+  return r;
 }
 
 }  // namespace palmsim
