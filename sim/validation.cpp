@@ -134,11 +134,8 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   if (t.column("system_overrides") >= 0 && !r.empty("system_overrides"))
     apply_system_overrides(s.system, r.text("system_overrides"), r.field("system_overrides"));
   // The software stack the run used; empty: the system's default stack.
-  if (t.column("stack") >= 0 && !r.empty("stack")) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
-  // `key=value;...` changes to that stack's choices for this run (torch.compile off, async TP on).
-  if (r.has("stack_overrides") && !r.empty("stack_overrides"))
-    s.system.stack = parse_stack_onto(s.system.stack, key_value_map(r.text("stack_overrides"), r.field("stack_overrides")),
-                                      r.field("stack_overrides"));
+  const bool stack_named = r.has("stack") && !r.empty("stack");
+  if (stack_named) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
   if (s.system.needs_calibration())
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");
@@ -176,13 +173,38 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   }
   if (!r.empty("sharding")) fixed.sharding = parse_sharding(r.text("sharding"), r.field("sharding"));
   if (!r.empty("recompute")) fixed.recompute = parse_recompute(r.text("recompute"), r.field("recompute"));
+  std::string stack_chosen;
   {  // A published choice the stack cannot run is an error; the stack names what it runs.
+    auto runs_published = [&](const Stack& stack) {
+      return (!fixed.sharding || stack.supports(*fixed.sharding)) && (!fixed.recompute || stack.supports(*fixed.recompute));
+    };
+    if (!stack_named && !runs_published(s.system.stack)) {
+      // No stack named and the system's default cannot run the published layout (FSDP on
+      // Megatron-Core): the stack validated on this system with the most runs that can.
+      const Stack* best = nullptr;
+      std::vector<Stack> candidates;
+      for (const std::string& n : stack_preset_names()) candidates.push_back(stack_preset(n));
+      for (const Stack& c : candidates) {
+        const auto& on = c.band.systems;
+        if (runs_published(c) && std::find(on.begin(), on.end(), s.system.name) != on.end() &&
+            (!best || c.band.runs > best->band.runs))
+          best = &c;
+      }
+      if (best) {
+        s.system.stack = *best;
+        stack_chosen = "stack=" + best->name;
+      }
+    }
     Layout published = l;
     Stack any = s.system.stack;
     if (fixed.sharding) published.sharding = *fixed.sharding; else any.shardings.clear();
     if (fixed.recompute) published.recompute = *fixed.recompute; else any.recomputes.clear();
     check_stack_supports(any, published, r.field("sharding"), r.field("recompute"));
   }
+  // `key=value;...` changes to that stack's choices for this run (torch.compile off).
+  if (r.has("stack_overrides") && !r.empty("stack_overrides"))
+    s.system.stack = parse_stack_onto(s.system.stack, key_value_map(r.text("stack_overrides"), r.field("stack_overrides")),
+                                      r.field("stack_overrides"));
   if (!r.empty("measured_step_s")) out.measured_step_s = r.number("measured_step_s");
   if (t.column("measured_mfu") >= 0 && !r.empty("measured_mfu")) out.measured_mfu_pct = r.number("measured_mfu");
 
@@ -212,6 +234,7 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   auto pick = [&](bool was_empty, const std::string& text) {
     if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
   };
+  pick(!stack_chosen.empty(), stack_chosen);
   pick(!mesh_published, fmt::format("tp={} pp={} dp={}", best.layout.tp, best.layout.pp, best.layout.dp));
   pick(r.empty("vpp"), fmt::format("vpp={}", best.layout.vpp));
   pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));

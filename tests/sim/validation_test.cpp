@@ -166,6 +166,20 @@ TEST(ValidationColumns, StackOverridesChangeTheRowsStackChoices) {
             std::string::npos);
 }
 
+TEST(ValidationColumns, WithoutAStackAStackValidatedOnTheSystemThatRunsTheLayoutIsChosen) {
+  // Megatron-Core (the H100 default) has no FSDP; torchtitan-fsdp2 is validated on H100 and has.
+  const ValidationRow r = validate_table(
+      one_row({{"system", "h100-80g-dgx"}, {"stack", ""}, {"sharding", "fsdp"}, {"precision", "bf16"}}))[0];
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.scenario->system.stack.name, "torchtitan-fsdp2");
+  EXPECT_NE(r.chosen.find("stack=torchtitan-fsdp2"), std::string::npos) << r.chosen;
+  // A named stack that cannot run it stays an error.
+  EXPECT_NE(validate_table(one_row({{"system", "h100-80g-dgx"}, {"stack", "megatron-core"}, {"sharding", "fsdp"},
+                                    {"precision", "bf16"}}))[0]
+                .error.find("does not run sharding fsdp"),
+            std::string::npos);
+}
+
 TEST(ValidationColumns, ModelFlagsOverrideTheFamilyDefaults) {
   const ValidationRow gpt = validate_table(one_row({}))[0];
   EXPECT_TRUE(gpt.scenario->model.biases);
