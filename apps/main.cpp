@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   palmsim::add_predict_verb(app, action);
   palmsim::add_simulate_verb(app, action);
   palmsim::add_search_verb(app, action);
+  palmsim::add_sweep_verb(app, action);
+  palmsim::add_merge_verb(app, action);
   palmsim::add_validate_verb(app, action);
   palmsim::add_fit_verb(app, action);
   palmsim::add_calibrate_verb(app, action);

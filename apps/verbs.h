@@ -18,6 +18,8 @@ void add_simulate_verb(CLI::App& app, VerbAction& action);
 void add_train_verb(CLI::App& app, VerbAction& action);
 void add_bench_step_verb(CLI::App& app, VerbAction& action);
 void add_validate_local_verb(CLI::App& app, VerbAction& action);
+void add_sweep_verb(CLI::App& app, VerbAction& action);
+void add_merge_verb(CLI::App& app, VerbAction& action);
 
 // Refuses a backend that is not cpu or cuda, or one this build or verb cannot run (each InputError
 // names --backend and says why).

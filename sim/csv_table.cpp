@@ -77,21 +77,32 @@ std::string csv_quote(const std::string& field) {
   return out;
 }
 
-void write_csv(const CsvTable& table, const std::string& path) {
+void write_text_atomically(const std::string& text, const std::string& path, const std::string& field) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw InputError("output", "cannot write '" + tmp + "'");
-    auto write_row = [&](const std::vector<std::string>& row) {
-      for (size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << csv_quote(row[i]);
-      out << "\n";
-    };
-    write_row(table.header);
-    for (const auto& row : table.rows) write_row(row);
-    if (!out) throw InputError("output", "cannot write '" + tmp + "'");
+    if (!out) throw InputError(field, "cannot write '" + tmp + "'");
+    out << text;
+    if (!out.flush()) {
+      std::remove(tmp.c_str());
+      throw InputError(field, "cannot write '" + tmp + "'");
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw InputError("output", "cannot rename '" + tmp + "' to '" + path + "'");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw InputError(field, "cannot rename '" + tmp + "' to '" + path + "'");
+  }
+}
+
+void write_csv(const CsvTable& table, const std::string& path) {
+  std::string text;
+  auto add_row = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + csv_quote(row[i]);
+    text += "\n";
+  };
+  add_row(table.header);
+  for (const auto& row : table.rows) add_row(row);
+  write_text_atomically(text, path, "output");
 }
 
 }  // namespace palmsim

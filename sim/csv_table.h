@@ -16,6 +16,8 @@ struct CsvTable {
 CsvTable read_csv(const std::string& path);
 // Writes atomically (temporary file, then rename); never leaves a partial file.
 void write_csv(const CsvTable& table, const std::string& path);
+// The same for any text; a failure is an InputError naming `field` (the option that gave the path).
+void write_text_atomically(const std::string& text, const std::string& path, const std::string& field);
 std::string csv_quote(const std::string& field);
 
 }  // namespace palmsim

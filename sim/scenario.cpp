@@ -75,35 +75,53 @@ Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, con
   return parse_stack_onto(base, overrides, "stack");
 }
 
-Layout parse_layout(const YAML::Node& n) {
-  check_keys(n, "layout", {"tp", "pp", "dp", "pods", "cp", "vpp", "microbatch", "sp", "sharding",
-                           "recompute", "schedule"});
-  Layout l;
-  auto int_field = [&](const char* key, int& out) {
-    if (!n[key]) return;
-    const int64_t v = read_int(n[key], std::string("layout.") + key);
-    if (v < 1 || v > (1 << 24))
-      throw InputError(std::string("layout.") + key, "must be a positive integer, got " + std::to_string(v));
-    out = int(v);
+}  // namespace
+
+namespace {
+// The layout's fields, in the order they are read (and their errors reported).
+constexpr std::initializer_list<const char*> kLayoutKeys = {"tp",  "pp",         "dp", "pods",     "cp",       "vpp",
+                                                            "microbatch", "sp", "sharding", "recompute", "schedule"};
+}  // namespace
+
+LayoutSetter layout_field_setter(const std::string& key, const YAML::Node& v) {
+  const std::string field = "layout." + key;
+  auto positive = [&] {
+    const int64_t x = read_int(v, field);
+    if (x < 1 || x > (1 << 24)) throw InputError(field, "must be a positive integer, got " + std::to_string(x));
+    return int(x);
   };
-  int_field("tp", l.tp);
-  int_field("pp", l.pp);
-  int_field("dp", l.dp);
-  int_field("pods", l.pods);
-  int_field("cp", l.cp);
-  int_field("vpp", l.vpp);
-  int_field("microbatch", l.microbatch);
-  if (n["sp"]) l.sp = read_bool(n["sp"], "layout.sp");
-  if (n["sharding"]) l.sharding = parse_sharding(read_string(n["sharding"], "layout.sharding"), "layout.sharding");
-  if (n["recompute"]) l.recompute = parse_recompute(read_string(n["recompute"], "layout.recompute"), "layout.recompute");
-  l.schedule = l.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
-  if (n["schedule"]) l.schedule = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
+  if (key == "tp") return [x = positive()](Layout& l) { l.tp = x; };
+  if (key == "pp") return [x = positive()](Layout& l) { l.pp = x; };
+  if (key == "dp") return [x = positive()](Layout& l) { l.dp = x; };
+  if (key == "pods") return [x = positive()](Layout& l) { l.pods = x; };
+  if (key == "cp") return [x = positive()](Layout& l) { l.cp = x; };
+  if (key == "vpp") return [x = positive()](Layout& l) { l.vpp = x; };
+  if (key == "microbatch") return [x = positive()](Layout& l) { l.microbatch = x; };
+  if (key == "sp") return [x = read_bool(v, field)](Layout& l) { l.sp = x; };
+  if (key == "sharding") return [x = parse_sharding(read_string(v, field), field)](Layout& l) { l.sharding = x; };
+  if (key == "recompute") return [x = parse_recompute(read_string(v, field), field)](Layout& l) { l.recompute = x; };
+  if (key == "schedule") return [x = parse_schedule(read_string(v, field), field)](Layout& l) { l.schedule = x; };
+  std::string allowed;
+  for (const char* k : kLayoutKeys) allowed += (allowed.empty() ? "" : ", ") + std::string(k);
+  throw InputError(field, "unknown key; allowed: " + allowed);
+}
+
+void default_layout_schedule(Layout& l, bool schedule_given) {
+  if (!schedule_given) l.schedule = l.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
+}
+
+Layout parse_layout(const YAML::Node& n) {
+  Layout l;
+  if (!n || n.IsNull()) return l;
+  if (!n.IsMap()) throw InputError("layout", "must be a map of fields (tp, pp, dp, ...)");
+  check_keys(n, "layout", kLayoutKeys);
+  for (const char* key : kLayoutKeys)
+    if (n[key]) layout_field_setter(key, n[key])(l);
+  default_layout_schedule(l, bool(n["schedule"]));
   return l;
 }
 
-}  // namespace
-
-Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
+Scenario parse_scenario_sections(const YAML::Node& root, const std::string& path) {
   if (!root.IsMap()) throw InputError("scenario", "'" + path + "' must be a YAML map with model, system, layout, training");
   check_keys(root, "scenario", {"model", "system", "layout", "training", "train", "description", "stack"});
   Scenario s;
@@ -133,8 +151,8 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
     for (const char* k : {"preset", "file", "chips", "calibration"}) overrides.remove(k);
     if (overrides.size() > 0) s.system = parse_system_onto(s.system, overrides, "system");
     if (sys["chips"]) {
-      s.n_chips = read_int(sys["chips"], "system.chips");
-      if (s.n_chips < 1) throw InputError("system.chips", "must be a positive integer");
+      s.system_chips = read_int(sys["chips"], "system.chips");
+      if (s.system_chips < 1) throw InputError("system.chips", "must be a positive integer");
     }
     if (sys["calibration"]) {
       std::filesystem::path cal = read_string(sys["calibration"], "system.calibration");
@@ -149,8 +167,8 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
   if (s.system.needs_calibration())
     throw InputError("system.calibration", s.system.name + " has no preset figures; measure them with "
                                            "`palmsim calibrate -o FILE.json` and give calibration: FILE.json");
-  if (root["layout"]) s.layout = parse_layout(root["layout"]);
-  if (s.n_chips == 0) s.n_chips = s.layout.chips();
+  s.layout = parse_layout(root["layout"]);
+  s.n_chips = s.system_chips > 0 ? s.system_chips : s.layout.chips();
 
   const YAML::Node tr = root["training"];
   if (!tr) throw InputError("training", "missing; needs global_batch (sequences)");
@@ -168,27 +186,36 @@ Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
   check_precision_supported(s, "training.precision");
   if (root["train"]) s.train = root["train"];
 
-  if (s.system.max_chips_per_pod > 0 && s.n_chips > int64_t(s.layout.pods) * s.system.max_chips_per_pod)
-    throw InputError("layout.pods", std::to_string(s.n_chips) + " chips need at least " +
-                                        std::to_string((s.n_chips + s.system.max_chips_per_pod - 1) /
-                                                       s.system.max_chips_per_pod) +
-                                        " pods of " + s.system.name + " (at most " +
-                                        std::to_string(s.system.max_chips_per_pod) + " chips per pod)");
-  check_layout(s.layout, s.model, s.n_chips, s.global_batch);
-  check_stack_supports(s.system.stack, s.layout, "layout.sharding", "layout.recompute");
   return s;
 }
 
-Scenario load_scenario(const std::string& path) {
+void check_scenario_layout(const Scenario& s, const Layout& layout, int64_t n_chips) {
+  if (s.system.max_chips_per_pod > 0 && n_chips > int64_t(layout.pods) * s.system.max_chips_per_pod)
+    throw InputError("layout.pods", std::to_string(n_chips) + " chips need at least " +
+                                        std::to_string((n_chips + s.system.max_chips_per_pod - 1) /
+                                                       s.system.max_chips_per_pod) +
+                                        " pods of " + s.system.name + " (at most " +
+                                        std::to_string(s.system.max_chips_per_pod) + " chips per pod)");
+  check_layout(layout, s.model, n_chips, s.global_batch);
+  check_stack_supports(s.system.stack, layout, "layout.sharding", "layout.recompute");
+}
+
+Scenario parse_scenario(const YAML::Node& root, const std::string& path) {
+  Scenario s = parse_scenario_sections(root, path);
+  check_scenario_layout(s, s.layout, s.n_chips);
+  return s;
+}
+
+YAML::Node load_scenario_yaml(const std::string& path) {
   require_regular_file(path, "scenario");
-  YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    return YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     throw InputError("scenario", "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) +
                                      "): " + e.msg);
   }
-  return parse_scenario(root, path);
 }
+
+Scenario load_scenario(const std::string& path) { return parse_scenario(load_scenario_yaml(path), path); }
 
 }  // namespace palmsim

@@ -20,6 +20,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,7 +35,8 @@ struct Scenario {
   ModelSpec model;
   System system;
   Layout layout;
-  int64_t n_chips = 0;
+  int64_t n_chips = 0;       // system.chips, or the layout's chips when it is not given
+  int64_t system_chips = 0;  // system.chips as written; 0 when the layout gives the chip count
   int64_t global_batch = 0;
   Optimizer optimizer = Optimizer::adam;
   Precision precision = Precision::bf16;
@@ -44,7 +46,21 @@ struct Scenario {
 
 // Reads and checks a scenario; every problem is an InputError naming the field.
 Scenario load_scenario(const std::string& path);
+YAML::Node load_scenario_yaml(const std::string& path);  // the file's YAML, unchecked
 Scenario parse_scenario(const YAML::Node& root, const std::string& path);
+
+// The steps of parse_scenario, for callers that vary the layout of one parsed scenario (sweep):
+// every section read and checked on its own, then the checks that tie the layout to the rest
+// (pods of the system, legality for the model, chips and batch, what the stack can run).
+Scenario parse_scenario_sections(const YAML::Node& root, const std::string& path);
+Layout parse_layout(const YAML::Node& layout);  // an absent or null node: the default layout
+// One layout field (`key` as in the file: tp, sharding, ...), its value read and checked now and
+// applied to a Layout later; parse_layout is these setters over the file's fields.
+using LayoutSetter = std::function<void(Layout&)>;
+LayoutSetter layout_field_setter(const std::string& key, const YAML::Node& value);
+// Without an explicit schedule: interleaved when vpp > 1, 1F1B otherwise.
+void default_layout_schedule(Layout& layout, bool schedule_given);
+void check_scenario_layout(const Scenario& scenario, const Layout& layout, int64_t n_chips);
 
 // Applies a calibration's figures to the system's chip (peak, memory bandwidth); GEMM tables are
 // read through ComputeModel.

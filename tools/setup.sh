@@ -12,6 +12,8 @@ packages=(
   libopenblas-dev                             # CPU GEMM
   libcsv-dev                                  # RFC 4180 CSV reader (validation sets)
   libnlopt-cxx-dev                            # bounded least-squares fits of software stacks (BOBYQA)
+  libopenmpi-dev openmpi-bin                  # sweep across MPI ranks
+  pybind11-dev python3-dev                    # the palmsim Python module
   libsentencepiece-dev sentencepiece          # tokenizer
   fortunes                                    # text corpus for the trainer (plain text, '%'-separated)
   python3 python3-matplotlib python3-pandas python3-numpy

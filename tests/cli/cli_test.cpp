@@ -1,5 +1,7 @@
 // The command-line contract (DESIGN.md): exit 0 on success, 2 on bad input with one message naming
 // the field, nothing on stdout then, and no file written or replaced.
+#include "tests/cli/cli_run.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -15,28 +17,7 @@
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
-
-CliRun run(const std::string& args) {
-  // One file per test process: ctest runs tests in parallel, and they share TempDir.
-  const std::string err_file = testing::TempDir() + "/palmsim_stderr_" + std::to_string(getpid()) + ".txt";
-  const std::string cmd = std::string(PALMSIM_BINARY) + " " + args + " 2>" + err_file;
-  CliRun r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+CliRun run(const std::string& args) { return run_command(std::string(PALMSIM_BINARY) + " " + args); }
 
 std::string write_temp(const std::string& name, const std::string& text) {
   const std::string path = testing::TempDir() + "/" + name;
