@@ -5,15 +5,15 @@
 
 namespace palmsim {
 
-std::vector<TorusSegment> TorusMapping::segments(LayoutGroup g) const {
-  std::vector<TorusSegment> out;
+TorusSegments TorusMapping::segments(LayoutGroup g) const {
+  TorusSegments out;
   const int gi = int(g);
   for (int axis = 0; axis < dims; ++axis) {
     const int f = factor[gi][axis];
     if (f <= 1) continue;
     int stride = 1;
     for (int inner = 0; inner < gi; ++inner) stride *= factor[inner][axis];
-    out.push_back({axis, f, stride, wraps[axis] && f == shape[axis]});
+    out.items[size_t(out.count++)] = {axis, f, stride, wraps[axis] && f == shape[axis]};
   }
   return out;
 }
@@ -34,7 +34,7 @@ std::vector<int> divisors(int n) {
 }
 
 // Seconds per byte of an all-gather over these segments, the quantity the mapping minimises.
-double inverse_bandwidth(const std::vector<TorusSegment>& segs) {
+double inverse_bandwidth(const TorusSegments& segs) {
   if (segs.empty()) return 0.0;
   return torus_time(CollectiveKind::all_gather, segs.data(), int(segs.size()), 1.0, 1.0, 0.0);
 }

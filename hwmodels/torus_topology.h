@@ -18,6 +18,19 @@ namespace palmsim {
 enum class LayoutGroup { tp = 0, pp = 1, dp = 2 };
 constexpr int kLayoutGroups = 3;
 
+// The segments of one group: at most one per torus axis, held in place (no allocation: collective
+// costs ask for them on the estimator's hot path).
+struct TorusSegments {
+  std::array<TorusSegment, 3> items{};
+  int count = 0;
+  const TorusSegment* data() const { return items.data(); }
+  size_t size() const { return size_t(count); }
+  bool empty() const { return count == 0; }
+  const TorusSegment* begin() const { return items.data(); }
+  const TorusSegment* end() const { return items.data() + count; }
+  const TorusSegment& operator[](size_t i) const { return items[i]; }
+};
+
 struct TorusMapping {
   int dims = 3;
   std::array<int, 3> shape{1, 1, 1};
@@ -25,7 +38,7 @@ struct TorusMapping {
   // factor[g][axis]: how many chips of `axis` group g spans (product over axes = group size).
   std::array<std::array<int, 3>, kLayoutGroups> factor{};
   // The segments group g's collectives run over, axes with factor > 1 only.
-  std::vector<TorusSegment> segments(LayoutGroup g) const;
+  TorusSegments segments(LayoutGroup g) const;
 };
 
 // Legal slice shapes (sorted axes) holding exactly `chips` chips of one pod; empty if none.

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <iterator>
 #include <set>
 #include <string_view>
 
@@ -88,6 +89,8 @@ Sweep::Sweep(const YAML::Node& scenario_root, std::string scenario_path, SweepGr
   layout_setters_.resize(grid_.axes.size());
   for (size_t i = 0; i < grid_.axes.size(); ++i) {
     const SweepAxis& a = grid_.axes[i];
+    quoted_values_.emplace_back();
+    for (const std::string& v : a.values) quoted_values_.back().push_back(csv_quote(v));
     is_layout_axis_.push_back(is_layout_key(a.key));
     if (!is_layout_axis_.back()) continue;
     if (a.key == "layout") throw InputError("--set", "sweep layout fields one by one (layout.tp=..., layout.dp=...)");
@@ -154,7 +157,7 @@ Sweep::Sections& Sweep::sections_for(const std::vector<int>& indices) {
 std::string Sweep::row(int64_t c) {
   const std::vector<int> idx = grid_.indices(c);
   std::string line = std::to_string(c);
-  for (size_t i = 0; i < idx.size(); ++i) line += "," + csv_quote(grid_.axes[i].values[idx[i]]);
+  for (size_t i = 0; i < idx.size(); ++i) (line += ',') += quoted_values_[i][size_t(idx[i])];
   const std::string empty_results = simulate_ ? ",,,,,,,,,,," : ",,,,,,,,,";
   Sections& sections = sections_for(idx);
   if (!sections.scenario) return line + empty_results + "," + csv_quote(one_line(sections.error)) + "\n";
@@ -170,9 +173,12 @@ std::string Sweep::row(int64_t c) {
   } catch (const InputError& e) {
     return line + empty_results + "," + csv_quote(one_line(e.what())) + "\n";
   }
-  line += fmt::format(",{},{},{},{},{},{},{}", r.n_chips, r.step_time_s, r.tokens_per_s, r.mfu, r.hfu,
+  fmt::format_to(std::back_inserter(line), ",{},{},{},{},{},{},{}", r.n_chips, r.step_time_s, r.tokens_per_s, r.mfu, r.hfu,
                       r.memory.total() / double(int64_t(1) << 30), r.fits_in_memory ? 1 : 0);
-  line += r.has_band() ? fmt::format(",{},{}", r.band_low_s, r.band_high_s) : ",,";
+  if (r.has_band())
+    fmt::format_to(std::back_inserter(line), ",{},{}", r.band_low_s, r.band_high_s);
+  else
+    line += ",,";
   std::string error;
   if (simulate_) {
     try {

@@ -74,6 +74,7 @@ class Sweep {
   SweepGrid grid_;
   Simulator simulate_;
   std::vector<bool> is_layout_axis_;
+  std::vector<std::vector<std::string>> quoted_values_;  // per axis, per value, as CSV cells
   Layout base_layout_;                               // the file's layout
   bool schedule_given_ = false;                      // by the file or an axis
   std::vector<std::vector<LayoutSetter>> layout_setters_;  // per layout axis, per value
