@@ -490,10 +490,12 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len;
   plan.vocab = padded_vocab(model.vocab, layout.tp, options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds
-  // the (tied) output embedding, sharded over the vocabulary.
+  // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also
+  // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
+  const double embedding_matrices = layout.pp == 1 && !model.tied_embeddings ? 2.0 : 1.0;
   plan.params_on_device =
       (double(plan.layers_per_stage) * double(layer_parameters(model).total()) +
-       double(plan.vocab) * double(model.d_model)) / layout.tp;
+       embedding_matrices * double(plan.vocab) * double(model.d_model)) / layout.tp;
   plan.ops.reserve(64);
   PlanBuilder(plan).build();
   return plan;

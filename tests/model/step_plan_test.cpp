@@ -38,6 +38,23 @@ TEST(StepPlan, FlopsOfAllChipsEqualHardwareFlopsOfTheBatch) {
   EXPECT_NEAR(plan_flops(p) * l.chips() / expected, 1.0, 1e-5);
 }
 
+// Parameters on the last pipeline stage's chip, by hand: its layers and the output embedding over
+// tp; without stages an untied model's chip also holds the input embedding.
+TEST(StepPlan, EmbeddingsOnTheDeviceFollowTyingAndStages) {
+  ModelSpec m = model_preset("palm-8b");  // 32 layers, d 4096, vocab 256k
+  Layout l;
+  l.tp = 4, l.dp = 2;
+  const double layers = double(layer_parameters(m).total()), embedding = double(m.vocab) * double(m.d_model);
+  const StepPlan tied = build_step_plan(m, l, 8, PlanOptions{});
+  EXPECT_DOUBLE_EQ(tied.params_on_device, (32 * layers + embedding) / 4);
+  m.tied_embeddings = false;
+  const StepPlan untied = build_step_plan(m, l, 8, PlanOptions{});
+  EXPECT_DOUBLE_EQ(untied.params_on_device, (32 * layers + 2 * embedding) / 4);
+  l.pp = 2, l.dp = 1;  // the last of two stages: 16 layers and the output embedding only
+  const StepPlan staged = build_step_plan(m, l, 8, PlanOptions{});
+  EXPECT_DOUBLE_EQ(staged.params_on_device, (16 * layers + embedding) / 4);
+}
+
 TEST(StepPlan, MicrobatchAndLayerCounts) {
   const ModelSpec m = model_preset("gpt3-175b");
   Layout l;
