@@ -102,10 +102,11 @@ int run_sweep(const SweepArgs& a) {
   else
     write_text_atomically(text, a.output, "-o");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double rate = double(end - begin) / std::max(seconds, 1e-9);
   if (!a.quiet)
-    std::cerr << fmt::format("sweep: {} combinations ({} legal) in {:.3f} s on {} rank{}: {:.0f} combinations/s{}\n",
+    std::cerr << fmt::format("sweep: {} combinations ({} legal) in {:.3f} s on {} rank{}: {} combinations/s{}\n",
                              end - begin, legal, seconds, world.size(), world.size() > 1 ? "s" : "",
-                             double(end - begin) / std::max(seconds, 1e-9),
+                             rate >= 100 ? fmt::format("{:.0f}", rate) : fmt::format("{:.3g}", rate),
                              a.output.empty() ? "" : "; wrote " + a.output);
   return 0;
 }

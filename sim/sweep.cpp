@@ -11,6 +11,7 @@
 #include <iterator>
 #include <set>
 #include <string_view>
+#include <utility>
 
 namespace palmsim {
 
@@ -84,8 +85,9 @@ Sweep::Sweep(const YAML::Node& scenario_root, std::string scenario_path, SweepGr
       simulate_(std::move(simulate)) {
   if (!root_.IsMap()) throw InputError("scenario", "'" + path_ + "' must be a YAML map with model, system, layout, training");
   // The file's layout, then each layout value read once into a setter: a bad value is refused here.
-  base_layout_ = parse_layout(root_["layout"]);
-  schedule_given_ = root_["layout"] && root_["layout"]["schedule"];
+  const YAML::Node file_layout = std::as_const(root_)["layout"];  // const: a lookup adds no key
+  base_layout_ = parse_layout(file_layout);
+  schedule_given_ = file_layout && file_layout.IsMap() && file_layout["schedule"];
   layout_setters_.resize(grid_.axes.size());
   for (size_t i = 0; i < grid_.axes.size(); ++i) {
     const SweepAxis& a = grid_.axes[i];
