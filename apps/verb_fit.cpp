@@ -17,17 +17,18 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
     std::vector<std::string> inputs;
     std::string stack, out, params;
     int folds = 5, max_evaluations = 600;
-    bool force = false;
+    bool force = false, rows = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("RUNS", a->inputs, "validation CSV files or folders of them (DESIGN.md 'Validation CSV')")->required();
   cmd->add_option("--stack", a->stack, "the stack to fit: its runs are the rows whose stack (or system default) it is")
       ->required();
   cmd->add_option("-o,--output", a->out, "write the fitted stack (YAML, the format of hwmodels/stacks/)");
-  cmd->add_option("--params", a->params, "comma-separated parameters to fit (default: all 8; none: judge the stack as it is)");
+  cmd->add_option("--params", a->params, "comma-separated parameters to fit (at most 8; none: judge the stack as it is)");
   cmd->add_option("--folds", a->folds, "cross-validation folds (default 5)");
   cmd->add_option("--max-evaluations", a->max_evaluations, "objective evaluations per fit (default 600)");
   cmd->add_flag("--force", a->force, "replace the output file if it exists");
+  cmd->add_flag("--rows", a->rows, "also print each run's held-out (cross-validated) error");
   cmd->callback([&action, a] {
     action = [a] {
       const Stack base = stack_preset(a->stack, "--stack");
@@ -65,6 +66,12 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
                                r.all.before_pct, r.all.after_pct, r.all.cv_pct);
       std::cout << fmt::format("  90 % band of held-out errors: {:+.1f} % to {:+.1f} %\n", r.fitted.band.p05_pct,
                                r.fitted.band.p95_pct);
+      if (a->rows) {
+        std::cout << fmt::format("  {:<56} {:>5} {:>14}\n", "run", "fold", "cv err %");
+        for (size_t i = 0; i < runs.size(); ++i)
+          std::cout << fmt::format("  {:<56} {:>5} {:>+14.2f}\n", runs[i].id, fold_of(runs[i].id, options.folds),
+                                   r.cv_residual_pct[i]);
+      }
       std::cout << "  parameters (before -> fitted):\n";
       for (const StackParameter& p : stack_parameters())
         std::cout << fmt::format("    {:<28} {:>10.4g} -> {:<10.4g} [{:g}, {:g}]\n", p.key, base.*(p.field) / p.scale,

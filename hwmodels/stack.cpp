@@ -24,6 +24,8 @@ const std::vector<StackParameter>& stack_parameters() {
       {"attention_efficiency_scale", &Stack::attention_efficiency_scale, 1.0, 0.4, 1.5},
       {"p2p_overhead_us", &Stack::p2p_overhead_s, 1e-6, 0.0, 500.0},
       {"fp8_gemm_efficiency_scale", &Stack::fp8_gemm_efficiency_scale, 1.0, 0.4, 1.1},
+      {"tp_overlap_fraction", &Stack::tp_overlap_fraction, 1.0, 0.0, 1.0},
+      {"fp8_rowwise_gemm_efficiency_scale", &Stack::fp8_rowwise_gemm_efficiency_scale, 1.0, 0.2, 1.1},
   };
   return table;
 }
@@ -41,6 +43,7 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("fp8", s.fp8);
   flag("shard_activations_over_tp", s.shard_activations_over_tp);
   flag("overlap_tp_comm", s.overlap_tp_comm);
+  flag("fp8_rowwise", s.fp8_rowwise);
   auto bytes = [&](const char* key, double& out) {
     if (!n[key]) return;
     const double v = read_double(n[key], field + "." + key);
@@ -131,7 +134,7 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
-                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "shardings", "recomputes", "parameters",
+                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "fp8_rowwise", "shardings", "recomputes", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -213,6 +216,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "fp8" << YAML::Value << s.fp8;
   e << YAML::Key << "shard_activations_over_tp" << YAML::Value << s.shard_activations_over_tp;
   e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
+  e << YAML::Key << "fp8_rowwise" << YAML::Value << s.fp8_rowwise;
   if (!s.shardings.empty()) {
     e << YAML::Key << "shardings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (Sharding x : s.shardings) e << to_string(x);

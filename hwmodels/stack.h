@@ -5,7 +5,7 @@
 //   - choices (which kernels are fused, gradient precision, whether the data-parallel reduction
 //     overlaps backward, vocabulary padding), known from the stack's documentation;
 //   - costs (a floor per kernel, host time per kernel, efficiency scales, per-call overheads):
-//     at most 8 named, bounded parameters that `palmsim fit` fits on measured runs of the stack.
+//     named, bounded parameters, at most 8 of which `palmsim fit` fits on measured runs of a stack.
 // Stacks are data: hwmodels/stacks/NAME.yaml, built into the binary; a scenario may name one,
 // give a file, or override single fields. Each shipped file records what it was fitted on and its
 // cross-validated error, from which every prediction's band is drawn.
@@ -49,6 +49,9 @@ struct Stack {
   // Tensor-parallel collectives run beside the layer's matmuls (XLA's asynchronous collectives
   // and collective matmul on TPU) instead of on the critical path.
   bool overlap_tp_comm = false;
+  // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
+  // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
+  bool fp8_rowwise = false;
   // What the stack can run (empty: anything). Megatron has a distributed optimizer (zero1) but no
   // parameter sharding; torchtitan shards with FSDP; XLA rematerializes as PaLM and MaxText do.
   std::vector<Sharding> shardings;
@@ -64,6 +67,11 @@ struct Stack {
   double attention_efficiency_scale = 1;  // the stack's fused attention kernel against the chip's
   double p2p_overhead_s = 0;         // per pipeline send/receive pair (synchronisation, copies)
   double fp8_gemm_efficiency_scale = 1;  // fp8 GEMMs' fraction of the fp8 peak against bf16's of bf16
+  // With overlap_tp_comm, the share of the tensor-parallel collectives' time that runs beside the
+  // layer's compute: 1 for XLA's collective matmul, less for a micro-pipelined async TP, whose
+  // first chunk's communication and the rest of the layer's collectives stay exposed.
+  double tp_overlap_fraction = 1;
+  double fp8_rowwise_gemm_efficiency_scale = 1;  // rowwise-scaled fp8 GEMMs against per-tensor ones
   StackBand band;
 };
 

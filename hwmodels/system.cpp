@@ -129,7 +129,8 @@ System stack_adjusted(const System& system) {
   s.chip.gemm_max_efficiency *= st.gemm_efficiency_scale;
   s.chip.memory_efficiency *= st.memory_efficiency_scale;
   s.chip.fused_attention_efficiency *= st.attention_efficiency_scale;
-  s.chip.fp8_relative_efficiency *= st.fp8_gemm_efficiency_scale;
+  s.chip.fp8_relative_efficiency *=
+      st.fp8_gemm_efficiency_scale * (st.fp8_rowwise ? st.fp8_rowwise_gemm_efficiency_scale : 1.0);
   s.fat_tree.nvlink_efficiency *= st.collective_efficiency_scale;
   s.fat_tree.nic_efficiency *= st.collective_efficiency_scale;
   s.torus.collective_efficiency *= st.collective_efficiency_scale;

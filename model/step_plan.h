@@ -57,6 +57,7 @@ struct PlanOptions {
   int vocab_multiple = 1;         // vocabulary padded to a multiple of vocab_multiple * tp
   bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
   bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
+  double tp_overlap_fraction = 1; // with overlap_tp_comm: the share of their time that hides
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
   bool fp8_linears = false;

@@ -21,6 +21,7 @@ PlanOptions plan_options_for(const System& system) {
   o.vocab_multiple = st.vocab_multiple;
   o.shard_activations_over_tp = st.shard_activations_over_tp;
   o.overlap_tp_comm = st.overlap_tp_comm;
+  o.tp_overlap_fraction = st.tp_overlap_fraction;
   o.kernel_floor_s = st.kernel_floor_s;
   o.host_overhead_s = st.host_overhead_s;
   o.p2p_overhead_s = st.p2p_overhead_s;
@@ -115,7 +116,13 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind))
           t.layer_compute[int(op.phase)] += once;
-        else if (op.overlap == Overlap::with_layer_compute)
+        else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
+          // Overlapped tensor-parallel collectives: their hidden share runs beside the layer's
+          // compute (with the FSDP traffic), the rest stays on the critical path.
+          const double hidden = plan.options.tp_overlap_fraction * once;
+          (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += hidden;
+          t.layer_tp_comm += once - hidden;
+        } else if (op.overlap == Overlap::with_layer_compute)
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
         else
           t.layer_tp_comm += once;

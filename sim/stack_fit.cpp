@@ -29,7 +29,9 @@ std::vector<FitRun> fit_runs(const std::string& file, const std::vector<Validati
 
 double fit_predicted_step_s(const FitRun& run, const Stack& stack) {
   Scenario s = run.scenario;
-  s.system.stack = stack;
+  // The fit varies the stack's cost parameters only: the row's own choices (its stack_overrides,
+  // such as torchtitan without torch.compile) stay.
+  for (const StackParameter& p : stack_parameters()) s.system.stack.*p.field = stack.*p.field;
   return predict(s, s.layout).step_time_s;
 }
 

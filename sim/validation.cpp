@@ -106,6 +106,7 @@ ModelSpec row_model(const RowReader& r) {
   flag("biases", m.biases);
   flag("dropout", m.dropout);
   flag("rope", m.rope);
+  flag("tied_embeddings", m.tied_embeddings);
   check_model(m);
   return m;
 }

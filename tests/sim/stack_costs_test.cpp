@@ -164,6 +164,43 @@ TEST(StackCosts, TheFp8ScaleSlowsOnlyFp8Gemms) {
   EXPECT_DOUBLE_EQ(scaled.gemm_seconds(8192, 8192, 8192), plain.gemm_seconds(8192, 8192, 8192));
 }
 
+TEST(StackCosts, RowwiseFp8ScalesOnlyRowwiseRuns) {
+  System h100 = system_preset("h100-80g-dgx");
+  h100.stack.fp8_gemm_efficiency_scale = 0.8;
+  h100.stack.fp8_rowwise_gemm_efficiency_scale = 0.5;
+  const double per_tensor = stack_adjusted(h100).chip.fp8_relative_efficiency;
+  h100.stack.fp8_rowwise = true;
+  EXPECT_DOUBLE_EQ(stack_adjusted(h100).chip.fp8_relative_efficiency, 0.5 * per_tensor);
+  EXPECT_DOUBLE_EQ(per_tensor, system_preset("h100-80g-dgx").chip.fp8_relative_efficiency * 0.8);
+}
+
+// Overlapped tensor-parallel collectives: the hidden share runs beside the layer's compute (longer
+// here in each phase), the rest stays exposed. By hand, over L layers x M microbatches: the step
+// grows by the exposed share of every layer's TP traffic, less the first collective of each pass,
+// which cannot hide (half the per-layer hidden traffic, as for FSDP's first gather).
+TEST(StackCosts, AsyncTpHidesItsShareOfTheTensorParallelTraffic) {
+  Scenario s = a100_scenario(2, 4, "megatron-core");
+  s.system.stack.overlap_tp_comm = true;
+  const Priced p(s);
+  double tp_fwd = 0, tp_bwd = 0, fwd = 0, bwd = 0;  // per layer and microbatch
+  for (const Op& op : p.plan.ops) {
+    if (op.repeat != Repeat::per_layer_microbatch) continue;
+    const bool tp = op.kind == OpKind::collective && op.group == CommGroup::tp;
+    (op.phase == Phase::forward ? (tp ? tp_fwd : fwd) : (tp ? tp_bwd : bwd)) += p.seconds(op) * op.multiplicity;
+  }
+  ASSERT_GT(tp_fwd, 0.0);
+  ASSERT_GT(fwd, tp_fwd);  // all of it could hide
+  ASSERT_GT(bwd, tp_bwd);
+  const double tp = tp_fwd + tp_bwd;
+  const double lm = double(p.plan.layers_per_stage) * double(p.plan.n_microbatches);
+  s.system.stack.tp_overlap_fraction = 1.0;
+  const double all_hidden = predict(s).step_time_s;
+  s.system.stack.tp_overlap_fraction = 0.25;
+  EXPECT_NEAR(predict(s).step_time_s - all_hidden, 0.75 * tp * (lm - 0.5), 1e-9 * all_hidden);
+  s.system.stack.overlap_tp_comm = false;  // plain TP: all of it on the critical path
+  EXPECT_NEAR(predict(s).step_time_s - all_hidden, tp * (lm - 0.5), 1e-9 * all_hidden);
+}
+
 TEST(StackCosts, PerOpShowsWhatTheStackAdds) {
   const Report r = predict(a100_scenario(8, 1, "megatron-deepspeed"), {.per_op = true});
   ASSERT_TRUE(r.per_op_s.count("(stack overhead).fwd"));

@@ -4,6 +4,7 @@
 #include "sim/stack_fit.h"
 
 #include "model/input_error.h"
+#include "sim/predict.h"
 
 #include <gtest/gtest.h>
 
@@ -51,6 +52,24 @@ TEST(StackFit, RecoversKnownParametersFromNoisyRuns) {
   EXPECT_GT(r.fitted.band.p95_pct, 0.0);
   EXPECT_EQ(r.fitted.band.min_chips, 2);
   EXPECT_EQ(r.fitted.band.max_chips, 8);
+}
+
+// A run's own stack choices (its row's stack_overrides) survive the fit, which varies only the
+// cost parameters: the fit predicts the run as validate does.
+TEST(StackFit, KeepsEachRunsOwnStackChoices) {
+  const std::vector<ValidationRow> rows =
+      validate_table(read_validation_csv("scenarios/published/torchtitan_h100.csv"));
+  const std::vector<FitRun> runs = fit_runs("torchtitan_h100.csv", rows, "torchtitan-fsdp2");
+  const Stack shipped = stack_preset("torchtitan-fsdp2");
+  int overridden = 0;
+  for (const FitRun& r : runs) {
+    if (r.scenario.system.stack.fused_elementwise == shipped.fused_elementwise &&
+        r.scenario.system.stack.overlap_tp_comm == shipped.overlap_tp_comm)
+      continue;
+    ++overridden;
+    EXPECT_DOUBLE_EQ(fit_predicted_step_s(r, shipped), predict(r.scenario).step_time_s) << r.id;
+  }
+  EXPECT_EQ(overridden, 9);  // 2 without torch.compile, 7 with async TP (annotations)
 }
 
 TEST(StackFit, FoldsDependOnTheIdOnly) {

@@ -1,6 +1,7 @@
 // The open validation set: every row runs, errors within the first version's bars
 // (mean |err_step| <= 12 %, max <= 25 %), unpublished cells are chosen and reported.
 #include "model/input_error.h"
+#include "model/accounting.h"
 #include "sim/validation.h"
 
 #include <gtest/gtest.h>
@@ -163,6 +164,18 @@ TEST(ValidationColumns, StackOverridesChangeTheRowsStackChoices) {
   EXPECT_NE(validate_table(one_row({{"stack_overrides", "warp=1"}}))[0].error.find("row 1 stack_overrides.warp"),
             std::string::npos);
   EXPECT_NE(validate_table(one_row({{"stack_overrides", "fused_elementwise"}}))[0].error.find("not key=value"),
+            std::string::npos);
+}
+
+// tied_embeddings = 0 (Llama): one more vocab x d matrix in N, so 6N in the model FLOPs per token
+// grows by 6 * 50257 * 1024 per token; a bad value names the column.
+TEST(ValidationColumns, UntiedEmbeddingsCountInTheParameters) {
+  const ValidationRow tied = validate_table(one_row({}))[0];
+  const ValidationRow untied = validate_table(one_row({{"tied_embeddings", "0"}}))[0];
+  ASSERT_TRUE(untied.error.empty()) << untied.error;
+  EXPECT_FALSE(untied.scenario->model.tied_embeddings);
+  EXPECT_EQ(parameter_count(untied.scenario->model) - parameter_count(tied.scenario->model), int64_t(50257) * 1024);
+  EXPECT_NE(validate_table(one_row({{"tied_embeddings", "2"}}))[0].error.find("row 1 tied_embeddings"),
             std::string::npos);
 }
 
