@@ -5,6 +5,7 @@
 #include "sim/predict.h"
 #include "sim/scenario_override.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -136,8 +137,10 @@ std::string Sweep::header() const {
 }
 
 Sweep::Sections& Sweep::sections_for(const std::vector<int>& indices) {
-  std::vector<int> key;
-  for (size_t i = 0; i < indices.size(); ++i) key.push_back(is_layout_axis_[i] ? -1 : indices[i]);
+  // The non-layout value indices as one mixed-radix number.
+  int64_t key = 0;
+  for (size_t i = 0; i < indices.size(); ++i)
+    if (!is_layout_axis_[i]) key = key * int64_t(grid_.axes[i].values.size()) + indices[i];
   auto it = sections_cache_.find(key);
   if (it != sections_cache_.end()) return it->second;
   if (sections_cache_.size() >= kMaxCachedSections) sections_cache_.clear();
@@ -151,7 +154,7 @@ Sweep::Sections& Sweep::sections_for(const std::vector<int>& indices) {
   } catch (const InputError& e) {
     sections.error = e.what();
   }
-  Sections& cached = sections_cache_.emplace(std::move(key), std::move(sections)).first->second;
+  Sections& cached = sections_cache_.emplace(key, std::move(sections)).first->second;
   if (cached.scenario) cached.predictor = std::make_unique<Predictor>(*cached.scenario);
   return cached;
 }
@@ -175,10 +178,10 @@ std::string Sweep::row(int64_t c) {
   } catch (const InputError& e) {
     return line + empty_results + "," + csv_quote(one_line(e.what())) + "\n";
   }
-  fmt::format_to(std::back_inserter(line), ",{},{},{},{},{},{},{}", r.n_chips, r.step_time_s, r.tokens_per_s, r.mfu, r.hfu,
+  fmt::format_to(std::back_inserter(line), FMT_COMPILE(",{},{},{},{},{},{},{}"), r.n_chips, r.step_time_s, r.tokens_per_s, r.mfu, r.hfu,
                       r.memory.total() / double(int64_t(1) << 30), r.fits_in_memory ? 1 : 0);
   if (r.has_band())
-    fmt::format_to(std::back_inserter(line), ",{},{}", r.band_low_s, r.band_high_s);
+    fmt::format_to(std::back_inserter(line), FMT_COMPILE(",{},{}"), r.band_low_s, r.band_high_s);
   else
     line += ",,";
   std::string error;

@@ -11,7 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
-#include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -78,7 +78,7 @@ class Sweep {
   Layout base_layout_;                               // the file's layout
   bool schedule_given_ = false;                      // by the file or an axis
   std::vector<std::vector<LayoutSetter>> layout_setters_;  // per layout axis, per value
-  std::map<std::vector<int>, Sections> sections_cache_;
+  std::unordered_map<int64_t, Sections> sections_cache_;
   int64_t legal_rows_ = 0;  // keyed by the non-layout value indices
 };
 
