@@ -111,9 +111,11 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       return "sharded activations need tp (" + to_string(l.tp) +
              ") to divide the microbatch's tokens or d_model (" + to_string(m.d_model) + ")";
     });
-  if (m.n_layers % (int64_t(l.pp) * l.vpp) != 0)
+  // Stages may hold different numbers of layers (Llama 3 405B's 126 on 16 stages); each model
+  // chunk needs at least one.
+  if (m.n_layers < int64_t(l.pp) * l.vpp)
     return fail("layout.pp", [&] {
-      return "pp*vpp (" + to_string(l.pp * l.vpp) + ") must divide n_layers (" +
+      return "pp*vpp (" + to_string(l.pp * l.vpp) + ") must not exceed n_layers (" +
              to_string(m.n_layers) + ")";
     });
   if (l.dp % l.pods != 0)

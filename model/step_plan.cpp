@@ -486,7 +486,10 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   plan.options = options;
   plan.global_batch = global_batch;
   plan.n_microbatches = microbatches(layout, global_batch);
-  plan.layers_per_stage = model.n_layers / layout.pp;
+  // Layers of the heaviest stage: with uneven stages (n_layers not a multiple of pp * vpp) some
+  // chunks hold one layer more, and the pipeline runs at the pace of the stage that has them.
+  const int64_t chunks = int64_t(layout.pp) * layout.vpp;
+  plan.layers_per_stage = int((model.n_layers + chunks - 1) / chunks) * layout.vpp;
   plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len;
   plan.vocab = padded_vocab(model.vocab, layout.tp, options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds

@@ -64,7 +64,8 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   std::vector<Grid> grids;
   for (int tp : choices(fixed.tp, divisors_of(chips)))
     for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
-      if (chips % (int64_t(tp) * pp) || m.n_heads % tp || m.n_layers % pp) continue;
+      // Search proposes even stages; uneven ones only where the caller fixes pp.
+      if (chips % (int64_t(tp) * pp) || m.n_heads % tp || (!fixed.pp && m.n_layers % pp)) continue;
       const int64_t dp = chips / (int64_t(tp) * pp);
       if (fixed.dp && *fixed.dp != dp) continue;
       for (int pods : pod_counts) {

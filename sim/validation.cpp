@@ -158,9 +158,6 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
     l.pp = positive_int(r, "pp");
     l.dp = positive_int(r, "dp");
     fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
-    if (s.model.n_layers % l.pp != 0)
-      throw InputError(r.field("pp"), fmt::format("uneven pipeline stages ({} layers on {} stages) are not "
-                                                  "modelled yet", s.model.n_layers, l.pp));
   }
   if (!r.empty("vpp")) {
     fixed.vpp = positive_int(r, "vpp");

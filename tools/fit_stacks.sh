@@ -24,7 +24,7 @@ refit megatron-deepspeed host_overhead_us,gemm_efficiency_scale,memory_efficienc
   "$published/vtrain_a100_single_node.csv"
 # 18 large Megatron runs: too few to fit; judged as they are (host costs from megatron-deepspeed).
 refit megatron-2021 none "$published/published_runs.csv"
-# torchtitan's published rows (bf16 and Float8; no CP, even stages): the efficiency scales absorb
+# torchtitan's published rows (bf16 and Float8; no CP; uneven stages included): the scales absorb
 # that Meta's H100s are 500 W parts (scenarios/published/README.md); the async-TP rows fit the share
 # of TP traffic that micro-pipelining hides. The rowwise-Float8 GEMM scale is not fitted: its four
 # runs are two model sizes whose held-out fits disagree (5-fold CV 14.4 % with it, 13.7 % without).

@@ -38,7 +38,9 @@ TEST(Layout, EachRuleNamesItsField) {
   l.tp = 32, l.dp = 192;  // 48 heads not divisible by 32
   EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.tp");
   l = palm_layout();
-  l.pp = 4, l.dp = 128;  // 118 layers not divisible by 4
+  l.pp = 4, l.dp = 128;  // 118 layers on 4 stages: uneven (30, 30, 29, 29), legal
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "");
+  l.pp = 128, l.dp = 4;  // more stages than layers
   EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.pp");
   l = palm_layout();
   l.microbatch = 3;

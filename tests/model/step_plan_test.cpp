@@ -55,6 +55,21 @@ TEST(StepPlan, EmbeddingsOnTheDeviceFollowTyingAndStages) {
   EXPECT_DOUBLE_EQ(staged.params_on_device, (16 * layers + embedding) / 4);
 }
 
+// Uneven stages: the plan is the heaviest stage's. 118 layers (PaLM 540B) on 4 stages: 30, 30,
+// 29, 29 -> 30; with 2 chunks per stage, 8 chunks of 15 or 14 -> 2 x 15 = 30; on 3 stages: 40.
+TEST(StepPlan, UnevenStagesTakeTheHeaviestStage) {
+  const ModelSpec m = model_preset("palm-540b");
+  Layout l;
+  l.tp = 12, l.pp = 4, l.dp = 1;
+  EXPECT_EQ(build_step_plan(m, l, 8, PlanOptions{}).layers_per_stage, 30);
+  l.vpp = 2, l.schedule = Schedule::interleaved;
+  EXPECT_EQ(build_step_plan(m, l, 8, PlanOptions{}).layers_per_stage, 30);
+  l.pp = 3, l.vpp = 1, l.schedule = Schedule::one_f_one_b;
+  EXPECT_EQ(build_step_plan(m, l, 6, PlanOptions{}).layers_per_stage, 40);
+  l.pp = 2;  // even: 59
+  EXPECT_EQ(build_step_plan(m, l, 8, PlanOptions{}).layers_per_stage, 59);
+}
+
 TEST(StepPlan, MicrobatchAndLayerCounts) {
   const ModelSpec m = model_preset("gpt3-175b");
   Layout l;

@@ -208,10 +208,19 @@ TEST(ValidationColumns, ModelFlagsOverrideTheFamilyDefaults) {
 TEST(ValidationColumns, WhatIsNotModelledSaysWhat) {
   EXPECT_EQ(validate_table(one_row({{"cp", "2"}, {"dp", "1"}}))[0].error,
             "row 1 cp: context parallelism (cp > 1) is not modelled yet");
-  EXPECT_EQ(validate_table(one_row({{"n_layers", "10"}, {"pp", "4"}, {"dp", "1"}}))[0].error,
-            "row 1 pp: uneven pipeline stages (10 layers on 4 stages) are not modelled yet");
   EXPECT_NE(validate_table(one_row({{"sharding", "fsdp"}}))[0].error.find("does not run sharding fsdp"),
             std::string::npos);
+}
+
+// Uneven stages: 10 layers on 4 stages run at the pace of the stages with 3, as 12 layers would;
+// only the model FLOPs (MFU) tell them apart.
+TEST(ValidationColumns, UnevenStagesRunAtThePaceOfTheHeaviest) {
+  const ValidationRow ten = validate_table(one_row({{"n_layers", "10"}, {"pp", "4"}, {"dp", "1"}}))[0];
+  const ValidationRow twelve = validate_table(one_row({{"n_layers", "12"}, {"pp", "4"}, {"dp", "1"}}))[0];
+  ASSERT_TRUE(ten.error.empty()) << ten.error;
+  ASSERT_TRUE(twelve.error.empty()) << twelve.error;
+  EXPECT_DOUBLE_EQ(ten.pred_step_s, twelve.pred_step_s);
+  EXPECT_LT(ten.pred_mfu, twelve.pred_mfu);
 }
 
 TEST(ValidationColumns, AnUnpublishedMeshIsSearchedAndReported) {
