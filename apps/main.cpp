@@ -9,7 +9,11 @@
 namespace palmsim {
 
 void check_output_path(const std::string& path, bool force, const std::string& option) {
-  if (std::filesystem::exists(path) && !force)
+  std::error_code ec;  // the non-throwing call: a symbolic link loop is bad input, not a crash
+  const std::filesystem::file_status target = std::filesystem::status(path, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels)
+    throw InputError(option, "'" + path + "' is a symbolic link loop");
+  if (std::filesystem::exists(target) && !force)
     throw InputError(option, "'" + path + "' exists; pass --force to replace it");
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent))

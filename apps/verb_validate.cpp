@@ -51,10 +51,12 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
       // Where each file's output goes, all checked before anything is written.
       std::vector<std::string> outputs;
       if (!a->out.empty()) {
-        if (files.size() == 1 && !std::filesystem::is_directory(a->out)) {
+        std::error_code ec;  // non-throwing: a symbolic link loop is reported by check_output_path
+        const bool out_is_folder = std::filesystem::is_directory(a->out, ec);
+        if (files.size() == 1 && !out_is_folder) {
           outputs.push_back(a->out);
         } else {
-          if (!std::filesystem::is_directory(a->out))
+          if (!out_is_folder)
             throw InputError("--output", "with " + std::to_string(files.size()) +
                                              " input files, must be an existing folder; '" + a->out + "' is not");
           for (const std::string& f : files)

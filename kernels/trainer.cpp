@@ -50,8 +50,10 @@ const std::set<std::string> kOwnFiles = {"metrics.jsonl", "checkpoint.bin", "che
                                          "tokenizer.model", "tokenizer.vocab", "tokenizer.corpus.txt"};
 
 void prepare_out_dir(const std::string& dir) {
-  if (!fs::exists(dir)) {
-    std::error_code ec;
+  std::error_code ec;  // the non-throwing call: a symbolic link loop is bad input, not a crash
+  const fs::file_status st = fs::status(dir, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels) throw InputError("--out", "'" + dir + "' is a symbolic link loop");
+  if (!fs::exists(st)) {
     fs::create_directories(dir, ec);
     if (ec) throw InputError("--out", "cannot create '" + dir + "': " + ec.message());
     return;

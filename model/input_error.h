@@ -16,8 +16,9 @@ class InputError : public std::runtime_error {
   std::string field_;
 };
 
-// Throws InputError naming `field` unless `path` is a regular file: one message for a missing
-// path, one for a folder, one for anything else (a device such as /dev/null, a socket).
+// Throws InputError naming `field` unless `path` is a readable, non-empty regular file: its own
+// message for a missing path, a symbolic link loop, a path it may not read, a folder, anything
+// else that is not a file (a device such as /dev/null, a socket), and an empty file.
 void require_regular_file(const std::string& path, const std::string& field);
 
 }  // namespace palmsim

@@ -357,17 +357,18 @@ std::vector<std::string> validation_files(const std::vector<std::string>& argume
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   for (const std::string& a : arguments) {
-    if (fs::is_directory(a)) {
+    std::error_code ec;  // the non-throwing calls: a symbolic link loop is bad input, not a crash
+    if (fs::is_directory(a, ec)) {
       std::vector<std::string> found;
-      for (const auto& e : fs::directory_iterator(a))
-        if (e.is_regular_file() && e.path().extension() == ".csv") found.push_back(e.path().string());
+      for (const auto& e : fs::directory_iterator(a, ec))
+        if (e.is_regular_file(ec) && e.path().extension() == ".csv") found.push_back(e.path().string());
+      if (ec) throw InputError("RUNS", "cannot list folder '" + a + "': " + ec.message());
       if (found.empty()) throw InputError("RUNS", "folder '" + a + "' holds no .csv file");
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
-    } else if (fs::is_regular_file(a)) {
-      files.push_back(a);
     } else {
-      throw InputError("RUNS", "'" + a + "' is neither a CSV file nor a folder of them");
+      require_regular_file(a, "RUNS");  // names what else it is: missing, a loop, a device, empty
+      files.push_back(a);
     }
   }
   return files;

@@ -171,6 +171,27 @@ TEST(Cli, AFolderOrADeviceIsNamedForWhatItIs) {
   const CliRun calibration = run("validate-local scenarios/train-tiny.yaml --calibration scenarios");
   EXPECT_EQ(calibration.status, 2);
   EXPECT_NE(calibration.err.find("is a folder"), std::string::npos) << calibration.err;
+  const std::string empty = write_temp("empty_" + std::to_string(getpid()) + ".yaml", "");
+  const CliRun blank = run("predict " + empty);
+  EXPECT_EQ(blank.status, 2);
+  EXPECT_EQ(blank.err, "palmsim: error: scenario: '" + empty + "' is empty\n");
+  const std::string loop = testing::TempDir() + "/loop_" + std::to_string(getpid()) + ".csv";
+  std::filesystem::remove(loop);
+  std::filesystem::create_symlink(loop, loop);  // points at itself
+  const CliRun looped = run("validate " + loop);
+  EXPECT_EQ(looped.status, 2);
+  EXPECT_EQ(looped.err, "palmsim: error: RUNS: '" + loop + "' is a symbolic link loop\n");
+  std::filesystem::remove(loop);
+}
+
+TEST(Cli, AFileItMayNotReadIsSaidSo) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads every file; run the suite as another user to check this";
+  const std::string path = write_temp("unreadable_" + std::to_string(getpid()) + ".yaml", "model: palm-8b\n");
+  std::filesystem::permissions(path, std::filesystem::perms::none);
+  const CliRun r = run("predict " + path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "palmsim: error: scenario: cannot read '" + path + "': permission denied\n");
+  std::filesystem::remove(path);
 }
 
 }  // namespace
