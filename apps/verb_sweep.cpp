@@ -64,9 +64,9 @@ class ProgressBar {
 int run_sweep(const SweepArgs& a) {
   // Everything that can be wrong with the input is found before MPI starts, identically on every
   // rank; only the first rank says it.
-  const std::optional<std::pair<int, int>> shard =
-      a.shard.empty() ? std::nullopt : std::optional(parse_shard(a.shard));
-  if (shard && a.output.empty()) throw InputError("--shard", "a shard needs -o FILE (merged later by `palmsim merge`)");
+  const bool sharded = !a.shard.empty();
+  const auto [shard_index, shard_count] = sharded ? parse_shard(a.shard) : std::pair<int, int>{0, 1};
+  if (sharded && a.output.empty()) throw InputError("--shard", "a shard needs -o FILE (merged later by `palmsim merge`)");
   if (!a.output.empty()) check_output_path(a.output, a.force, "-o");
   SweepGrid grid = parse_sweep_grid(a.sets, a.max_combinations);
   Sweep::Simulator simulator;
@@ -75,7 +75,7 @@ int run_sweep(const SweepArgs& a) {
 
   MpiWorld world;
   const int64_t size = sweep.grid().size();
-  auto [begin, end] = shard ? shard_range(size, shard->first, shard->second) : std::pair<int64_t, int64_t>{0, size};
+  auto [begin, end] = shard_range(size, shard_index, shard_count);
   auto [mine_begin, mine_end] = shard_range(end - begin, world.rank(), world.size());
   mine_begin += begin;
   mine_end += begin;
@@ -95,7 +95,7 @@ int run_sweep(const SweepArgs& a) {
   const std::string all_rows = world.gather_to_root(rows);
   if (world.rank() != 0) return 0;
 
-  std::string text = shard ? shard_preamble(shard->first, shard->second, size) : "";
+  std::string text = sharded ? shard_preamble(shard_index, shard_count, size) : "";
   text += sweep.header() + all_rows;
   if (a.output.empty())
     std::cout << text << std::flush;

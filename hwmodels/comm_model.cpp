@@ -10,7 +10,7 @@ namespace palmsim {
 bool layout_fits_system(const System& s, const Layout& l) {
   if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
-  return map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
+  return l.cp == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
 }
 
 CommModel::CommModel(const System& system, const Layout& layout, const Calibration* calibration)
@@ -21,6 +21,8 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
                                           "; pods are TPU pods joined by the data-center network");
     return;
   }
+  if (layout.cp > 1)
+    throw InputError("layout.cp", "context parallelism on " + system.name + " is not modelled yet (GPU clusters only)");
   if (!map_groups_on_torus(system.torus, system.max_chips_per_pod, layout.tp, layout.pp,
                            layout.dp_per_pod(), torus_)) {
     throw InputError("layout", "no " + system.name + " slice of " +
@@ -36,16 +38,18 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
 
 NodeSpread CommModel::spread(CommGroup group) const {
   const int g = system_.fat_tree.gpus_per_node;
-  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp;
+  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp, cp = layout_.cp;
   auto place = [g](int size, int stride) {
     // Members `stride` ranks apart: how many share a node.
     const int per_node = stride >= g ? 1 : std::min(size, g / stride);
     return NodeSpread{per_node, size / per_node};
   };
   switch (group) {
+    // Megatron's rank order: tp fastest, then cp, then dp, then pp.
     case CommGroup::tp: return place(tp, 1);
-    case CommGroup::dp: return place(dp, tp);
-    case CommGroup::pp: return place(pp, tp * dp);
+    case CommGroup::cp: return place(cp, tp);
+    case CommGroup::dp: return place(dp * cp, tp);  // the weights' replicas: dp x cp
+    case CommGroup::pp: return place(pp, tp * cp * dp);
     case CommGroup::cross_pod: return {1, 1};
   }
   return {};
@@ -72,7 +76,10 @@ double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes
 }
 
 double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const {
-  const int ranks = group == CommGroup::tp ? layout_.tp : group == CommGroup::pp ? layout_.pp : layout_.dp;
+  const int ranks = group == CommGroup::tp   ? layout_.tp
+                    : group == CommGroup::pp ? layout_.pp
+                    : group == CommGroup::cp ? layout_.cp
+                                             : layout_.dp * layout_.cp;
   if (ranks <= 1) return 0.0;
   if (calibration_) {
     const double measured = calibration_->collective_seconds(to_string(kind), ranks, bytes);

@@ -85,8 +85,13 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
   if (l.tp < 1) return fail("layout.tp", [&] { return "must be >= 1, got " + to_string(l.tp); });
   if (l.pp < 1) return fail("layout.pp", [&] { return "must be >= 1, got " + to_string(l.pp); });
   if (l.dp < 1) return fail("layout.dp", [&] { return "must be >= 1, got " + to_string(l.dp); });
-  if (l.cp != 1)
-    return fail("layout.cp", [&] { return "only 1 is supported for now, got " + to_string(l.cp); });
+  if (l.cp < 1) return fail("layout.cp", [&] { return "must be >= 1, got " + to_string(l.cp); });
+  // Context parallelism splits each sequence into 2*cp chunks, rank i taking chunks i and
+  // 2*cp-1-i so that causal attention's work is balanced (Megatron-Core, torchtitan).
+  if (l.cp > 1 && m.seq_len % (2 * int64_t(l.cp)) != 0)
+    return fail("layout.cp", [&] {
+      return "2*cp (" + to_string(2 * l.cp) + ") must divide seq_len (" + to_string(m.seq_len) + ")";
+    });
   if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });
   if (l.pods < 1) return fail("layout.pods", [&] { return "must be >= 1, got " + to_string(l.pods); });
   if (l.microbatch < 1)

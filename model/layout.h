@@ -37,6 +37,9 @@ struct Layout {
 
   int64_t chips() const { return int64_t(tp) * pp * dp * cp; }
   int dp_per_pod() const { return dp / pods; }
+  // Ranks of a pod that hold the same weights: data- and context-parallel (gradients are reduced,
+  // and FSDP shards, over both; Megatron's rank order puts cp inside dp, after tp).
+  int replicas_per_pod() const { return dp / pods * cp; }
 };
 
 const char* to_string(Sharding s);

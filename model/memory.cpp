@@ -58,7 +58,7 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
 MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   const Layout& l = plan.layout;
   const ModelSpec& m = plan.model;
-  const int dp_pod = l.dp_per_pod();
+  const int dp_pod = l.replicas_per_pod();
   const double params = plan.params_on_device;
   const bool shard_state = l.sharding != Sharding::none;
   const bool shard_grads = l.sharding == Sharding::zero2 || l.sharding == Sharding::zero3 ||

@@ -53,6 +53,7 @@ const char* to_string(CommGroup g) {
     case CommGroup::tp: return "tp";
     case CommGroup::pp: return "pp";
     case CommGroup::dp: return "dp";
+    case CommGroup::cp: return "cp";
     case CommGroup::cross_pod: return "cross_pod";
   }
   return "?";
@@ -175,8 +176,10 @@ class PlanBuilder {
       tp_collective("tp_allreduce", phase, CollectiveKind::all_reduce, mult);
   }
 
+  // This rank's share: its T/cp queries (two balanced chunks under context parallelism) against
+  // the whole sequence's keys.
   double attention_flops() const {
-    return 4.0 * double(p_.layout.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len * m_.head_dim;
+    return 4.0 * double(p_.layout.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len * m_.head_dim / l_.cp;
   }
 
   double attention_bytes() const {
@@ -184,7 +187,7 @@ class PlanBuilder {
     if (o_.fused_attention) return qkvo;
     // Materialized scores: write QK^T, softmax read + write, read for PV; dropout reads, writes and
     // stores a one-byte mask.
-    const double scores = double(l_.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len;
+    const double scores = double(l_.microbatch) * heads_ * double(m_.seq_len) * m_.seq_len / l_.cp;
     return qkvo + scores * (4.0 * w_ + (m_.dropout ? 2.0 * w_ + 1.0 : 0.0));
   }
 
@@ -197,13 +200,30 @@ class PlanBuilder {
     op.flops = fwd_flops * causal * factor;
     op.bytes = attention_bytes() * (phase == Phase::backward ? 2.0 : 1.0);
     op.batch = int64_t(l_.microbatch) * heads_;
-    op.m = m_.seq_len, op.n = m_.seq_len, op.k = m_.head_dim;
+    op.m = m_.seq_len / l_.cp, op.n = m_.seq_len, op.k = m_.head_dim;
     // Fused: one kernel forward; backward a preprocessing pass, the main kernel and the dQ
     // conversion. Materialized: Q/K/V layout copies, scores GEMM, scale-mask-softmax, dropout,
     // context GEMM and the output permute forward; about twice that backward.
     const double materialized = 6.0 + (m_.dropout ? 1.0 : 0.0);
     if (o_.fused_attention) op.kernels = phase == Phase::backward ? 3.0 : 1.0;
     else op.kernels = phase == Phase::backward ? 2.0 * materialized - 2.0 : materialized;
+    if (l_.cp > 1) context_parallel_kv(phase);
+  }
+
+  // Context parallelism: each rank's attention needs every rank's K and V (all-gathered, or passed
+  // round a ring, beside the attention blocks already in hand); backward gathers them again and
+  // reduce-scatters their gradients. Sizes are the whole sequence's K/V of this rank's heads.
+  void context_parallel_kv(Phase phase) {
+    const double kv_bytes = t_ * l_.cp * 2.0 * kv_ * double(m_.head_dim) * w_;
+    auto collective = [&](const char* name, CollectiveKind kind) {
+      Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch);
+      op.collective = kind;
+      op.group = CommGroup::cp;
+      op.comm_bytes = kv_bytes;
+      op.overlap = Overlap::with_layer_compute;
+    };
+    collective("cp_kv_allgather", CollectiveKind::all_gather);
+    if (phase == Phase::backward) collective("cp_dkv_reducescatter", CollectiveKind::reduce_scatter);
   }
 
   // One layer's forward ops. `gemm_share` scales the non-attention work (PaLM recomputes 75 %).
@@ -393,7 +413,7 @@ class PlanBuilder {
 
   void data_parallel() {
     const bool sharded_weights = l_.sharding == Sharding::zero3 || l_.sharding == Sharding::fsdp;
-    const int dp_pod = l_.dp_per_pod();
+    const int dp_pod = l_.replicas_per_pod();
     const double layer_params = double(layer_parameters(m_).total()) / l_.tp;
     const double grad_bytes = p_.params_on_device * o_.grad_reduce_bytes;
     if (dp_pod > 1 && sharded_weights) {
@@ -451,7 +471,7 @@ class PlanBuilder {
 
   void optimizer() {
     const bool sharded_state = l_.sharding != Sharding::none;
-    const double params = p_.params_on_device / (sharded_state ? l_.dp_per_pod() : 1);
+    const double params = p_.params_on_device / (sharded_state ? l_.replicas_per_pod() : 1);
     // Global gradient norm reads every fp32 gradient once; Adam/Adafactor reads gradient, fp32
     // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
     add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
@@ -490,7 +510,7 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // chunks hold one layer more, and the pipeline runs at the pace of the stage that has them.
   const int64_t chunks = int64_t(layout.pp) * layout.vpp;
   plan.layers_per_stage = int((model.n_layers + chunks - 1) / chunks) * layout.vpp;
-  plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len;
+  plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len / layout.cp;  // this rank's
   plan.vocab = padded_vocab(model.vocab, layout.tp, options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds
   // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also

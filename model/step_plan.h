@@ -18,7 +18,8 @@ namespace palmsim {
 
 enum class Phase : uint8_t { forward, backward, recompute, optimizer };
 enum class OpKind : uint8_t { gemm, attention, memory, collective, p2p };
-enum class CommGroup : uint8_t { tp, pp, dp, cross_pod };
+// dp: the ranks that hold the same weights (data x context parallel); cp: one sequence's ranks.
+enum class CommGroup : uint8_t { tp, pp, dp, cp, cross_pod };
 enum class Repeat : uint8_t { per_layer_microbatch, per_microbatch, per_step };
 // blocking: on the critical path. with_layer_compute: prefetch/reduction that runs beside the
 // compute of the neighbouring layer (FSDP). with_backward: gradient reduction that runs beside the

@@ -53,7 +53,9 @@ struct TopK {
 SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
   const auto start = std::chrono::steady_clock::now();
   const ModelSpec& m = s.model;
-  const int64_t chips = s.n_chips;
+  const int cp = fixed.cp.value_or(s.layout.cp);
+  if (cp < 1 || s.n_chips % cp) return SearchResult{};
+  const int64_t chips = s.n_chips / cp;  // tp * pp * dp; each of those ranks is cp chips
   // GPU clusters are one pod; a TPU run may split its data-parallel ranks over any number of pods
   // whose slices fit (at most max_chips_per_pod chips each).
   std::vector<int> pod_counts{1};
@@ -70,7 +72,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
       if (fixed.dp && *fixed.dp != dp) continue;
       for (int pods : pod_counts) {
         if (dp % pods) continue;
-        if (s.system.max_chips_per_pod > 0 && chips / pods > s.system.max_chips_per_pod) continue;
+        if (s.system.max_chips_per_pod > 0 && chips * cp / pods > s.system.max_chips_per_pod) continue;
         grids.push_back({tp, pp, pods});
       }
     }
@@ -96,6 +98,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     base.pp = pp;
     base.dp = int(chips / (int64_t(tp) * pp));
     base.pods = grids[gi].pods;
+    base.cp = cp;
     if (!layout_fits_system(s.system, base)) return;
     const CommModel comm(s.system, base, s.calibration.get());
     const int64_t per_rank = s.global_batch / base.dp;
@@ -121,7 +124,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
                 l.sp = sp;
                 l.sharding = sharding;
                 l.recompute = recompute;
-                if (!layout_is_legal(l, m, chips, s.global_batch)) continue;
+                if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
                 const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
                 const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
                 ++mine.evaluated;

@@ -148,10 +148,10 @@ ValidationRow read_row(const CsvTable& t, size_t index) {
   l.pods = positive_int(r, "pods");
   l.cp = positive_int(r, "cp");
   // What palmsim cannot represent yet is said so, never approximated (a later issue adds them).
-  if (l.cp > 1) throw InputError(r.field("cp"), "context parallelism (cp > 1) is not modelled yet");
   // tp, pp and dp may be unpublished ("the best layout that fits"): search fills them.
   LayoutConstraints fixed;
   fixed.pods = l.pods;
+  fixed.cp = l.cp;
   const bool mesh_published = !r.empty("tp") || !r.empty("pp") || !r.empty("dp");
   if (mesh_published) {
     l.tp = positive_int(r, "tp");

@@ -24,7 +24,7 @@ refit megatron-deepspeed host_overhead_us,gemm_efficiency_scale,memory_efficienc
   "$published/vtrain_a100_single_node.csv"
 # 18 large Megatron runs: too few to fit; judged as they are (host costs from megatron-deepspeed).
 refit megatron-2021 none "$published/published_runs.csv"
-# torchtitan's published rows (bf16 and Float8; no CP; uneven stages included): the scales absorb
+# torchtitan's published rows (bf16 and Float8; cp and uneven stages included): the scales absorb
 # that Meta's H100s are 500 W parts (scenarios/published/README.md); the async-TP rows fit the share
 # of TP traffic that micro-pipelining hides. The rowwise-Float8 GEMM scale is not fitted: its four
 # runs are two model sizes whose held-out fits disagree (5-fold CV 14.4 % with it, 13.7 % without).
@@ -33,9 +33,8 @@ refit torchtitan-fsdp2 gemm_efficiency_scale,fp8_gemm_efficiency_scale,attention
 # MaxText v5e and v5p and PaLM on v4: compiled XLA has no cost parameter worth fitting; judged as given.
 refit maxtext none "$published/maxtext_tpu_v5e.csv" "$published/maxtext_tpu_v5p.csv"
 refit xla-tpu none "$published/published_runs.csv"
-# NeMo's long-sequence fp8 rows without context parallelism: the only Megatron-Core runs palmsim
-# models yet (MoE and cp rows wait for a later issue), all fp8: the fp8 GEMM scale, not the bf16
-# one, is fitted, with the attention kernel (long sequences). Nine runs: two parameters, 3 folds
-# (more parameters cross-validate worse).
+# NeMo's long-sequence fp8 rows, with and without context parallelism: the Megatron-Core runs
+# palmsim models (MoE rows wait for a later issue), all fp8: the fp8 GEMM scale, not the bf16 one,
+# is fitted, with the attention kernel (long sequences). 15 runs: two parameters, 3 folds.
 refit_folds=3 refit megatron-core fp8_gemm_efficiency_scale,attention_efficiency_scale \
   "$published/nemo_long_sequence_h100.csv"

@@ -33,6 +33,7 @@ int CollectiveFlows::group_size(CommGroup group) const {
     case CommGroup::pp: return l.pp;
     // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group.
     case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
+    case CommGroup::cp: return l.cp;  // 1: simulate refuses cp > 1
     case CommGroup::cross_pod: return l.pods;
   }
   return 1;

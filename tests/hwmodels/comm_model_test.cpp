@@ -22,6 +22,30 @@ TEST(CommModel, MegatronRankOrderOnDgxNodes) {
   EXPECT_EQ(c.spread(CommGroup::pp).nodes, 4);
 }
 
+// With context parallelism (Megatron order tp, cp, dp, pp): tp 2, cp 2, dp 8, pp 2 on 64 GPUs.
+TEST(CommModel, ContextParallelRanksSitBetweenTensorAndDataParallel) {
+  const System s = system_preset("h100-80g-dgx");
+  Layout l;
+  l.tp = 2, l.cp = 2, l.dp = 8, l.pp = 2;
+  const CommModel c(s, l);
+  // cp ranks are tp = 2 apart: both in one node.
+  EXPECT_EQ(c.spread(CommGroup::cp).per_node, 2);
+  EXPECT_EQ(c.spread(CommGroup::cp).nodes, 1);
+  // The weights' replicas are dp x cp = 16 ranks, 2 apart: 4 per node over 4 nodes.
+  EXPECT_EQ(c.spread(CommGroup::dp).per_node, 4);
+  EXPECT_EQ(c.spread(CommGroup::dp).nodes, 4);
+  // pp ranks are tp*cp*dp = 32 apart.
+  EXPECT_EQ(c.spread(CommGroup::pp).per_node, 1);
+  EXPECT_EQ(c.spread(CommGroup::pp).nodes, 2);
+  // On a TPU pod context parallelism is not modelled yet: said, not approximated.
+  try {
+    CommModel(system_preset("tpu-v4-pod"), l);
+    ADD_FAILURE() << "cp on a TPU pod was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "layout.cp");
+  }
+}
+
 TEST(CommModel, TensorParallelAllReduceInsideADgxA100ByHand) {
   // 8 GPUs over NVLink at the NCCL bus bandwidth 235 GB/s, 8.4 us NCCL base latency, 3.4 us per
   // step: 100 MB all-reduce.

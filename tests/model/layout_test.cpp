@@ -52,7 +52,9 @@ TEST(Layout, EachRuleNamesItsField) {
   l.vpp = 2;
   EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.vpp");
   l = palm_layout();
-  l.cp = 2, l.dp = 256;
+  l.cp = 2, l.dp = 256;  // 2048 tokens in 4 balanced chunks: legal
+  EXPECT_EQ(field_of_error(l, m, 6144, 2048), "");
+  l.cp = 3;  // 6 chunks do not divide 2048 tokens
   EXPECT_EQ(field_of_error(l, m, 6144, 2048), "layout.cp");
   l = palm_layout();
   l.tp = -1;

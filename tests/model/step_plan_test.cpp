@@ -70,6 +70,33 @@ TEST(StepPlan, UnevenStagesTakeTheHeaviestStage) {
   EXPECT_EQ(build_step_plan(m, l, 8, PlanOptions{}).layers_per_stage, 59);
 }
 
+// Context parallelism by hand: each of cp ranks holds T/cp tokens of every sequence and 1/cp of
+// its causal attention; K and V of the whole sequence (this rank's K/V heads) are gathered in every
+// forward and recompute, gathered again and their gradients reduce-scattered in backward.
+TEST(StepPlan, ContextParallelRanksShareTokensAndGatherKeysAndValues) {
+  const ModelSpec m = model_preset("palm-8b");  // 16 heads, 1 K/V head, head dim 256, seq 2048
+  Layout one, four;
+  one.dp = 8;
+  four.dp = 2, four.cp = 4;
+  const StepPlan a = build_step_plan(m, one, 8, PlanOptions{});
+  const StepPlan c = build_step_plan(m, four, 8, PlanOptions{});
+  EXPECT_EQ(c.tokens_per_microbatch, 2048 / 4);
+  auto find = [](const StepPlan& p, const std::string& name, Phase phase) -> const Op* {
+    for (const Op& op : p.ops)
+      if (name == op.name && op.phase == phase) return &op;
+    return nullptr;
+  };
+  EXPECT_DOUBLE_EQ(find(c, "attention", Phase::forward)->flops * 4, find(a, "attention", Phase::forward)->flops);
+  EXPECT_EQ(find(a, "cp_kv_allgather", Phase::forward), nullptr);
+  const Op* gather = find(c, "cp_kv_allgather", Phase::forward);
+  ASSERT_NE(gather, nullptr);
+  EXPECT_EQ(gather->group, CommGroup::cp);
+  EXPECT_DOUBLE_EQ(gather->comm_bytes, 2048.0 * 2 * 1 * 256 * 2);  // K and V, bf16
+  ASSERT_NE(find(c, "cp_kv_allgather", Phase::backward), nullptr);
+  ASSERT_NE(find(c, "cp_dkv_reducescatter", Phase::backward), nullptr);
+  EXPECT_EQ(find(c, "cp_dkv_reducescatter", Phase::forward), nullptr);
+}
+
 TEST(StepPlan, MicrobatchAndLayerCounts) {
   const ModelSpec m = model_preset("gpt3-175b");
   Layout l;
