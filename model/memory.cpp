@@ -12,7 +12,9 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   const ModelSpec& m = plan.model;
   const Layout& l = plan.layout;
   const double w = plan.options.activation_bytes;
-  const double s = double(m.seq_len), b = double(l.microbatch), t = s * b, d = double(m.d_model);
+  // This rank's tokens: with context parallelism 1/cp of each sequence (its queries); keys span s.
+  const double s = double(m.seq_len), b = double(l.microbatch), d = double(m.d_model);
+  const double t = double(plan.tokens_per_microbatch), rows = t / b;
   const double q = double(m.head_dim);
   const double heads = double(m.n_heads) / l.tp;
   const double kv = m.n_kv_heads >= l.tp ? double(m.n_kv_heads) / l.tp : double(m.n_kv_heads);
@@ -32,7 +34,7 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
     bytes += w * t * d * outside;                            // attention output projection
     bytes += (ffn_is_gated(m.ffn) ? 2.0 : 1.0) * w * t * ff; // MLP input projection(s)
     bytes += w * t * d * outside;                            // MLP output projection
-    if (plan.options.fused_attention) bytes += 4.0 * b * heads * s;  // fp32 log-sum-exp per row
+    if (plan.options.fused_attention) bytes += 4.0 * b * heads * rows;  // fp32 log-sum-exp per row
     return bytes;
   }
   const double norms = m.parallel_block ? 1.0 : 2.0;
@@ -46,9 +48,9 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   bytes += (ffn_is_gated(m.ffn) ? 3.0 : 2.0) * w * t * ff;  // FFN intermediates
   bytes += mask * t * d * outside;                   // MLP dropout mask
   if (recompute == Recompute::none) {
-    const double scores = b * heads * s * s;
+    const double scores = b * heads * rows * s;
     if (plan.options.fused_attention)
-      bytes += 4.0 * b * heads * s;                  // fp32 log-sum-exp per row
+      bytes += 4.0 * b * heads * rows;               // fp32 log-sum-exp per row
     else
       bytes += scores * (w + (m.dropout ? w + 1.0 : 0.0));  // softmax out, dropout mask and out
   }

@@ -1,6 +1,7 @@
 // The step plan's GEMM FLOPs add up to the accounting's hardware FLOPs: one independent check that
 // the op list neither drops nor doubles work.
 #include "model/accounting.h"
+#include "model/memory.h"
 #include "model/step_plan.h"
 
 #include <gtest/gtest.h>
@@ -95,6 +96,10 @@ TEST(StepPlan, ContextParallelRanksShareTokensAndGatherKeysAndValues) {
   ASSERT_NE(find(c, "cp_kv_allgather", Phase::backward), nullptr);
   ASSERT_NE(find(c, "cp_dkv_reducescatter", Phase::backward), nullptr);
   EXPECT_EQ(find(c, "cp_dkv_reducescatter", Phase::forward), nullptr);
+  // Activation memory follows this rank's tokens: a quarter of the layer's (full recompute keeps
+  // only the layer input, t x d bf16).
+  EXPECT_DOUBLE_EQ(activation_bytes_per_layer(c, Recompute::full) * 4, activation_bytes_per_layer(a, Recompute::full));
+  EXPECT_DOUBLE_EQ(activation_bytes_per_layer(c, Recompute::full), 2.0 * 512 * 4096);
 }
 
 TEST(StepPlan, MicrobatchAndLayerCounts) {
