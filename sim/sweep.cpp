@@ -82,11 +82,12 @@ bool names_key(const InputError& e, const std::string& key) {
 }  // namespace
 
 Sweep::Sweep(const YAML::Node& scenario_root, std::string scenario_path, SweepGrid grid, Simulator simulate)
-    : root_(YAML::Clone(scenario_root)), path_(std::move(scenario_path)), grid_(std::move(grid)),
+    : sections_root_(YAML::Clone(scenario_root)), path_(std::move(scenario_path)), grid_(std::move(grid)),
       simulate_(std::move(simulate)) {
-  if (!root_.IsMap()) throw InputError("scenario", "'" + path_ + "' must be a YAML map with model, system, layout, training");
+  if (!scenario_root.IsMap())
+    throw InputError("scenario", "'" + path_ + "' must be a YAML map with model, system, layout, training");
   // The file's layout, then each layout value read once into a setter: a bad value is refused here.
-  const YAML::Node file_layout = std::as_const(root_)["layout"];  // const: a lookup adds no key
+  const YAML::Node file_layout = scenario_root["layout"];
   base_layout_ = parse_layout(file_layout);
   schedule_given_ = file_layout && file_layout.IsMap() && file_layout["schedule"];
   layout_setters_.resize(grid_.axes.size());
@@ -101,12 +102,11 @@ Sweep::Sweep(const YAML::Node& scenario_root, std::string scenario_path, SweepGr
     if (field == "schedule") schedule_given_ = true;
     for (const std::string& v : a.values) layout_setters_[i].push_back(layout_field_setter(field, override_value_node(v, a.key)));
   }
+  sections_root_.remove("layout");  // read per combination, from the setters
   // Every other value on its own against the file: an unknown key or a value its field refuses is
   // bad input (exit 2), not a row; what depends on the other values is left to the rows.
-  YAML::Node sections = YAML::Clone(root_);
-  sections.remove("layout");
   try {
-    parse_scenario_sections(sections, path_);
+    parse_scenario_sections(sections_root_, path_);
   } catch (const InputError& e) {
     bool overridden = false;
     for (size_t i = 0; i < grid_.axes.size(); ++i)
@@ -117,7 +117,7 @@ Sweep::Sweep(const YAML::Node& scenario_root, std::string scenario_path, SweepGr
   for (size_t i = 0; i < grid_.axes.size(); ++i) {
     if (is_layout_axis_[i]) continue;
     for (const std::string& v : grid_.axes[i].values) {
-      YAML::Node one = YAML::Clone(sections);
+      YAML::Node one = YAML::Clone(sections_root_);
       apply_override(one, grid_.axes[i].key, v);
       try {
         parse_scenario_sections(one, path_);
@@ -146,8 +146,7 @@ Sweep::Sections& Sweep::sections_for(const std::vector<int>& indices) {
   if (sections_cache_.size() >= kMaxCachedSections) sections_cache_.clear();
   Sections sections;
   try {
-    YAML::Node root = YAML::Clone(root_);
-    root.remove("layout");  // read per combination, with the layout overrides
+    YAML::Node root = YAML::Clone(sections_root_);
     for (size_t i = 0; i < indices.size(); ++i)
       if (!is_layout_axis_[i]) apply_override(root, grid_.axes[i].key, grid_.axes[i].values[indices[i]]);
     sections.scenario = parse_scenario_sections(root, path_);

@@ -69,7 +69,7 @@ class Sweep {
   };
   Sections& sections_for(const std::vector<int>& indices);
 
-  YAML::Node root_;
+  YAML::Node sections_root_;  // the scenario file without its layout (the layout axes set that)
   std::string path_;
   SweepGrid grid_;
   Simulator simulate_;
