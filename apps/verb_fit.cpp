@@ -1,4 +1,5 @@
 #include "apps/verbs.h"
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 #include "sim/csv_table.h"
 #include "sim/stack_fit.h"
@@ -77,10 +78,10 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
         std::cout << fmt::format("    {:<28} {:>10.4g} -> {:<10.4g} [{:g}, {:g}]\n", p.key, base.*(p.field) / p.scale,
                                  r.fitted.*(p.field) / p.scale, p.lo, p.hi);
       if (!a->out.empty()) {
-        std::ofstream out(a->out);
-        out << "# Fitted by `palmsim fit` (least squares on log step time, bounded; k-fold cross-validated).\n"
-            << stack_yaml(r.fitted);
-        if (!out) throw InputError("--output", "cannot write '" + a->out + "'");
+        write_file_atomically(
+            "# Fitted by `palmsim fit` (least squares on log step time, bounded; k-fold cross-validated).\n" +
+                stack_yaml(r.fitted),
+            a->out, "--output");
         std::cout << "wrote " << a->out << "\n";
       }
       return 0;

@@ -44,6 +44,8 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
     std::string path, trace, trace_chips, slow_chip;
     std::vector<std::string> degrade;
     bool json = false, force = false;
+    int64_t max_chips = simulation::SimulationOptions{}.max_chips;
+    double max_flows = simulation::SimulationOptions{}.max_flows;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("SCENARIO", a->path, "scenario YAML file")->required();
@@ -53,6 +55,10 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
   cmd->add_option("--degrade-link", a->degrade,
                   "LINK:FACTOR: keep FACTOR of LINK's bandwidth (TPU ici.CHIP.x|y|z, dcn.HOST; GPU "
                   "nvlink.GPU, nic.GPU, uplink.LEAF.RAIL); repeatable");
+  cmd->add_option("--max-chips", a->max_chips, "refuse a simulation of more chips (actors) than this")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  cmd->add_option("--max-flows", a->max_flows, "refuse a simulation of more flows per step than this")
+      ->check(CLI::Range(1.0, 1e18));
   cmd->add_flag("--json", a->json, "print one JSON object (predict's keys plus per_chip)");
   cmd->add_flag("--force", a->force, "replace the trace file if it exists");
   cmd->callback([&action, a] {
@@ -60,6 +66,8 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
       if (!a->trace.empty()) check_output_path(a->trace, a->force, "--trace");
       const Scenario s = load_scenario(a->path);
       simulation::SimulationOptions o;
+      o.max_chips = a->max_chips;
+      o.max_flows = a->max_flows;
       if (!a->slow_chip.empty()) {
         const auto [chip, pct] = split_value(a->slow_chip, "--slow-chip");
         o.slow_chip = parse_chip(chip, "--slow-chip");

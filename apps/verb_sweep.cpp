@@ -4,6 +4,7 @@
 // `palmsim merge`). The bytes do not depend on how the work was split.
 #include "apps/mpi_world.h"
 #include "apps/verbs.h"
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 #include "sim/csv_table.h"
 #include "sim/simgrid/simulate.h"
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 namespace palmsim {
 
@@ -75,32 +77,48 @@ int run_sweep(const SweepArgs& a) {
 
   MpiWorld world;
   const int64_t size = sweep.grid().size();
-  auto [begin, end] = shard_range(size, shard_index, shard_count);
-  auto [mine_begin, mine_end] = shard_range(end - begin, world.rank(), world.size());
-  mine_begin += begin;
-  mine_end += begin;
+  const auto [begin, end] = shard_range(size, shard_index, shard_count);
+
+  // The rows stream out in blocks: round k, rank r evaluates block k * ranks + r, and the first
+  // rank writes the round's blocks in rank order, which is grid order. Memory holds one round.
+  constexpr int64_t kBlock = 4096;
+  const int64_t ranks = world.size(), blocks = (end - begin + kBlock - 1) / kBlock;
+  const int64_t rounds = (blocks + ranks - 1) / ranks;
+  std::unique_ptr<AtomicFile> file;
+  auto write = [&](const std::string& text) {
+    if (file)
+      file->write(text);
+    else
+      std::cout << text;
+  };
+  if (world.rank() == 0) {
+    if (!a.output.empty()) file = std::make_unique<AtomicFile>(a.output, "-o");
+    write((sharded ? shard_preamble(shard_index, shard_count, size) : "") + sweep.header());
+  }
 
   world.barrier();
   const auto start = std::chrono::steady_clock::now();
-  ProgressBar bar(mine_end - mine_begin, world.rank() == 0 && (a.progress || (!a.quiet && isatty(2))));
-  std::string rows;
-  try {
-    rows = sweep.evaluate(mine_begin, mine_end, [&](int64_t done) { bar.update(done); });
-  } catch (const std::exception& e) {
-    // A rank that fails alone would leave the others waiting in the gather below.
-    std::cerr << "palmsim: internal error in sweep (rank " << world.rank() << "): " << e.what() << "\n";
-    world.abort(1);
+  ProgressBar bar(std::min(end - begin, rounds * kBlock), world.rank() == 0 && (a.progress || (!a.quiet && isatty(2))));
+  for (int64_t k = 0; k < rounds; ++k) {
+    const int64_t first = std::min(end, begin + (k * ranks + world.rank()) * kBlock);
+    const int64_t last = std::min(end, first + kBlock);
+    std::string rows;
+    try {
+      rows = sweep.evaluate(first, last, [&](int64_t done) { bar.update(k * kBlock + done); });
+    } catch (const std::exception& e) {
+      // A rank that fails alone would leave the others waiting in the gather below.
+      std::cerr << "palmsim: internal error in sweep (rank " << world.rank() << "): " << e.what() << "\n";
+      world.abort(1);
+    }
+    const std::string round = world.gather_to_root(rows);
+    if (world.rank() == 0) write(round);
   }
   const int64_t legal = world.sum_to_root(sweep.legal_rows());
-  const std::string all_rows = world.gather_to_root(rows);
   if (world.rank() != 0) return 0;
-
-  std::string text = sharded ? shard_preamble(shard_index, shard_count, size) : "";
-  text += sweep.header() + all_rows;
-  if (a.output.empty())
-    std::cout << text << std::flush;
+  if (file)
+    file->commit();
   else
-    write_text_atomically(text, a.output, "-o");
+    std::cout << std::flush;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double rate = double(end - begin) / std::max(seconds, 1e-9);
   if (!a.quiet)

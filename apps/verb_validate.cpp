@@ -1,4 +1,5 @@
 #include "apps/verbs.h"
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 #include "sim/simgrid/validated_file.h"
 #include "sim/validation.h"
@@ -7,25 +8,32 @@
 
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 namespace palmsim {
 
 namespace {
 
-void print_rows(const std::vector<ValidationRow>& rows) {
-  std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  {}\n", "id", "measured s", "pred s",
-                           "err %", "MFU %", "meas %", "chosen / error");
-  for (const ValidationRow& r : rows) {
-    if (!r.error.empty()) {
-      std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  error: {}\n", r.id, "", "", "", "", "",
-                               r.error);
-      continue;
-    }
-    const double err = r.measured_step_s > 0 ? (r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100 : 0;
-    std::cout << fmt::format("{:<16} {:>10.3f} {:>10.3f} {:>8.1f} {:>7.1f} {:>7}  {}\n", r.id, r.measured_step_s,
-                             r.pred_step_s, err, 100 * r.pred_mfu,
-                             r.measured_mfu_pct > 0 ? fmt::format("{:.1f}", r.measured_mfu_pct) : "", r.chosen);
+void print_row_header() {
+  std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  {}\n", "id", "measured s", "pred s", "err %",
+                           "MFU %", "meas %", "chosen / error");
+}
+
+void print_row(const ValidationRow& r) {
+  if (!r.error.empty()) {
+    std::cout << fmt::format("{:<16} {:>10} {:>10} {:>8} {:>7} {:>7}  error: {}\n", r.id, "", "", "", "", "", r.error);
+    return;
   }
+  const double err = r.measured_step_s > 0 ? (r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100 : 0;
+  std::cout << fmt::format("{:<16} {:>10.3f} {:>10.3f} {:>8.1f} {:>7.1f} {:>7}  {}\n", r.id, r.measured_step_s,
+                           r.pred_step_s, err, 100 * r.pred_mfu,
+                           r.measured_mfu_pct > 0 ? fmt::format("{:.1f}", r.measured_mfu_pct) : "", r.chosen);
+}
+
+std::string csv_line(const std::vector<std::string>& row) {
+  std::string line;
+  for (size_t i = 0; i < row.size(); ++i) line += (i ? "," : "") + csv_quote(row[i]);
+  return line + "\n";
 }
 
 }  // namespace
@@ -64,29 +72,43 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
         }
         for (const std::string& o : outputs) check_output_path(o, a->force, "--output");
       }
-      std::vector<ValidatedFile> done;
-      for (const std::string& f : files) done.push_back(validate_file(f, a->simulate));
-      for (size_t i = 0; i < outputs.size(); ++i) write_csv(done[i].table, outputs[i]);
-
-      if (files.size() == 1 || a->rows)
-        for (const ValidatedFile& f : done) print_rows(f.rows);
-      std::vector<ValidationRow> all;
-      std::vector<double> all_simulated;
-      for (const ValidatedFile& f : done) {
-        std::cout << summary_line(f.path, summarize(f.rows, [](const ValidationRow& r) { return r.pred_step_s; }))
-                  << "\n";
-        all.insert(all.end(), f.rows.begin(), f.rows.end());
-        all_simulated.insert(all_simulated.end(), f.simulated.begin(), f.simulated.end());
+      // Every file is checked whole (widths, columns, annotations) before any row is printed or
+      // written; then the rows stream through, so memory does not grow with them. Output files are
+      // committed only once every file has gone through: an error leaves none behind.
+      for (const std::string& f : files) check_validation_columns(ValidationCsvReader(f).columns());
+      std::vector<std::unique_ptr<AtomicFile>> written;
+      std::vector<ValidationSummary> summaries;
+      ValidationSummaryBuilder all, all_simulated;
+      const bool print = files.size() == 1 || a->rows;
+      for (size_t i = 0; i < files.size(); ++i) {
+        AtomicFile* out = nullptr;
+        if (!outputs.empty()) out = written.emplace_back(std::make_unique<AtomicFile>(outputs[i], "--output")).get();
+        ValidationSummaryBuilder file;
+        validate_file_rows(
+            files[i], a->simulate,
+            [&](const std::vector<std::string>& header) {
+              if (out) out->write(csv_line(header));
+              if (print) print_row_header();
+            },
+            [&](ValidatedRow&& v) {
+              if (out) out->write(csv_line(v.output));
+              if (print) print_row(v.row);
+              file.add(v.row, v.row.pred_step_s);
+              all.add(v.row, v.row.pred_step_s);
+              if (v.sim_error.empty()) {
+                all_simulated.add(v.row, v.simulated);
+              } else {  // not simulated: counted as not modelled in the simulated summary
+                ValidationRow not_simulated = v.row;
+                not_simulated.error = v.sim_error;
+                all_simulated.add(not_simulated, 0.0);
+              }
+            });
+        summaries.push_back(file.summary());
       }
-      if (files.size() > 1)
-        std::cout << summary_line("all files", summarize(all, [](const ValidationRow& r) { return r.pred_step_s; }))
-                  << "\n";
-      if (a->simulate) {
-        const ValidationSummary sim = summarize(all, [&](const ValidationRow& r) {
-          return all_simulated[size_t(&r - all.data())];
-        });
-        std::cout << summary_line("simulated, all files", sim) << "\n";
-      }
+      for (auto& out : written) out->commit();
+      for (size_t i = 0; i < files.size(); ++i) std::cout << summary_line(files[i], summaries[i]) << "\n";
+      if (files.size() > 1) std::cout << summary_line("all files", all.summary()) << "\n";
+      if (a->simulate) std::cout << summary_line("simulated, all files", all_simulated.summary()) << "\n";
       return 0;
     };
   });

@@ -1,5 +1,6 @@
 #include "hwmodels/calibration.h"
 
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 
 #include <nlohmann/json.hpp>
@@ -105,14 +106,7 @@ void save_calibration(const Calibration& c, const std::string& path) {
   for (const auto& s : c.collectives)
     j["collectives"].push_back({{"kind", s.kind}, {"ranks", s.ranks}, {"bytes", s.bytes}, {"seconds", s.seconds}});
   // Write beside the target and rename, so an interrupted run never leaves half a file.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out) throw InputError("output", "cannot write '" + tmp + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw InputError("output", "cannot rename '" + tmp + "' to '" + path + "'");
+  write_file_atomically(j.dump(2) + "\n", path, "output");
 }
 
 }  // namespace palmsim

@@ -1,5 +1,6 @@
 #include "kernels/checkpoint.h"
 
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 
 #include <fcntl.h>
@@ -18,13 +19,9 @@ namespace {
 
 constexpr char kMagic[8] = {'P', 'A', 'L', 'M', 'C', 'K', 'P', '1'};
 
-// FNV-1a, 64 bit: enough to catch truncation and torn writes.
 struct Checksum {
-  uint64_t h = 1469598103934665603ULL;
-  void add(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  }
+  uint64_t h = kChecksumSeed;
+  void add(const void* data, size_t n) { h = checkpoint_checksum(data, n, h); }
 };
 
 class Writer {
@@ -76,8 +73,16 @@ void sync_folder(const std::filesystem::path& folder) {
 
 }  // namespace
 
+// FNV-1a, 64 bit: enough to catch truncation and torn writes.
+uint64_t checkpoint_checksum(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
 void write_checkpoint(const Checkpoint& c, const std::string& path) {
-  const std::string tmp = path + ".tmp";
+  TemporaryFile temporary(path + ".tmp");  // removed on an error or a signal before the rename
+  const std::string& tmp = temporary.path();
   const char* pause = std::getenv("PALMSIM_CHECKPOINT_PAUSE_S");
   {
     Writer w(tmp);
@@ -98,6 +103,7 @@ void write_checkpoint(const Checkpoint& c, const std::string& path) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw InputError("--out", "cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+  temporary.release();
   sync_folder(std::filesystem::path(path).parent_path());
 }
 
@@ -114,29 +120,36 @@ bool read_checkpoint(const std::string& path, Checkpoint& out) {
   std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
   if (stored != sum.h) throw damaged("checksum mismatch");
   size_t pos = sizeof kMagic;
+  const size_t end = bytes.size() - 8;
+  // Every count is checked against the bytes left before anything is allocated for it.
+  auto count = [&](uint64_t n, size_t element_bytes) {
+    if (n > (end - pos) / element_bytes) throw damaged("truncated");
+    return size_t(n);
+  };
   auto take = [&](void* dst, size_t n) {
-    if (pos + n > bytes.size() - 8) throw damaged("truncated");
-    std::memcpy(dst, bytes.data() + pos, n);
+    if (n > end - pos) throw damaged("truncated");
+    if (n > 0) std::memcpy(dst, bytes.data() + pos, n);  // an empty vector's data() may be null
     pos += n;
   };
   auto floats = [&](std::vector<float>& v) {
     uint64_t n;
     take(&n, sizeof n);
-    v.resize(n);
+    v.resize(count(n, sizeof(float)));
     take(v.data(), n * sizeof(float));
   };
   uint64_t len, ranks;
   take(&len, sizeof len);
-  out.fingerprint.resize(len);
+  out.fingerprint.resize(count(len, 1));
   take(out.fingerprint.data(), len);
   take(&out.step, sizeof out.step);
   take(&ranks, sizeof ranks);
-  out.ranks.assign(ranks, {});
+  out.ranks.assign(count(ranks, 3 * sizeof(uint64_t)), {});  // three vector lengths per rank at least
   for (auto& r : out.ranks) {
     floats(r.params);
     floats(r.first_moment);
     floats(r.second_moment);
   }
+  if (pos != end) throw damaged("trailing bytes after the last rank");
   return true;
 }
 

@@ -27,4 +27,8 @@ void write_checkpoint(const Checkpoint& c, const std::string& path);
 // Returns false when there is no file; throws InputError when it is damaged or not a checkpoint.
 bool read_checkpoint(const std::string& path, Checkpoint& out);
 
+// The checksum that ends a checkpoint file (FNV-1a, 64 bit) over `n` bytes, continuing from `h`.
+constexpr uint64_t kChecksumSeed = 1469598103934665603ULL;
+uint64_t checkpoint_checksum(const void* data, size_t n, uint64_t h = kChecksumSeed);
+
 }  // namespace palmsim

@@ -7,6 +7,7 @@
 #include "kernels/rank_trainer.h"
 #include "kernels/text_corpus.h"
 #include "model/accounting.h"
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 #include "model/step_plan.h"
 
@@ -32,8 +33,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The config's thread count, else every core the process may use (`palmsim --threads N` caps it).
 int thread_count(const TrainConfig& c) {
-  return c.threads > 0 ? c.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.threads > 0) return c.threads;
+  const size_t cap = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+  return int(std::max<size_t>(1, std::min<size_t>(cap, std::max(1u, std::thread::hardware_concurrency()))));
 }
 
 // Ranks are threads: each rank's GEMMs then run unsplit, and oneTBB spreads the rest.
@@ -76,8 +80,7 @@ void trim_metrics(const std::string& path, int64_t step) {
     if (!j.is_discarded() && j.value("step", int64_t(0)) <= step) kept += line + "\n";
   }
   in.close();
-  std::ofstream(path + ".tmp") << kept;
-  fs::rename(path + ".tmp", path);
+  write_file_atomically(kept, path, "--out");
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 #include "sim/csv_table.h"
 
+#include "model/atomic_file.h"
 #include "model/input_error.h"
 
 #include <csv.h>
 
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <iterator>
 
@@ -16,58 +18,88 @@ int CsvTable::column(const std::string& name) const {
   return -1;
 }
 
-namespace {
-
-struct Reader {
-  CsvTable table;
-  std::vector<std::string> row;
-  bool in_header = true;
-  size_t line = 1;
-  std::string error;
+struct CsvReader::State {
+  std::ifstream in;
+  csv_parser parser{};
+  bool parser_ready = false, finished = false;
+  std::vector<std::string> row;             // the row being parsed
+  std::deque<std::vector<std::string>> done;  // rows parsed, not yet returned (one chunk's worth)
+  ~State() {
+    if (parser_ready) csv_free(&parser);
+  }
 };
 
-void on_field(void* data, size_t len, void* r) {
-  static_cast<Reader*>(r)->row.emplace_back(static_cast<const char*>(data), len);
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 16;
+
+void on_field(void* data, size_t len, void* state) {
+  static_cast<CsvReader::State*>(state)->row.emplace_back(static_cast<const char*>(data), len);
 }
 
-void on_row(int, void* r) {
-  auto* reader = static_cast<Reader*>(r);
-  ++reader->line;
-  if (reader->in_header) {
-    reader->table.header = std::move(reader->row);
-    reader->in_header = false;
-  } else if (reader->row.size() == 1 && reader->row[0].empty()) {
-    // blank line
-  } else if (reader->row.size() != reader->table.header.size()) {
-    if (reader->error.empty())
-      reader->error = "row " + std::to_string(reader->table.rows.size() + 1) + " has " +
-                      std::to_string(reader->row.size()) + " fields but the header has " +
-                      std::to_string(reader->table.header.size());
-  } else {
-    reader->table.rows.push_back(std::move(reader->row));
-  }
-  reader->row.clear();
+void on_row(int, void* state) {
+  auto* st = static_cast<CsvReader::State*>(state);
+  st->done.push_back(std::move(st->row));
+  st->row.clear();
 }
 
 }  // namespace
 
-CsvTable read_csv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+CsvReader::CsvReader(const std::string& path) : path_(path), state_(std::make_unique<State>()) {
   require_regular_file(path, "csv");
-  if (!in) throw InputError("csv", "cannot read '" + path + "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  csv_parser parser;
-  if (csv_init(&parser, CSV_STRICT | CSV_APPEND_NULL | CSV_STRICT_FINI) != 0)
+  state_->in.open(path, std::ios::binary);
+  if (!state_->in)
+    throw InputError("csv", "cannot read '" + path + "'");
+  if (csv_init(&state_->parser, CSV_STRICT | CSV_APPEND_NULL | CSV_STRICT_FINI) != 0)
     throw InputError("csv", "cannot initialise the CSV parser");
-  Reader reader;
-  const size_t parsed = csv_parse(&parser, text.data(), text.size(), on_field, on_row, &reader);
-  const bool ok = parsed == text.size() && csv_fini(&parser, on_field, on_row, &reader) == 0;
-  const std::string parse_error = ok ? "" : csv_strerror(csv_error(&parser));
-  csv_free(&parser);
-  if (!ok) throw InputError("csv", "'" + path + "' is malformed CSV: " + parse_error);
-  if (!reader.error.empty()) throw InputError("csv", "'" + path + "' is malformed: " + reader.error);
-  if (reader.table.header.empty()) throw InputError("csv", "'" + path + "' has no header row");
-  return reader.table;
+  state_->parser_ready = true;
+  while (state_->done.empty() && fill()) {
+  }
+  if (state_->done.empty()) throw InputError("csv", "'" + path + "' has no header row");
+  header_ = std::move(state_->done.front());
+  state_->done.pop_front();
+}
+
+CsvReader::~CsvReader() = default;
+
+bool CsvReader::fill() {
+  State& st = *state_;
+  if (st.finished) return false;
+  char buffer[kChunkBytes];
+  st.in.read(buffer, sizeof buffer);
+  const size_t got = size_t(st.in.gcount());
+  bool ok = csv_parse(&st.parser, buffer, got, on_field, on_row, &st) == got;
+  if (ok && got < sizeof buffer) {
+    st.finished = true;
+    ok = csv_fini(&st.parser, on_field, on_row, &st) == 0;
+  }
+  if (!ok) throw InputError("csv", "'" + path_ + "' is malformed CSV: " + csv_strerror(csv_error(&st.parser)));
+  return true;
+}
+
+bool CsvReader::next(std::vector<std::string>& row) {
+  for (;;) {
+    while (state_->done.empty())
+      if (!fill()) return false;
+    row = std::move(state_->done.front());
+    state_->done.pop_front();
+    if (row.size() == 1 && row[0].empty()) continue;  // a blank line
+    ++rows_read_;
+    if (row.size() != header_.size())
+      throw InputError("csv", "'" + path_ + "' is malformed: row " + std::to_string(rows_read_) + " has " +
+                                  std::to_string(row.size()) + " fields but the header has " +
+                                  std::to_string(header_.size()));
+    return true;
+  }
+}
+
+CsvTable read_csv(const std::string& path) {
+  CsvReader reader(path);
+  CsvTable table;
+  table.header = reader.header();
+  std::vector<std::string> row;
+  while (reader.next(row)) table.rows.push_back(std::move(row));
+  return table;
 }
 
 std::string csv_quote(const std::string& field) {
@@ -78,20 +110,7 @@ std::string csv_quote(const std::string& field) {
 }
 
 void write_text_atomically(const std::string& text, const std::string& path, const std::string& field) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw InputError(field, "cannot write '" + tmp + "'");
-    out << text;
-    if (!out.flush()) {
-      std::remove(tmp.c_str());
-      throw InputError(field, "cannot write '" + tmp + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError(field, "cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  write_file_atomically(text, path, field);
 }
 
 void write_csv(const CsvTable& table, const std::string& path) {

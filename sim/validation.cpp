@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 namespace palmsim {
 
@@ -119,12 +120,12 @@ bool row_is_sparse(const CsvTable& t, const std::vector<std::string>& row) {
   return !v.empty() && v != "0" && v != "1";
 }
 
-ValidationRow read_row(const CsvTable& t, size_t index) {
-  const RowReader r(t, t.rows[index], index);
+ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, size_t index) {
+  const RowReader r(t, row, index);
   ValidationRow out;
   out.id = r.text("id");
   // Never a dense answer for a sparse model: the row is reported, not approximated.
-  if (row_is_sparse(t, t.rows[index])) {
+  if (row_is_sparse(t, row)) {
     out.error = "sparse (MoE) models are not modelled yet";
     return out;
   }
@@ -253,65 +254,82 @@ std::string format_number(double v, int digits) { return fmt::format("{:.{}f}", 
 
 }  // namespace
 
-std::vector<ValidationRow> validate_table(const CsvTable& t) {
+void check_validation_columns(const CsvTable& t) {
   for (const char* c : kRequired)
     if (t.column(c) < 0) throw InputError("csv", std::string("missing column '") + c + "'");
-  std::vector<ValidationRow> out;
-  for (size_t i = 0; i < t.rows.size(); ++i) {
-    try {
-      out.push_back(read_row(t, i));
-    } catch (const InputError& e) {
-      ValidationRow bad;
-      bad.id = t.rows[i][size_t(t.column("id"))];
-      bad.error = e.what();
-      out.push_back(bad);
-    }
+}
+
+ValidationRow validate_row(const CsvTable& columns, const std::vector<std::string>& row, size_t index) {
+  try {
+    return read_row(columns, row, index);
+  } catch (const InputError& e) {
+    ValidationRow bad;
+    bad.id = row[size_t(columns.column("id"))];
+    bad.error = e.what();
+    return bad;
   }
+}
+
+std::vector<ValidationRow> validate_table(const CsvTable& t) {
+  check_validation_columns(t);
+  std::vector<ValidationRow> out;
+  out.reserve(t.rows.size());
+  for (size_t i = 0; i < t.rows.size(); ++i) out.push_back(validate_row(t, t.rows[i], i));
   return out;
+}
+
+const std::vector<std::string>& validation_output_columns() {
+  static const std::vector<std::string> columns{"pred_step_s", "pred_mfu", "pred_hfu", "pred_memory_gib", "fits",
+                                                "chosen", "err_step_pct", "err_mfu_pts", "error"};
+  return columns;
+}
+
+void append_validation_output(std::vector<std::string>& row, const ValidationRow& r) {
+  constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
+  const bool ok = r.error.empty();
+  row.push_back(ok ? format_number(r.pred_step_s, 4) : "");
+  row.push_back(ok ? format_number(100.0 * r.pred_mfu, 2) : "");
+  row.push_back(ok ? format_number(100.0 * r.pred_hfu, 2) : "");
+  row.push_back(ok ? format_number(r.pred_memory_bytes / GiB, 2) : "");
+  row.push_back(ok ? (r.fits ? "1" : "0") : "");
+  row.push_back(r.chosen);
+  row.push_back(ok && r.measured_step_s > 0
+                    ? format_number((r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100.0, 2)
+                    : "");
+  row.push_back(ok && r.measured_mfu_pct > 0 ? format_number(100.0 * r.pred_mfu - r.measured_mfu_pct, 2) : "");
+  row.push_back(r.error);
 }
 
 CsvTable validation_output(const CsvTable& in, const std::vector<ValidationRow>& rows) {
   CsvTable out = in;
-  for (const char* c : {"pred_step_s", "pred_mfu", "pred_hfu", "pred_memory_gib", "fits", "chosen",
-                        "err_step_pct", "err_mfu_pts", "error"})
-    out.header.push_back(c);
-  constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const ValidationRow& r = rows[i];
-    auto& row = out.rows[i];
-    const bool ok = r.error.empty();
-    row.push_back(ok ? format_number(r.pred_step_s, 4) : "");
-    row.push_back(ok ? format_number(100.0 * r.pred_mfu, 2) : "");
-    row.push_back(ok ? format_number(100.0 * r.pred_hfu, 2) : "");
-    row.push_back(ok ? format_number(r.pred_memory_bytes / GiB, 2) : "");
-    row.push_back(ok ? (r.fits ? "1" : "0") : "");
-    row.push_back(r.chosen);
-    row.push_back(ok && r.measured_step_s > 0
-                      ? format_number((r.pred_step_s - r.measured_step_s) / r.measured_step_s * 100.0, 2)
-                      : "");
-    row.push_back(ok && r.measured_mfu_pct > 0 ? format_number(100.0 * r.pred_mfu - r.measured_mfu_pct, 2) : "");
-    row.push_back(r.error);
-  }
+  for (const std::string& c : validation_output_columns()) out.header.push_back(c);
+  for (size_t i = 0; i < rows.size(); ++i) append_validation_output(out.rows[i], rows[i]);
   return out;
+}
+
+void ValidationSummaryBuilder::add(const ValidationRow& r, double predicted_step_s) {
+  ++s_.total;
+  if (!r.error.empty()) ++s_.not_modelled;
+  if (!r.error.empty() || r.measured_step_s <= 0) return;
+  const double err = (predicted_step_s - r.measured_step_s) / r.measured_step_s * 100.0;
+  sum_ += std::abs(err);
+  signed_sum_ += err;
+  s_.max_abs_err_pct = std::max(s_.max_abs_err_pct, std::abs(err));
+  ++s_.rows;
+}
+
+ValidationSummary ValidationSummaryBuilder::summary() const {
+  ValidationSummary s = s_;
+  s.mean_abs_err_pct = s.rows ? sum_ / s.rows : 0.0;
+  s.mean_signed_err_pct = s.rows ? signed_sum_ / s.rows : 0.0;
+  return s;
 }
 
 ValidationSummary summarize(const std::vector<ValidationRow>& rows,
                             const std::function<double(const ValidationRow&)>& predicted) {
-  ValidationSummary s;
-  double sum = 0, signed_sum = 0;
-  for (const auto& r : rows) {
-    ++s.total;
-    if (!r.error.empty()) ++s.not_modelled;
-    if (!r.error.empty() || r.measured_step_s <= 0) continue;
-    const double err = (predicted(r) - r.measured_step_s) / r.measured_step_s * 100.0;
-    sum += std::abs(err);
-    signed_sum += err;
-    s.max_abs_err_pct = std::max(s.max_abs_err_pct, std::abs(err));
-    ++s.rows;
-  }
-  s.mean_abs_err_pct = s.rows ? sum / s.rows : 0.0;
-  s.mean_signed_err_pct = s.rows ? signed_sum / s.rows : 0.0;
-  return s;
+  ValidationSummaryBuilder b;
+  for (const auto& r : rows) b.add(r, r.error.empty() ? predicted(r) : 0.0);
+  return b.summary();
 }
 
 std::string summary_line(const std::string& label, const ValidationSummary& s) {
@@ -321,35 +339,64 @@ std::string summary_line(const std::string& label, const ValidationSummary& s) {
                      s.mean_signed_err_pct);
 }
 
-CsvTable read_validation_csv(const std::string& path) {
+ValidationCsvReader::ValidationCsvReader(const std::string& path) : path_(path) {
   namespace fs = std::filesystem;
-  CsvTable t = read_csv(path);
-  const fs::path notes = fs::path(path).parent_path() / "annotations" / fs::path(path).filename();
-  if (!fs::exists(notes)) return t;
-  const CsvTable a = read_csv(notes.string());
-  const int id = a.column("id"), own_id = t.column("id");
-  const std::string field = notes.string();
-  if (id < 0 || own_id < 0) throw InputError(field, "an annotations file and its set both need an 'id' column");
-  std::map<std::string, size_t> row_of;
-  for (size_t i = 0; i < t.rows.size(); ++i) row_of[t.rows[i][size_t(own_id)]] = i;
-  std::vector<int> target(a.header.size(), -1);
-  for (size_t c = 0; c < a.header.size(); ++c) {
-    if (int(c) == id) continue;
-    target[c] = t.column(a.header[c]);
-    if (target[c] < 0) {  // a column the set does not have
-      target[c] = int(t.header.size());
-      t.header.push_back(a.header[c]);
-      for (auto& row : t.rows) row.emplace_back();
+  csv_.emplace(path);
+  columns_.header = csv_->header();
+  id_column_ = columns_.column("id");
+  const fs::path notes_path = fs::path(path).parent_path() / "annotations" / fs::path(path).filename();
+  if (fs::exists(notes_path)) {
+    const CsvTable a = read_csv(notes_path.string());  // small: one row per annotated run
+    const std::string field = notes_path.string();
+    const int id = a.column("id");
+    if (id < 0 || id_column_ < 0) throw InputError(field, "an annotations file and its set both need an 'id' column");
+    std::vector<int> target(a.header.size(), -1);
+    for (size_t c = 0; c < a.header.size(); ++c) {
+      if (int(c) == id) continue;
+      target[c] = columns_.column(a.header[c]);
+      if (target[c] < 0) {  // a column the set does not have
+        target[c] = int(columns_.header.size());
+        columns_.header.push_back(a.header[c]);
+      }
     }
+    std::vector<std::string> order;  // annotation ids in file order, for the message
+    for (const auto& row : a.rows) {
+      auto& cells = notes_[row[size_t(id)]];
+      order.push_back(row[size_t(id)]);
+      for (size_t c = 0; c < a.header.size(); ++c)
+        if (target[c] >= 0 && !row[c].empty()) cells.emplace_back(size_t(target[c]), row[c]);
+    }
+    // The checking pass: every annotated id must be a row of the set.
+    std::set<std::string> unseen(order.begin(), order.end());
+    std::vector<std::string> row;
+    while (!unseen.empty() && csv_->next(row)) unseen.erase(row[size_t(id_column_)]);
+    for (size_t r = 0; r < order.size(); ++r)
+      if (unseen.count(order[r])) throw InputError(field, fmt::format("row {}: id '{}' is not in {}", r + 1, order[r], path));
   }
-  for (size_t r = 0; r < a.rows.size(); ++r) {
-    const std::string& key = a.rows[r][size_t(id)];
-    auto it = row_of.find(key);
-    if (it == row_of.end())
-      throw InputError(field, fmt::format("row {}: id '{}' is not in {}", r + 1, key, path));
-    for (size_t c = 0; c < a.header.size(); ++c)
-      if (target[c] >= 0 && !a.rows[r][c].empty()) t.rows[it->second][size_t(target[c])] = a.rows[r][c];
+  // The checking pass over the rest of the file (widths), then back to the first row.
+  std::vector<std::string> row;
+  while (csv_->next(row)) {
   }
+  csv_.reset();
+  csv_.emplace(path);
+}
+
+bool ValidationCsvReader::next(std::vector<std::string>& row) {
+  if (!csv_->next(row)) return false;
+  row.resize(columns_.header.size());
+  if (id_column_ >= 0 && !notes_.empty()) {
+    auto it = notes_.find(row[size_t(id_column_)]);
+    if (it != notes_.end())
+      for (const auto& [column, value] : it->second) row[column] = value;
+  }
+  return true;
+}
+
+CsvTable read_validation_csv(const std::string& path) {
+  ValidationCsvReader reader(path);
+  CsvTable t = reader.columns();
+  std::vector<std::string> row;
+  while (reader.next(row)) t.rows.push_back(row);
   return t;
 }
 

@@ -7,7 +7,11 @@
 #include "sim/scenario.h"
 
 #include <functional>
+#include <map>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace palmsim {
 
@@ -38,15 +42,54 @@ std::vector<std::string> validation_files(const std::vector<std::string>& argume
 // max |err_step| Y %, mean signed Z %".
 std::string summary_line(const std::string& label, const ValidationSummary& summary);
 
-// Reads a validation CSV and, when `annotations/NAME.csv` sits beside `NAME.csv`, merges it by
-// `id`: each non-empty cell adds a column or fills/replaces the published cell (palmsim's reading
-// of the source's notes: stack, stack overrides, model flags; scenarios/published/annotations/).
+// A validation CSV read row by row with, when `annotations/NAME.csv` sits beside `NAME.csv`, that
+// file merged by `id`: each non-empty cell adds a column or fills/replaces the published cell
+// (palmsim's reading of the source's notes: stack, stack overrides, model flags;
+// scenarios/published/annotations/). Memory does not grow with the rows: the constructor reads the
+// whole file once to check it (row widths, annotation ids), so a malformed file is refused before
+// any row is used, then next() reads it again row by row.
+class ValidationCsvReader {
+ public:
+  explicit ValidationCsvReader(const std::string& path);
+  const std::vector<std::string>& header() const { return columns_.header; }
+  const CsvTable& columns() const { return columns_; }  // the header, for column lookups (no rows)
+  bool next(std::vector<std::string>& row);              // false after the last row
+  size_t rows_read() const { return csv_->rows_read(); }
+
+ private:
+  std::string path_;
+  CsvTable columns_;
+  std::optional<CsvReader> csv_;
+  int id_column_ = -1;
+  std::map<std::string, std::vector<std::pair<size_t, std::string>>> notes_;  // id -> (column, value)
+};
+
+// The whole file in memory (fit, tests, the Python module).
 CsvTable read_validation_csv(const std::string& path);
 
-// Reads the table; throws InputError when the file or a required column is missing/malformed.
+// Throws InputError naming the first required column the header lacks.
+void check_validation_columns(const CsvTable& columns);
+// One row (`index` counts from 0) read and predicted; what cannot be modelled is in `error`.
+ValidationRow validate_row(const CsvTable& columns, const std::vector<std::string>& row, size_t index);
+// Every row of the table; throws InputError when a required column is missing.
 std::vector<ValidationRow> validate_table(const CsvTable& table);
-// Adds pred_*, fits, chosen, err_*, error columns (and any extra columns the caller computed).
+
+// The columns `validate -o` appends to each input row, and their values for one row.
+const std::vector<std::string>& validation_output_columns();
+void append_validation_output(std::vector<std::string>& row, const ValidationRow& r);
+// The input table with those columns added.
 CsvTable validation_output(const CsvTable& input, const std::vector<ValidationRow>& rows);
+
+// Accumulates a summary one row at a time (validate streams its rows).
+class ValidationSummaryBuilder {
+ public:
+  void add(const ValidationRow& row, double predicted_step_s);
+  ValidationSummary summary() const;
+
+ private:
+  ValidationSummary s_;
+  double sum_ = 0, signed_sum_ = 0;
+};
 ValidationSummary summarize(const std::vector<ValidationRow>& rows,
                             const std::function<double(const ValidationRow&)>& predicted_step_s);
 

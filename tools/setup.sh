@@ -14,6 +14,7 @@ packages=(
   libnlopt-cxx-dev                            # bounded least-squares fits of software stacks (BOBYQA)
   libopenmpi-dev openmpi-bin                  # sweep across MPI ranks
   pybind11-dev python3-dev                    # the palmsim Python module
+  clang libclang-rt-14-dev                    # the sanitizer suite and libFuzzer harnesses
   libsentencepiece-dev sentencepiece          # tokenizer
   fortunes                                    # text corpus for the trainer (plain text, '%'-separated)
   python3 python3-matplotlib python3-pandas python3-numpy

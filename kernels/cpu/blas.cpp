@@ -44,21 +44,26 @@ void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
 template <class T>
 void blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
              int64_t ldb, T beta, T* c, int64_t ldc) {
-  constexpr int64_t kMinBlock = 64;  // below this a block is too thin for the micro-kernel
+  // Fixed blocks of kBlock rows (or columns) whatever the thread count, spread over the threads by
+  // oneTBB: each block is one single-threaded OpenBLAS call, and OpenBLAS's result for a row depends
+  // on the shape of the call it is in (its edge kernels), so blocks sized by the thread count made
+  // the training losses differ in the 9th digit between 1, 2 and 4 threads.
+  constexpr int64_t kBlock = 128;
   const bool by_rows = m >= n;
   const int64_t dim = by_rows ? m : n;
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(gemm_threads(), dim / kMinBlock));
-  if (blocks == 1) {
-    call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  tbb::parallel_for(int64_t(0), blocks, [&](int64_t i) {
+  const int64_t blocks = std::max<int64_t>(1, dim / kBlock);
+  auto block = [&](int64_t i) {
     const int64_t lo = dim * i / blocks, hi = dim * (i + 1) / blocks;
     if (by_rows)  // rows lo..hi of op(A) and C; op(A) = A^T keeps them in columns of A
       call(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
     else          // columns lo..hi of op(B) and C
       call(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
-  }, tbb::simple_partitioner());
+  };
+  if (gemm_threads() == 1) {  // a rank that is itself one thread: the same blocks, in order
+    for (int64_t i = 0; i < blocks; ++i) block(i);
+    return;
+  }
+  tbb::parallel_for(int64_t(0), blocks, block, tbb::simple_partitioner());
 }
 
 }  // namespace

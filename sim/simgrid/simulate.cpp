@@ -21,12 +21,13 @@ nlohmann::json to_json(const SimulationResult& r) {
     chips.push_back({t.compute_s, t.recompute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.finish_s});
   for (const TraceEvent& e : r.events)
     events.push_back({e.chip, int(e.track), e.name, e.start_s, e.dur_s, e.microbatch, e.chunk});
-  return {{"step_time_s", r.step_time_s}, {"chips", chips}, {"events", events}};
+  return {{"step_time_s", r.step_time_s}, {"chips", chips}, {"events", events}, {"flows", r.flows}};
 }
 
 SimulationResult from_json(const nlohmann::json& j) {
   SimulationResult r;
   r.step_time_s = j["step_time_s"];
+  r.flows = j["flows"];
   for (const auto& c : j["chips"])
     r.chips.push_back({c[0], c[1], c[2], c[3], c[4], c[5]});
   for (const auto& e : j["events"])
@@ -68,10 +69,33 @@ void check_options(const SimulationOptions& o, int chips) {
       throw InputError("--degrade-link", "bandwidth factor of '" + d.link + "' must be in (0, 1]");
 }
 
+SimulationSize size_of(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement) {
+  return {placement.chips(), simulated_flows(plan, work, placement)};
+}
+
+void check_size(const SimulationSize& size, const SimulationOptions& o) {
+  if (size.chips > o.max_chips)
+    throw InputError("--max-chips", fmt::format("simulating this layout means {} chips, one actor each; the bound "
+                                                "is {} (raise it with --max-chips)", size.chips, o.max_chips));
+  if (size.flows > o.max_flows)
+    throw InputError("--max-flows", fmt::format("simulating this layout means {:.3g} flows in one step over {} "
+                                                "chips; the bound is {:.3g} (raise it with --max-flows)",
+                                                size.flows, size.chips, o.max_flows));
+}
+
 }  // namespace
+
+SimulationSize simulation_size(const Scenario& s) {
+  const ChipPlacement placement = placement_for(s, s.layout);
+  const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s));
+  const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
+  const CommModel comm(s.system, s.layout, s.calibration.get());
+  return size_of(plan, build_step_work(plan, compute, comm), placement);
+}
 
 Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const Layout& l = s.layout;
+  if (l.chips() > options.max_chips) check_size({l.chips(), 0}, options);  // before any work
   const ChipPlacement placement = placement_for(s, l);
   check_options(options, placement.chips());
   const StepPlan plan = build_step_plan(s.model, l, s.global_batch, plan_options_for(s));
@@ -82,6 +106,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const CommModel comm(s.system, l, s.calibration.get());
   const StepWork work = build_step_work(plan, compute, comm);
+  check_size(size_of(plan, work, placement), options);
 
   Simulation sim;
   sim.result = from_json(run_in_child_process(

@@ -15,8 +15,17 @@ struct Simulation {
   int slowest_chip = 0;
 };
 
-// Runs in a child process (child_process.h); InputError for a layout or option it cannot model.
+// Runs in a child process (child_process.h); InputError for a layout or option it cannot model,
+// and for one larger than options.max_chips or options.max_flows (refused before it starts).
 Simulation simulate(const Scenario& scenario, const SimulationOptions& options = {});
+
+// What simulating the scenario's step would take, counted without running it: actors (one per
+// chip) and flows (every chip's collectives phase by phase, and the pipeline's sends).
+struct SimulationSize {
+  int64_t chips = 0;
+  double flows = 0;
+};
+SimulationSize simulation_size(const Scenario& scenario);
 
 // "per_chip" of --json: min/mean/max of each part over chips, the slowest chip, and every chip
 // when there are at most 64.

@@ -94,6 +94,7 @@ void run_collective(World& w, int chip, int stream, const CommCall& call, double
   for (const FlowPhase& phase : w.flows.phases(chip, call, scale)) {
     if (phase.extra_latency_s > 0) s4u::this_actor::sleep_for(phase.extra_latency_s);
     std::vector<s4u::CommPtr> comms;
+    w.result.flows += double(phase.flows.size());
     for (size_t j = 0; j < phase.flows.size(); ++j) {
       const auto bytes = uint64_t(std::llround(phase.flows[j].bytes));
       comms.push_back(w.collective_box(phase.flows[j].peer, stream, call.group, phase.level, int(j))
@@ -162,6 +163,29 @@ void append(CommCall& to, const CommCall& from, double times) {
   }
 }
 
+// The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: the
+// weights of the layers after them gathered and, in backward, the gradients of the layers before
+// them reduce-scattered (or their data-parallel bucket).
+CommCall block_side_call(const StepWork& k, bool forward, bool buckets, int first, int end) {
+  const int layers = k.layers_per_chunk;
+  CommCall side;
+  append(side, forward ? k.fsdp_gather_forward : k.fsdp_gather_backward, std::min(end + 1, layers) - (first + 1));
+  if (!forward) {
+    const int reduced = (end - 1) - std::max(first - 1, 0);
+    append(side, k.fsdp_reduce_scatter, reduced);
+    if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
+  }
+  return side;
+}
+
+// A backward pass's last layer, reduced after it.
+CommCall last_side_call(const StepWork& k, bool buckets) {
+  CommCall side;
+  append(side, k.fsdp_reduce_scatter, 1);
+  if (buckets) append(side, k.grad_reduction, 1.0 / k.layers_per_chunk);
+  return side;
+}
+
 // One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
 // the gather of the layer after it and, in backward, the reduce-scatter (or gradient bucket) of
 // the layer before it; the first gather of a pass and the last reduction cannot hide.
@@ -176,13 +200,7 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
     const int first = b * layers / blocks, end = (b + 1) * layers / blocks, n = end - first;
     int ticket = 0;
     if (streamed) {
-      CommCall side;
-      append(side, gather, std::min(end + 1, layers) - (first + 1));
-      if (!forward) {
-        const int reduced = (end - 1) - std::max(first - 1, 0);
-        append(side, k.fsdp_reduce_scatter, reduced);
-        if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
-      }
+      CommCall side = block_side_call(k, forward, buckets, first, end);
       if (!side.empty()) ticket = submit(w, c, std::move(side), 1.0);
     }
     if (forward) {
@@ -197,9 +215,7 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
     if (ticket) wait_stream(w, c, ticket);
   }
   if (!forward && streamed) {  // the pass's last layer: reduced after it, waited for at step end
-    CommCall side;
-    append(side, k.fsdp_reduce_scatter, 1);
-    if (buckets) append(side, k.grad_reduction, 1.0 / layers);
+    CommCall side = last_side_call(k, buckets);
     if (!side.empty()) submit(w, c, std::move(side), 1.0);
   }
 }
@@ -216,6 +232,7 @@ void receive(World& w, Chip& c, bool forward, int chunk) {
 }
 
 void send(World& w, int dst, bool forward, int chunk) {
+  w.result.flows += 1;
   w.pipe_box(dst, forward, chunk)->put_init(&payload, uint64_t(std::llround(w.work.p2p_bytes)))->detach();
 }
 
@@ -292,6 +309,47 @@ void add_routes(const World& w, PlatformBuilder& platform) {
   }
 }
 
+// The flows chip `chip` sends in one step: the calls chip_actor, run_chunk and layer_pass issue,
+// counted in the same order without running them (simulated_flows; the simulator's own count,
+// SimulationResult::flows, checks this mirror in tests/sim_simgrid).
+double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows& flows, int chip, int stage) {
+  auto count = [&](const CommCall& call, double scale) {
+    double n = 0;
+    for (const FlowPhase& phase : flows.phases(chip, call, scale)) n += double(phase.flows.size());
+    return n;
+  };
+  auto pass = [&](bool forward, bool buckets) {
+    const int layers = k.layers_per_chunk;
+    const bool streamed = k.fsdp || buckets;
+    const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
+    const CommCall& gather = forward ? k.fsdp_gather_forward : k.fsdp_gather_backward;
+    double n = k.fsdp ? count(gather, 1.0) : 0.0;
+    for (int b = 0; b < blocks; ++b) {
+      const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;
+      if (streamed) n += count(block_side_call(k, forward, buckets, first, end), 1.0);
+      n += forward ? count(k.forward.tp, in_block) : count(k.recompute.tp, in_block) + count(k.backward.tp, in_block);
+    }
+    if (!forward && streamed) n += count(last_side_call(k, buckets), 1.0);
+    return n;
+  };
+  const Layout& l = plan.layout;
+  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, stage, int(k.microbatches));
+  size_t last_backward = 0;
+  for (size_t i = 0; i < schedule.size(); ++i)
+    if (!schedule[i].forward) last_backward = i;
+  double n = 0;
+  for (size_t i = 0; i < schedule.size(); ++i) {
+    const ChunkWork& item = schedule[i];
+    const int v = item.chunk * l.pp + stage;
+    const bool first = v == 0, last = v == l.pp * l.vpp - 1;
+    n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward);
+    if (item.forward ? !last : !first) n += 1;  // the pipeline send
+  }
+  for (const CommCall& call : k.after_backward) n += count(call, 1.0);
+  for (const CommCall& call : k.after_optimizer) n += count(call, 1.0);
+  return n;
+}
+
 }  // namespace
 
 SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
@@ -328,6 +386,17 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
 
   for (const ChipTimes& t : w.result.chips) w.result.step_time_s = std::max(w.result.step_time_s, t.finish_s);
   return std::move(w.result);
+}
+
+double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement) {
+  // Chips of one stage send alike (every group's rings have the same shape on each of its ranks):
+  // one chip per stage stands for the stage's chips.
+  const CollectiveFlows flows(placement);
+  const int pp = plan.layout.pp;
+  double total = 0;
+  for (int stage = 0; stage < pp; ++stage)
+    total += chip_flows(plan, work, flows, placement.chip(ChipRank{0, 0, stage}), stage) * (placement.chips() / pp);
+  return total;
 }
 
 }  // namespace palmsim::simulation

@@ -22,6 +22,13 @@ struct SimulationOptions {
   double slow_percent = 0;
   std::vector<LinkDegrade> degrade;
   std::vector<int> trace_chips;  // chips whose events are recorded
+  // What a simulation may ask of this machine (simulate.h, simulation_size): one actor per chip
+  // (memory), and the flows of one step (run time). Sized for a 2-core, 24 GB machine, measured
+  // there: PaLM 540B on 6144 TPU v4 chips is 6.3e5 flows (20 s, 0.6 GB); GPT-3 175B on 3072 A100
+  // (tp 8, pp 8, vpp 6) 2.3e6 flows (60 s); the same on 12,288 A100 9.4e6 flows (over 15 minutes:
+  // the time per flow grows with the flows that share links).
+  int64_t max_chips = 32768;
+  double max_flows = 5e6;
 };
 
 // Trace lanes of a chip: the schedule's chunk events, compute, blocking communication, the side
@@ -48,9 +55,13 @@ struct SimulationResult {
   double step_time_s = 0;
   std::vector<ChipTimes> chips;
   std::vector<TraceEvent> events;
+  double flows = 0;  // flows sent in the step, all chips (simulation_size counts them beforehand)
 };
 
 SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
                                      const ChipPlacement& placement, const SimulationOptions& options);
+
+// The flows run_step_simulation will send (SimulationResult::flows), counted without running it.
+double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement);
 
 }  // namespace palmsim::simulation

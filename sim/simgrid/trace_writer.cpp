@@ -1,3 +1,4 @@
+#include "model/atomic_file.h"
 #include "sim/simgrid/trace_writer.h"
 
 #include <filesystem>
@@ -35,16 +36,7 @@ nlohmann::json chrome_trace(const SimulationResult& result, const ChipPlacement&
 
 void write_chrome_trace(const std::string& path, const SimulationResult& result,
                         const ChipPlacement& placement) {
-  const std::string temporary = path + ".partial";
-  {
-    std::ofstream out(temporary);
-    out << chrome_trace(result, placement).dump() << "\n";
-    if (!out) {
-      std::filesystem::remove(temporary);
-      throw std::runtime_error("cannot write trace '" + path + "'");
-    }
-  }
-  std::filesystem::rename(temporary, path);
+  write_file_atomically(chrome_trace(result, placement).dump() + "\n", path, "--trace");
 }
 
 }  // namespace palmsim::simulation

@@ -3,18 +3,34 @@
 // and with `simulate` also run through the discrete-event simulator beside the analytic answer.
 #include "sim/validation.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace palmsim {
 
+// One row as it leaves the file: the analytic answer, the simulated step, and the output CSV row
+// (the input row, then validation_output_columns(), then sim_step_s, sim_err_step_pct, sim_error).
+struct ValidatedRow {
+  ValidationRow row;
+  double simulated = 0;    // seconds; 0 where not simulated
+  std::string sim_error;   // why a row with a prediction was not simulated (cp, beyond the bounds)
+  std::vector<std::string> output;
+};
+
+// Streams a file: the output header first, then each row in file order; memory does not grow
+// with the rows. Throws InputError before the first row when the file is malformed.
+void validate_file_rows(const std::string& path, bool simulate,
+                        const std::function<void(const std::vector<std::string>& header)>& on_header,
+                        const std::function<void(ValidatedRow&&)>& on_row);
+
+// The whole file in memory.
 struct ValidatedFile {
   std::string path;
   std::vector<ValidationRow> rows;
   std::vector<double> simulated;  // seconds; 0 where not simulated
-  CsvTable table;                 // the output CSV (validation_output, plus sim_step_s, sim_err_step_pct)
+  CsvTable table;                 // the output CSV
 };
-
 ValidatedFile validate_file(const std::string& path, bool simulate);
 
 }  // namespace palmsim

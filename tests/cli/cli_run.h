@@ -17,6 +17,14 @@ struct CliRun {
   std::string out, err;
 };
 
+// A whole file's bytes ("" when it cannot be read).
+inline std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 inline CliRun run_command(const std::string& command) {
   const std::string err_file = testing::TempDir() + "/palmsim_stderr_" + std::to_string(getpid()) + ".txt";
   CliRun r;

@@ -17,13 +17,6 @@
 
 namespace {
 
-std::string read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string temp(const std::string& name) {
   const std::string path = testing::TempDir() + "/sweep_" + std::to_string(getpid()) + "_" + name;
   std::filesystem::remove(path);
@@ -46,7 +39,7 @@ TEST(SweepCli, OneTwoAndFourRanksWriteTheSameBytes) {
   const std::string one = temp("one.csv");
   const CliRun r1 = run_command(kPalmsim + " sweep" + kGrid + " -o " + one);
   ASSERT_EQ(r1.status, 0) << r1.err;
-  const std::string expected = read(one);
+  const std::string expected = file_bytes(one);
   EXPECT_EQ(std::count(expected.begin(), expected.end(), '\n'), 289);
   // PaLM's own layout (tp 12, dp 512, microbatch 4 is not in the grid; 2 is) is legal and fits.
   EXPECT_NE(expected.find(",12,512,2,true,32,6144,"), std::string::npos);
@@ -55,7 +48,7 @@ TEST(SweepCli, OneTwoAndFourRanksWriteTheSameBytes) {
     const std::string out = temp(std::to_string(ranks) + "ranks.csv");
     const CliRun r = run_command(mpirun(ranks) + kPalmsim + " sweep" + kGrid + " -o " + out);
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(read(out), expected) << ranks << " ranks";
+    EXPECT_EQ(file_bytes(out), expected) << ranks << " ranks";
   }
 }
 
@@ -72,12 +65,12 @@ TEST(SweepCli, ShardsMergedAreTheBytesOfOneRun) {
   const std::string merged = temp("merged.csv");
   const CliRun m = run_command(kPalmsim + " merge " + shards + "-o " + merged);
   ASSERT_EQ(m.status, 0) << m.err;
-  EXPECT_EQ(read(merged), read(one));
+  EXPECT_EQ(file_bytes(merged), file_bytes(one));
   // Merging again onto the same file is refused without --force, and the file is left as it is.
   const CliRun again = run_command(kPalmsim + " merge " + shards + "-o " + merged);
   EXPECT_EQ(again.status, 2);
   EXPECT_NE(again.err.find("-o: '" + merged + "' exists; pass --force"), std::string::npos) << again.err;
-  EXPECT_EQ(read(merged), read(one));
+  EXPECT_EQ(file_bytes(merged), file_bytes(one));
   // A shard missing is named.
   const CliRun missing =
       run_command(kPalmsim + " merge " + testing::TempDir() + "/sweep_" + std::to_string(getpid()) + "_part0.csv");

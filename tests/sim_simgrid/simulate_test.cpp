@@ -143,5 +143,43 @@ TEST(Simulate, RejectsAnUnknownLink) {
   EXPECT_THROW(simulate(scenario(kDataParallelRing), options), InputError);
 }
 
+// The bound's count (simulation_size, taken before a simulation starts) against the flows the
+// simulation then sends: data parallel over nodes, TP + interleaved pipeline, FSDP on a torus.
+TEST(SimulationSize, CountsTheFlowsTheSimulationSends) {
+  const char* cases[] = {kDataParallelRing, kKorthikanti175B, R"(
+model: palm-8b
+system: {preset: tpu-v4-pod, chips: 64}
+layout: {tp: 4, pp: 1, dp: 16, microbatch: 4, sharding: fsdp, recompute: selective}
+training: {global_batch: 64, optimizer: adam}
+)"};
+  for (const char* yaml : cases) {
+    const Scenario s = scenario(yaml);
+    const SimulationSize size = simulation_size(s);
+    const Simulation sim = simulate(s);
+    EXPECT_EQ(size.chips, s.layout.chips());
+    EXPECT_GT(sim.result.flows, 0.0);
+    EXPECT_DOUBLE_EQ(size.flows, sim.result.flows) << yaml;
+  }
+}
+
+TEST(SimulationSize, ALayoutBeyondTheBoundsIsRefusedNamingTheFlag) {
+  SimulationOptions options;
+  options.max_flows = 10;  // the ring sends 32 (2 per chip)
+  try {
+    simulate(scenario(kDataParallelRing), options);
+    ADD_FAILURE() << "simulated beyond the flow bound";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--max-flows"), std::string::npos) << e.what();
+  }
+  options = {};
+  options.max_chips = 8;
+  try {
+    simulate(scenario(kDataParallelRing), options);
+    ADD_FAILURE() << "simulated beyond the chip bound";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("16 chips"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace palmsim::simulation
