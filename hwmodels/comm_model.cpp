@@ -10,7 +10,7 @@ namespace palmsim {
 bool layout_fits_system(const System& s, const Layout& l) {
   if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
-  return l.cp == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
+  return l.cp == 1 && l.ep == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
 }
 
 CommModel::CommModel(const System& system, const Layout& layout, const Calibration* calibration)
@@ -23,6 +23,10 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
   }
   if (layout.cp > 1)
     throw InputError("layout.cp", "context parallelism on " + system.name + " is not modelled yet (GPU clusters only)");
+  // An all-to-all on a torus is bound by the slice's bisection, which the ring formulas here do
+  // not price: refused rather than approximated.
+  if (layout.ep > 1)
+    throw InputError("layout.ep", "expert parallelism on " + system.name + " is not modelled yet (GPU clusters only)");
   if (!map_groups_on_torus(system.torus, system.max_chips_per_pod, layout.tp, layout.pp,
                            layout.dp_per_pod(), torus_)) {
     throw InputError("layout", "no " + system.name + " slice of " +
@@ -38,7 +42,7 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
 
 NodeSpread CommModel::spread(CommGroup group) const {
   const int g = system_.fat_tree.gpus_per_node;
-  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp, cp = layout_.cp;
+  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp, cp = layout_.cp, ep = layout_.ep;
   auto place = [g](int size, int stride) {
     // Members `stride` ranks apart: how many share a node.
     const int per_node = stride >= g ? 1 : std::min(size, g / stride);
@@ -49,6 +53,9 @@ NodeSpread CommModel::spread(CommGroup group) const {
     case CommGroup::tp: return place(tp, 1);
     case CommGroup::cp: return place(cp, tp);
     case CommGroup::dp: return place(dp * cp, tp);  // the weights' replicas: dp x cp
+    // Expert parallelism folds over the dp x cp ranks, neighbours first (Megatron-Core's order).
+    case CommGroup::ep: return place(ep, tp);
+    case CommGroup::edp: return place(dp * cp / ep, tp * ep);
     case CommGroup::pp: return place(pp, tp * cp * dp);
     case CommGroup::cross_pod: return {1, 1};
   }
@@ -79,6 +86,8 @@ double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind
   const int ranks = group == CommGroup::tp   ? layout_.tp
                     : group == CommGroup::pp ? layout_.pp
                     : group == CommGroup::cp ? layout_.cp
+                    : group == CommGroup::ep ? layout_.ep
+                    : group == CommGroup::edp ? layout_.dp * layout_.cp / layout_.ep
                                              : layout_.dp * layout_.cp;
   if (ranks <= 1) return 0.0;
   if (calibration_) {

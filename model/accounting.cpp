@@ -17,20 +17,55 @@ LayerParameters layer_parameters(const ModelSpec& m) {
   return p;
 }
 
+MoeLayerParameters moe_layer_parameters(const ModelSpec& m) {
+  MoeLayerParameters p;
+  if (!m.moe.sparse()) return p;
+  const int64_t expert = (ffn_is_gated(m.ffn) ? 3 : 2) * m.d_model * m.moe.expert_d_ff;
+  p.router = m.d_model * m.moe.n_experts;
+  p.experts = m.moe.n_experts * expert;
+  p.shared = m.moe.shared_experts * expert;
+  p.active_experts = m.moe.top_k * expert;
+  return p;
+}
+
+namespace {
+// A MoE layer: attention and norms as a dense layer, the mixture instead of the dense MLP.
+int64_t moe_layer_total(const ModelSpec& m, bool active) {
+  const LayerParameters dense = layer_parameters(m);
+  const MoeLayerParameters e = moe_layer_parameters(m);
+  return dense.attention + dense.norms + (active ? e.active() : e.total());
+}
+int64_t layers_total(const ModelSpec& m, bool active) {
+  const int moe = m.moe_layers();
+  return int64_t(m.n_layers - moe) * layer_parameters(m).total() + int64_t(moe) * moe_layer_total(m, active);
+}
+}  // namespace
+
+double mean_layer_parameters(const ModelSpec& m) { return double(layers_total(m, false)) / m.n_layers; }
+
+double mean_expert_parameters(const ModelSpec& m) {
+  return double(m.moe_layers()) * double(moe_layer_parameters(m).experts) / m.n_layers;
+}
+
 int64_t embedding_parameters(const ModelSpec& m) {
   return (m.tied_embeddings ? 1 : 2) * m.vocab * m.d_model;
 }
 
 int64_t parameter_count(const ModelSpec& m) {
   const int64_t final_norm = m.d_model * (m.biases ? 2 : 1);
-  return m.n_layers * layer_parameters(m).total() + embedding_parameters(m) + final_norm;
+  return layers_total(m, false) + embedding_parameters(m) + final_norm;
+}
+
+int64_t active_parameter_count(const ModelSpec& m) {
+  const int64_t final_norm = m.d_model * (m.biases ? 2 : 1);
+  return layers_total(m, true) + embedding_parameters(m) + final_norm;
 }
 
 int64_t weight_matrix_parameters(const ModelSpec& m) {
   ModelSpec no_bias = m;
   no_bias.biases = false;
   const LayerParameters w = layer_parameters(no_bias);
-  return m.n_layers * (w.attention + w.mlp) + embedding_parameters(m);
+  return m.n_layers * (w.attention + w.mlp) + embedding_parameters(m);  // dense models (PaLM Table 1)
 }
 
 double attention_flops_per_token(const ModelSpec& m) {
@@ -38,7 +73,7 @@ double attention_flops_per_token(const ModelSpec& m) {
 }
 
 double model_flops_per_token(const ModelSpec& m) {
-  return 6.0 * double(parameter_count(m)) + attention_flops_per_token(m);
+  return 6.0 * double(active_parameter_count(m)) + attention_flops_per_token(m);
 }
 
 double recompute_flops_per_token(const ModelSpec& m, Recompute r) {
@@ -48,8 +83,8 @@ double recompute_flops_per_token(const ModelSpec& m, Recompute r) {
     case Recompute::selective:
     case Recompute::minimal: return attention_forward;  // element-wise recompute has no matmul FLOPs
     case Recompute::full:
-      return 2.0 * double(m.n_layers * layer_parameters(m).total()) + attention_forward;
-    case Recompute::palm: return 0.75 * 2.0 * double(parameter_count(m)) + attention_forward;
+      return 2.0 * double(layers_total(m, true)) + attention_forward;
+    case Recompute::palm: return 0.75 * 2.0 * double(active_parameter_count(m)) + attention_forward;
   }
   return 0.0;
 }

@@ -15,7 +15,23 @@ struct LayerParameters {
   int64_t total() const { return attention + mlp + norms; }
 };
 
+// A dense layer (the MLP of d_ff); a mixture-of-experts layer replaces its MLP by moe_layer_parameters.
 LayerParameters layer_parameters(const ModelSpec& m);
+// A mixture-of-experts layer's MLP: the router (d_model x n_experts), every routed expert, the
+// shared experts, and the top_k experts one token uses.
+struct MoeLayerParameters {
+  int64_t router = 0, experts = 0, shared = 0, active_experts = 0;
+  int64_t total() const { return router + experts + shared; }
+  int64_t active() const { return router + active_experts + shared; }
+};
+MoeLayerParameters moe_layer_parameters(const ModelSpec& m);
+// Per layer, averaged over the model's layers (dense and MoE): all parameters, and the routed
+// experts' share alone (what expert parallelism splits).
+double mean_layer_parameters(const ModelSpec& m);
+double mean_expert_parameters(const ModelSpec& m);
+// Parameters one token's forward pass uses: N for a dense model, top_k experts for a sparse one.
+// Model FLOPs count these (6 N_active + 12 L H Q T).
+int64_t active_parameter_count(const ModelSpec& m);
 int64_t embedding_parameters(const ModelSpec& m);  // V*d_model, twice when untied
 int64_t parameter_count(const ModelSpec& m);       // N, all parameters
 // Weight matrices and embeddings only: what PaLM Table 1 counts (540.35 B; with the LayerNorm
@@ -24,7 +40,7 @@ int64_t weight_matrix_parameters(const ModelSpec& m);
 
 // 12 L H Q T: attention score and context FLOPs per token, forward and backward (PaLM App. B).
 double attention_flops_per_token(const ModelSpec& m);
-// 6N + 12 L H Q T.
+// 6N + 12 L H Q T (N active: a sparse model counts the experts a token uses).
 double model_flops_per_token(const ModelSpec& m);
 // FLOPs recomputation adds per token: selective = attention forward (4 L H Q T); full = forward of
 // every layer (2 N_layers + 4 L H Q T); palm = 75 % of the non-attention forward (1.5 N) + attention

@@ -92,6 +92,25 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
     return fail("layout.cp", [&] {
       return "2*cp (" + to_string(2 * l.cp) + ") must divide seq_len (" + to_string(m.seq_len) + ")";
     });
+  if (l.ep < 1) return fail("layout.ep", [&] { return "must be >= 1, got " + to_string(l.ep); });
+  if (l.ep > 1 && !m.moe.sparse())
+    return fail("layout.ep", [&] { return std::string("expert parallelism needs a mixture-of-experts model (model.moe)"); });
+  if (m.moe.sparse()) {
+    if (l.ep > 1 && (int64_t(l.dp / std::max(1, l.pods)) * l.cp) % l.ep != 0)
+      return fail("layout.ep", [&] {
+        return "must divide the data- x context-parallel ranks of a pod (" +
+               to_string(int64_t(l.dp / std::max(1, l.pods)) * l.cp) + "), got " + to_string(l.ep);
+      });
+    if (m.moe.n_experts % l.ep != 0)
+      return fail("layout.ep", [&] {
+        return "must divide n_experts (" + to_string(m.moe.n_experts) + "), got " + to_string(l.ep);
+      });
+    if (l.tp > 1)
+      return fail("layout.tp", [&] {
+        return std::string("tensor parallelism of expert layers (Megatron's expert tensor parallelism) is not "
+                           "modelled yet: a mixture-of-experts model needs tp = 1");
+      });
+  }
   if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });
   if (l.pods < 1) return fail("layout.pods", [&] { return "must be >= 1, got " + to_string(l.pods); });
   if (l.microbatch < 1)

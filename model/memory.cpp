@@ -22,6 +22,18 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   // Tensors outside the tensor-parallel regions are replicated unless sequence parallel.
   const double outside = l.sp ? 1.0 / l.tp : 1.0;
   const double mask = m.dropout ? 1.0 : 0.0;  // one-byte dropout masks
+  // A mixture-of-experts layer keeps the router's fp32 probabilities, the t x top_k dispatched
+  // token rows (at the capacity factor or imbalance of the busiest rank) and the experts' hidden
+  // activations for them, instead of the dense MLP's intermediates.
+  const double moe_share = double(m.moe_layers()) / m.n_layers;
+  double moe_bytes = 0;
+  if (m.moe.sparse()) {
+    const double load = m.moe.capacity_factor > 0 ? m.moe.capacity_factor : m.moe.imbalance;
+    const double rows_routed = t * m.moe.top_k * load;
+    const double gates = ffn_is_gated(m.ffn) ? 3.0 : 2.0;
+    moe_bytes = 4.0 * t * m.moe.n_experts + w * rows_routed * (2.0 * d + gates * double(m.moe.expert_d_ff)) +
+                gates * w * t * double(m.moe.shared_experts) * double(m.moe.expert_d_ff);
+  }
 
   if (recompute == Recompute::full || recompute == Recompute::palm) {
     // Only the layer input is kept; PaLM keeps it sharded over the model-parallel axis.
@@ -32,7 +44,8 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
     double bytes = w * t * d * outside;                      // layer input
     bytes += w * t * (heads + 2.0 * kv) * q;                 // Q, K, V
     bytes += w * t * d * outside;                            // attention output projection
-    bytes += (ffn_is_gated(m.ffn) ? 2.0 : 1.0) * w * t * ff; // MLP input projection(s)
+    bytes += (1.0 - moe_share) * (ffn_is_gated(m.ffn) ? 2.0 : 1.0) * w * t * ff;  // MLP input projection(s)
+    bytes += moe_share * moe_bytes;                          // MoE layers keep their dispatch too
     bytes += w * t * d * outside;                            // MLP output projection
     if (plan.options.fused_attention) bytes += 4.0 * b * heads * rows;  // fp32 log-sum-exp per row
     return bytes;
@@ -45,7 +58,8 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   bytes += w * t * heads * q;                        // attention output projection input
   bytes += mask * t * d * outside;                   // attention output dropout mask
   if (!m.parallel_block) bytes += w * t * d * outside;  // MLP input (shared in a parallel block)
-  bytes += (ffn_is_gated(m.ffn) ? 3.0 : 2.0) * w * t * ff;  // FFN intermediates
+  bytes += (1.0 - moe_share) * (ffn_is_gated(m.ffn) ? 3.0 : 2.0) * w * t * ff;  // FFN intermediates
+  bytes += moe_share * moe_bytes;                    // MoE: routing, dispatched tokens, experts' hidden
   bytes += mask * t * d * outside;                   // MLP dropout mask
   if (recompute == Recompute::none) {
     const double scores = b * heads * rows * s;
@@ -66,13 +80,17 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   const bool shard_grads = l.sharding == Sharding::zero2 || l.sharding == Sharding::zero3 ||
                            l.sharding == Sharding::fsdp;
   const bool shard_weights = l.sharding == Sharding::zero3 || l.sharding == Sharding::fsdp;
+  // Routed experts under expert parallelism are sharded over the ranks that hold the same experts.
+  const double experts = plan.expert_params_on_device, dense = params - experts;
+  const int edp = l.expert_replicas_per_pod();
+  auto sharded = [&](bool shard) { return shard ? dense / dp_pod + experts / edp : params; };
   MemoryBreakdown mem;
-  mem.weights = params * plan.options.activation_bytes / (shard_weights ? dp_pod : 1);
-  mem.gradients = params * plan.options.grad_reduce_bytes / (shard_grads ? dp_pod : 1);
+  mem.weights = sharded(shard_weights) * plan.options.activation_bytes;
+  mem.gradients = sharded(shard_grads) * plan.options.grad_reduce_bytes;
   // fp32 master weights plus first and second moments; Adafactor as PaLM used it (no
   // factorization, beta1 0.9) keeps the same three.
   (void)optimizer;
-  mem.optimizer_state = params * 12.0 / (shard_state ? dp_pod : 1);
+  mem.optimizer_state = sharded(shard_state) * 12.0;
 
   // Microbatches whose activations the first stage holds at the peak.
   double in_flight = 1.0;
@@ -90,8 +108,11 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   if (l.recompute != Recompute::none)
     mem.working += activation_bytes_per_layer(plan, Recompute::none);
   // FSDP keeps the gathered weights of the current and the prefetched layer.
-  if (shard_weights && dp_pod > 1)
-    mem.working += 2.0 * double(layer_parameters(m).total()) / l.tp * plan.options.activation_bytes;
+  if (shard_weights && dp_pod > 1) {
+    const double routed = l.ep > 1 ? mean_expert_parameters(m) : 0.0;  // gathered over edp: 1/ep of them
+    const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.ep;
+    mem.working += 2.0 * layer * plan.options.activation_bytes;
+  }
   // fp32 logits of one microbatch for the loss and its gradient.
   mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(plan.vocab) / l.tp * 4.0;
   return mem;

@@ -106,6 +106,27 @@ ModelSpec llama3_405b() {
   return m;
 }
 
+// Sparse models. A decoder like Llama's whose MLP is n_experts experts of expert_d_ff (d_ff set to
+// the same, for any dense layer), top_k per token, every layer unless said otherwise.
+ModelSpec moe_model(const char* name, int layers, int64_t d, int heads, int kv, int64_t head_dim, int experts,
+                    int top_k, int64_t expert_ff, int64_t vocab, int64_t seq, bool tied) {
+  ModelSpec m = llama2_70b();
+  m.name = name;
+  m.n_layers = layers;
+  m.d_model = d;
+  m.n_heads = heads;
+  m.n_kv_heads = kv;
+  m.head_dim = head_dim;
+  m.d_ff = expert_ff;
+  m.vocab = vocab;
+  m.seq_len = seq;
+  m.tied_embeddings = tied;
+  m.moe.n_experts = experts;
+  m.moe.top_k = top_k;
+  m.moe.expert_d_ff = expert_ff;
+  return m;
+}
+
 const std::map<std::string, ModelSpec>& presets() {
   static const std::map<std::string, ModelSpec> table = {
       {"palm-8b", palm("palm-8b", 32, 4096, 16)},
@@ -116,6 +137,16 @@ const std::map<std::string, ModelSpec>& presets() {
       {"mt-nlg-530b", gpt("mt-nlg-530b", 105, 20480, 128)},
       {"megatron-1t", gpt("megatron-1t", 128, 25600, 160)},
       {"llama2-70b", llama2_70b()},
+      // gpt-oss-120b (OpenAI model card, Aug 2025): 36 layers of 2880, 64 query / 8 KV heads of 64,
+      // 128 experts of 2880, top-4, o200k vocabulary 201088, untied; 116.8 B total, 5.1 B active
+      // without embeddings. Its alternating banded (128-token) attention layers are priced as full.
+      {"gpt-oss-120b", moe_model("gpt-oss-120b", 36, 2880, 64, 8, 64, 128, 4, 2880, 201088, 4096, false)},
+      // Qwen3-30B-A3B (Qwen3 technical report, Table 2): 48 layers of 2048, 32 / 4 heads of 128,
+      // 128 experts of 768, top-8, vocabulary 151936.
+      {"qwen3-30b-a3b", moe_model("qwen3-30b-a3b", 48, 2048, 32, 4, 128, 128, 8, 768, 151936, 4096, false)},
+      // Mixtral 8x7B (Jiang et al. 2024, Table 1): 32 layers of 4096, 32 / 8 heads of 128, 8 experts
+      // of 14336, top-2, vocabulary 32000, 32768-token context.
+      {"mixtral-8x7b", moe_model("mixtral-8x7b", 32, 4096, 32, 8, 128, 8, 2, 14336, 32000, 32768, false)},
       {"llama3-405b", llama3_405b()},
   };
   return table;
@@ -144,6 +175,21 @@ void check_model(const ModelSpec& m) {
   if (m.n_heads % m.n_kv_heads != 0)
     throw InputError("model.n_kv_heads", "must divide n_heads (" + std::to_string(m.n_heads) +
                                              "), got " + std::to_string(m.n_kv_heads));
+  const MoeSpec& e = m.moe;
+  if (e.n_experts < 0) throw InputError("model.moe.n_experts", "must be >= 0 (0: dense), got " + std::to_string(e.n_experts));
+  if (!e.sparse()) return;
+  if (e.n_experts < 2) throw InputError("model.moe.n_experts", "a mixture needs at least 2 experts, got 1");
+  if (e.top_k < 1 || e.top_k > e.n_experts)
+    throw InputError("model.moe.top_k", "must be 1.." + std::to_string(e.n_experts) + ", got " + std::to_string(e.top_k));
+  positive("model.moe.expert_d_ff", e.expert_d_ff);
+  if (e.layer_freq < 1 || e.layer_freq > m.n_layers)
+    throw InputError("model.moe.layer_freq", "must be 1..n_layers (" + std::to_string(m.n_layers) + "), got " +
+                                                 std::to_string(e.layer_freq));
+  if (e.shared_experts < 0) throw InputError("model.moe.shared_experts", "must be >= 0");
+  if (!(e.capacity_factor == 0 || (e.capacity_factor >= 1 && e.capacity_factor <= 16)))
+    throw InputError("model.moe.capacity_factor", "must be 0 (dropless) or 1..16");
+  if (!(e.imbalance >= 1 && e.imbalance <= 64))
+    throw InputError("model.moe.imbalance", "must be 1..64 (busiest expert rank's tokens over the mean)");
 }
 
 }  // namespace palmsim

@@ -10,6 +10,24 @@ namespace palmsim {
 
 enum class Ffn { gelu, relu, swiglu, geglu };
 
+// Mixture of experts (Switch, GLaM, Mixtral, gpt-oss, Qwen3-MoE): in every layer_freq-th layer
+// (layers layer_freq, 2 layer_freq, ...) the MLP is n_experts experts of expert_d_ff, each token
+// sent to top_k of them by a learned router, plus shared experts every token uses (DeepSeek).
+struct MoeSpec {
+  int n_experts = 0;         // 0: a dense model
+  int top_k = 0;
+  int64_t expert_d_ff = 0;
+  int layer_freq = 1;
+  int shared_experts = 0;    // each of expert_d_ff, always active
+  // Tokens an expert computes, over its fair share (tokens x top_k / n_experts): 0 = dropless,
+  // as many as routed; otherwise the capacity factor, up to which every expert's buffer is padded.
+  double capacity_factor = 0;
+  // Dropless: tokens on the busiest expert-parallel rank over the mean (gamma); 1 = balanced, as
+  // the published runs force it ("fake balanced gate"), above 1 a real router's skew.
+  double imbalance = 1;
+  bool sparse() const { return n_experts > 0; }
+};
+
 struct ModelSpec {
   std::string name;
   int n_layers = 0;
@@ -26,6 +44,9 @@ struct ModelSpec {
   bool biases = false;          // biases in dense layers and LayerNorm
   bool dropout = false;         // dropout layers present (stores masks; Megatron GPT yes, PaLM no)
   bool rope = true;             // rotary position embedding (PaLM, Llama); GPT learns positions
+  MoeSpec moe;                  // n_experts 0: every layer's MLP is dense (d_ff)
+  // Layers whose MLP is the mixture of experts (0 for a dense model).
+  int moe_layers() const { return moe.sparse() ? n_layers / moe.layer_freq : 0; }
 };
 
 // Gated FFNs (SwiGLU, GeGLU) have three matrices (W, V, W2); the others two.

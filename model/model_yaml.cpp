@@ -1,5 +1,6 @@
 #include "model/model_yaml.h"
 
+#include "model/input_error.h"
 #include "model/yaml_fields.h"
 
 namespace palmsim {
@@ -11,7 +12,7 @@ ModelSpec parse_model_node(const YAML::Node& node) {
   }
   check_keys(node, "model",
              {"preset", "name", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
-              "ffn", "vocab", "seq_len", "parallel_block", "tied_embeddings", "biases", "dropout", "rope"});
+              "ffn", "vocab", "seq_len", "parallel_block", "tied_embeddings", "biases", "dropout", "rope", "moe"});
   ModelSpec m;
   m.name = "custom";
   if (node["preset"]) m = model_preset(read_string(node["preset"], "model.preset"));
@@ -33,6 +34,21 @@ ModelSpec parse_model_node(const YAML::Node& node) {
   if (node["biases"]) m.biases = read_bool(node["biases"], "model.biases");
   if (node["dropout"]) m.dropout = read_bool(node["dropout"], "model.dropout");
   if (node["rope"]) m.rope = read_bool(node["rope"], "model.rope");
+  if (const YAML::Node e = node["moe"]) {
+    if (!e.IsMap()) throw InputError("model.moe", "must be a map (n_experts, top_k, expert_d_ff, ...)");
+    check_keys(e, "model.moe",
+               {"n_experts", "top_k", "expert_d_ff", "layer_freq", "shared_experts", "capacity_factor", "imbalance"});
+    auto moe_int = [&](const char* key, auto& out) {
+      if (e[key]) out = read_int(e[key], std::string("model.moe.") + key);
+    };
+    moe_int("n_experts", m.moe.n_experts);
+    moe_int("top_k", m.moe.top_k);
+    moe_int("expert_d_ff", m.moe.expert_d_ff);
+    moe_int("layer_freq", m.moe.layer_freq);
+    moe_int("shared_experts", m.moe.shared_experts);
+    if (e["capacity_factor"]) m.moe.capacity_factor = read_double(e["capacity_factor"], "model.moe.capacity_factor");
+    if (e["imbalance"]) m.moe.imbalance = read_double(e["imbalance"], "model.moe.imbalance");
+  }
   check_model(m);
   return m;
 }

@@ -1,8 +1,10 @@
 #include "model/step_plan.h"
 
 #include "model/accounting.h"
+#include "model/input_error.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string_view>
 
 namespace palmsim {
@@ -54,6 +56,8 @@ const char* to_string(CommGroup g) {
     case CommGroup::pp: return "pp";
     case CommGroup::dp: return "dp";
     case CommGroup::cp: return "cp";
+    case CommGroup::ep: return "ep";
+    case CommGroup::edp: return "edp";
     case CommGroup::cross_pod: return "cross_pod";
   }
   return "?";
@@ -82,6 +86,13 @@ class PlanBuilder {
     ff_ = m_.d_ff / l_.tp;
     sp_div_ = l_.sp ? l_.tp : 1;
     w_ = o_.activation_bytes;
+    moe_share_ = double(m_.moe_layers()) / m_.n_layers;
+    dense_share_ = 1.0 - moe_share_;
+    // Per layer on this chip: what tensor parallelism splits, and the routed experts that expert
+    // parallelism splits instead (with ep = 1 they are held like any other weight).
+    const double experts = l_.ep > 1 ? mean_expert_parameters(m_) : 0.0;
+    layer_params_ = (mean_layer_parameters(m_) - experts) / l_.tp;
+    expert_layer_params_ = experts / l_.ep;
   }
 
   void build() {
@@ -176,6 +187,88 @@ class PlanBuilder {
       tp_collective("tp_allreduce", phase, CollectiveKind::all_reduce, mult);
   }
 
+  // A mixture-of-experts MLP (GShard/Switch dispatch, Megatron-Core's token dispatcher): the router
+  // scores every expert, tokens are permuted into expert order and sent to the experts' ranks by an
+  // all-to-all over the expert-parallel group, each rank runs its local experts as one grouped GEMM
+  // per projection, and a second all-to-all brings the results back to be unpermuted and summed
+  // with the router's weights. Backward runs the same in reverse (two all-to-alls more). Each rank
+  // sends t x top_k token rows; its local experts compute that many, times the capacity factor
+  // (padded buffers) or the imbalance of a dropless router on the busiest rank.
+  void moe_mlp(Phase phase, double mult) {
+    const MoeSpec& e = m_.moe;
+    const bool bwd = phase == Phase::backward;
+    const double d = double(m_.d_model), routed = t_ * e.top_k;
+    const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
+    const int local = e.n_experts / l_.ep;
+    const double load = e.capacity_factor > 0 ? e.capacity_factor : e.imbalance;
+    const int64_t per_expert = int64_t(std::ceil(routed * load / local));
+    const int64_t eff = e.expert_d_ff;
+    auto all_to_all = [&](const char* name) {
+      if (l_.ep == 1) return;
+      Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
+      op.collective = CollectiveKind::all_to_all;
+      op.group = CommGroup::ep;
+      op.comm_bytes = routed * d * w_;  // this rank's send buffer
+    };
+    // Grouped GEMMs of the local experts (batch = experts on this rank), and their gradients.
+    auto experts = [&](const char* name, int64_t n_out, int64_t k_in) {
+      auto grouped = [&](int64_t m, int64_t n, int64_t k) {
+        Op& op = add(name, phase, OpKind::gemm, Repeat::per_layer_microbatch, mult);
+        op.m = m, op.n = n, op.k = k, op.batch = local;
+        op.flops = 2.0 * double(m) * double(n) * double(k) * local;
+        op.bytes = w_ * local * (double(m) * k + double(k) * n + double(m) * n);
+      };
+      if (bwd) {
+        grouped(per_expert, k_in, n_out);
+        grouped(k_in, n_out, per_expert);
+      } else {
+        grouped(per_expert, n_out, k_in);
+      }
+    };
+    const double grad = bwd ? 2.0 : 1.0;  // memory-bound backward ops move about twice the bytes
+    auto route = [&] {  // router GEMM(s), then softmax, top-k and the load-balancing loss in fp32
+      linear("moe_router", phase, e.n_experts, m_.d_model, mult);
+      memory("moe_route", phase, grad * t_ * e.n_experts * 4.0 * 3.0, mult, bwd ? 3.0 : 4.0);
+    };
+    auto dispatch = [&] {
+      memory("moe_permute", phase, grad * 2.0 * routed * d * w_, mult, 2.0);
+      all_to_all("moe_dispatch");
+    };
+    auto combine = [&] {
+      all_to_all("moe_combine");
+      memory("moe_unpermute", phase, grad * (2.0 * routed + t_) * d * w_, mult, 2.0);
+    };
+    auto shared = [&](bool reverse) {
+      if (e.shared_experts == 0) return;
+      const int64_t sff = int64_t(e.shared_experts) * eff;
+      if (!reverse) linear("moe_shared_in", phase, int64_t(gates) * sff, m_.d_model, mult);
+      else linear("moe_shared_out", phase, m_.d_model, sff, mult);
+      memory("moe_shared_act", phase, grad * (gates + 1.0) * t_ * sff * w_, mult, activation_kernels());
+      if (!reverse) linear("moe_shared_out", phase, m_.d_model, sff, mult);
+      else linear("moe_shared_in", phase, int64_t(gates) * sff, m_.d_model, mult);
+    };
+    const double act_bytes = grad * (gates + 1.0) * double(per_expert) * local * double(eff) * w_;
+    if (!bwd) {
+      route();
+      dispatch();
+      experts("moe_expert_in", int64_t(gates) * eff, m_.d_model);
+      memory("moe_expert_act", phase, act_bytes, mult, activation_kernels());
+      experts("moe_expert_out", m_.d_model, eff);
+      combine();
+      shared(false);
+    } else {  // reverse order: the combine's gradient is dispatched first
+      shared(true);
+      memory("moe_unpermute", phase, grad * (2.0 * routed + t_) * d * w_, mult, 2.0);
+      all_to_all("moe_combine");
+      experts("moe_expert_out", m_.d_model, eff);
+      memory("moe_expert_act", phase, act_bytes, mult, activation_kernels());
+      experts("moe_expert_in", int64_t(gates) * eff, m_.d_model);
+      all_to_all("moe_dispatch");
+      memory("moe_permute", phase, grad * 2.0 * routed * d * w_, mult, 2.0);
+      route();
+    }
+  }
+
   // This rank's share: its T/cp queries (two balanced chunks under context parallelism) against
   // the whole sequence's keys.
   double attention_flops() const {
@@ -242,16 +335,18 @@ class PlanBuilder {
       enter_tp(phase, 1.0);
     }
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
-    linear("mlp_in_proj", phase, int64_t(gates) * ff_, m_.d_model, gemm_share);
-    memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share, activation_kernels());
-    linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share);
+    if (dense_share_ > 0) {
+      linear("mlp_in_proj", phase, int64_t(gates) * ff_, m_.d_model, gemm_share * dense_share_);
+      memory("mlp_act", phase, (gates + 1.0) * t_ * ff_ * w_, gemm_share * dense_share_, activation_kernels());
+      linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share * dense_share_);
+    }
+    if (moe_share_ > 0) moe_mlp(phase, gemm_share * moe_share_);
     if (with_leave) leave_tp(phase, 1.0);
     if (o_.fp8_linears) {
       // Casts to fp8 (read bf16, write fp8, amax) of the four linears' inputs; weights are cast
       // once per microbatch too.
       const double inputs = 2.0 * d + heads_ * q + ff_;
-      memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * double(layer_parameters(m_).total()) / l_.tp,
-             gemm_share, 8.0);
+      memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
     // Residual adds (parallel block: x + attn + mlp at once), dropout where the model has it.
     const double adds = m_.parallel_block ? 4.0 : 6.0;
@@ -279,9 +374,12 @@ class PlanBuilder {
       memory("fp8_cast", b, 3.0 * t_ * grads, 1.0, 4.0);
     }
     enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
-    linear("mlp_out_proj", b, m_.d_model, ff_, 1.0);
-    memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, 1.0, activation_kernels());
-    linear("mlp_in_proj", b, int64_t(gates) * ff_, m_.d_model, 1.0);
+    if (dense_share_ > 0) {
+      linear("mlp_out_proj", b, m_.d_model, ff_, dense_share_);
+      memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, dense_share_, activation_kernels());
+      linear("mlp_in_proj", b, int64_t(gates) * ff_, m_.d_model, dense_share_);
+    }
+    if (moe_share_ > 0) moe_mlp(b, moe_share_);
     if (!m_.parallel_block) {
       leave_tp(b, 1.0);
       enter_tp(b, 1.0);
@@ -312,7 +410,7 @@ class PlanBuilder {
       // one kernel per parameter tensor, every microbatch.
       const double tensors = m_.biases ? 12.0 : 7.0;
       const double bytes = w_ + 2.0 * o_.grad_reduce_bytes;
-      memory("grad_accum", b, double(layer_parameters(m_).total()) / l_.tp * bytes, 1.0, tensors);
+      memory("grad_accum", b, (layer_params_ + expert_layer_params_) * bytes, 1.0, tensors);
     }
   }
 
@@ -414,8 +512,9 @@ class PlanBuilder {
   void data_parallel() {
     const bool sharded_weights = l_.sharding == Sharding::zero3 || l_.sharding == Sharding::fsdp;
     const int dp_pod = l_.replicas_per_pod();
-    const double layer_params = double(layer_parameters(m_).total()) / l_.tp;
-    const double grad_bytes = p_.params_on_device * o_.grad_reduce_bytes;
+    const double layer_params = layer_params_;
+    const double grad_bytes = (p_.params_on_device - p_.expert_params_on_device) * o_.grad_reduce_bytes;
+    expert_data_parallel(sharded_weights);
     if (dp_pod > 1 && sharded_weights) {
       // Layer by layer: gather weights before forward and backward (the gathered copy serves the
       // recompute that immediately precedes backward), reduce-scatter gradients after backward.
@@ -465,13 +564,45 @@ class PlanBuilder {
       Op& op = add("dp_allgather", Phase::optimizer, OpKind::collective, Repeat::per_step);
       op.collective = CollectiveKind::all_gather;
       op.group = CommGroup::dp;
-      op.comm_bytes = p_.params_on_device * w_;
+      op.comm_bytes = (p_.params_on_device - p_.expert_params_on_device) * w_;
     }
+  }
+
+  // Expert parallelism: the routed experts' gradients are reduced (and FSDP-sharded, and gathered
+  // after a sharded update) over the ranks that hold the same experts, the dp x cp / ep of edp.
+  void expert_data_parallel(bool sharded_weights) {
+    const int edp = l_.expert_replicas_per_pod();
+    if (l_.ep == 1 || edp == 1) return;
+    auto collective = [&](const char* name, Phase phase, CollectiveKind kind, Repeat repeat, double bytes, Overlap overlap) {
+      Op& op = add(name, phase, OpKind::collective, repeat);
+      op.collective = kind;
+      op.group = CommGroup::edp;
+      op.comm_bytes = bytes;
+      op.overlap = overlap;
+    };
+    if (sharded_weights) {
+      for (Phase phase : {Phase::forward, Phase::backward})
+        collective("fsdp_expert_allgather", phase, CollectiveKind::all_gather, Repeat::per_layer_microbatch,
+                   expert_layer_params_ * w_, Overlap::with_layer_compute);
+      collective("fsdp_expert_reducescatter", Phase::backward, CollectiveKind::reduce_scatter,
+                 Repeat::per_layer_microbatch, expert_layer_params_ * o_.grad_reduce_bytes, Overlap::with_layer_compute);
+      return;
+    }
+    const bool reduce = l_.sharding == Sharding::none;
+    collective(reduce ? "edp_allreduce" : "edp_reducescatter", Phase::backward,
+               reduce ? CollectiveKind::all_reduce : CollectiveKind::reduce_scatter, Repeat::per_step,
+               p_.expert_params_on_device * o_.grad_reduce_bytes,
+               o_.overlap_grad_reduce ? Overlap::with_backward : Overlap::blocking);
+    if (!reduce)
+      collective("edp_allgather", Phase::optimizer, CollectiveKind::all_gather, Repeat::per_step,
+                 p_.expert_params_on_device * w_, Overlap::blocking);
   }
 
   void optimizer() {
     const bool sharded_state = l_.sharding != Sharding::none;
-    const double params = p_.params_on_device / (sharded_state ? l_.replicas_per_pod() : 1);
+    const double experts = p_.expert_params_on_device;
+    const double params = (p_.params_on_device - experts) / (sharded_state ? l_.replicas_per_pod() : 1) +
+                          experts / (sharded_state ? l_.expert_replicas_per_pod() : 1);
     // Global gradient norm reads every fp32 gradient once; Adam/Adafactor reads gradient, fp32
     // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
     add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
@@ -483,6 +614,8 @@ class PlanBuilder {
   const Layout& l_;
   const PlanOptions& o_;
   double t_ = 0, w_ = 2;
+  double moe_share_ = 0, dense_share_ = 1;           // layers whose MLP is the mixture, or dense
+  double layer_params_ = 0, expert_layer_params_ = 0;  // per layer on this chip (see constructor)
   int heads_ = 1, kv_ = 1;
   int64_t ff_ = 1;
   int sp_div_ = 1;
@@ -516,9 +649,15 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
   const double embedding_matrices = layout.pp == 1 && !model.tied_embeddings ? 2.0 : 1.0;
+  // Routed experts under expert parallelism: 1/ep of them on each rank (tp = 1 for such models).
+  const double experts = layout.ep > 1 ? mean_expert_parameters(model) : 0.0;
+  plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.ep;
   plan.params_on_device =
-      (double(plan.layers_per_stage) * double(layer_parameters(model).total()) +
-       embedding_matrices * double(plan.vocab) * double(model.d_model)) / layout.tp;
+      (double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) +
+       embedding_matrices * double(plan.vocab) * double(model.d_model)) / layout.tp +
+      plan.expert_params_on_device;
+  if (model.moe.sparse() && options.fp8_linears)
+    throw InputError("training.precision", "fp8 expert layers are not modelled yet: a mixture-of-experts model runs bf16");
   plan.ops.reserve(64);
   PlanBuilder(plan).build();
   return plan;

@@ -19,7 +19,9 @@ namespace palmsim {
 enum class Phase : uint8_t { forward, backward, recompute, optimizer };
 enum class OpKind : uint8_t { gemm, attention, memory, collective, p2p };
 // dp: the ranks that hold the same weights (data x context parallel); cp: one sequence's ranks.
-enum class CommGroup : uint8_t { tp, pp, dp, cp, cross_pod };
+// ep: the expert-parallel ranks (all-to-all of routed tokens); edp: the ranks holding the same
+// experts, over which expert gradients are reduced (dp x cp / ep).
+enum class CommGroup : uint8_t { tp, pp, dp, cp, ep, edp, cross_pod };
 enum class Repeat : uint8_t { per_layer_microbatch, per_microbatch, per_step };
 // blocking: on the critical path. with_layer_compute: prefetch/reduction that runs beside the
 // compute of the neighbouring layer (FSDP). with_backward: gradient reduction that runs beside the
@@ -79,6 +81,7 @@ struct StepPlan {
   int layers_per_stage = 0;
   int64_t tokens_per_microbatch = 0;
   double params_on_device = 0;   // parameters this chip's stage holds, after tensor parallelism
+  double expert_params_on_device = 0;  // of which routed experts split by expert parallelism (ep > 1)
   int64_t vocab = 0;             // padded vocabulary (padded_vocab)
   std::vector<Op> ops;
 

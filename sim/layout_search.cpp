@@ -99,6 +99,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     base.dp = int(chips / (int64_t(tp) * pp));
     base.pods = grids[gi].pods;
     base.cp = cp;
+    base.ep = fixed.ep.value_or(s.layout.ep);
     if (!layout_fits_system(s.system, base)) return;
     const CommModel comm(s.system, base, s.calibration.get());
     const int64_t per_rank = s.global_batch / base.dp;

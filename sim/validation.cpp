@@ -75,6 +75,18 @@ YAML::Node key_value_map(const std::string& text, const std::string& field) {
   return map;
 }
 
+// The optional MoE columns (n_experts, top_k, expert_d_ff, moe_layer_freq): a row with more than
+// one expert is a mixture-of-experts model; "balanced" routing, as the published runs force it.
+void read_moe(const RowReader& r, ModelSpec& m) {
+  if (!r.has("n_experts") || r.empty("n_experts")) return;
+  const int64_t experts = r.integer("n_experts");
+  if (experts == 0 || experts == 1) return;  // dense
+  m.moe.n_experts = positive_int(r, "n_experts");
+  m.moe.top_k = positive_int(r, "top_k");
+  m.moe.expert_d_ff = r.has("expert_d_ff") && !r.empty("expert_d_ff") ? positive_int(r, "expert_d_ff") : m.d_ff;
+  if (r.has("moe_layer_freq") && !r.empty("moe_layer_freq")) m.moe.layer_freq = positive_int(r, "moe_layer_freq");
+}
+
 // Model flags the CSV does not carry follow the family the FFN names: GELU/ReLU rows are
 // GPT/Megatron (biases, dropout, learned positions); gated rows are PaLM/Llama-style.
 ModelSpec row_model(const RowReader& r) {
@@ -108,27 +120,15 @@ ModelSpec row_model(const RowReader& r) {
   flag("dropout", m.dropout);
   flag("rope", m.rope);
   flag("tied_embeddings", m.tied_embeddings);
+  read_moe(r, m);
   check_model(m);
   return m;
-}
-
-// A sparse FFN is any row whose n_experts cell says more than one expert.
-bool row_is_sparse(const CsvTable& t, const std::vector<std::string>& row) {
-  const int c = t.column("n_experts");
-  if (c < 0) return false;
-  const std::string& v = row[size_t(c)];
-  return !v.empty() && v != "0" && v != "1";
 }
 
 ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, size_t index) {
   const RowReader r(t, row, index);
   ValidationRow out;
   out.id = r.text("id");
-  // Never a dense answer for a sparse model: the row is reported, not approximated.
-  if (row_is_sparse(t, row)) {
-    out.error = "sparse (MoE) models are not modelled yet";
-    return out;
-  }
   Scenario s;
   s.path = "row " + std::to_string(index + 1);
   s.model = row_model(r);
@@ -148,6 +148,11 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   Layout& l = s.layout;
   l.pods = positive_int(r, "pods");
   l.cp = positive_int(r, "cp");
+  // Expert parallelism: unpublished, the largest degree that divides the experts and the data- x
+  // context-parallel ranks (one copy of each expert, no expert gradient reduction), as NeMo
+  // AutoModel's recipes set it (ep_size 8 for gpt-oss-20b on 8 GPUs, 64 for gpt-oss-120b on 64).
+  const bool ep_published = r.has("ep") && !r.empty("ep");
+  if (ep_published) l.ep = positive_int(r, "ep");
   // What palmsim cannot represent yet is said so, never approximated (a later issue adds them).
   // tp, pp and dp may be unpublished ("the best layout that fits"): search fills them.
   LayoutConstraints fixed;
@@ -160,6 +165,13 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
     l.dp = positive_int(r, "dp");
     fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
   }
+  if (s.model.moe.sparse() && !ep_published) {
+    if (!mesh_published) throw InputError(r.field("ep"), "a mixture-of-experts row needs ep, or tp, pp and dp to derive it");
+    const int ranks = l.dp / l.pods * l.cp;
+    for (int e = 1; e <= ranks; ++e)
+      if (s.model.moe.n_experts % e == 0 && ranks % e == 0) l.ep = e;
+  }
+  fixed.ep = l.ep;
   if (!r.empty("vpp")) {
     fixed.vpp = positive_int(r, "vpp");
     fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
@@ -234,6 +246,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
     if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
   };
   pick(!stack_chosen.empty(), stack_chosen);
+  pick(s.model.moe.sparse() && !ep_published, fmt::format("ep={}", l.ep));
   pick(!mesh_published, fmt::format("tp={} pp={} dp={}", best.layout.tp, best.layout.pp, best.layout.dp));
   pick(r.empty("vpp"), fmt::format("vpp={}", best.layout.vpp));
   pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));

@@ -34,6 +34,8 @@ int CollectiveFlows::group_size(CommGroup group) const {
     // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group.
     case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
     case CommGroup::cp: return l.cp;  // 1: simulate refuses cp > 1
+    case CommGroup::ep: return l.ep;  // 1: simulate refuses mixture-of-experts models
+    case CommGroup::edp: return l.dp * l.cp / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }
   return 1;

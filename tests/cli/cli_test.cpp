@@ -195,3 +195,21 @@ TEST(Cli, AFileItMayNotReadIsSaidSo) {
 }
 
 }  // namespace
+
+namespace {
+
+// A sparse model predicts (active parameters in MFU) and what palmsim does not model is refused.
+TEST(Cli, MixtureOfExpertsPredictsAndTheSimulatorSaysItDoesNot) {
+  const CliRun p = run("predict scenarios/gpt-oss-120b-h100-64.yaml --json");
+  ASSERT_EQ(p.status, 0) << p.err;
+  const auto j = nlohmann::json::parse(p.out);
+  EXPECT_EQ(j["layout"]["ep"].get<int>(), 8);
+  // 6 N_active + 12 L H Q T per token: N_active 5.710 B (hand count in tests/model/moe_test.cpp).
+  EXPECT_NEAR(j["model_flops_per_token"].get<double>(), 6.0 * 5710443840.0 + 12.0 * 36 * 64 * 64 * 4096, 1.0);
+  const CliRun s = run("simulate scenarios/gpt-oss-120b-h100-64.yaml");
+  EXPECT_EQ(s.status, 2);
+  EXPECT_EQ(s.out, "");
+  EXPECT_NE(s.err.find("model.moe"), std::string::npos) << s.err;
+}
+
+}  // namespace

@@ -129,5 +129,25 @@ TEST(StepPlan, TensorParallelTrafficOfASerialBlockWithoutSp) {
   EXPECT_EQ(bwd, 2);
 }
 
+// A small tied mixture-of-experts model: matrix FLOPs over all chips are 6 N_active + attention.
+TEST(StepPlan, MoeFlopsOfAllChipsEqualActiveHardwareFlops) {
+  ModelSpec m = model_preset("qwen3-30b-a3b");
+  m.n_layers = 4, m.tied_embeddings = true, m.vocab = 32768;
+  const int64_t batch = 64;
+  for (int ep : {1, 8})
+    for (Recompute r : {Recompute::none, Recompute::full}) {
+      Layout l;
+      l.dp = 8, l.ep = ep, l.microbatch = 2, l.recompute = r;
+      const StepPlan p = build_step_plan(m, l, batch, PlanOptions{});
+      const double tokens = double(batch) * m.seq_len;
+      // LayerNorm scales are in N but do no matrix FLOPs (6 per parameter per token, 2 more
+      // when full recompute runs the forward again).
+      const double norms = double(m.n_layers * layer_parameters(m).norms + m.d_model);
+      const double expected = hardware_flops_per_token(m, r) - (r == Recompute::full ? 6.0 * norms + 2.0 * (norms - m.d_model) : 6.0 * norms);
+      EXPECT_NEAR(plan_flops(p) * l.chips() / (expected * tokens), 1.0, 1e-9) << "ep " << ep << " " << to_string(r);
+    }
+}
+
+
 }  // namespace
 }  // namespace palmsim

@@ -1,0 +1,113 @@
+// Mixture-of-experts models (issue 12): parameter accounting by hand, the step plan's FLOPs
+// against 6 N_active + attention, the dispatch and grouped-GEMM shapes by hand, expert memory
+// split by expert parallelism, and the layouts refused rather than approximated.
+#include "model/accounting.h"
+#include "model/input_error.h"
+#include "model/memory.h"
+#include "model/step_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace palmsim {
+namespace {
+
+TEST(Moe, GptOss120bParametersByHand) {
+  const ModelSpec m = model_preset("gpt-oss-120b");
+  // Per layer: attention 2 x 2880 x 4096 + 2 x 2880 x 512, two norms of 2880, the router
+  // 2880 x 128, 128 experts of 3 x 2880 x 2880; untied embeddings 2 x 201088 x 2880.
+  const int64_t attention = 2 * 2880LL * 4096 + 2 * 2880LL * 512, norms = 2 * 2880, router = 2880LL * 128;
+  const int64_t expert = 3 * 2880LL * 2880, embeddings = 2 * 201088LL * 2880, final_norm = 2880;
+  EXPECT_EQ(parameter_count(m), 36 * (attention + norms + router + 128 * expert) + embeddings + final_norm);
+  EXPECT_EQ(active_parameter_count(m), 36 * (attention + norms + router + 4 * expert) + embeddings + final_norm);
+  // The model card's 116.8 B total; Megatron-Bridge's table derives its MFU from 5.712 B active.
+  EXPECT_NEAR(double(parameter_count(m)) / 1e9, 116.8, 0.05);
+  EXPECT_NEAR(double(active_parameter_count(m)) / 5.712e9, 1.0, 0.001);
+  EXPECT_DOUBLE_EQ(model_flops_per_token(m), 6.0 * double(active_parameter_count(m)) + attention_flops_per_token(m));
+}
+
+TEST(Moe, EveryOtherLayerSparseCountsBothKinds) {
+  ModelSpec m = model_preset("mixtral-8x7b");
+  m.moe.layer_freq = 2;  // GLaM-style: layers 2, 4, ... are sparse
+  const LayerParameters dense = layer_parameters(m);
+  const MoeLayerParameters moe = moe_layer_parameters(m);
+  EXPECT_EQ(m.moe_layers(), 16);
+  EXPECT_EQ(parameter_count(m), 16 * dense.total() + 16 * (dense.attention + dense.norms + moe.total()) +
+                                     embedding_parameters(m) + m.d_model);
+}
+
+// A small MoE model (Qwen3-30B-A3B's layers, 4 of them, tied embeddings).
+ModelSpec small_moe() {
+  ModelSpec m = model_preset("qwen3-30b-a3b");
+  m.n_layers = 4;
+  m.tied_embeddings = true;
+  m.vocab = 32768;
+  return m;
+}
+
+TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
+  const ModelSpec m = small_moe();  // 128 experts of 768, top-8, d 2048, SwiGLU
+  Layout l;
+  l.dp = 8, l.ep = 8, l.microbatch = 2;
+  const StepPlan p = build_step_plan(m, l, 64, PlanOptions{});
+  const double t = 2.0 * 4096;  // tokens of a microbatch
+  int all_to_alls = 0;
+  for (const Op& op : p.ops) {
+    if (op.kind == OpKind::collective && op.collective == CollectiveKind::all_to_all) {
+      ++all_to_alls;
+      EXPECT_EQ(op.group, CommGroup::ep);
+      EXPECT_DOUBLE_EQ(op.comm_bytes, t * 8 * 2048 * 2.0);  // t x top_k rows of d_model, bf16
+    }
+    if (op.name == "moe_expert_in" && op.phase == Phase::forward) {
+      EXPECT_EQ(op.batch, 16);                  // 128 experts / ep 8 on this rank
+      EXPECT_EQ(op.m, int64_t(t * 8 / 16));     // its t x top_k rows over 16 local experts
+      EXPECT_EQ(op.n, 2 * 768);                 // gate and up projections
+      EXPECT_EQ(op.k, 2048);
+    }
+  }
+  EXPECT_EQ(all_to_alls, 4);  // dispatch and combine, forward and backward
+}
+
+TEST(Moe, ExpertParallelismSplitsExpertWeightsAndState) {
+  const ModelSpec m = small_moe();
+  Layout one, eight;
+  one.dp = eight.dp = 8;
+  one.sharding = eight.sharding = Sharding::zero1;
+  eight.ep = 8;
+  const StepPlan a = build_step_plan(m, one, 64, PlanOptions{});
+  const StepPlan b = build_step_plan(m, eight, 64, PlanOptions{});
+  const double experts = double(m.n_layers) * double(moe_layer_parameters(m).experts);
+  EXPECT_NEAR(a.params_on_device - b.params_on_device, experts * 7.0 / 8.0, 1.0);
+  EXPECT_NEAR(b.expert_params_on_device, experts / 8.0, 1.0);
+  // ZeRO-1 shards the optimizer state of dense weights 8 ways; the experts have one replica each.
+  const MemoryBreakdown mb = memory_per_chip(b, Optimizer::adam);
+  EXPECT_NEAR(mb.optimizer_state, ((b.params_on_device - experts / 8.0) / 8.0 + experts / 8.0) * 12.0, 16.0);
+}
+
+TEST(Moe, LayoutsItDoesNotModelAreRefusedNamingTheField) {
+  const ModelSpec m = small_moe();
+  auto field_of = [&](Layout l, const ModelSpec& model) {
+    try {
+      check_layout(l, model, l.chips(), 64);
+    } catch (const InputError& e) {
+      return std::string(e.what()).substr(0, std::string(e.what()).find(':'));
+    }
+    return std::string("legal");
+  };
+  Layout l;
+  l.dp = 8;
+  l.ep = 3;
+  EXPECT_EQ(field_of(l, m), "layout.ep");  // does not divide dp
+  l.ep = 8;
+  EXPECT_EQ(field_of(l, m), "legal");
+  l.tp = 2, l.dp = 4, l.ep = 4;
+  EXPECT_EQ(field_of(l, m), "layout.tp");  // expert tensor parallelism
+  Layout dense;
+  dense.dp = 8, dense.ep = 2;
+  EXPECT_EQ(field_of(dense, model_preset("palm-8b")), "layout.ep");
+}
+
+}  // namespace
+}  // namespace palmsim
