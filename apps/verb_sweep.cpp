@@ -77,7 +77,8 @@ int run_sweep(const SweepArgs& a) {
 
   MpiWorld world;
   const int64_t size = sweep.grid().size();
-  const auto [begin, end] = shard_range(size, shard_index, shard_count);
+  const auto shard = shard_range(size, shard_index, shard_count);
+  const int64_t begin = shard.first, end = shard.second;  // plain variables: lambdas capture them
 
   // The rows stream out in blocks: round k, rank r evaluates block k * ranks + r, and the first
   // rank writes the round's blocks in rank order, which is grid order. Memory holds one round.
@@ -98,13 +99,20 @@ int run_sweep(const SweepArgs& a) {
 
   world.barrier();
   const auto start = std::chrono::steady_clock::now();
-  ProgressBar bar(std::min(end - begin, rounds * kBlock), world.rank() == 0 && (a.progress || (!a.quiet && isatty(2))));
-  for (int64_t k = 0; k < rounds; ++k) {
+  auto block = [&](int64_t k) {  // this rank's combinations in round k
     const int64_t first = std::min(end, begin + (k * ranks + world.rank()) * kBlock);
-    const int64_t last = std::min(end, first + kBlock);
+    return std::pair<int64_t, int64_t>{first, std::min(end, first + kBlock)};
+  };
+  int64_t mine = 0;
+  for (int64_t k = 0; k < rounds; ++k) mine += block(k).second - block(k).first;
+  ProgressBar bar(mine, world.rank() == 0 && (a.progress || (!a.quiet && isatty(2))));
+  int64_t evaluated = 0;
+  for (int64_t k = 0; k < rounds; ++k) {
+    const auto [first, last] = block(k);
     std::string rows;
     try {
-      rows = sweep.evaluate(first, last, [&](int64_t done) { bar.update(k * kBlock + done); });
+      rows = sweep.evaluate(first, last, [&](int64_t done) { bar.update(evaluated + done); });
+      evaluated += last - first;
     } catch (const std::exception& e) {
       // A rank that fails alone would leave the others waiting in the gather below.
       std::cerr << "palmsim: internal error in sweep (rank " << world.rank() << "): " << e.what() << "\n";

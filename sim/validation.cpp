@@ -26,7 +26,12 @@ class RowReader {
  public:
   RowReader(const CsvTable& t, const std::vector<std::string>& row, size_t index)
       : t_(t), row_(row), index_(index) {}
-  const std::string& text(const char* column) const { return row_[size_t(t_.column(column))]; }
+  // An optional column the file lacks (a sparse row without top_k) is bad input, not an index.
+  const std::string& text(const char* column) const {
+    const int c = t_.column(column);
+    if (c < 0) throw InputError(field(column), "the file has no such column");
+    return row_[size_t(c)];
+  }
   bool empty(const char* column) const { return text(column).empty(); }
   bool has(const char* column) const { return t_.column(column) >= 0; }
   int64_t integer(const char* column) const {

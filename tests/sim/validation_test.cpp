@@ -153,6 +153,15 @@ CsvTable one_row(const std::map<std::string, std::string>& cells) {
   return t;
 }
 
+// Found by tests/fuzz/fuzz_validation_csv: a sparse row in a file without a top_k column read an
+// out-of-range cell; now it is that row's error, naming the column.
+TEST(Validation, ASparseRowWithoutTopKColumnIsItsOwnError) {
+  const ValidationRow r = validate_table(one_row({{"n_experts", "8"}, {"tp", "1"}, {"dp", "4"}}))[0];
+  EXPECT_NE(r.error.find("row 1 top_k"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("no such column"), std::string::npos) << r.error;
+}
+
+
 TEST(ValidationColumns, TheStackColumnChoosesTheSoftware) {
   const ValidationRow a = validate_table(one_row({}))[0];
   ASSERT_TRUE(a.error.empty()) << a.error;
