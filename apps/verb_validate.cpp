@@ -30,12 +30,6 @@ void print_row(const ValidationRow& r) {
                            r.measured_mfu_pct > 0 ? fmt::format("{:.1f}", r.measured_mfu_pct) : "", r.chosen);
 }
 
-std::string csv_line(const std::vector<std::string>& row) {
-  std::string line;
-  for (size_t i = 0; i < row.size(); ++i) line += (i ? "," : "") + csv_quote(row[i]);
-  return line + "\n";
-}
-
 }  // namespace
 
 void add_validate_verb(CLI::App& app, VerbAction& action) {
@@ -75,7 +69,11 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
       // Every file is checked whole (widths, columns, annotations) before any row is printed or
       // written; then the rows stream through, so memory does not grow with them. Output files are
       // committed only once every file has gone through: an error leaves none behind.
-      for (const std::string& f : files) check_validation_columns(ValidationCsvReader(f).columns());
+      std::vector<std::unique_ptr<ValidationCsvReader>> readers;  // opening one checks its file
+      for (const std::string& f : files) {
+        readers.push_back(std::make_unique<ValidationCsvReader>(f));
+        check_validation_columns(readers.back()->columns());
+      }
       std::vector<std::unique_ptr<AtomicFile>> written;
       std::vector<ValidationSummary> summaries;
       ValidationSummaryBuilder all, all_simulated;
@@ -85,7 +83,7 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
         if (!outputs.empty()) out = written.emplace_back(std::make_unique<AtomicFile>(outputs[i], "--output")).get();
         ValidationSummaryBuilder file;
         validate_file_rows(
-            files[i], a->simulate,
+            *readers[i], a->simulate,
             [&](const std::vector<std::string>& header) {
               if (out) out->write(csv_line(header));
               if (print) print_row_header();

@@ -113,14 +113,15 @@ void write_text_atomically(const std::string& text, const std::string& path, con
   write_file_atomically(text, path, field);
 }
 
+std::string csv_line(const std::vector<std::string>& row) {
+  std::string line;
+  for (size_t i = 0; i < row.size(); ++i) line += (i ? "," : "") + csv_quote(row[i]);
+  return line + "\n";
+}
+
 void write_csv(const CsvTable& table, const std::string& path) {
-  std::string text;
-  auto add_row = [&](const std::vector<std::string>& row) {
-    for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + csv_quote(row[i]);
-    text += "\n";
-  };
-  add_row(table.header);
-  for (const auto& row : table.rows) add_row(row);
+  std::string text = csv_line(table.header);
+  for (const auto& row : table.rows) text += csv_line(row);
   write_text_atomically(text, path, "output");
 }
 

@@ -42,5 +42,7 @@ void write_csv(const CsvTable& table, const std::string& path);
 // The same for any text; a failure is an InputError naming `field` (the option that gave the path).
 void write_text_atomically(const std::string& text, const std::string& path, const std::string& field);
 std::string csv_quote(const std::string& field);
+// One row as a CSV line (fields quoted where needed, newline-terminated).
+std::string csv_line(const std::vector<std::string>& row);
 
 }  // namespace palmsim

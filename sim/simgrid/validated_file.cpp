@@ -11,6 +11,12 @@ void validate_file_rows(const std::string& path, bool simulate,
                         const std::function<void(const std::vector<std::string>& header)>& on_header,
                         const std::function<void(ValidatedRow&&)>& on_row) {
   ValidationCsvReader reader(path);
+  validate_file_rows(reader, simulate, on_header, on_row);
+}
+
+void validate_file_rows(ValidationCsvReader& reader, bool simulate,
+                        const std::function<void(const std::vector<std::string>& header)>& on_header,
+                        const std::function<void(ValidatedRow&&)>& on_row) {
   check_validation_columns(reader.columns());
   std::vector<std::string> header = reader.header();
   for (const std::string& c : validation_output_columns()) header.push_back(c);

@@ -23,6 +23,10 @@ struct ValidatedRow {
 void validate_file_rows(const std::string& path, bool simulate,
                         const std::function<void(const std::vector<std::string>& header)>& on_header,
                         const std::function<void(ValidatedRow&&)>& on_row);
+// The same from a reader already opened (and so already checked).
+void validate_file_rows(ValidationCsvReader& reader, bool simulate,
+                        const std::function<void(const std::vector<std::string>& header)>& on_header,
+                        const std::function<void(ValidatedRow&&)>& on_row);
 
 // The whole file in memory.
 struct ValidatedFile {
