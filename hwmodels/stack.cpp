@@ -44,6 +44,7 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("shard_activations_over_tp", s.shard_activations_over_tp);
   flag("overlap_tp_comm", s.overlap_tp_comm);
   flag("fp8_rowwise", s.fp8_rowwise);
+  flag("fp8_tp_allgather", s.fp8_tp_allgather);
   auto bytes = [&](const char* key, double& out) {
     if (!n[key]) return;
     const double v = read_double(n[key], field + "." + key);
@@ -134,7 +135,7 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
-                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "fp8_rowwise", "shardings", "recomputes", "parameters",
+                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -217,6 +218,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "shard_activations_over_tp" << YAML::Value << s.shard_activations_over_tp;
   e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
   e << YAML::Key << "fp8_rowwise" << YAML::Value << s.fp8_rowwise;
+  e << YAML::Key << "fp8_tp_allgather" << YAML::Value << s.fp8_tp_allgather;
   if (!s.shardings.empty()) {
     e << YAML::Key << "shardings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (Sharding x : s.shardings) e << to_string(x);

@@ -52,6 +52,11 @@ struct Stack {
   // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
   // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
   bool fp8_rowwise = false;
+  // With fp8 linears under per-tensor scaling, the tensor-parallel all-gathers carry fp8 (1 byte):
+  // torchao's Float8ColwiseParallel, Float8RowwiseParallel and PrepareFloat8ModuleInput cast a
+  // linear's input (forward, e4m3) and its output gradient (backward, e5m2) before the gather;
+  // reduce-scatters stay bf16. torchtitan applies them with tensorwise Float8 only, not rowwise.
+  bool fp8_tp_allgather = false;
   // What the stack can run (empty: anything). Megatron has a distributed optimizer (zero1) but no
   // parameter sharding; torchtitan shards with FSDP; XLA rematerializes as PaLM and MaxText do.
   std::vector<Sharding> shardings;

@@ -171,7 +171,8 @@ class PlanBuilder {
     Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
     op.collective = kind;
     op.group = CommGroup::tp;
-    op.comm_bytes = t_ * double(m_.d_model) * w_;
+    const bool fp8 = kind == CollectiveKind::all_gather && o_.fp8_linears && o_.fp8_tp_allgather;
+    op.comm_bytes = t_ * double(m_.d_model) * (fp8 ? 1.0 : w_);
     if (o_.overlap_tp_comm) op.overlap = Overlap::with_layer_compute;
   }
 
@@ -345,7 +346,8 @@ class PlanBuilder {
     if (o_.fp8_linears) {
       // Casts to fp8 (read bf16, write fp8, amax) of the four linears' inputs; weights are cast
       // once per microbatch too.
-      const double inputs = 2.0 * d + heads_ * q + ff_;
+      double inputs = 2.0 * d + heads_ * q + ff_;
+      if (o_.fp8_rowwise) inputs = 2.0 * ((3.0 + gates) * d + heads_ * q + ff_);
       memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
     // Residual adds (parallel block: x + attn + mlp at once), dropout where the model has it.
@@ -371,7 +373,7 @@ class PlanBuilder {
     if (o_.fp8_linears) {
       // The output gradients of the four linears cast to fp8 for the input- and weight-gradient GEMMs.
       const double grads = (heads_ + 2.0 * kv_) * q + 2.0 * d + double(gates) * ff_;
-      memory("fp8_cast", b, 3.0 * t_ * grads, 1.0, 4.0);
+      memory("fp8_cast", b, (o_.fp8_rowwise ? 2.0 : 1.0) * 3.0 * t_ * grads, 1.0, 4.0);
     }
     enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
     if (dense_share_ > 0) {

@@ -64,6 +64,10 @@ struct PlanOptions {
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
   bool fp8_linears = false;
+  // With fp8_linears, the tensor-parallel all-gathers move fp8 (1 byte per element) instead of
+  // activation_bytes (Stack::fp8_tp_allgather); reduce-scatters and all-reduces do not.
+  bool fp8_tp_allgather = false;
+  bool fp8_rowwise = false;
   double kernel_floor_s = 0;      // shortest any kernel takes on the device
   double host_overhead_s = 0;     // host time to issue one kernel
   double p2p_overhead_s = 0;      // per pipeline send/receive

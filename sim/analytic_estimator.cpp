@@ -22,6 +22,8 @@ PlanOptions plan_options_for(const System& system) {
   o.shard_activations_over_tp = st.shard_activations_over_tp;
   o.overlap_tp_comm = st.overlap_tp_comm;
   o.tp_overlap_fraction = st.tp_overlap_fraction;
+  o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
+  o.fp8_rowwise = st.fp8_rowwise;
   o.kernel_floor_s = st.kernel_floor_s;
   o.host_overhead_s = st.host_overhead_s;
   o.p2p_overhead_s = st.p2p_overhead_s;

@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+
 namespace palmsim {
 namespace {
 
@@ -127,6 +130,72 @@ TEST(StepPlan, TensorParallelTrafficOfASerialBlockWithoutSp) {
     }
   EXPECT_EQ(fwd, 2);
   EXPECT_EQ(bwd, 2);
+}
+
+// Llama 3 8B's shape (Meta's model card): no preset, so written here.
+ModelSpec llama3_8b() {
+  ModelSpec m = model_preset("llama2-70b");
+  m.n_layers = 32, m.d_model = 4096, m.n_heads = 32, m.n_kv_heads = 8, m.head_dim = 128;
+  m.d_ff = 14336, m.vocab = 128256, m.seq_len = 8192;
+  return m;
+}
+
+// Sequence-parallel TP under fp8 linears with per-tensor scales (torchao's Float8 TP): every
+// all-gather, forward and backward, moves fp8 (1 byte); reduce-scatters stay bf16 (2 bytes). Llama
+// 3 8B, tp 8, microbatch 1 of 8192 tokens: an all-gather moves 8192 x 4096 x 1 bytes.
+TEST(StepPlan, Fp8TensorParallelAllGathersMoveOneByte) {
+  const ModelSpec m = llama3_8b();
+  Layout l;
+  l.tp = 8, l.dp = 1, l.sp = true, l.microbatch = 1;
+  PlanOptions o;
+  o.fp8_linears = true;
+  o.fp8_tp_allgather = true;
+  auto bytes_of = [&](const PlanOptions& options, CollectiveKind kind) {
+    std::set<double> sizes;
+    for (const Op& op : build_step_plan(m, l, 1, options).ops)
+      if (op.kind == OpKind::collective && op.group == CommGroup::tp && op.collective == kind)
+        sizes.insert(op.comm_bytes);
+    return sizes;
+  };
+  const double t = 8192, d = 4096;
+  EXPECT_EQ(bytes_of(o, CollectiveKind::all_gather), std::set<double>{t * d * 1});
+  EXPECT_EQ(bytes_of(o, CollectiveKind::reduce_scatter), std::set<double>{t * d * 2});
+  // Rowwise scales (no Float8 TP in torchtitan), or bf16 linears: every all-gather is bf16.
+  PlanOptions rowwise = o;
+  rowwise.fp8_rowwise = true;
+  rowwise.fp8_tp_allgather = false;
+  EXPECT_EQ(bytes_of(rowwise, CollectiveKind::all_gather), std::set<double>{t * d * 2});
+  PlanOptions bf16 = o;
+  bf16.fp8_linears = false;
+  EXPECT_EQ(bytes_of(bf16, CollectiveKind::all_gather), std::set<double>{t * d * 2});
+}
+
+// The fp8 casts of one layer, by hand (Llama 3 8B, tp 8, 8192 tokens, sp off). Per-tensor scales:
+// forward, the inputs of the attention block (shared by Q, K, V), of the output projection, of the
+// MLP (shared by gate and up) and of the down projection, d + heads q + d + ff elements per token,
+// read bf16 and written fp8 (3 bytes), plus the layer's weights; backward, each linear's output
+// gradient once. Rowwise scales: each of the seven linears casts its own input, in two orientations
+// (rows for its forward GEMM, columns for its weight gradient), and each output gradient twice.
+TEST(StepPlan, Fp8CastTrafficByHand) {
+  const ModelSpec m = llama3_8b();
+  Layout l;
+  l.tp = 8, l.dp = 1, l.sp = false, l.microbatch = 1;
+  PlanOptions o;
+  o.fp8_linears = true;
+  auto cast_bytes = [&](const PlanOptions& options, Phase phase) {
+    const StepPlan p = build_step_plan(m, l, 1, options);
+    for (const Op& op : p.ops)
+      if (op.name == std::string("fp8_cast") && op.phase == phase) return op.bytes;
+    return -1.0;
+  };
+  const double t = 8192, d = 4096, hq = 32.0 / 8 * 128, kvq = 8.0 / 8 * 128, ff = 14336.0 / 8;
+  const double weights = 3.0 * double(layer_parameters(m).total()) / 8;
+  EXPECT_NEAR(cast_bytes(o, Phase::forward), 3 * t * (2 * d + hq + ff) + weights, 1e3);
+  const double grads = hq + 2 * kvq + 2 * d + 2 * ff;
+  EXPECT_NEAR(cast_bytes(o, Phase::backward), 3 * t * grads, 1e3);
+  o.fp8_rowwise = true;
+  EXPECT_NEAR(cast_bytes(o, Phase::forward), 3 * t * 2 * (5 * d + hq + ff) + weights, 1e3);
+  EXPECT_NEAR(cast_bytes(o, Phase::backward), 2 * 3 * t * grads, 1e3);
 }
 
 // A small tied mixture-of-experts model: matrix FLOPs over all chips are 6 N_active + attention.

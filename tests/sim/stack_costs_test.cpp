@@ -174,6 +174,20 @@ TEST(StackCosts, RowwiseFp8ScalesOnlyRowwiseRuns) {
   EXPECT_DOUBLE_EQ(per_tensor, system_preset("h100-80g-dgx").chip.fp8_relative_efficiency * 0.8);
 }
 
+// The stack's fp8 all-gather choice reaches the plan only with per-tensor scales: torchtitan
+// applies torchao's Float8 TP for tensorwise Float8 and plain bf16 TP for rowwise.
+TEST(StackCosts, Fp8TensorParallelAllGatherFollowsTheScaling) {
+  System h100 = system_preset("h100-80g-dgx");
+  h100.stack = stack_preset("torchtitan-fsdp2");
+  ASSERT_TRUE(h100.stack.fp8_tp_allgather);
+  EXPECT_TRUE(plan_options_for(h100).fp8_tp_allgather);
+  EXPECT_FALSE(plan_options_for(h100).fp8_rowwise);
+  h100.stack.fp8_rowwise = true;
+  EXPECT_FALSE(plan_options_for(h100).fp8_tp_allgather);
+  EXPECT_TRUE(plan_options_for(h100).fp8_rowwise);
+  EXPECT_FALSE(stack_preset("megatron-core").fp8_tp_allgather);
+}
+
 // Overlapped tensor-parallel collectives: the hidden share runs beside the layer's compute (longer
 // here in each phase), the rest stays exposed. By hand, over L layers x M microbatches: the step
 // grows by the exposed share of every layer's TP traffic, less the first collective of each pass,
