@@ -3,6 +3,8 @@
 #include "sim/scenario.h"
 #include "sim/simgrid/simulate.h"
 
+#include <fmt/format.h>
+
 #include <iostream>
 #include <sstream>
 
@@ -43,7 +45,7 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
   struct Args {
     std::string path, trace, trace_chips, slow_chip;
     std::vector<std::string> degrade;
-    bool json = false, force = false;
+    bool json = false, force = false, no_fold = false;
     int64_t max_chips = simulation::SimulationOptions{}.max_chips;
     double max_flows = simulation::SimulationOptions{}.max_flows;
   };
@@ -59,6 +61,8 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--max-flows", a->max_flows, "refuse a simulation of more flows per step than this")
       ->check(CLI::Range(1.0, 1e18));
+  cmd->add_flag("--no-fold", a->no_fold,
+                "simulate every chip, even where data-parallel replicas provably behave alike (a check of the fold)");
   cmd->add_flag("--json", a->json, "print one JSON object (predict's keys plus per_chip)");
   cmd->add_flag("--force", a->force, "replace the trace file if it exists");
   cmd->callback([&action, a] {
@@ -68,6 +72,7 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
       simulation::SimulationOptions o;
       o.max_chips = a->max_chips;
       o.max_flows = a->max_flows;
+      o.fold_replicas = !a->no_fold;
       if (!a->slow_chip.empty()) {
         const auto [chip, pct] = split_value(a->slow_chip, "--slow-chip");
         o.slow_chip = parse_chip(chip, "--slow-chip");
@@ -87,6 +92,9 @@ void add_simulate_verb(CLI::App& app, VerbAction& action) {
         }
       }
       const simulation::Simulation sim = simulation::simulate(s, o);
+      // Machine-dependent, so not in the output (whose bytes are the same every run).
+      std::cerr << fmt::format("simulate: peak memory of the simulation process {:.0f} MiB\n",
+                               sim.result.peak_memory_bytes / (1024.0 * 1024.0));
       if (!a->trace.empty()) simulation::write_trace(a->trace, s, sim);
       if (a->json) {
         nlohmann::json j = report_json(sim.report);

@@ -158,11 +158,10 @@ std::vector<FlowPhase> CollectiveFlows::phases(int chip, const CommCall& call, d
   return out;
 }
 
-void CollectiveFlows::for_each_pair(CommGroup group, const std::function<void(int, int)>& fn) const {
+void CollectiveFlows::for_each_peer(int chip, CommGroup group, const std::function<void(int, int)>& fn) const {
   if (group_size(group) <= 1) return;
-  for (int c = 0; c < placement_.chips(); ++c)
-    for (const Ring& ring : rings(c, group))
-      for (const auto& [peer, share] : ring.out) fn(c, peer);
+  for (const Ring& ring : rings(chip, group))
+    for (const auto& [peer, share] : ring.out) fn(peer, ring.level);
 }
 
 }  // namespace palmsim::simulation

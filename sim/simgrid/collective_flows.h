@@ -51,8 +51,8 @@ class CollectiveFlows {
   // The phases chip `chip` runs, in order, for `call` repeated `scale` times.
   std::vector<FlowPhase> phases(int chip, const CommCall& call, double scale) const;
 
-  // Every ordered pair of chips a collective of `group` sends between.
-  void for_each_pair(CommGroup group, const std::function<void(int, int)>& fn) const;
+  // Every chip a collective of `group` sends to from `chip`, with its ring level.
+  void for_each_peer(int chip, CommGroup group, const std::function<void(int peer, int level)>& fn) const;
 
   int group_size(CommGroup group) const;
 

@@ -21,11 +21,12 @@ s4u::SplitDuplexLink* PlatformBuilder::link(const std::string& name, double band
   return l;
 }
 
-PlatformBuilder::PlatformBuilder(const ChipPlacement& placement) : placement_(placement) {
+PlatformBuilder::PlatformBuilder(const ChipPlacement& placement, const std::vector<int>& chips)
+    : placement_(placement) {
   zone_ = s4u::create_full_zone("palmsim");
   const int n = placement.chips();
-  hosts_.reserve(n);
-  for (int c = 0; c < n; ++c) hosts_.push_back(zone_->create_host("chip" + std::to_string(c), kHostSpeed));
+  hosts_.assign(size_t(n), nullptr);
+  for (int c : chips) hosts_[size_t(c)] = zone_->create_host("chip" + std::to_string(c), kHostSpeed);
   const System& sys = placement.system();
   if (sys.fabric == Fabric::tpu_torus) {
     const TorusFabric& f = sys.torus;
@@ -47,10 +48,12 @@ PlatformBuilder::PlatformBuilder(const ChipPlacement& placement) : placement_(pl
     return;
   }
   const FatTreeFabric& f = sys.fat_tree;
-  for (int c = 0; c < n; ++c) {
-    nvlink_.push_back(link("nvlink." + std::to_string(c), f.nvlink_bytes_per_s * f.nvlink_efficiency,
-                           f.nvlink_latency_s / 2));
-    nic_.push_back(link("nic." + std::to_string(c), f.nic_bytes_per_s * f.nic_efficiency, f.net_latency_s / 2));
+  nvlink_.assign(size_t(n), nullptr);
+  nic_.assign(size_t(n), nullptr);
+  for (int c : chips) {  // routes on a fat tree cross only their two ends' links and uplinks
+    nvlink_[size_t(c)] = link("nvlink." + std::to_string(c), f.nvlink_bytes_per_s * f.nvlink_efficiency,
+                              f.nvlink_latency_s / 2);
+    nic_[size_t(c)] = link("nic." + std::to_string(c), f.nic_bytes_per_s * f.nic_efficiency, f.net_latency_s / 2);
   }
   const int nodes = (n + f.gpus_per_node - 1) / f.gpus_per_node;
   const int leaves = (nodes + f.nodes_per_leaf - 1) / f.nodes_per_leaf;
@@ -121,6 +124,18 @@ void PlatformBuilder::connect(int src, int dst) {
   zone_->add_route(hosts_[src]->get_netpoint(), hosts_[dst]->get_netpoint(), nullptr, nullptr, route, false);
 }
 
+s4u::Host* PlatformBuilder::mirror(int chip, int level) {
+  auto [it, added] = mirrors_.try_emplace(int64_t(chip) * 2 + level, nullptr);
+  if (!added) return it->second;
+  it->second = zone_->create_host("mirror" + std::to_string(level) + "." + std::to_string(chip), kHostSpeed);
+  s4u::SplitDuplexLink* own = level == 0 ? nvlink_.at(size_t(chip)) : nic_.at(size_t(chip));
+  // Across nodes the full route may also cross leaf uplinks: without oversubscription they carry
+  // at most what the NICs below them send, so they never bind, and their latency is zero.
+  const std::vector<Hop> route{Hop(own, Hop::Direction::UP), Hop(own, Hop::Direction::DOWN)};
+  zone_->add_route(hosts_[chip]->get_netpoint(), it->second->get_netpoint(), nullptr, nullptr, route, false);
+  return it->second;
+}
+
 void PlatformBuilder::seal(const std::vector<LinkDegrade>& degrade) {
   for (const LinkDegrade& d : degrade) {
     const auto it = links_.find(d.link);
@@ -131,7 +146,9 @@ void PlatformBuilder::seal(const std::vector<LinkDegrade>& degrade) {
       l->set_bandwidth(l->get_bandwidth() * d.factor);
   }
   for (auto& [name, l] : links_) l->seal();
-  for (s4u::Host* h : hosts_) h->seal();
+  for (s4u::Host* h : hosts_)
+    if (h) h->seal();
+  for (auto& [key, h] : mirrors_) h->seal();
   zone_->seal();
 }
 

@@ -15,6 +15,7 @@
 #include <simgrid/s4u/Link.hpp>
 #include <simgrid/s4u/NetZone.hpp>
 
+#include <cstdint>
 #include <set>
 #include <unordered_map>
 #include <string>
@@ -32,10 +33,15 @@ struct LinkDegrade {
 
 class PlatformBuilder {
  public:
-  // Creates the zone, hosts and links; needs a live s4u::Engine.
-  explicit PlatformBuilder(const ChipPlacement& placement);
+  // Creates the zone, the hosts of `chips` (the simulated ones; SimGrid's full zone keeps a route
+  // table of hosts x hosts) and the links; needs a live s4u::Engine.
+  PlatformBuilder(const ChipPlacement& placement, const std::vector<int>& chips);
   // Adds the route from `src` to `dst` once (later calls for the same pair do nothing).
   void connect(int src, int dst);
+  // GPU, folded replicas (replica_fold.h): a host standing for `chip`'s ring neighbour in another
+  // replica at ring level `level` (0: inside the node, 1: across nodes), reached through the
+  // chip's own link of that level out and the same link in. Created once, before seal.
+  ::simgrid::s4u::Host* mirror(int chip, int level);
   // Applies degradations (InputError for an unknown link name) and seals the platform.
   void seal(const std::vector<LinkDegrade>& degrade);
   ::simgrid::s4u::Host* host(int chip) const { return hosts_[chip]; }
@@ -53,6 +59,7 @@ class PlatformBuilder {
   std::vector<::simgrid::s4u::SplitDuplexLink*> ici_, dcn_, nvlink_, nic_, uplink_;
   std::unordered_map<std::string, ::simgrid::s4u::SplitDuplexLink*> links_;
   std::set<std::pair<int, int>> routed_;
+  std::unordered_map<int64_t, ::simgrid::s4u::Host*> mirrors_;  // key: chip * 2 + level
 };
 
 }  // namespace palmsim::simulation

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 namespace palmsim::simulation {
@@ -21,13 +23,18 @@ nlohmann::json to_json(const SimulationResult& r) {
     chips.push_back({t.compute_s, t.recompute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.finish_s});
   for (const TraceEvent& e : r.events)
     events.push_back({e.chip, int(e.track), e.name, e.start_s, e.dur_s, e.microbatch, e.chunk});
-  return {{"step_time_s", r.step_time_s}, {"chips", chips}, {"events", events}, {"flows", r.flows}};
+  return {{"step_time_s", r.step_time_s}, {"chips", chips}, {"events", events}, {"flows", r.flows},
+          {"simulated_chips", r.simulated_chips}, {"unfolded_because", r.unfolded_because},
+          {"peak_memory_bytes", r.peak_memory_bytes}};
 }
 
 SimulationResult from_json(const nlohmann::json& j) {
   SimulationResult r;
   r.step_time_s = j["step_time_s"];
   r.flows = j["flows"];
+  r.simulated_chips = j["simulated_chips"];
+  r.unfolded_because = j["unfolded_because"];
+  r.peak_memory_bytes = j["peak_memory_bytes"];
   for (const auto& c : j["chips"])
     r.chips.push_back({c[0], c[1], c[2], c[3], c[4], c[5]});
   for (const auto& e : j["events"])
@@ -71,8 +78,13 @@ void check_options(const SimulationOptions& o, int chips) {
       throw InputError("--degrade-link", "bandwidth factor of '" + d.link + "' must be in (0, 1]");
 }
 
-SimulationSize size_of(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement) {
-  return {placement.chips(), simulated_flows(plan, work, placement)};
+ReplicaFold fold_for(const ChipPlacement& placement, const SimulationOptions& o) {
+  return ReplicaFold(placement, o.fold_replicas, o.slow_chip < 0 && o.degrade.empty());
+}
+
+SimulationSize size_of(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement,
+                       const ReplicaFold& fold) {
+  return {fold.actors(), simulated_flows(plan, work, placement, fold)};
 }
 
 void check_size(const SimulationSize& size, const SimulationOptions& o) {
@@ -87,18 +99,19 @@ void check_size(const SimulationSize& size, const SimulationOptions& o) {
 
 }  // namespace
 
-SimulationSize simulation_size(const Scenario& s) {
+SimulationSize simulation_size(const Scenario& s, const SimulationOptions& options) {
   const ChipPlacement placement = placement_for(s, s.layout);
   const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s));
   const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const CommModel comm(s.system, s.layout, s.calibration.get());
-  return size_of(plan, build_step_work(plan, compute, comm), placement);
+  return size_of(plan, build_step_work(plan, compute, comm), placement, fold_for(placement, options));
 }
 
 Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const Layout& l = s.layout;
-  if (l.chips() > options.max_chips) check_size({l.chips(), 0}, options);  // before any work
   const ChipPlacement placement = placement_for(s, l);
+  const ReplicaFold fold = fold_for(placement, options);
+  if (fold.actors() > options.max_chips) check_size({fold.actors(), 0}, options);  // before any work
   check_options(options, placement.chips());
   const StepPlan plan = build_step_plan(s.model, l, s.global_batch, plan_options_for(s));
   if (l.vpp > 1 && plan.n_microbatches % l.pp != 0)
@@ -108,11 +121,15 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
   const CommModel comm(s.system, l, s.calibration.get());
   const StepWork work = build_step_work(plan, compute, comm);
-  check_size(size_of(plan, work, placement), options);
+  check_size(size_of(plan, work, placement, fold), options);
 
   Simulation sim;
-  sim.result = from_json(run_in_child_process(
-      [&] { return to_json(run_step_simulation(plan, work, placement, options)); }));
+  sim.result = from_json(run_in_child_process([&] {
+    SimulationResult r = run_step_simulation(plan, work, placement, options);
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) == 0) r.peak_memory_bytes = double(usage.ru_maxrss) * 1024.0;  // KiB on Linux
+    return to_json(r);
+  }));
 
   Report& r = sim.report;
   r = predict(s);
@@ -166,6 +183,9 @@ nlohmann::json per_chip_json(const Simulation& sim) {
     summary[p.name] = {{"min", lo}, {"mean", sum / double(chips.size())}, {"max", hi}};
   }
   nlohmann::json out = {{"chips", chips.size()},
+                        {"simulated_chips", sim.result.simulated_chips},
+                        {"unfolded_because", sim.result.unfolded_because},
+                        {"flows", sim.result.flows},
                         {"summary", summary},
                         {"slowest_chip", chip_json(sim.slowest_chip, chips[sim.slowest_chip], step)}};
   if (chips.size() <= 64) {
@@ -186,6 +206,13 @@ std::string per_chip_table(const Simulation& sim) {
                        s["mean"].get<double>(), s["max"].get<double>());
   }
   out += fmt::format("  slowest chip      {}\n", sim.slowest_chip);
+  const SimulationResult& r = sim.result;
+  if (r.simulated_chips < int64_t(r.chips.size()))
+    out += fmt::format("  simulated         {} of {} chips (identical data-parallel replicas folded)\n",
+                       r.simulated_chips, r.chips.size());
+  else
+    out += fmt::format("  simulated         every chip ({})\n", r.unfolded_because);
+  out += fmt::format("  simulation size   {:.3g} flows\n", r.flows);
   return out;
 }
 

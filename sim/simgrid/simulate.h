@@ -20,12 +20,13 @@ struct Simulation {
 Simulation simulate(const Scenario& scenario, const SimulationOptions& options = {});
 
 // What simulating the scenario's step would take, counted without running it: actors (one per
-// chip) and flows (every chip's collectives phase by phase, and the pipeline's sends).
+// simulated chip, replica_fold.h) and flows (every simulated chip's collectives phase by phase,
+// and the pipeline's sends).
 struct SimulationSize {
   int64_t chips = 0;
   double flows = 0;
 };
-SimulationSize simulation_size(const Scenario& scenario);
+SimulationSize simulation_size(const Scenario& scenario, const SimulationOptions& options = {});
 
 // "per_chip" of --json: min/mean/max of each part over chips, the slowest chip, and every chip
 // when there are at most 64.

@@ -11,6 +11,7 @@
 #include <xbt/log.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 
@@ -55,7 +56,9 @@ struct World {
   const StepPlan& plan;
   const StepWork& work;
   const ChipPlacement& placement;
+  const ReplicaFold& fold;
   CollectiveFlows flows;
+  std::vector<std::array<s4u::Host*, 2>> mirrors;  // folded replicas: per chip and ring level
   std::vector<double> compute_factor;
   std::vector<char> traced;
   std::vector<s4u::Mailbox*> collective_boxes, pipe_boxes;
@@ -97,6 +100,10 @@ void run_collective(World& w, int chip, int stream, const CommCall& call, double
     w.result.flows += double(phase.flows.size());
     for (size_t j = 0; j < phase.flows.size(); ++j) {
       const auto bytes = uint64_t(std::llround(phase.flows[j].bytes));
+      if (w.fold.leaves_replica(chip, phase.flows[j].peer)) {  // no one receives: the mirror stands in
+        comms.push_back(s4u::Comm::sendto_async(s4u::this_actor::get_host(), w.mirrors[chip][phase.level], bytes));
+        continue;
+      }
       comms.push_back(w.collective_box(phase.flows[j].peer, stream, call.group, phase.level, int(j))
                           ->put_async(&payload, bytes));
       comms.push_back(w.collective_box(chip, stream, call.group, phase.level, int(j))->get_async(&sink));
@@ -290,14 +297,18 @@ void chip_actor(World* w, int id) {
   w->result.chips[id] = c.times;
 }
 
-// Every pair of chips the step sends between gets its route before the platform is sealed.
-void add_routes(const World& w, PlatformBuilder& platform) {
-  auto connect = [&](int a, int b) { platform.connect(a, b); };
-  for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::cross_pod})
-    w.flows.for_each_pair(g, connect);
+// Every pair of simulated chips the step sends between gets its route before the platform is
+// sealed, and every flow that leaves the simulated replica its mirror.
+void add_routes(World& w, const std::vector<int>& simulated, PlatformBuilder& platform) {
+  for (int chip : simulated)
+    for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::cross_pod})
+      w.flows.for_each_peer(chip, g, [&](int peer, int level) {
+        if (w.fold.leaves_replica(chip, peer)) w.mirrors[chip][level] = platform.mirror(chip, level);
+        else platform.connect(chip, peer);
+      });
   const Layout& l = w.plan.layout;
   if (l.pp == 1) return;
-  for (int chip = 0; chip < w.placement.chips(); ++chip) {
+  for (int chip : simulated) {
     ChipRank r = w.placement.rank(chip);
     const int stage = r.pp;
     // Interleaved chunks also wrap from the last stage to the first and back.
@@ -365,37 +376,56 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   // Actors keep little on their stacks; small stacks keep 12288 actors cheap.
   s4u::Engine::set_config("contexts/stack-size:256");
 
-  World w{plan, work, placement, CollectiveFlows(placement), {}, {}, {}, {}, {}, {}};
+  const ReplicaFold fold(placement, options.fold_replicas, options.slow_chip < 0 && options.degrade.empty());
+  const std::vector<int> simulated = fold.simulated();
+  World w{plan, work, placement, fold, CollectiveFlows(placement), {}, {}, {}, {}, {}, {}, {}};
   const int n = placement.chips();
+  w.mirrors.assign(size_t(n), {nullptr, nullptr});
   w.compute_factor.assign(n, 1.0);
   if (options.slow_chip >= 0) w.compute_factor[options.slow_chip] = 1.0 + options.slow_percent / 100.0;
   w.traced.assign(n, 0);
   for (int chip : options.trace_chips)
-    if (chip >= 0 && chip < n) w.traced[chip] = 1;
+    if (chip >= 0 && chip < n) w.traced[size_t(fold.stand_in(chip))] = 1;
   w.collective_boxes.assign(size_t(n) * kCollectiveMailboxes, nullptr);
   w.pipe_boxes.assign(size_t(n) * 2 * plan.layout.vpp, nullptr);
   w.streams.resize(n);
   w.result.chips.resize(n);
 
-  PlatformBuilder platform(placement);
-  add_routes(w, platform);
+  PlatformBuilder platform(placement, simulated);
+  add_routes(w, simulated, platform);
   platform.seal(options.degrade);
-  for (int chip = 0; chip < n; ++chip)
+  for (int chip : simulated)
     s4u::Actor::create(std::string("chip").append(std::to_string(chip)), platform.host(chip), chip_actor, &w, chip);
   engine.run();
 
-  for (const ChipTimes& t : w.result.chips) w.result.step_time_s = std::max(w.result.step_time_s, t.finish_s);
+  SimulationResult& r = w.result;
+  r.simulated_chips = int64_t(simulated.size());
+  r.unfolded_because = fold.unfolded_because();
+  if (fold.folded()) {  // every chip's times and events are its stand-in's
+    for (int chip = 0; chip < n; ++chip) r.chips[size_t(chip)] = r.chips[size_t(fold.stand_in(chip))];
+    std::vector<TraceEvent> events;
+    std::vector<char> seen(size_t(n), 0);
+    for (int chip : options.trace_chips) {
+      if (chip < 0 || chip >= n || seen[size_t(chip)]) continue;
+      seen[size_t(chip)] = 1;
+      for (const TraceEvent& e : r.events)
+        if (e.chip == fold.stand_in(chip)) events.push_back(e), events.back().chip = chip;
+    }
+    r.events = std::move(events);
+  }
+  for (const ChipTimes& t : r.chips) r.step_time_s = std::max(r.step_time_s, t.finish_s);
   return std::move(w.result);
 }
 
-double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement) {
+double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement,
+                       const ReplicaFold& fold) {
   // Chips of one stage send alike (every group's rings have the same shape on each of its ranks):
-  // one chip per stage stands for the stage's chips.
+  // one chip per stage stands for the stage's simulated chips.
   const CollectiveFlows flows(placement);
   const int pp = plan.layout.pp;
   double total = 0;
   for (int stage = 0; stage < pp; ++stage)
-    total += chip_flows(plan, work, flows, placement.chip(ChipRank{0, 0, stage}), stage) * (placement.chips() / pp);
+    total += chip_flows(plan, work, flows, placement.chip(ChipRank{0, 0, stage}), stage) * double(fold.actors() / pp);
   return total;
 }
 

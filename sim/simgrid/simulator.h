@@ -10,6 +10,7 @@
 #include "model/step_plan.h"
 #include "sim/simgrid/chip_placement.h"
 #include "sim/simgrid/platform_builder.h"
+#include "sim/simgrid/replica_fold.h"
 #include "sim/simgrid/step_work.h"
 
 #include <string>
@@ -22,13 +23,17 @@ struct SimulationOptions {
   double slow_percent = 0;
   std::vector<LinkDegrade> degrade;
   std::vector<int> trace_chips;  // chips whose events are recorded
-  // What a simulation may ask of this machine (simulate.h, simulation_size): one actor per chip
-  // (memory), and the flows of one step (run time). Sized for a 2-core, 24 GB machine, measured
-  // there: PaLM 540B on 6144 TPU v4 chips is 6.3e5 flows (20 s, 0.6 GB); GPT-3 175B on 3072 A100
-  // (tp 8, pp 8, vpp 6) 2.3e6 flows (60 s); the same on 12,288 A100 9.4e6 flows (over 15 minutes:
-  // the time per flow grows with the flows that share links).
+  // What a simulation may ask of this machine (simulate.h, simulation_size): one actor per
+  // simulated chip (memory), and the flows of one step (run time). Sized for a 2-core, 24 GB
+  // machine, measured there (build/bench/simulate_benchmark): PaLM 540B on 6144 TPU v4 chips, every
+  // chip simulated, is 6.3e5 flows (10 s, 0.5 GB); unfolded, GPT-3 175B on 3072 A100 (tp 8, pp 8,
+  // vpp 6) was 2.3e6 flows (60 s) and the time per flow grows with the flows that share links;
+  // folded (replica_fold.h) it is 64 chips and 4.9e4 flows (0.3 s).
   int64_t max_chips = 32768;
   double max_flows = 5e6;
+  // Simulate one data-parallel replica for all where they provably behave alike (replica_fold.h);
+  // off: every chip, as a check of the fold.
+  bool fold_replicas = true;
 };
 
 // Trace lanes of a chip: the schedule's chunk events, compute, blocking communication, the side
@@ -55,13 +60,17 @@ struct SimulationResult {
   double step_time_s = 0;
   std::vector<ChipTimes> chips;
   std::vector<TraceEvent> events;
-  double flows = 0;  // flows sent in the step, all chips (simulation_size counts them beforehand)
+  double flows = 0;  // flows sent in the step, simulated chips (simulation_size counts them beforehand)
+  int64_t simulated_chips = 0;  // chips run as actors; the others took their stand-in's times
+  std::string unfolded_because;  // why every chip was simulated, when replicas could not be folded
+  double peak_memory_bytes = 0;  // resident memory of the simulation's process at its peak
 };
 
 SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
                                      const ChipPlacement& placement, const SimulationOptions& options);
 
 // The flows run_step_simulation will send (SimulationResult::flows), counted without running it.
-double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement);
+double simulated_flows(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement,
+                       const ReplicaFold& fold);
 
 }  // namespace palmsim::simulation

@@ -156,7 +156,7 @@ training: {global_batch: 64, optimizer: adam}
     const Scenario s = scenario(yaml);
     const SimulationSize size = simulation_size(s);
     const Simulation sim = simulate(s);
-    EXPECT_EQ(size.chips, s.layout.chips());
+    EXPECT_EQ(size.chips, sim.result.simulated_chips);
     EXPECT_GT(sim.result.flows, 0.0);
     EXPECT_DOUBLE_EQ(size.flows, sim.result.flows) << yaml;
   }
@@ -164,7 +164,8 @@ training: {global_batch: 64, optimizer: adam}
 
 TEST(SimulationSize, ALayoutBeyondTheBoundsIsRefusedNamingTheFlag) {
   SimulationOptions options;
-  options.max_flows = 10;  // the ring sends 32 (2 per chip)
+  options.max_flows = 10;  // unfolded, the ring sends 32 (2 per chip)
+  options.fold_replicas = false;
   try {
     simulate(scenario(kDataParallelRing), options);
     ADD_FAILURE() << "simulated beyond the flow bound";
@@ -173,6 +174,8 @@ TEST(SimulationSize, ALayoutBeyondTheBoundsIsRefusedNamingTheFlag) {
   }
   options = {};
   options.max_chips = 8;
+  EXPECT_NO_THROW(simulate(scenario(kDataParallelRing), options));  // folded: one replica, one chip
+  options.fold_replicas = false;
   try {
     simulate(scenario(kDataParallelRing), options);
     ADD_FAILURE() << "simulated beyond the chip bound";
