@@ -53,7 +53,12 @@ double hierarchical_time(CollectiveKind kind, int g, int k, double n, double int
       // Inside the node over the full buffer, across nodes on each rail's n/g share.
       return ring_time(kind, g, n, intra_bw, intra_lat) + ring_time(kind, k, n / g, inter_bw, inter_lat);
     case CollectiveKind::all_to_all:
-      return ring_time(kind, g, n / k, intra_bw, intra_lat) + ring_time(kind, k, n, inter_bw * g, inter_lat);
+      // A rank's buffer n goes 1/(g k) to each member: (g-1)/(g k) of it over NVLink to the rest of
+      // its node, (k-1)/k through its own NIC to the other nodes (NCCL's PXN may first move a chunk
+      // over NVLink to the rank on the destination's rail, but every NIC still carries one rank's
+      // share). NCCL runs it as one group of concurrent sends and receives, so the NVLink and the
+      // NIC shares move at the same time.
+      return std::max(ring_time(kind, g, n / k, intra_bw, intra_lat), ring_time(kind, k, n, inter_bw, inter_lat));
   }
   return 0.0;
 }

@@ -34,7 +34,7 @@ int CollectiveFlows::group_size(CommGroup group) const {
     // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group.
     case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
     case CommGroup::cp: return l.cp;  // 1: simulate refuses cp > 1
-    case CommGroup::ep: return l.ep;  // 1: simulate refuses mixture-of-experts models
+    case CommGroup::ep: return l.ep;
     case CommGroup::edp: return l.dp * l.cp / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }
@@ -82,18 +82,42 @@ std::vector<CollectiveFlows::Ring> CollectiveFlows::gpu_rings(int chip, CommGrou
   if (size <= 1 || group == CommGroup::cross_pod) return out;
   const CommModel comm(placement_.system(), placement_.layout());
   const NodeSpread s = comm.spread(group);
-  ChipRank r = placement_.rank(chip);
-  int& member = group == CommGroup::tp ? r.tp : group == CommGroup::dp ? r.dp : r.pp;
+  const ChipRank self = placement_.rank(chip);
+  const int ep = placement_.layout().ep;
+  // The chip of member m of this chip's group. Expert parallelism folds over data-parallel ranks
+  // (Megatron-Core's parallel folding): ep consecutive ones form an expert group, and the ranks ep
+  // apart hold the same experts (edp).
+  auto member_of = [&](const ChipRank& r) {
+    switch (group) {
+      case CommGroup::tp: return r.tp;
+      case CommGroup::ep: return r.dp % ep;
+      case CommGroup::edp: return r.dp / ep;
+      case CommGroup::pp: return r.pp;
+      default: return r.dp;
+    }
+  };
+  auto chip_of = [&](int m) {
+    ChipRank r = self;
+    switch (group) {
+      case CommGroup::tp: r.tp = m; break;
+      case CommGroup::ep: r.dp = self.dp - self.dp % ep + m; break;
+      case CommGroup::edp: r.dp = m * ep + self.dp % ep; break;
+      case CommGroup::pp: r.pp = m; break;
+      default: r.dp = m;
+    }
+    return placement_.chip(r);
+  };
+  const int member = member_of(self);
+  if (group == CommGroup::ep) {  // all-to-all: a flow to every other member, an equal share each
+    Ring all;
+    for (int m = 1; m < size; ++m) all.out.push_back({chip_of((member + m) % size), 1.0 / size});
+    out.push_back(all);
+    return out;
+  }
   // Members per_node consecutive ones share a node: ring inside it, then ring over nodes per rail.
   const int node = member / s.per_node, local = member % s.per_node;
-  if (s.per_node > 1) {
-    member = node * s.per_node + (local + 1) % s.per_node;
-    out.push_back({0, {{placement_.chip(r), 1.0}}});
-  }
-  if (s.nodes > 1) {
-    member = ((node + 1) % s.nodes) * s.per_node + local;
-    out.push_back({1, {{placement_.chip(r), 1.0}}});
-  }
+  if (s.per_node > 1) out.push_back({0, {{chip_of(node * s.per_node + (local + 1) % s.per_node), 1.0}}});
+  if (s.nodes > 1) out.push_back({1, {{chip_of(((node + 1) % s.nodes) * s.per_node + local), 1.0}}});
   return out;
 }
 
@@ -124,6 +148,14 @@ void CollectiveFlows::level_cost(CommGroup group, int level, const CommCall& cal
   }
   const FatTreeFabric& f = sys.fat_tree;
   const NodeSpread s = CommModel(sys, placement_.layout()).spread(group);
+  if (group == CommGroup::ep) {
+    // All-to-all (collective_cost.cpp): the whole buffer, 1/p of it to each peer (the flows'
+    // shares); latency of (g - 1) NVLink and (k - 1) network steps per call, one carried by a flow.
+    volume = n;
+    const double steps = (s.per_node - 1) * f.nvlink_latency_s + (s.nodes - 1) * f.net_latency_s;
+    latency = std::max(0.0, calls * steps - (s.nodes > 1 ? f.net_latency_s : f.nvlink_latency_s));
+    return;
+  }
   if (level == 0) {
     volume = n * (s.per_node - 1) / s.per_node;
     latency = std::max(0.0, calls * (s.per_node - 1) - 1) * f.nvlink_latency_s;

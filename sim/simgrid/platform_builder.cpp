@@ -57,8 +57,9 @@ PlatformBuilder::PlatformBuilder(const ChipPlacement& placement, const std::vect
   }
   const int nodes = (n + f.gpus_per_node - 1) / f.gpus_per_node;
   const int leaves = (nodes + f.nodes_per_leaf - 1) / f.nodes_per_leaf;
-  if (leaves > 1) {
-    // A rail leaf's uplink carries its nodes_per_leaf NICs' traffic, cut by the oversubscription.
+  if (nodes > 1) {
+    // A rail leaf's uplink carries its nodes_per_leaf NICs' traffic, cut by the oversubscription;
+    // traffic between rails (an all-to-all's) crosses the spine even inside one leaf group.
     const double up = f.nodes_per_leaf * f.nic_bytes_per_s * f.nic_efficiency / f.oversubscription;
     for (int leaf = 0; leaf < leaves; ++leaf)
       for (int rail = 0; rail < f.gpus_per_node; ++rail)

@@ -8,8 +8,9 @@
 // only actors, and a flow to another replica (a data-parallel ring step) is sent to a mirror of
 // the sender whose route holds the sender's own link out and the same link in, which by symmetry
 // carries the flow the sender's ring predecessor sends it at the same moment. Where symmetry
-// breaks (a straggler, a degraded link, oversubscribed uplinks) or on a TPU torus, whose rings
-// route through other replicas' links, every chip is simulated.
+// breaks (a straggler, a degraded link, oversubscribed uplinks), where expert parallelism's
+// all-to-alls join replicas, or on a TPU torus, whose rings route through other replicas' links,
+// every chip is simulated.
 #include "sim/simgrid/chip_placement.h"
 
 #include <cstdint>
@@ -20,7 +21,8 @@ namespace palmsim::simulation {
 
 class ReplicaFold {
  public:
-  // `symmetric`: no chip computes slower and no link is degraded (SimulationOptions).
+  // `symmetric`: no chip computes slower and no link is degraded (SimulationOptions). Keeps a
+  // reference: the placement must outlive it.
   ReplicaFold(const ChipPlacement& placement, bool requested, bool symmetric);
 
   bool folded() const { return unfolded_because_.empty(); }

@@ -59,8 +59,6 @@ System single_node_view(const System& s, int ranks) {
 
 ChipPlacement placement_for(const Scenario& s, const Layout& l) {
   if (l.cp != 1) throw InputError("layout.cp", "simulate models cp = 1 only");
-  if (s.model.moe.sparse())
-    throw InputError("model.moe", "simulate does not model mixture-of-experts layers yet (predict does)");
   if (s.system.fabric == Fabric::single_machine)
     return ChipPlacement(single_node_view(s.system, int(l.chips())), l, TorusMapping{});
   const CommModel comm(s.system, l, s.calibration.get());  // throws when the layout has no slice

@@ -14,6 +14,7 @@
 #include <array>
 #include <cmath>
 #include <deque>
+#include <unordered_map>
 
 namespace palmsim::simulation {
 
@@ -41,10 +42,9 @@ void* sink = nullptr;
 // layers behave the same in every block, so the steady-state overlap is unchanged while a
 // 118-layer, 6144-chip step stays a few million events. Without a side stream one block suffices.
 constexpr int kMaxBlocksPerPass = 8;
-// Mailboxes per chip for collectives: stream (main, side) x group x ring level x slot (flow index;
-// at most 3 torus axes x 2 directions).
-constexpr int kSlots = 6, kLevels = 2, kGroups = 4, kStreams = 2;
-constexpr int kCollectiveMailboxes = kStreams * kGroups * kLevels * kSlots;
+// Mailboxes per chip for collectives: stream (main, side) x group x ring level x slot (flow index:
+// at most 3 torus axes x 2 directions on a ring, ep - 1 peers in an all-to-all).
+constexpr int kLevels = 2, kGroups = int(CommGroup::cross_pod) + 1, kStreams = 2;
 
 struct SideStream {
   std::deque<std::pair<CommCall, double>> queue;
@@ -61,15 +61,19 @@ struct World {
   std::vector<std::array<s4u::Host*, 2>> mirrors;  // folded replicas: per chip and ring level
   std::vector<double> compute_factor;
   std::vector<char> traced;
-  std::vector<s4u::Mailbox*> collective_boxes, pipe_boxes;
+  int slots = 6;  // flows per phase: max(6, ep - 1)
+  std::unordered_map<uint64_t, s4u::Mailbox*> collective_boxes;
+  std::vector<s4u::Mailbox*> pipe_boxes;
   std::vector<SideStream> streams;
   SimulationResult result;
 
   s4u::Mailbox* collective_box(int chip, int stream, CommGroup group, int level, int slot) {
-    const size_t i = size_t(chip) * kCollectiveMailboxes +
-                     ((size_t(stream) * kGroups + size_t(group)) * kLevels + level) * kSlots + slot;
-    if (!collective_boxes[i]) collective_boxes[i] = s4u::Mailbox::by_name(std::string("c").append(std::to_string(i)));
-    return collective_boxes[i];
+    const uint64_t i = uint64_t(chip) * uint64_t(kStreams * kGroups * kLevels * slots) +
+                       ((uint64_t(stream) * kGroups + uint64_t(group)) * kLevels + uint64_t(level)) * uint64_t(slots) +
+                       uint64_t(slot);
+    s4u::Mailbox*& box = collective_boxes[i];
+    if (!box) box = s4u::Mailbox::by_name(std::string("c").append(std::to_string(i)));
+    return box;
   }
   // Activations (forward) and gradients (backward) for one model chunk arrive in microbatch order.
   s4u::Mailbox* pipe_box(int chip, bool forward, int chunk) {
@@ -172,25 +176,34 @@ void append(CommCall& to, const CommCall& from, double times) {
 
 // The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: the
 // weights of the layers after them gathered and, in backward, the gradients of the layers before
-// them reduce-scattered (or their data-parallel bucket).
-CommCall block_side_call(const StepWork& k, bool forward, bool buckets, int first, int end) {
+// them reduce-scattered (or their data-parallel buckets, the experts' over their own group). One
+// call per group, in the order the side stream runs them.
+std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buckets, int first, int end) {
   const int layers = k.layers_per_chunk;
-  CommCall side;
+  CommCall side, experts;
   append(side, forward ? k.fsdp_gather_forward : k.fsdp_gather_backward, std::min(end + 1, layers) - (first + 1));
   if (!forward) {
     const int reduced = (end - 1) - std::max(first - 1, 0);
     append(side, k.fsdp_reduce_scatter, reduced);
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
+    if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
-  return side;
+  std::vector<CommCall> out;
+  for (CommCall* c : {&side, &experts})
+    if (!c->empty()) out.push_back(std::move(*c));
+  return out;
 }
 
 // A backward pass's last layer, reduced after it.
-CommCall last_side_call(const StepWork& k, bool buckets) {
-  CommCall side;
+std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
+  CommCall side, experts;
   append(side, k.fsdp_reduce_scatter, 1);
   if (buckets) append(side, k.grad_reduction, 1.0 / k.layers_per_chunk);
-  return side;
+  if (buckets) append(experts, k.expert_grad_reduction, 1.0 / k.layers_per_chunk);
+  std::vector<CommCall> out;
+  for (CommCall* c : {&side, &experts})
+    if (!c->empty()) out.push_back(std::move(*c));
+  return out;
 }
 
 // One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
@@ -205,26 +218,25 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   if (k.fsdp) wait_stream(w, c, submit(w, c, gather, 1.0));
   for (int b = 0; b < blocks; ++b) {
     const int first = b * layers / blocks, end = (b + 1) * layers / blocks, n = end - first;
-    int ticket = 0;
-    if (streamed) {
-      CommCall side = block_side_call(k, forward, buckets, first, end);
-      if (!side.empty()) ticket = submit(w, c, std::move(side), 1.0);
-    }
+    int ticket = 0;  // calls finish in order: the last one's ticket waits for all
+    if (streamed)
+      for (CommCall& side : block_side_calls(k, forward, buckets, first, end)) ticket = submit(w, c, std::move(side), 1.0);
     if (forward) {
       compute(w, c, n * k.forward.compute_s, &ChipTimes::compute_s, "forward");
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
+      blocking_collective(w, c, k.forward.ep, n, "ep_forward");
     } else {
       compute(w, c, n * k.recompute.compute_s, &ChipTimes::recompute_s, "recompute");
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
+      blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
       compute(w, c, n * k.backward.compute_s, &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");
+      blocking_collective(w, c, k.backward.ep, n, "ep_backward");
     }
     if (ticket) wait_stream(w, c, ticket);
   }
-  if (!forward && streamed) {  // the pass's last layer: reduced after it, waited for at step end
-    CommCall side = last_side_call(k, buckets);
-    if (!side.empty()) submit(w, c, std::move(side), 1.0);
-  }
+  if (!forward && streamed)  // the pass's last layer: reduced after it, waited for at step end
+    for (CommCall& side : last_side_calls(k, buckets)) submit(w, c, std::move(side), 1.0);
 }
 
 // Waits for a neighbour stage's message: its transfer is communication, the rest is bubble.
@@ -301,7 +313,7 @@ void chip_actor(World* w, int id) {
 // sealed, and every flow that leaves the simulated replica its mirror.
 void add_routes(World& w, const std::vector<int>& simulated, PlatformBuilder& platform) {
   for (int chip : simulated)
-    for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::cross_pod})
+    for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::ep, CommGroup::edp, CommGroup::cross_pod})
       w.flows.for_each_peer(chip, g, [&](int peer, int level) {
         if (w.fold.leaves_replica(chip, peer)) w.mirrors[chip][level] = platform.mirror(chip, level);
         else platform.connect(chip, peer);
@@ -337,10 +349,14 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     double n = k.fsdp ? count(gather, 1.0) : 0.0;
     for (int b = 0; b < blocks; ++b) {
       const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;
-      if (streamed) n += count(block_side_call(k, forward, buckets, first, end), 1.0);
-      n += forward ? count(k.forward.tp, in_block) : count(k.recompute.tp, in_block) + count(k.backward.tp, in_block);
+      if (streamed)
+        for (const CommCall& side : block_side_calls(k, forward, buckets, first, end)) n += count(side, 1.0);
+      n += forward ? count(k.forward.tp, in_block) + count(k.forward.ep, in_block)
+                   : count(k.recompute.tp, in_block) + count(k.recompute.ep, in_block) +
+                         count(k.backward.tp, in_block) + count(k.backward.ep, in_block);
     }
-    if (!forward && streamed) n += count(last_side_call(k, buckets), 1.0);
+    if (!forward && streamed)
+      for (const CommCall& side : last_side_calls(k, buckets)) n += count(side, 1.0);
     return n;
   };
   const Layout& l = plan.layout;
@@ -386,7 +402,7 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   w.traced.assign(n, 0);
   for (int chip : options.trace_chips)
     if (chip >= 0 && chip < n) w.traced[size_t(fold.stand_in(chip))] = 1;
-  w.collective_boxes.assign(size_t(n) * kCollectiveMailboxes, nullptr);
+  w.slots = std::max(6, plan.layout.ep - 1);
   w.pipe_boxes.assign(size_t(n) * 2 * plan.layout.vpp, nullptr);
   w.streams.resize(n);
   w.result.chips.resize(n);

@@ -1,6 +1,9 @@
 #include "sim/simgrid/step_work.h"
 
+#include "model/input_error.h"
 #include "sim/analytic_estimator.h"
+
+#include <string>
 
 namespace palmsim::simulation {
 
@@ -28,6 +31,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
+        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::edp) {
+          throw InputError("layout.sharding", "the simulator does not shard expert weights with FSDP yet (predict does)");
         } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::dp) {
           // FSDP's side stream. (Tensor-parallel collectives a stack overlaps with compute stay
           // on the critical path here: the simulator does not split a layer's compute around them.)
@@ -36,8 +41,13 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
                    : op.phase == Phase::forward                     ? w.fsdp_gather_forward
                                                                     : w.fsdp_gather_backward,
                    op);
-        } else {
+        } else if (op.group == CommGroup::ep) {
+          add_part(layer.ep, op);
+        } else if (op.group == CommGroup::tp) {
           add_part(layer.tp, op);
+        } else {
+          throw InputError("layout", std::string("the simulator has no per-layer ") + to_string(op.group) +
+                                         " collective (" + op.name + ")");
         }
         break;
       case Repeat::per_microbatch:
@@ -54,10 +64,14 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         if (is_compute(op.kind)) {
           w.optimizer_s += seconds;
         } else if (op.overlap == Overlap::with_backward) {
-          add_part(w.grad_reduction, op);
+          add_part(op.group == CommGroup::edp ? w.expert_grad_reduction : w.grad_reduction, op);
           // As the closed form: gradient buckets hide behind backward only without a pipeline.
           w.buckets_in_backward = plan.layout.pp == 1;
-          if (!w.buckets_in_backward) w.after_backward.push_back(w.grad_reduction);
+          if (!w.buckets_in_backward) {
+            CommCall call;
+            add_part(call, op);
+            w.after_backward.push_back(call);
+          }
         } else {
           CommCall call;
           add_part(call, op);

@@ -15,7 +15,8 @@ namespace palmsim::simulation {
 
 struct LayerPhase {
   double compute_s = 0;
-  CommCall tp;  // blocking collectives of the phase, in the layer's critical path
+  CommCall tp;  // blocking tensor-parallel collectives of the phase, in the layer's critical path
+  CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
 };
 
 struct StepWork {
@@ -27,6 +28,7 @@ struct StepWork {
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
   // runs after the pipeline flush.
   CommCall grad_reduction;
+  CommCall expert_grad_reduction;  // the routed experts' gradients, over their own group (edp)
   bool buckets_in_backward = false;
   // Embedding, final LayerNorm, logits, loss: on the last virtual stage, per microbatch.
   double stage_end_forward_s = 0, stage_end_backward_s = 0;

@@ -198,18 +198,22 @@ TEST(Cli, AFileItMayNotReadIsSaidSo) {
 
 namespace {
 
-// A sparse model predicts (active parameters in MFU) and what palmsim does not model is refused.
-TEST(Cli, MixtureOfExpertsPredictsAndTheSimulatorSaysItDoesNot) {
+// A sparse model predicts (active parameters in MFU) and simulates, every chip (expert parallelism
+// joins data-parallel replicas), close to the prediction.
+TEST(Cli, MixtureOfExpertsPredictsAndSimulates) {
   const CliRun p = run("predict scenarios/gpt-oss-120b-h100-64.yaml --json");
   ASSERT_EQ(p.status, 0) << p.err;
   const auto j = nlohmann::json::parse(p.out);
   EXPECT_EQ(j["layout"]["ep"].get<int>(), 8);
   // 6 N_active + 12 L H Q T per token: N_active 5.710 B (hand count in tests/model/moe_test.cpp).
   EXPECT_NEAR(j["model_flops_per_token"].get<double>(), 6.0 * 5710443840.0 + 12.0 * 36 * 64 * 64 * 4096, 1.0);
-  const CliRun s = run("simulate scenarios/gpt-oss-120b-h100-64.yaml");
-  EXPECT_EQ(s.status, 2);
-  EXPECT_EQ(s.out, "");
-  EXPECT_NE(s.err.find("model.moe"), std::string::npos) << s.err;
+  const CliRun s = run("simulate scenarios/gpt-oss-120b-h100-64.yaml --json");
+  ASSERT_EQ(s.status, 0) << s.err;
+  const auto sim = nlohmann::json::parse(s.out);
+  EXPECT_EQ(sim["per_chip"]["simulated_chips"].get<int>(), 64);
+  const double predicted = j["step_time_s"].get<double>(), simulated = sim["step_time_s"].get<double>();
+  std::printf("gpt-oss-120b on 64 H100: predict %.3f s, simulate %.3f s\n", predicted, simulated);
+  EXPECT_NEAR(simulated, predicted, 0.03 * predicted);
 }
 
 }  // namespace

@@ -51,6 +51,16 @@ TEST(CollectiveCost, HierarchicalAllReduceByHand) {
                    ring_time(CollectiveKind::all_reduce, 8, 1e9, 200e9, 1e-6));
 }
 
+TEST(CollectiveCost, HierarchicalAllToAllByHand) {
+  // 8 nodes of 8 GPUs (expert parallelism 64), 1 GB send buffer per rank: 1/64 GB to each member;
+  // 7/64 GB to the node's other 7 ranks over NVLink at 200 GB/s, 56/64 GB to the other nodes'
+  // 56 ranks through the rank's own NIC at 20 GB/s (which bounds it, as nccl-tests' all-to-all
+  // busbw stays near one NIC's rate across nodes); both shares move at once, so the NIC's bounds it.
+  EXPECT_NEAR(hierarchical_time(CollectiveKind::all_to_all, 8, 8, 1e9, 200e9, 0, 20e9, 0), 56.0 / 64 * 1e9 / 20e9, 1e-12);
+  // With a slow NVLink the node's share is the longer one.
+  EXPECT_NEAR(hierarchical_time(CollectiveKind::all_to_all, 8, 8, 1e9, 1e9, 0, 20e9, 0), 7.0 / 64 * 1e9 / 1e9, 1e-12);
+}
+
 TEST(CollectiveCost, TreeAllReduceLatencyGrowsWithLogOfRanks) {
   // 1024 ranks, tiny message: 2 * log2(1024) = 20 steps of 10 us.
   EXPECT_NEAR(tree_all_reduce_time(1024, 1.0, 1e12, 10e-6), 200e-6, 1e-9);

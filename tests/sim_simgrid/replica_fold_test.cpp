@@ -139,7 +139,8 @@ layout: {tp: 4, pp: 1, dp: 16, microbatch: 4, sharding: fsdp, recompute: selecti
 training: {global_batch: 64, optimizer: adam}
 )");
   const CommModel torus(tpu.system, tpu.layout);
-  const ReplicaFold on_torus(ChipPlacement(tpu.system, tpu.layout, torus.torus()), true, true);
+  const ChipPlacement tpu_placement(tpu.system, tpu.layout, torus.torus());
+  const ReplicaFold on_torus(tpu_placement, true, true);
   EXPECT_FALSE(on_torus.folded());
   EXPECT_EQ(on_torus.actors(), 64);
 }

@@ -102,6 +102,31 @@ TEST(Simulate, Korthikanti175BTraceShowsTheInterleavedSchedule) {
   std::printf("kort-175b: simulate %.3f s, predict %.3f s\n", sim.report.step_time_s, predict(s).step_time_s);
 }
 
+// Mixture of experts: Qwen3-30B-A3B's 128 experts on 16 H100s over two nodes, dispatch and combine
+// as all-to-alls (a flow to every other expert rank: NVLink inside the node, NICs across), expert
+// gradients over the ranks holding the same experts (ep 8: two of them, one per node). Without
+// contention the simulation is the closed form.
+const char* kExperts = R"(
+model: qwen3-30b-a3b
+system: {preset: h100-80g-dgx, chips: 16, stack: megatron-core}
+layout: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, sharding: zero1, recompute: selective}
+training: {global_batch: 64, optimizer: adam}
+)";
+
+TEST(Simulate, ExpertAllToAllsAgreeWithPredict) {
+  for (int ep : {8, 16}) {
+    Scenario s = scenario(kExperts);
+    s.layout.ep = ep;
+    const Simulation sim = simulate(s);
+    const double pred = predict(s).step_time_s;
+    std::printf("experts, ep %d: simulate %.4f s, predict %.4f s (%+.2f %%), %lld chips simulated\n", ep,
+                sim.report.step_time_s, pred, diff_pct(sim.report.step_time_s, pred),
+                (long long)sim.result.simulated_chips);
+    EXPECT_NEAR(sim.report.step_time_s, pred, 0.03 * pred) << "ep " << ep;
+    EXPECT_EQ(sim.result.simulated_chips, 16);  // expert parallelism joins the replicas: no fold
+  }
+}
+
 TEST(Simulate, SlowChipDelaysTheWholeDataParallelStep) {
   const Scenario s = scenario(kDataParallelRing);
   const Simulation base = simulate(s);
@@ -146,7 +171,7 @@ TEST(Simulate, RejectsAnUnknownLink) {
 // The bound's count (simulation_size, taken before a simulation starts) against the flows the
 // simulation then sends: data parallel over nodes, TP + interleaved pipeline, FSDP on a torus.
 TEST(SimulationSize, CountsTheFlowsTheSimulationSends) {
-  const char* cases[] = {kDataParallelRing, kKorthikanti175B, R"(
+  const char* cases[] = {kDataParallelRing, kKorthikanti175B, kExperts, R"(
 model: palm-8b
 system: {preset: tpu-v4-pod, chips: 64}
 layout: {tp: 4, pp: 1, dp: 16, microbatch: 4, sharding: fsdp, recompute: selective}
