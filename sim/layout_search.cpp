@@ -99,40 +99,51 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     base.dp = int(chips / (int64_t(tp) * pp));
     base.pods = grids[gi].pods;
     base.cp = cp;
-    base.ep = fixed.ep.value_or(s.layout.ep);
-    if (!layout_fits_system(s.system, base)) return;
-    const CommModel comm(s.system, base, s.calibration.get());
     const int64_t per_rank = s.global_batch / base.dp;
     if (per_rank * base.dp != s.global_batch) return;
-    std::vector<int> vpps{1};
-    if (pp > 1)
-      for (int v : divisors_of(m.n_layers / pp))
-        if (v > 1) vpps.push_back(v);
-    for (int vpp : choices(fixed.vpp, vpps)) {
-      std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
-                                       : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
-                                                : std::vector<Schedule>{Schedule::one_f_one_b};
-      if (fixed.schedule) schedules = {*fixed.schedule};
-      for (Schedule schedule : schedules)
-        for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
-          for (bool sp : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
-            for (Sharding sharding : shardings)
-              for (Recompute recompute : recomputes) {
-                Layout l = base;
-                l.vpp = vpp;
-                l.schedule = schedule;
-                l.microbatch = mb;
-                l.sp = sp;
-                l.sharding = sharding;
-                l.recompute = recompute;
-                if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
-                const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
-                const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
-                ++mine.evaluated;
-                if (r.fits_in_memory) ++mine.fitting;
-                else if (require_fit) continue;
-                mine.offer({r.step_time_s, l}, top_k);
-              }
+    // Expert parallelism, unless fixed: every degree that divides the experts and the data- x
+    // context-parallel ranks of a pod (Megatron-Core's folding); GPU clusters only (TPU pods and
+    // dense models keep the scenario's ep, which layout_is_legal and the comm model judge).
+    std::vector<int> eps{fixed.ep.value_or(s.layout.ep)};
+    if (!fixed.ep && m.moe.sparse() && s.system.fabric != Fabric::tpu_torus) {
+      eps.clear();
+      for (int e : divisors_of(int64_t(base.dp / base.pods) * cp))
+        if (m.moe.n_experts % e == 0) eps.push_back(e);
+    }
+    for (int ep : eps) {
+      base.ep = ep;
+      if (!layout_fits_system(s.system, base)) continue;
+      const CommModel comm(s.system, base, s.calibration.get());
+      std::vector<int> vpps{1};
+      if (pp > 1)
+        for (int v : divisors_of(m.n_layers / pp))
+          if (v > 1) vpps.push_back(v);
+      for (int vpp : choices(fixed.vpp, vpps)) {
+        std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
+                                         : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
+                                                  : std::vector<Schedule>{Schedule::one_f_one_b};
+        if (fixed.schedule) schedules = {*fixed.schedule};
+        for (Schedule schedule : schedules)
+          for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
+            for (bool sp : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
+              for (Sharding sharding : shardings)
+                for (Recompute recompute : recomputes) {
+                  Layout l = base;
+                  l.vpp = vpp;
+                  l.schedule = schedule;
+                  l.microbatch = mb;
+                  l.sp = sp;
+                  l.sharding = sharding;
+                  l.recompute = recompute;
+                  if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
+                  const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
+                  const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
+                  ++mine.evaluated;
+                  if (r.fits_in_memory) ++mine.fitting;
+                  else if (require_fit) continue;
+                  mine.offer({r.step_time_s, l}, top_k);
+                }
+      }
     }
   });
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace palmsim {
 namespace {
 
@@ -60,6 +62,35 @@ TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
   const SearchResult r2 = search_layouts(s, 1, two_pods);
   EXPECT_GT(r.evaluated, r2.evaluated);
   EXPECT_GT(r2.evaluated, 0);
+}
+
+// A mixture-of-experts model: search varies ep over every degree that divides the experts and the
+// data-parallel ranks; fixing ep restricts it to that degree. Each fixed-ep search's count adds up
+// to the free one's, and the free winner is the best of the fixed winners.
+TEST(LayoutSearch, ExpertParallelismIsSearchedOverItsLegalDegrees) {
+  Scenario s = load_scenario("scenarios/gpt-oss-120b-h100-64.yaml");  // 128 experts, 64 GPUs
+  LayoutConstraints mesh;
+  mesh.tp = 1, mesh.pp = 4, mesh.microbatch = 1, mesh.sp = false;  // dp 16: ep in 1, 2, 4, 8, 16
+  const SearchResult free = search_layouts(s, 1, mesh);
+  ASSERT_FALSE(free.top.empty());
+  int64_t sum = 0;
+  double best = 1e300;
+  for (int ep : {1, 2, 4, 8, 16}) {
+    LayoutConstraints one = mesh;
+    one.ep = ep;
+    const SearchResult r = search_layouts(s, 1, one);
+    EXPECT_GT(r.evaluated, 0) << "ep " << ep;
+    sum += r.evaluated;
+    for (const Report& rep : r.top) {
+      EXPECT_EQ(rep.layout.ep, ep);
+      best = std::min(best, rep.step_time_s);
+    }
+  }
+  EXPECT_EQ(free.evaluated, sum);
+  EXPECT_DOUBLE_EQ(free.top[0].step_time_s, best);
+  LayoutConstraints thirty_two = mesh;
+  thirty_two.ep = 32;  // does not divide dp 16
+  EXPECT_EQ(search_layouts(s, 1, thirty_two).evaluated, 0);
 }
 
 }  // namespace
