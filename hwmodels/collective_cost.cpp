@@ -39,6 +39,17 @@ double torus_time(CollectiveKind kind, const TorusSegment* segs, int n_segs, dou
   return passes(kind) * (steps * latency + (p - 1) / double(p) * n / usable_bw);
 }
 
+double torus_all_to_all_time(const TorusSegment* segs, int n_segs, double n, double bw, double latency) {
+  double slowest = 0.0, hops = 0.0;
+  for (int i = 0; i < n_segs; ++i) {
+    const TorusSegment& s = segs[i];
+    if (s.length <= 1) continue;
+    slowest = std::max(slowest, n * s.length * s.stride / ((s.wraps ? 8.0 : 4.0) * bw));
+    hops += s.wraps ? s.length / 2.0 : s.length - 1.0;
+  }
+  return slowest > 0 ? slowest + hops * latency : 0.0;
+}
+
 double hierarchical_time(CollectiveKind kind, int g, int k, double n, double intra_bw,
                          double intra_lat, double inter_bw, double inter_lat) {
   if (k <= 1) return ring_time(kind, g, n, intra_bw, intra_lat);

@@ -27,6 +27,15 @@ struct TorusSegment {
 double torus_time(CollectiveKind kind, const TorusSegment* segments, int n_segments, double n,
                   double link_bytes_per_s, double link_latency_s);
 
+// All-to-all over the segments (each rank sends n, 1/p of it to every rank): bound by the
+// bisection of each axis. Dimension-order routing moves a rank's data along axis i by a uniform
+// offset, on average L/4 hops round a ring (L/3 along a line), so the middle of a ring's L links
+// carries n L / 8 each way (n L / 4 on a line, cut by one link); a strided segment shares its links
+// with the stride - 1 groups beside it. Axes work at once: the slowest axis bounds, and the latency
+// is the sum of the axes' diameters.
+double torus_all_to_all_time(const TorusSegment* segments, int n_segments, double n, double link_bytes_per_s,
+                             double link_latency_s);
+
 // Two levels: g ranks per node, k nodes. Reduce-scatter inside the node, all-reduce across nodes on
 // n/g bytes per rail, all-gather inside the node.
 double hierarchical_time(CollectiveKind kind, int g, int k, double n, double intra_bytes_per_s,

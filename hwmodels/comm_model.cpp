@@ -10,7 +10,9 @@ namespace palmsim {
 bool layout_fits_system(const System& s, const Layout& l) {
   if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
-  return l.cp == 1 && l.ep == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m);
+  TorusSegments ep, edp;
+  return l.cp == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m) &&
+         (l.ep == 1 || m.split_expert_groups(l.ep, ep, edp));
 }
 
 CommModel::CommModel(const System& system, const Layout& layout, const Calibration* calibration)
@@ -23,10 +25,6 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
   }
   if (layout.cp > 1)
     throw InputError("layout.cp", "context parallelism on " + system.name + " is not modelled yet (GPU clusters only)");
-  // An all-to-all on a torus is bound by the slice's bisection, which the ring formulas here do
-  // not price: refused rather than approximated.
-  if (layout.ep > 1)
-    throw InputError("layout.ep", "expert parallelism on " + system.name + " is not modelled yet (GPU clusters only)");
   if (!map_groups_on_torus(system.torus, system.max_chips_per_pod, layout.tp, layout.pp,
                            layout.dp_per_pod(), torus_)) {
     throw InputError("layout", "no " + system.name + " slice of " +
@@ -38,6 +36,9 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
                                    std::to_string(system.torus.max_axis) + " long, and at most " +
                                    std::to_string(system.max_chips_per_pod) + " chips per pod)");
   }
+  if (layout.ep > 1 && !torus_.split_expert_groups(layout.ep, ep_segments_, edp_segments_))
+    throw InputError("layout.ep", "expert parallelism folds over the data-parallel torus axes, lowest first: ep=" +
+                                      std::to_string(layout.ep) + " must take whole ones and divide the next");
 }
 
 NodeSpread CommModel::spread(CommGroup group) const {
@@ -108,12 +109,16 @@ double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, doubl
     return ring_time(kind, layout_.pods, bytes * f.chips_per_host, f.dcn_bytes_per_s_per_host,
                      f.dcn_latency_s);
   }
+  const double bw = f.link_bytes_per_s * f.collective_efficiency;
+  if (group == CommGroup::ep)  // bisection-bound (collective_cost.h), whatever the kind
+    return torus_all_to_all_time(ep_segments_.data(), int(ep_segments_.size()), bytes, bw, f.link_latency_s);
+  if (group == CommGroup::edp)
+    return torus_time(kind, edp_segments_.data(), int(edp_segments_.size()), bytes, bw, f.link_latency_s);
   const LayoutGroup g = group == CommGroup::tp   ? LayoutGroup::tp
                         : group == CommGroup::pp ? LayoutGroup::pp
                                                  : LayoutGroup::dp;
   const auto segs = torus_.segments(g);
-  return torus_time(kind, segs.data(), int(segs.size()), bytes,
-                    f.link_bytes_per_s * f.collective_efficiency, f.link_latency_s);
+  return torus_time(kind, segs.data(), int(segs.size()), bytes, bw, f.link_latency_s);
 }
 
 double CommModel::p2p_seconds(double bytes) const {

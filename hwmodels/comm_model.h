@@ -40,6 +40,7 @@ class CommModel {
   Layout layout_;
   const Calibration* calibration_;
   TorusMapping torus_;
+  TorusSegments ep_segments_, edp_segments_;  // TPU with expert parallelism (split_expert_groups)
 };
 
 // True when the layout's groups fit the system's topology (a TPU slice exists; pods only on TPU).

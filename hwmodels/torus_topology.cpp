@@ -18,6 +18,26 @@ TorusSegments TorusMapping::segments(LayoutGroup g) const {
   return out;
 }
 
+bool TorusMapping::split_expert_groups(int ep, TorusSegments& ep_segments, TorusSegments& edp_segments) const {
+  ep_segments = {}, edp_segments = {};
+  int left = ep;
+  for (const TorusSegment& s : segments(LayoutGroup::dp)) {
+    if (left == 1) {
+      edp_segments.items[size_t(edp_segments.count++)] = s;
+    } else if (left % s.length == 0) {  // the whole segment
+      ep_segments.items[size_t(ep_segments.count++)] = s;
+      left /= s.length;
+    } else if (s.length % left == 0) {  // the first `left` ranks of it: a line, no wraparound
+      ep_segments.items[size_t(ep_segments.count++)] = {s.axis, left, s.stride, false};
+      edp_segments.items[size_t(edp_segments.count++)] = {s.axis, s.length / left, s.stride * left, false};
+      left = 1;
+    } else {
+      return false;
+    }
+  }
+  return left == 1;
+}
+
 namespace {
 
 bool axis_length_legal(const TorusFabric& f, int len) {

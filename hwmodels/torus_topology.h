@@ -39,6 +39,11 @@ struct TorusMapping {
   std::array<std::array<int, 3>, kLayoutGroups> factor{};
   // The segments group g's collectives run over, axes with factor > 1 only.
   TorusSegments segments(LayoutGroup g) const;
+  // Expert parallelism folds over the data-parallel ranks, lowest digits first (axis 0 fastest,
+  // as the chips are numbered): the ep group takes the first `ep` of them along the data-parallel
+  // segments, the experts' data-parallel group (edp) the rest. False when ep does not split them
+  // (it must take whole segments and then divide the next one).
+  bool split_expert_groups(int ep, TorusSegments& ep_segments, TorusSegments& edp_segments) const;
 };
 
 // Legal slice shapes (sorted axes) holding exactly `chips` chips of one pod; empty if none.

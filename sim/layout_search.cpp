@@ -102,10 +102,10 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     const int64_t per_rank = s.global_batch / base.dp;
     if (per_rank * base.dp != s.global_batch) return;
     // Expert parallelism, unless fixed: every degree that divides the experts and the data- x
-    // context-parallel ranks of a pod (Megatron-Core's folding); GPU clusters only (TPU pods and
-    // dense models keep the scenario's ep, which layout_is_legal and the comm model judge).
+    // context-parallel ranks of a pod (Megatron-Core's folding); on a TPU slice those that split
+    // its data-parallel axes (layout_fits_system). Dense models keep the scenario's ep.
     std::vector<int> eps{fixed.ep.value_or(s.layout.ep)};
-    if (!fixed.ep && m.moe.sparse() && s.system.fabric != Fabric::tpu_torus) {
+    if (!fixed.ep && m.moe.sparse()) {
       eps.clear();
       for (int e : divisors_of(int64_t(base.dp / base.pods) * cp))
         if (m.moe.n_experts % e == 0) eps.push_back(e);

@@ -14,7 +14,7 @@ namespace palmsim {
 struct LayoutConstraints {
   std::optional<int> tp, pp, dp, pods, vpp, microbatch;
   std::optional<int> cp;  // empty: the scenario's own cp (search does not vary it)
-  std::optional<int> ep;  // empty: for a mixture-of-experts model on a GPU cluster, every legal ep
+  std::optional<int> ep;  // empty: for a mixture-of-experts model, every legal ep
   std::optional<bool> sp;
   std::optional<Sharding> sharding;
   std::optional<Recompute> recompute;

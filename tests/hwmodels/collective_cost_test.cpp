@@ -61,6 +61,23 @@ TEST(CollectiveCost, HierarchicalAllToAllByHand) {
   EXPECT_NEAR(hierarchical_time(CollectiveKind::all_to_all, 8, 8, 1e9, 1e9, 0, 20e9, 0), 7.0 / 64 * 1e9 / 1e9, 1e-12);
 }
 
+TEST(CollectiveCost, TorusAllToAllIsBisectionBound) {
+  // A ring of 16 (wraparound), 1 GB per rank at 45 GB/s per link and direction: the cut through
+  // the ring is crossed by 16/2 ranks x 1/2 GB = 4 GB each way over 2 links: n L / 8 / B; 8 hops.
+  TorusSegment ring{0, 16, 1, true};
+  EXPECT_NEAR(torus_all_to_all_time(&ring, 1, 1e9, 45e9, 1e-6), 16.0 / 8 * 1e9 / 45e9 + 8 * 1e-6, 1e-12);
+  // A line of 4 (no wraparound): one link at the cut, n L / 4 / B; 3 hops. Strided by 4: 4x.
+  TorusSegment line{1, 4, 1, false}, strided{1, 4, 4, false};
+  EXPECT_NEAR(torus_all_to_all_time(&line, 1, 1e9, 45e9, 0), 1e9 / 45e9, 1e-12);
+  EXPECT_NEAR(torus_all_to_all_time(&strided, 1, 1e9, 45e9, 0), 4e9 / 45e9, 1e-12);
+  // Both at once: the slower axis bounds (the 16-ring, 2 n / B, against the line's n / B).
+  TorusSegment both[2] = {ring, line};
+  EXPECT_NEAR(torus_all_to_all_time(both, 2, 1e9, 45e9, 0), 2e9 / 45e9, 1e-12);
+  // Growing with the longest axis, unlike a ring all-gather's (p - 1) / p: 64 on one ring is 4x 16.
+  TorusSegment long_ring{0, 64, 1, true};
+  EXPECT_NEAR(torus_all_to_all_time(&long_ring, 1, 1e9, 45e9, 0), 4 * torus_all_to_all_time(&ring, 1, 1e9, 45e9, 0), 1e-12);
+}
+
 TEST(CollectiveCost, TreeAllReduceLatencyGrowsWithLogOfRanks) {
   // 1024 ranks, tiny message: 2 * log2(1024) = 20 steps of 10 us.
   EXPECT_NEAR(tree_all_reduce_time(1024, 1.0, 1e12, 10e-6), 200e-6, 1e-9);

@@ -53,5 +53,35 @@ TEST(TorusTopology, GroupsThatCannotTakeWholeAxesShareThem) {
   EXPECT_EQ(dp_chips, 8);
 }
 
+// Expert parallelism folds over the data-parallel ranks, axis 0's first: on PaLM's 12 x 16 x 16
+// pod with tp 12 on the 12 axis, dp takes both 16 axes (rings). ep 16 takes the first whole (its
+// ring; edp the other); ep 64 the first ring and 4 of the second (a line, stride 1; edp the
+// remaining 4 of it, stride 4); ep 3 divides no segment: refused.
+TEST(TorusTopology, ExpertGroupsSplitTheDataParallelAxes) {
+  TorusMapping m;
+  ASSERT_TRUE(map_groups_on_torus(v4(), 4096, 12, 1, 256, m));
+  const TorusSegments dp = m.segments(LayoutGroup::dp);
+  ASSERT_EQ(dp.size(), 2u);
+  TorusSegments ep, edp;
+  ASSERT_TRUE(m.split_expert_groups(16, ep, edp));
+  ASSERT_EQ(ep.size(), 1u);
+  EXPECT_EQ(ep[0].axis, dp[0].axis);
+  EXPECT_EQ(ep[0].length, 16);
+  EXPECT_TRUE(ep[0].wraps);
+  ASSERT_EQ(edp.size(), 1u);
+  EXPECT_EQ(edp[0].axis, dp[1].axis);
+  ASSERT_TRUE(m.split_expert_groups(64, ep, edp));
+  ASSERT_EQ(ep.size(), 2u);
+  EXPECT_EQ(ep[1].length, 4);
+  EXPECT_EQ(ep[1].stride, 1);
+  EXPECT_FALSE(ep[1].wraps);
+  ASSERT_EQ(edp.size(), 1u);
+  EXPECT_EQ(edp[0].length, 4);
+  EXPECT_EQ(edp[0].stride, 4);
+  EXPECT_FALSE(m.split_expert_groups(3, ep, edp));
+  ASSERT_TRUE(m.split_expert_groups(256, ep, edp));
+  EXPECT_EQ(edp.size(), 0u);  // one copy of each expert: no expert gradient reduction
+}
+
 }  // namespace
 }  // namespace palmsim

@@ -1,9 +1,12 @@
 // The analytic estimator on PaLM's own run (Chowdhery et al. 2022, Sec. 4 and Table 3):
 // MFU 46.2 %, HFU 57.8 %, fits in 32 GiB, and two pods at 1.95x one pod's throughput.
+#include "hwmodels/comm_model.h"
 #include "model/accounting.h"
 #include "sim/predict.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace palmsim {
 namespace {
@@ -60,6 +63,39 @@ TEST(AnalyticEstimator, PipelineBubbleOfOneF1BByHand) {
   s.layout.vpp = 3, s.layout.schedule = Schedule::interleaved;
   const Report ri = predict(s);
   EXPECT_NEAR(ri.breakdown.bubble_s / r.breakdown.bubble_s, 1.0 / 3, 0.01);
+}
+
+// Expert parallelism on a TPU slice: the dispatch all-to-all is bisection-bound over the
+// segments ep takes of the data-parallel axes, by hand from those segments, per layer and
+// microbatch: max over axes of n L stride / (8 on a ring, 4 on a line) / B, plus a link latency per
+// hop of each axis's diameter.
+TEST(AnalyticEstimator, ExpertAllToAllOnATorusByHand) {
+  Scenario s = parse_scenario(YAML::Load(R"(
+model: qwen3-30b-a3b
+system: {preset: tpu-v4-pod, chips: 256}
+layout: {tp: 1, pp: 1, dp: 256, ep: 16, microbatch: 1, sharding: fsdp, recompute: full}
+training: {global_batch: 256, optimizer: adam}
+)"), "test");
+  for (int ep : {4, 16, 64}) {
+    s.layout.ep = ep;
+    EstimateOptions o;
+    o.per_op = true;
+    const Report r = predict(s, o);
+    const CommModel comm(s.system, s.layout);
+    TorusSegments segs, rest;
+    ASSERT_TRUE(comm.torus().split_expert_groups(ep, segs, rest));
+    const TorusFabric& f = s.system.torus;
+    const double bw = f.link_bytes_per_s * f.collective_efficiency * s.system.stack.collective_efficiency_scale;
+    const double n = 4096.0 * s.model.moe.top_k * s.model.d_model * 2;  // tokens x top-k x d, bf16
+    double slowest = 0, hops = 0;
+    for (const TorusSegment& g : segs) {
+      slowest = std::max(slowest, n * g.length * g.stride / ((g.wraps ? 8.0 : 4.0) * bw));
+      hops += g.wraps ? g.length / 2.0 : g.length - 1.0;
+    }
+    const double per_call = slowest + hops * f.link_latency_s;
+    const double layers = s.model.n_layers;  // every layer is a MoE layer; one microbatch
+    EXPECT_NEAR(r.per_op_s.at("moe_dispatch.fwd"), per_call * layers, 1e-9 * per_call * layers) << "ep " << ep;
+  }
 }
 
 }  // namespace
