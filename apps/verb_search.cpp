@@ -25,12 +25,9 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
       const SearchResult r = search_layouts(s, *top);
       const double rate = r.seconds > 0 ? r.evaluated / r.seconds : 0.0;
       // The best layouts once more as discrete-event simulations (contention, real schedules).
-      std::vector<double> simulated;
-      for (int i = 0; i < std::min(*simulate_top, int(r.top.size())); ++i) {
-        Scenario candidate = s;
-        candidate.layout = r.top[size_t(i)].layout;
-        simulated.push_back(simulate_step_seconds(candidate));
-      }
+      std::vector<Layout> best;
+      for (int i = 0; i < std::min(*simulate_top, int(r.top.size())); ++i) best.push_back(r.top[size_t(i)].layout);
+      const std::vector<SimulatedLayout> simulated = simulate_layouts(s, best);
       // How long the search took is about this run, not the answer: stderr, so stdout is the same
       // bytes on every run and thread count.
       std::cerr << fmt::format("search: {} layouts in {:.3f} s ({:.0f} layouts/s)\n", r.evaluated, r.seconds, rate);
@@ -41,7 +38,8 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
         j["top"] = nlohmann::json::array();
         for (size_t i = 0; i < r.top.size(); ++i) {
           nlohmann::json entry = report_json(r.top[i]);
-          if (i < simulated.size()) entry["simulated_step_time_s"] = simulated[i];
+          if (i < simulated.size() && simulated[i].error.empty()) entry["simulated_step_time_s"] = simulated[i].step_time_s;
+          if (i < simulated.size() && !simulated[i].error.empty()) entry["simulation_error"] = simulated[i].error;
           j["top"].push_back(entry);
         }
         std::cout << j.dump(2) << "\n";
@@ -55,9 +53,15 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
       for (size_t i = 0; i < r.top.size(); ++i) {
         const Report& rep = r.top[i];
         std::cout << fmt::format("  {:>4} {:>10.3f} {:>10} {:>7.1f} {:>7.1f} {:>9.2f}  {}\n", i + 1, rep.step_time_s,
-                                 i < simulated.size() ? fmt::format("{:.3f}", simulated[i]) : "-", 100 * rep.mfu,
-                                 100 * rep.hfu, rep.memory.total() / (1024.0 * 1024 * 1024), layout_summary(rep.layout));
+                                 i < simulated.size() && simulated[i].error.empty()
+                                     ? fmt::format("{:.3f}", simulated[i].step_time_s)
+                                     : "-",
+                                 100 * rep.mfu, 100 * rep.hfu, rep.memory.total() / (1024.0 * 1024 * 1024),
+                                 layout_summary(rep.layout));
       }
+      for (size_t i = 0; i < simulated.size(); ++i)
+        if (!simulated[i].error.empty())
+          std::cout << fmt::format("  rank {} not simulated: {}\n", i + 1, simulated[i].error);
       const Report given = predict(s);
       std::cout << fmt::format("  scenario's own layout: {:.3f} s, MFU {:.1f} %  ({})\n", given.step_time_s,
                                100 * given.mfu, layout_summary(given.layout));

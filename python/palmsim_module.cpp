@@ -70,13 +70,13 @@ std::string search_json(const std::string& source, bool is_path, const Overrides
   j["seconds"] = r.seconds;
   j["layouts_per_s"] = r.seconds > 0 ? r.evaluated / r.seconds : 0.0;
   j["top"] = nlohmann::json::array();
+  std::vector<Layout> best;
+  for (size_t i = 0; i < r.top.size() && int(i) < simulate_top; ++i) best.push_back(r.top[i].layout);
+  const std::vector<SimulatedLayout> simulated = simulate_layouts(s, best);
   for (size_t i = 0; i < r.top.size(); ++i) {
     nlohmann::json entry = report_json(r.top[i]);
-    if (int(i) < simulate_top) {
-      Scenario candidate = s;
-      candidate.layout = r.top[i].layout;
-      entry["simulated_step_time_s"] = simulate_step_seconds(candidate);
-    }
+    if (i < simulated.size() && simulated[i].error.empty()) entry["simulated_step_time_s"] = simulated[i].step_time_s;
+    if (i < simulated.size() && !simulated[i].error.empty()) entry["simulation_error"] = simulated[i].error;
     j["top"].push_back(entry);
   }
   return j.dump();

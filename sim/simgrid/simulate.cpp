@@ -229,4 +229,20 @@ double simulate_step_seconds(const Scenario& scenario) {
   return simulation::simulate(scenario).report.step_time_s;
 }
 
+std::vector<SimulatedLayout> simulate_layouts(const Scenario& scenario, const std::vector<Layout>& layouts) {
+  std::vector<SimulatedLayout> out;
+  for (const Layout& layout : layouts) {
+    Scenario candidate = scenario;
+    candidate.layout = layout;
+    SimulatedLayout r;
+    try {
+      r.step_time_s = simulate_step_seconds(candidate);
+    } catch (const InputError& e) {
+      r.error = e.what();
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace palmsim

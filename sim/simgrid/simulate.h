@@ -7,6 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <vector>
+
 namespace palmsim::simulation {
 
 struct Simulation {
@@ -41,4 +44,13 @@ void write_trace(const std::string& path, const Scenario& scenario, const Simula
 namespace palmsim {
 // Simulated step time of a scenario as it stands (for `validate --simulate`).
 double simulate_step_seconds(const Scenario& scenario);
+
+// The scenario simulated under each of `layouts` (search --simulate-top): the step time, or why
+// that layout could not be simulated (beyond the simulation bounds, a model part the simulator
+// refuses), so that one such layout does not cost the others their simulation.
+struct SimulatedLayout {
+  double step_time_s = 0;
+  std::string error;  // empty when simulated
+};
+std::vector<SimulatedLayout> simulate_layouts(const Scenario& scenario, const std::vector<Layout>& layouts);
 }  // namespace palmsim

@@ -198,6 +198,36 @@ TEST(Cli, AFileItMayNotReadIsSaidSo) {
 
 namespace {
 
+// search --simulate-top: a layout the simulator refuses (FSDP-sharded experts) gets its reason,
+// and the others are still simulated; the search succeeds.
+TEST(Cli, SearchSimulatesWhatItCanAndSaysWhyNotForTheRest) {
+  const std::string path = write_temp("moe_fsdp.yaml", R"(
+model: qwen3-30b-a3b
+system: {preset: h100-80g-dgx, chips: 16, stack: torchtitan-fsdp2}
+layout: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, sharding: fsdp, recompute: selective}
+training: {global_batch: 64, optimizer: adam}
+)");
+  const CliRun r = run("search " + path + " --top 4 --simulate-top 4 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  int simulated = 0, refused = 0;
+  for (const auto& e : j["top"]) {
+    const bool sim = e.contains("simulated_step_time_s"), err = e.contains("simulation_error");
+    EXPECT_NE(sim, err);  // one or the other
+    if (sim) {
+      ++simulated;
+      EXPECT_NEAR(e["simulated_step_time_s"].get<double>(), e["step_time_s"].get<double>(),
+                  0.05 * e["step_time_s"].get<double>());
+    }
+    if (err) {
+      ++refused;
+      EXPECT_NE(e["simulation_error"].get<std::string>().find("layout.sharding"), std::string::npos);
+    }
+  }
+  EXPECT_GT(simulated, 0);
+  EXPECT_GT(refused, 0);
+}
+
 // A sparse model predicts (active parameters in MFU) and simulates, every chip (expert parallelism
 // joins data-parallel replicas), close to the prediction.
 TEST(Cli, MixtureOfExpertsPredictsAndSimulates) {
