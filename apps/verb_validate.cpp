@@ -93,13 +93,8 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
               if (print) print_row(v.row);
               file.add(v.row, v.row.pred_step_s);
               all.add(v.row, v.row.pred_step_s);
-              if (v.sim_error.empty()) {
-                all_simulated.add(v.row, v.simulated);
-              } else {  // not simulated: counted as not modelled in the simulated summary
-                ValidationRow not_simulated = v.row;
-                not_simulated.error = v.sim_error;
-                all_simulated.add(not_simulated, 0.0);
-              }
+              const ValidationRow simulated = simulated_view(v);
+              all_simulated.add(simulated, simulated.pred_step_s);
             });
         summaries.push_back(file.summary());
       }

@@ -100,10 +100,18 @@ std::string validate_json(const std::vector<std::string>& arguments, bool simula
   nlohmann::json j;
   j["files"] = nlohmann::json::array();
   j["rows"] = nlohmann::json::array();
-  std::vector<ValidationRow> all;
+  std::vector<ValidationRow> all, all_simulated;
   for (const std::string& path : paths) {
     const ValidatedFile f = validate_file(path, simulate);
-    j["files"].push_back({{"file", path}, {"summary", summary_json(summarize(f.rows, by_step))}});
+    nlohmann::json file = {{"file", path}, {"summary", summary_json(summarize(f.rows, by_step))}};
+    if (simulate) {  // as `validate --simulate` counts: rows not simulated are not modelled there
+      std::vector<ValidationRow> simulated;
+      for (size_t i = 0; i < f.rows.size(); ++i)
+        simulated.push_back(simulated_view(ValidatedRow{f.rows[i], f.simulated[i], f.sim_errors[i], {}}));
+      file["simulated_summary"] = summary_json(summarize(simulated, by_step));
+      all_simulated.insert(all_simulated.end(), simulated.begin(), simulated.end());
+    }
+    j["files"].push_back(file);
     for (const auto& cells : f.table.rows) {
       nlohmann::json row = {{"file", path}};
       for (size_t c = 0; c < f.table.header.size(); ++c) row[f.table.header[c]] = cells[c];
@@ -112,6 +120,7 @@ std::string validate_json(const std::vector<std::string>& arguments, bool simula
     all.insert(all.end(), f.rows.begin(), f.rows.end());
   }
   j["all_files"] = summary_json(summarize(all, by_step));
+  if (simulate) j["all_files_simulated"] = summary_json(summarize(all_simulated, by_step));
   return j.dump();
 }
 

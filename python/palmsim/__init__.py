@@ -105,7 +105,9 @@ def search(scenario, overrides=None, top=10, simulate_top=0):
 def validate(*paths, simulate=False):
     """`palmsim validate` over files or folders: {'files': [{'file', 'summary'}], 'all_files': summary,
     'rows': [every output row of `validate -o`, numbers as numbers, with its 'file']}; simulate=True
-    adds each row's simulated step (sim_step_s, sim_err_step_pct), as `validate --simulate` does."""
+    adds each row's simulated step (sim_step_s, sim_err_step_pct, sim_error), each file's
+    'simulated_summary' and 'all_files_simulated', counted as `validate --simulate` counts them (a
+    row not simulated is not modelled there)."""
     flat = []
     for p in paths:
         flat.extend([os.fspath(x) for x in p] if isinstance(p, (list, tuple)) else [os.fspath(p)])

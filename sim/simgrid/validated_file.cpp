@@ -55,6 +55,13 @@ void validate_file_rows(ValidationCsvReader& reader, bool simulate,
   }
 }
 
+ValidationRow simulated_view(const ValidatedRow& v) {
+  ValidationRow out = v.row;
+  if (!v.sim_error.empty()) out.error = v.sim_error;
+  out.pred_step_s = v.sim_error.empty() ? v.simulated : 0.0;
+  return out;
+}
+
 ValidatedFile validate_file(const std::string& path, bool simulate) {
   ValidatedFile f;
   f.path = path;
@@ -63,6 +70,7 @@ ValidatedFile validate_file(const std::string& path, bool simulate) {
       [&](ValidatedRow&& v) {
         f.rows.push_back(std::move(v.row));
         f.simulated.push_back(v.simulated);
+        f.sim_errors.push_back(v.sim_error);
         f.table.rows.push_back(std::move(v.output));
       });
   return f;

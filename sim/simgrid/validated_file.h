@@ -18,6 +18,11 @@ struct ValidatedRow {
   std::vector<std::string> output;
 };
 
+// The row as the simulated summary counts it: scored by its simulated step, or not modelled (with
+// its sim_error) when it was not simulated. Add it to a ValidationSummaryBuilder with
+// simulated_step_s(row).
+ValidationRow simulated_view(const ValidatedRow& v);
+
 // Streams a file: the output header first, then each row in file order; memory does not grow
 // with the rows. Throws InputError before the first row when the file is malformed.
 void validate_file_rows(const std::string& path, bool simulate,
@@ -33,6 +38,7 @@ struct ValidatedFile {
   std::string path;
   std::vector<ValidationRow> rows;
   std::vector<double> simulated;  // seconds; 0 where not simulated
+  std::vector<std::string> sim_errors;  // why a row was not simulated; empty where it was
   CsvTable table;                 // the output CSV
 };
 ValidatedFile validate_file(const std::string& path, bool simulate);

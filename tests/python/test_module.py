@@ -94,6 +94,26 @@ class OtherVerbsMatchTheCli(unittest.TestCase):
             summary["rows"], summary["scored"], summary["not_modelled"], summary["mean_abs_err_step_pct"])
         self.assertIn(line, r.stdout)
 
+    def test_validate_simulated_summary_is_the_cli_line(self):
+        # Four rows of NeMo's long-sequence runs: two with context parallelism, which the simulator
+        # does not model, so its summary counts them as not modelled, as the CLI's line does.
+        with open("scenarios/published/nemo_long_sequence_h100.csv") as f:
+            lines = f.read().splitlines(True)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "four.csv")
+            with open(path, "w") as f:
+                f.writelines([lines[0]] + lines[3:7])
+            r = cli("validate", "--simulate", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ours = palmsim.validate(path, simulate=True)
+        simulated = ours["all_files_simulated"]
+        self.assertEqual(simulated, ours["files"][0]["simulated_summary"])
+        self.assertEqual((simulated["rows"], simulated["scored"], simulated["not_modelled"]), (4, 2, 2))
+        self.assertEqual(sum(1 for row in ours["rows"] if row["sim_error"]), 2)
+        line = "simulated, all files: rows 4, scored 2, not modelled 2, mean |err_step| %.2f %%" % (
+            simulated["mean_abs_err_step_pct"])
+        self.assertIn(line, r.stdout)
+
     def test_sweep_rows_are_the_cli_csv(self):
         grid = {"model.parallel_block": [True, False], "layout.tp": [6, 12, 24], "layout.dp": [256, 512, 1024]}
         args = ["sweep", PALM, "-q"]
