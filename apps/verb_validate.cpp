@@ -93,7 +93,7 @@ void add_validate_verb(CLI::App& app, VerbAction& action) {
               if (print) print_row(v.row);
               file.add(v.row, v.row.pred_step_s);
               all.add(v.row, v.row.pred_step_s);
-              const ValidationRow simulated = simulated_view(v);
+              const ValidationRow simulated = simulated_view(v.row, v.simulated, v.sim_error);
               all_simulated.add(simulated, simulated.pred_step_s);
             });
         summaries.push_back(file.summary());

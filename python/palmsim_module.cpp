@@ -107,7 +107,7 @@ std::string validate_json(const std::vector<std::string>& arguments, bool simula
     if (simulate) {  // as `validate --simulate` counts: rows not simulated are not modelled there
       std::vector<ValidationRow> simulated;
       for (size_t i = 0; i < f.rows.size(); ++i)
-        simulated.push_back(simulated_view(ValidatedRow{f.rows[i], f.simulated[i], f.sim_errors[i], {}}));
+        simulated.push_back(simulated_view(f.rows[i], f.simulated[i], f.sim_errors[i]));
       file["simulated_summary"] = summary_json(summarize(simulated, by_step));
       all_simulated.insert(all_simulated.end(), simulated.begin(), simulated.end());
     }

@@ -110,14 +110,14 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
       for (int e : divisors_of(int64_t(base.dp / base.pods) * cp))
         if (m.moe.n_experts % e == 0) eps.push_back(e);
     }
+    std::vector<int> vpps{1};
+    if (pp > 1)
+      for (int v : divisors_of(m.n_layers / pp))
+        if (v > 1) vpps.push_back(v);
     for (int ep : eps) {
       base.ep = ep;
       if (!layout_fits_system(s.system, base)) continue;
       const CommModel comm(s.system, base, s.calibration.get());
-      std::vector<int> vpps{1};
-      if (pp > 1)
-        for (int v : divisors_of(m.n_layers / pp))
-          if (v > 1) vpps.push_back(v);
       for (int vpp : choices(fixed.vpp, vpps)) {
         std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
                                          : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}

@@ -78,10 +78,6 @@ void check_options(const SimulationOptions& o, int chips) {
       throw InputError("--degrade-link", "bandwidth factor of '" + d.link + "' must be in (0, 1]");
 }
 
-ReplicaFold fold_for(const ChipPlacement& placement, const SimulationOptions& o) {
-  return ReplicaFold(placement, o.fold_replicas, o.slow_chip < 0 && o.degrade.empty());
-}
-
 SimulationSize size_of(const StepPlan& plan, const StepWork& work, const ChipPlacement& placement,
                        const ReplicaFold& fold) {
   return {fold.actors(), simulated_flows(plan, work, placement, fold)};

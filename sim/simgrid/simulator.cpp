@@ -61,7 +61,7 @@ struct World {
   std::vector<std::array<s4u::Host*, 2>> mirrors;  // folded replicas: per chip and ring level
   std::vector<double> compute_factor;
   std::vector<char> traced;
-  int slots = 6;  // flows per phase: max(6, ep - 1)
+  int slots;  // mailbox slots per phase: max(6, ep - 1)
   std::unordered_map<uint64_t, s4u::Mailbox*> collective_boxes;
   std::vector<s4u::Mailbox*> pipe_boxes;
   std::vector<SideStream> streams;
@@ -174,6 +174,14 @@ void append(CommCall& to, const CommCall& from, double times) {
   }
 }
 
+// The side stream's calls, one per group in the order it runs them, the empty ones left out.
+std::vector<CommCall> non_empty(CommCall side, CommCall experts) {
+  std::vector<CommCall> out;
+  for (CommCall* c : {&side, &experts})
+    if (!c->empty()) out.push_back(std::move(*c));
+  return out;
+}
+
 // The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: the
 // weights of the layers after them gathered and, in backward, the gradients of the layers before
 // them reduce-scattered (or their data-parallel buckets, the experts' over their own group). One
@@ -188,10 +196,7 @@ std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buc
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
     if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
-  std::vector<CommCall> out;
-  for (CommCall* c : {&side, &experts})
-    if (!c->empty()) out.push_back(std::move(*c));
-  return out;
+  return non_empty(std::move(side), std::move(experts));
 }
 
 // A backward pass's last layer, reduced after it.
@@ -200,10 +205,7 @@ std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
   append(side, k.fsdp_reduce_scatter, 1);
   if (buckets) append(side, k.grad_reduction, 1.0 / k.layers_per_chunk);
   if (buckets) append(experts, k.expert_grad_reduction, 1.0 / k.layers_per_chunk);
-  std::vector<CommCall> out;
-  for (CommCall* c : {&side, &experts})
-    if (!c->empty()) out.push_back(std::move(*c));
-  return out;
+  return non_empty(std::move(side), std::move(experts));
 }
 
 // One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
@@ -379,6 +381,10 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
 
 }  // namespace
 
+ReplicaFold fold_for(const ChipPlacement& placement, const SimulationOptions& options) {
+  return ReplicaFold(placement, options.fold_replicas, options.slow_chip < 0 && options.degrade.empty());
+}
+
 SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
                                      const ChipPlacement& placement, const SimulationOptions& options) {
   xbt_log_control_set("root.thresh:critical");  // the report is the output, not SimGrid's log
@@ -392,9 +398,10 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   // Actors keep little on their stacks; small stacks keep 12288 actors cheap.
   s4u::Engine::set_config("contexts/stack-size:256");
 
-  const ReplicaFold fold(placement, options.fold_replicas, options.slow_chip < 0 && options.degrade.empty());
+  const ReplicaFold fold = fold_for(placement, options);
   const std::vector<int> simulated = fold.simulated();
-  World w{plan, work, placement, fold, CollectiveFlows(placement), {}, {}, {}, {}, {}, {}, {}};
+  World w{plan, work, placement, fold, CollectiveFlows(placement), {}, {}, {}, std::max(6, plan.layout.ep - 1),
+          {}, {}, {}, {}};
   const int n = placement.chips();
   w.mirrors.assign(size_t(n), {nullptr, nullptr});
   w.compute_factor.assign(n, 1.0);
@@ -402,7 +409,6 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   w.traced.assign(n, 0);
   for (int chip : options.trace_chips)
     if (chip >= 0 && chip < n) w.traced[size_t(fold.stand_in(chip))] = 1;
-  w.slots = std::max(6, plan.layout.ep - 1);
   w.pipe_boxes.assign(size_t(n) * 2 * plan.layout.vpp, nullptr);
   w.streams.resize(n);
   w.result.chips.resize(n);

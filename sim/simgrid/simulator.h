@@ -66,6 +66,10 @@ struct SimulationResult {
   double peak_memory_bytes = 0;  // resident memory of the simulation's process at its peak
 };
 
+// The replicas this simulation folds (replica_fold.h): symmetric unless a chip is slowed or a link
+// degraded.
+ReplicaFold fold_for(const ChipPlacement& placement, const SimulationOptions& options);
+
 SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
                                      const ChipPlacement& placement, const SimulationOptions& options);
 

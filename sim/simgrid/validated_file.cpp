@@ -55,10 +55,10 @@ void validate_file_rows(ValidationCsvReader& reader, bool simulate,
   }
 }
 
-ValidationRow simulated_view(const ValidatedRow& v) {
-  ValidationRow out = v.row;
-  if (!v.sim_error.empty()) out.error = v.sim_error;
-  out.pred_step_s = v.sim_error.empty() ? v.simulated : 0.0;
+ValidationRow simulated_view(const ValidationRow& row, double simulated, const std::string& sim_error) {
+  ValidationRow out = row;
+  if (!sim_error.empty()) out.error = sim_error;
+  out.pred_step_s = sim_error.empty() ? simulated : 0.0;
   return out;
 }
 

@@ -19,9 +19,8 @@ struct ValidatedRow {
 };
 
 // The row as the simulated summary counts it: scored by its simulated step, or not modelled (with
-// its sim_error) when it was not simulated. Add it to a ValidationSummaryBuilder with
-// simulated_step_s(row).
-ValidationRow simulated_view(const ValidatedRow& v);
+// its sim_error) when it was not simulated; its pred_step_s is the simulated step.
+ValidationRow simulated_view(const ValidationRow& row, double simulated, const std::string& sim_error);
 
 // Streams a file: the output header first, then each row in file order; memory does not grow
 // with the rows. Throws InputError before the first row when the file is malformed.
