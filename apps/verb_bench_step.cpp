@@ -1,4 +1,5 @@
 #include "apps/verbs.h"
+#include "model/robust_statistics.h"
 #include "kernels/bench_result.h"
 #include "kernels/trainer_config_file.h"
 #include "model/input_error.h"
@@ -55,9 +56,15 @@ void add_bench_step_verb(CLI::App& app, VerbAction& action) {
       check_backend(a->backend, true);
       const TrainerConfigFile c = load_trainer_config(a->config);
       const BenchResult r = run_bench(a->backend, c, a->steps);
+      // Both backends' steps, summarized the same way (model/robust_statistics.h).
+      const double median = median_of(r.step_times_s);
+      const MedianInterval interval = median_interval(r.step_times_s);
       if (a->json) {
         nlohmann::json j = {{"date", utc_date()}, {"step_time_s", r.step_time_s}, {"tokens_per_s", r.tokens_per_s},
-                            {"mfu", r.mfu}, {"best_step_time_s", r.best_step_time_s}, {"per_op", r.per_op_s},
+                            {"mfu", r.mfu}, {"best_step_time_s", r.best_step_time_s}, {"median_step_time_s", median},
+                            {"median_interval_s", {interval.low, interval.high}},
+                            {"interval_confidence", interval.confidence}, {"step_times_s", r.step_times_s},
+                            {"per_op", r.per_op_s}, {"median_per_op", r.median_per_op_s},
                             {"gemm_flops_per_s", r.gemm_flops_per_s}, {"peak_flops", r.peak_flops},
                             {"peak_source", r.peak_source}, {"model", c.model.name}, {"device", r.device},
                             {"backend", a->backend}, {"batch", c.train.batch}, {"seq_len", c.model.seq_len},
@@ -66,8 +73,10 @@ void add_bench_step_verb(CLI::App& app, VerbAction& action) {
         return 0;
       }
       std::cout << fmt::format("bench-step: {} on {} ({} backend)\n", c.model.name, r.device, a->backend);
-      std::cout << fmt::format("  step time        {:.4f} s (mean of {}; fastest {:.4f} s)\n", r.step_time_s, a->steps,
-                               r.best_step_time_s);
+      std::cout << fmt::format("  step time        {:.4f} s (mean of {}; fastest {:.4f} s; median {:.4f} s, "
+                               "[{:.4f}, {:.4f}] s at {:.1f} %)\n",
+                               r.step_time_s, a->steps, r.best_step_time_s, median, interval.low, interval.high,
+                               100 * interval.confidence);
       std::cout << fmt::format("  throughput       {:.0f} tokens/s\n", r.tokens_per_s);
       std::cout << fmt::format("  MFU              {:.1f} % (peak = {} {:.1f} GFLOP/s)\n", 100 * r.mfu, r.peak_source,
                                r.peak_flops / 1e9);

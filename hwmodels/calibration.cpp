@@ -41,6 +41,16 @@ double Calibration::collective_seconds(const std::string& kind, int ranks, doubl
   return std::max(0.0, a.seconds + slope * (bytes - a.bytes));
 }
 
+nlohmann::json machine_speed_json(const MachineSpeed& m) {
+  return {{"gemm_flops_per_s", m.gemm_flops_per_s}, {"memory_bytes_per_s", m.memory_bytes_per_s},
+          {"samples", m.samples},
+          {"threads", m.threads},
+          {"ranks", m.ranks},
+          {"memory_probe_bytes", m.memory_probe_bytes},
+          {"gemm_spread", m.gemm_spread},
+          {"memory_spread", m.memory_spread}};
+}
+
 Calibration load_calibration(const std::string& path) {
   std::ifstream in(path);
   require_regular_file(path, "calibration");
@@ -83,6 +93,21 @@ Calibration load_calibration(const std::string& path) {
     for (const auto& x : collectives)
       c.collectives.push_back({x.at("kind").get<std::string>(), x.at("ranks").get<int>(),
                                x.at("bytes").get<double>(), x.at("seconds").get<double>()});
+    if (j.contains("reference")) {
+      const nlohmann::json& r = j.at("reference");
+      MachineSpeed& m = c.reference;
+      m.gemm_flops_per_s = r.at("gemm_flops_per_s").get<double>();
+      m.memory_bytes_per_s = r.at("memory_bytes_per_s").get<double>();
+      m.samples = r.at("samples").get<int>();
+      m.threads = r.value("threads", 0);
+      m.ranks = r.value("ranks", 1);
+      m.memory_probe_bytes = r.at("memory_probe_bytes").get<double>();
+      m.gemm_spread = r.value("gemm_spread", 0.0);
+      m.memory_spread = r.value("memory_spread", 0.0);
+      if (!m.measured() || m.threads < 0 || m.ranks < 1 || !(m.memory_probe_bytes > 0))
+        throw InputError("calibration.reference",
+                         "rates, samples and memory_probe_bytes must be positive in '" + path + "'");
+    }
   } catch (const nlohmann::json::exception& e) {
     throw InputError("calibration", "'" + path + "' lacks a field or has a wrong type: " + e.what());
   }
@@ -105,6 +130,7 @@ void save_calibration(const Calibration& c, const std::string& path) {
   j["collectives"] = nlohmann::json::array();
   for (const auto& s : c.collectives)
     j["collectives"].push_back({{"kind", s.kind}, {"ranks", s.ranks}, {"bytes", s.bytes}, {"seconds", s.seconds}});
+  if (c.reference.measured()) j["reference"] = machine_speed_json(c.reference);
   // Write beside the target and rename, so an interrupted run never leaves half a file.
   write_file_atomically(j.dump(2) + "\n", path, "output");
 }

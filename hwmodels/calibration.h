@@ -1,6 +1,10 @@
 #pragma once
 // Measured figures for one device, written by `palmsim calibrate` and read through a scenario's
 // `calibration:` key. Any figure present overrides the preset's default.
+#include "hwmodels/machine_drift.h"
+
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -35,6 +39,10 @@ struct Calibration {
   // Fused attention's fraction of peak by phase suffix ("fwd", "bwd"); else attention_efficiency.
   std::map<std::string, double> attention_efficiency_by_phase;
   std::vector<CollectiveSample> collectives;
+  // The machine's speed reference sampled through the calibration (hwmodels/machine_drift.h):
+  // validate-local times it again beside the steps and corrects the prediction by the drift.
+  // Not measured (samples 0) in files written before it existed.
+  MachineSpeed reference;
 
   bool has_gemm_table() const { return !gemm.empty(); }
   // Efficiency of the nearest measured shape in log space (m, n, k), batch folded into m.
@@ -48,5 +56,8 @@ struct Calibration {
 // Reads a calibration JSON file; throws InputError naming the file and field on bad content.
 Calibration load_calibration(const std::string& path);
 void save_calibration(const Calibration& c, const std::string& path);
+
+// A machine speed reference as the calibration file and validate-local's JSON write it.
+nlohmann::json machine_speed_json(const MachineSpeed& m);
 
 }  // namespace palmsim

@@ -42,6 +42,7 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("overlap_grad_reduce", s.overlap_grad_reduce);
   flag("fp8", s.fp8);
   flag("shard_activations_over_tp", s.shard_activations_over_tp);
+  flag("vocab_parallel", s.vocab_parallel);
   flag("overlap_tp_comm", s.overlap_tp_comm);
   flag("fp8_rowwise", s.fp8_rowwise);
   flag("fp8_tp_allgather", s.fp8_tp_allgather);
@@ -135,7 +136,7 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
-                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
+                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -216,6 +217,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "vocab_multiple" << YAML::Value << s.vocab_multiple;
   e << YAML::Key << "fp8" << YAML::Value << s.fp8;
   e << YAML::Key << "shard_activations_over_tp" << YAML::Value << s.shard_activations_over_tp;
+  e << YAML::Key << "vocab_parallel" << YAML::Value << s.vocab_parallel;
   e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
   e << YAML::Key << "fp8_rowwise" << YAML::Value << s.fp8_rowwise;
   e << YAML::Key << "fp8_tp_allgather" << YAML::Value << s.fp8_tp_allgather;

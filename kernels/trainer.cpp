@@ -6,6 +6,7 @@
 #include "kernels/rank_grid.h"
 #include "kernels/rank_trainer.h"
 #include "kernels/text_corpus.h"
+#include "model/robust_statistics.h"
 #include "model/accounting.h"
 #include "model/atomic_file.h"
 #include "model/input_error.h"
@@ -31,17 +32,16 @@ namespace palmsim {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The config's thread count, else every core the process may use (`palmsim --threads N` caps it).
-int thread_count(const TrainConfig& c) {
+int trainer_threads(const TrainConfig& c) {
   if (c.threads > 0) return c.threads;
   const size_t cap = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
   return int(std::max<size_t>(1, std::min<size_t>(cap, std::max(1u, std::thread::hardware_concurrency()))));
 }
 
+namespace {
+
 // Ranks are threads: each rank's GEMMs then run unsplit, and oneTBB spreads the rest.
-void set_threads(const TrainConfig& c) { cpu::set_gemm_threads(c.ranks() > 1 ? 1 : thread_count(c)); }
+void set_threads(const TrainConfig& c) { cpu::set_gemm_threads(c.ranks() > 1 ? 1 : trainer_threads(c)); }
 
 std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
   return fmt::format("L{} d{} H{} KV{} Q{} F{} V{} T{} parallel{} | dp{} tp{} zero1 {} batch{} mb{} seed{} lr{} const{}",
@@ -88,7 +88,8 @@ void trim_metrics(const std::string& path, int64_t step) {
 double measured_sgemm_peak(int threads) {
   cpu::set_gemm_threads(threads);
   const int64_t n = 1536;
-  return 2.0 * double(n) * n * n / time_sgemm(n, n, n, 3);
+  std::vector<float> pool;
+  return 2.0 * double(n) * n * n / time_sgemm(n, n, n, 3, pool);
 }
 
 TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std::string& out_dir, std::ostream& log) {
@@ -103,7 +104,7 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   if (resuming && resume.ranks.size() != size_t(config.ranks()))
     throw InputError("--out", "the checkpoint in '" + out_dir + "' has a different number of ranks");
 
-  const int threads = thread_count(config);
+  const int threads = trainer_threads(config);
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
   const double peak = measured_sgemm_peak(threads);
   set_threads(config);
@@ -211,8 +212,9 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   return summary;
 }
 
-BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int steps) {
-  const int threads = thread_count(config);
+BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int steps,
+                       const std::function<void()>& between_steps) {
+  const int threads = trainer_threads(config);
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
   BenchResult result;
   result.peak_flops = measured_sgemm_peak(threads);
@@ -223,13 +225,15 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   std::vector<int32_t> tokens(size_t(local * seq)), targets(tokens.size());
   std::mt19937 rng(config.seed);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
-  OpTimer timer;
-  double seconds = 0;
-  result.best_step_time_s = std::numeric_limits<double>::infinity();
+  std::vector<double> step_s;
+  std::vector<std::map<std::string, double>> step_ops;
   run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
     RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
     trainer.model().init(config.seed);
     trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
+    // Rank 0 runs `between_steps` while the other ranks wait at the next barrier: the machine is
+    // otherwise idle then, and the timed steps never include it.
+    if (ctx.rank == 0 && between_steps) between_steps();
     for (int s = 0; s < steps; ++s) {
       OpTimer step_timer;
       ctx.world->barrier();
@@ -237,20 +241,14 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
       trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == 0 ? &step_timer : nullptr);
       ctx.world->barrier();
       if (ctx.rank != 0) continue;
-      const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      seconds += step_s;
-      for (const auto& [name, t] : step_timer.seconds()) timer.add(name, t);
-      if (step_s < result.best_step_time_s) {
-        result.best_step_time_s = step_s;
-        result.best_per_op_s = step_timer.seconds();
-      }
+      step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      step_ops.push_back(step_timer.seconds());
+      if (between_steps) between_steps();
     }
   });
-  result.step_time_s = seconds / steps;
+  record_steps(result, step_s, step_ops);
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
   result.mfu = result.tokens_per_s * model_flops_per_token(model) / result.peak_flops;
-  for (const auto& [name, s] : timer.seconds()) result.per_op_s[name] = s / steps;
-
   result.gemm_flops_per_s = plan_gemm_flops_per_s(model, config, result.per_op_s, 4);
   return result;
 }

@@ -5,6 +5,7 @@
 #include "kernels/train_config.h"
 #include "model/model_spec.h"
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <string>
@@ -23,8 +24,15 @@ struct TrainSummary {
 TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std::string& out_dir, std::ostream& log);
 
 
-// Times `steps` optimizer steps (after one warm-up) on synthetic tokens.
-BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int steps);
+// The threads the trainer runs on: the config's count, else every core the process may use
+// (`palmsim --threads N` caps it).
+int trainer_threads(const TrainConfig& config);
+
+// Times `steps` optimizer steps (after one warm-up) on synthetic tokens. `between_steps`, if
+// given, runs on rank 0 before the first timed step and after each one, outside the timings
+// (validate-local samples the machine's speed reference there).
+BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int steps,
+                       const std::function<void()>& between_steps = {});
 
 // Large-square sgemm rate of this machine with `threads` threads: the CPU's peak for MFU.
 double measured_sgemm_peak(int threads);

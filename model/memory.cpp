@@ -114,7 +114,7 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
     mem.working += 2.0 * layer * plan.options.activation_bytes;
   }
   // fp32 logits of one microbatch for the loss and its gradient.
-  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(plan.vocab) / l.tp * 4.0;
+  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(plan.vocab) / vocab_ranks(plan.options, l) * 4.0;
   return mem;
 }
 

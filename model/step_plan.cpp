@@ -447,7 +447,7 @@ class PlanBuilder {
 
   // Embedding on the first stage, final LayerNorm, logits and loss on the last; per microbatch.
   void stage_ends() {
-    const double d = double(m_.d_model), vocab_shard = double(p_.vocab) / l_.tp;
+    const double d = double(m_.d_model), vocab_shard = double(p_.vocab) / vocab_ranks(p_.options, l_);
     const auto per_mb = Repeat::per_microbatch;
     if (l_.pp == 1) {
       // Token lookup; GPT models add learned position embeddings and dropout (read, write each).
@@ -479,7 +479,7 @@ class PlanBuilder {
       loss.bytes = t_ * vocab_shard * (w_ + 8.0);
       loss.kernels = phase == Phase::forward ? 8.0 : 4.0;
     }
-    if (l_.tp > 1) {
+    if (vocab_ranks(p_.options, l_) > 1) {
       // The vocabulary-parallel loss all-reduces, over tp, the row max, the target logit and the
       // sum of exponentials: three small fp32 collectives per microbatch.
       Op& op = add("loss_allreduce", Phase::forward, OpKind::collective, per_mb, 3.0);
@@ -625,6 +625,8 @@ class PlanBuilder {
 
 }  // namespace
 
+int vocab_ranks(const PlanOptions& options, const Layout& layout) { return options.vocab_parallel ? layout.tp : 1; }
+
 int64_t padded_vocab(int64_t vocab, int tp, int multiple) {
   const int64_t unit = int64_t(tp) * std::max(1, multiple);
   return (vocab + unit - 1) / unit * unit;
@@ -646,7 +648,7 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   const int64_t chunks = int64_t(layout.pp) * layout.vpp;
   plan.layers_per_stage = int((model.n_layers + chunks - 1) / chunks) * layout.vpp;
   plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len / layout.cp;  // this rank's
-  plan.vocab = padded_vocab(model.vocab, layout.tp, options.vocab_multiple);
+  plan.vocab = padded_vocab(model.vocab, vocab_ranks(options, layout), options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds
   // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
@@ -655,8 +657,8 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   const double experts = layout.ep > 1 ? mean_expert_parameters(model) : 0.0;
   plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.ep;
   plan.params_on_device =
-      (double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) +
-       embedding_matrices * double(plan.vocab) * double(model.d_model)) / layout.tp +
+      double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) / layout.tp +
+      embedding_matrices * double(plan.vocab) * double(model.d_model) / vocab_ranks(options, layout) +
       plan.expert_params_on_device;
   if (model.moe.sparse() && options.fp8_linears)
     throw InputError("training.precision", "fp8 expert layers are not modelled yet: a mixture-of-experts model runs bf16");

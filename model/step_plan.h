@@ -58,6 +58,10 @@ struct PlanOptions {
   double grad_reduce_bytes = 2;   // bytes per gradient element in the data-parallel reduction
   bool overlap_grad_reduce = true;  // data-parallel reduction runs beside backward
   int vocab_multiple = 1;         // vocabulary padded to a multiple of vocab_multiple * tp
+  // Logits, loss and the output embedding split over the tensor-parallel group (Megatron's
+  // vocabulary-parallel cross-entropy). palmsim's own trainers keep the whole vocabulary on every
+  // tensor-parallel rank instead: each computes all logits, no loss collective.
+  bool vocab_parallel = true;
   bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
   bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
   double tp_overlap_fraction = 1; // with overlap_tp_comm: the share of their time that hides
@@ -75,6 +79,9 @@ struct PlanOptions {
 
 // The vocabulary the plan's embedding and logits use: padded up to a multiple of multiple * tp.
 int64_t padded_vocab(int64_t vocab, int tp, int multiple);
+
+// Ranks the vocabulary is split over: tp when the stack splits it, else 1.
+int vocab_ranks(const PlanOptions& options, const Layout& layout);
 
 struct StepPlan {
   ModelSpec model;

@@ -30,15 +30,19 @@ std::vector<float> filled(size_t n, uint64_t seed, float scale = 1.0f) {
 
 }  // namespace
 
-std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int reps) {
-  const int64_t S = m.seq_len, N = mb * S, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff;
-  const int64_t heads = m.n_heads, kv = m.n_kv_heads, ld = (heads + 2 * kv) * q;
+std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int tp, int reps) {
+  // This rank's shapes, as PalmModel shards them: heads and d_ff split, K/V heads split when there
+  // are at least tp of them (else every rank keeps them all), the vocabulary whole.
+  PalmModel<float> model(m, tp, 0);
+  const int64_t S = m.seq_len, N = mb * S, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff / tp;
+  const int64_t heads = m.n_heads / tp, kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : m.n_kv_heads;
+  const int64_t ld = (heads + 2 * kv) * q;
   std::map<std::string, double> t;
 
   auto x = filled(size_t(N * d), 1), dy = filled(size_t(N * d), 2), g = filled(size_t(d), 3);
   std::vector<float> y(static_cast<size_t>(N * d)), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(static_cast<size_t>(N * d)), dg(static_cast<size_t>(d));
-  t["ln.fwd"] = best_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
-  t["ln.bwd"] = best_of(reps, [&] {
+  t["ln.fwd"] = median_seconds_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
+  t["ln.bwd"] = median_seconds_of(reps, [&] {
     cpu::layernorm_backward(x.data(), g.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dg.data(), N, d);
   });
   t["final_ln.fwd"] = t["ln.fwd"];
@@ -50,8 +54,8 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
       cpu::rope_forward(qkv.data(), N, ld, heads, q, S);
       cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, S);
     };
-    t["rope.fwd"] = best_of(reps, rope);
-    t["rope.bwd"] = best_of(reps, [&] {
+    t["rope.fwd"] = median_seconds_of(reps, rope);
+    t["rope.bwd"] = median_seconds_of(reps, [&] {
       cpu::rope_backward(qkv.data(), N, ld, heads, q, S);
       cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, S);
     });
@@ -59,55 +63,58 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
   const cpu::AttentionShape shape{mb, S, heads, kv, q};
   std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * S)), dqkv(qkv.size());
   auto d_o = filled(o.size(), 5);
-  t["attention.fwd"] = best_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
-  t["attention.bwd"] = best_of(reps, [&] {
+  t["attention.fwd"] = median_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
+  t["attention.bwd"] = median_seconds_of(reps, [&] {
     cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
   });
 
   auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
   std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());
-  t["mlp_act.fwd"] = best_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
-  t["mlp_act.bwd"] = best_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
+  t["mlp_act.fwd"] = median_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
+  t["mlp_act.bwd"] = median_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
 
   // The trainer's residual forward adds the branch sum into x; its backward copies the gradient.
-  t["residual.fwd"] = best_of(reps, [&] {
+  t["residual.fwd"] = median_seconds_of(reps, [&] {
     for (size_t i = 0; i < y.size(); ++i) x[i] += y[i];
   });
-  t["residual.bwd"] = best_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
+  t["residual.bwd"] = median_seconds_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
 
   auto logits = filled(size_t(N * V), 8);
   std::vector<int32_t> targets(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7919) % V);
   std::vector<float> log_z(static_cast<size_t>(N)), dlogits(logits.size());
-  t["loss.fwd"] = best_of(reps, [&] {
+  t["loss.fwd"] = median_seconds_of(reps, [&] {
     cpu::cross_entropy_forward(logits.data(), targets.data(), log_z.data(), N, V, palm_choices::kZLossWeight);
   });
-  t["loss.bwd"] = best_of(reps, [&] {
+  t["loss.bwd"] = median_seconds_of(reps, [&] {
     cpu::cross_entropy_backward(logits.data(), targets.data(), log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
   });
 
   auto table = filled(size_t(V * d), 9);
-  t["embedding.fwd"] = best_of(reps, [&] {
+  t["embedding.fwd"] = median_seconds_of(reps, [&] {
     for (int64_t n = 0; n < N; ++n) std::copy_n(table.data() + int64_t(targets[size_t(n)]) * d, d, x.data() + n * d);
   });
-  t["embedding.bwd"] = best_of(reps, [&] {
+  t["embedding.bwd"] = median_seconds_of(reps, [&] {
     for (int64_t n = 0; n < N; ++n) {
       float* row = table.data() + int64_t(targets[size_t(n)]) * d;
       for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
     }
   });
 
-  // The optimizer and the global norm over every parameter of the model.
-  PalmModel<float> model(m);
+  // The optimizer and the global norm over every parameter of this rank.
   model.init(1);
   std::vector<float> grads = filled(model.parameter_count(), 10, 1e-3f);
   Adafactor<float> adafactor(OptimizerConfig{}, 0, model.parameter_count());
   std::vector<double> rms(model.tensors().size(), 0.1);
   int64_t step = 1;
-  t["optimizer.opt"] = best_of(reps, [&] {
+  // As the trainer's step does: clear the gradients, stage the reduced ones, update.
+  std::vector<float> cleared(grads.size()), staged(grads.size());
+  t["optimizer.opt"] = median_seconds_of(reps, [&] {
+    std::fill(cleared.begin(), cleared.end(), 0.0f);
+    staged.assign(grads.begin(), grads.end());
     adafactor.update(model.params().data(), grads.data(), model.tensors(), rms, step++, 1.0);
   });
-  t["grad_norm.opt"] = best_of(reps, [&] {
+  t["grad_norm.opt"] = median_seconds_of(reps, [&] {
     auto a = sum_of_squares_per_tensor(grads.data(), 0, model.parameter_count(), model.tensors());
     auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
     rms[0] = a[0] + b[0];

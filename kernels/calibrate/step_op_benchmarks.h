@@ -1,7 +1,9 @@
 #pragma once
 // Times each non-GEMM op of the CPU training step on its own, at the shapes one microbatch of a
-// model gives it, calling the very kernels the trainer calls: seconds per call by "name.phase"
-// (ln.fwd, attention.bwd, optimizer.opt, ...). GEMMs are measured separately (the GEMM grid).
+// model gives it on one tensor-parallel rank of `tp` (its share of the heads, of d_ff and of the
+// parameters; the whole vocabulary, as the trainer keeps it), calling the very kernels the trainer
+// calls: seconds per call by "name.phase" (ln.fwd, attention.bwd, optimizer.opt, ...). GEMMs are
+// measured separately (the GEMM grid).
 #include "model/model_spec.h"
 
 #include <map>
@@ -9,6 +11,6 @@
 
 namespace palmsim {
 
-std::map<std::string, double> time_step_ops(const ModelSpec& model, int64_t microbatch, int repetitions);
+std::map<std::string, double> time_step_ops(const ModelSpec& model, int64_t microbatch, int tp, int repetitions);
 
 }  // namespace palmsim

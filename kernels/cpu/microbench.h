@@ -1,34 +1,41 @@
 #pragma once
 // Micro-benchmarks of this machine's CPU: OpenBLAS sgemm at a given shape and a streaming triad,
-// each timed as the best of several repetitions after a warm-up (the least-disturbed run, since
-// other processes share the cores).
+// each timed as the median of several repetitions after a warm-up.
+#include "model/robust_statistics.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace palmsim {
 
-// Seconds of the fastest of `repetitions` runs of `run`, after one warm-up run.
+// Seconds of `run`: the median of `repetitions` timings after one warm-up run. The median, not the
+// fastest: the step validate-local compares with is a median too, and one lucky repetition on a
+// shared machine (the others contended) made the calibrated kernels 5-10 % faster than any step.
 template <class F>
-double best_of(int repetitions, F&& run) {
+double median_seconds_of(int repetitions, F&& run) {
   run();
-  double best = std::numeric_limits<double>::infinity();
+  std::vector<double> seconds;
   for (int r = 0; r < repetitions; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return best;
+  return median_of(std::move(seconds));
 }
 
 // "<CPU model name>, N threads" from /proc/cpuinfo.
 std::string cpu_device_name(int threads);
 
 // Seconds for one C = A * B with A m x k, B k x n, row-major fp32, through the trainer's GEMM
-// (cpu::gemm, split over cpu::gemm_threads()).
-double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions);
+// (cpu::gemm, split over cpu::gemm_threads()), its operands out of the caches as in a step.
+// `pool` holds the rotated copies of the operands; pass the same one to shape after shape so it is
+// laid out once.
+double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions, std::vector<float>& pool);
 // Bytes per second of a[i] = b[i] + s * c[i] over `bytes_per_array` per array (3 arrays moved).
 double stream_triad_bytes_per_s(int64_t bytes_per_array, int repetitions);
 

@@ -43,25 +43,20 @@ BenchResult bench_on_rank(const ModelSpec& model, const TrainConfig& config, int
   CudaRankTrainer trainer(model, config, g.rank, g.tp, g.dp, stream);
   trainer.model().init(config.seed);
   trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: cuBLAS heuristics, first touches
-  OpTimer total;
-  double seconds = 0;
-  result.best_step_time_s = std::numeric_limits<double>::infinity();
+  std::vector<double> step_s;
+  std::vector<std::map<std::string, double>> step_ops;
   GpuOpTimer gpu_timer(stream);  // its events are reused step after step: flush() empties it
   for (int s = 0; s < steps; ++s) {
     if (g.world) g.world->barrier();
     const auto t0 = std::chrono::steady_clock::now();
     trainer.step(tokens.data(), targets.data(), 2 + s, g.rank == 0 ? &gpu_timer : nullptr);  // ends synchronized
     if (g.world) g.world->barrier();
-    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    OpTimer step_ops;
-    gpu_timer.flush(step_ops);
-    seconds += step_s;
-    for (const auto& [name, t] : step_ops.seconds()) total.add(name, t);
-    if (step_s < result.best_step_time_s) {
-      result.best_step_time_s = step_s;
-      result.best_per_op_s = step_ops.seconds();
-    }
+    step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    OpTimer ops;
+    gpu_timer.flush(ops);
+    step_ops.push_back(ops.seconds());
   }
+  record_steps(result, step_s, step_ops);
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   result.device = device_name(device);
@@ -72,18 +67,17 @@ BenchResult bench_on_rank(const ModelSpec& model, const TrainConfig& config, int
     result.peak_source = "cuBLAS bf16 GEMM 8192^3, measured";
   }
   if (config.ranks() > 1) result.device += " x" + std::to_string(config.ranks());
-  result.step_time_s = seconds / steps;
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
   // PaLM's MFU: model FLOPs per second over the peak of every chip in the run.
   result.mfu = result.tokens_per_s * model_flops_per_token(model) / (result.peak_flops * config.ranks());
-  for (const auto& [name, s] : total.seconds()) result.per_op_s[name] = s / steps;
   result.gemm_flops_per_s = plan_gemm_flops_per_s(model, config, result.per_op_s, 2);
   return result;
 }
 
 nlohmann::json to_json(const BenchResult& r) {
   return {{"step_time_s", r.step_time_s}, {"tokens_per_s", r.tokens_per_s}, {"mfu", r.mfu},
-          {"best_step_time_s", r.best_step_time_s}, {"best_per_op", r.best_per_op_s}, {"peak_flops", r.peak_flops},
+          {"best_step_time_s", r.best_step_time_s}, {"step_times_s", r.step_times_s},
+          {"median_per_op", r.median_per_op_s}, {"peak_flops", r.peak_flops},
           {"peak_source", r.peak_source}, {"gemm_flops_per_s", r.gemm_flops_per_s}, {"per_op", r.per_op_s},
           {"device", r.device}};
 }
@@ -94,7 +88,8 @@ BenchResult from_json(const nlohmann::json& j) {
   r.tokens_per_s = j.at("tokens_per_s");
   r.mfu = j.at("mfu");
   r.best_step_time_s = j.at("best_step_time_s");
-  r.best_per_op_s = j.at("best_per_op").get<std::map<std::string, double>>();
+  r.step_times_s = j.at("step_times_s").get<std::vector<double>>();
+  r.median_per_op_s = j.at("median_per_op").get<std::map<std::string, double>>();
   r.peak_flops = j.at("peak_flops");
   r.peak_source = j.at("peak_source");
   r.gemm_flops_per_s = j.at("gemm_flops_per_s");

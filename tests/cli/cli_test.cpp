@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <thread>
+#include <vector>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -244,6 +247,93 @@ TEST(Cli, MixtureOfExpertsPredictsAndSimulates) {
   const double predicted = j["step_time_s"].get<double>(), simulated = sim["step_time_s"].get<double>();
   std::printf("gpt-oss-120b on 64 H100: predict %.3f s, simulate %.3f s\n", predicted, simulated);
   EXPECT_NEAR(simulated, predicted, 0.03 * predicted);
+}
+
+}  // namespace
+
+namespace {
+
+// validate-local's loop, arithmetic checked from its own JSON: the median of the interleaved steps
+// and its order-statistic interval, the drift as the reference now over the reference in the
+// calibration, the prediction's compute- and memory-bound seconds each moved by its own drift.
+std::string tiny_trainer_config() {
+  return write_temp("vl_tiny_" + std::to_string(getpid()) + ".yaml",
+                    "model: {name: vl-tiny, n_layers: 1, d_model: 64, n_heads: 2, n_kv_heads: 1, head_dim: 32,\n"
+                    "        d_ff: 128, ffn: swiglu, vocab: 256, seq_len: 32, parallel_block: true}\n"
+                    "train: {batch: 4}\n");
+}
+
+std::string calibration_with_reference(const std::string& name, int threads) {
+  return write_temp(name + "_" + std::to_string(getpid()) + ".json",
+                    "{\"device\": \"test\", \"date\": \"2026-12-02\", \"peak_flops\": 50e9, \"memory_bytes_per_s\": 10e9,"
+                    " \"reference\": {\"gemm_flops_per_s\": 100e9, \"memory_bytes_per_s\": 20e9, \"samples\": 3,"
+                    " \"threads\": " + std::to_string(threads) + ", \"memory_probe_bytes\": 1048576}}");
+}
+
+TEST(Cli, ValidateLocalCorrectsThePredictionByTheMeasuredDrift) {
+  const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  const std::string config = tiny_trainer_config();
+  const CliRun r = run("validate-local " + config + " --calibration " + calibration_with_reference("vl_cal", threads) +
+                       " --steps 3 --repeat 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["drift_measured"].get<bool>());
+  const double predicted = j["predicted_step_s"], compute = j["predicted_compute_s"], memory = j["predicted_memory_s"];
+  EXPECT_NEAR(compute + memory, predicted, 1e-12);
+  EXPECT_GT(compute, 0);
+  EXPECT_GT(memory, 0);
+  ASSERT_EQ(j["loops"].size(), 2u);
+  std::vector<double> abs_corrected;
+  for (const auto& l : j["loops"]) {
+    std::vector<double> steps = l["measured_steps_s"].get<std::vector<double>>();
+    ASSERT_EQ(steps.size(), 3u);
+    std::sort(steps.begin(), steps.end());
+    const double measured = l["measured_step_s"];
+    EXPECT_DOUBLE_EQ(measured, steps[1]);
+    EXPECT_DOUBLE_EQ(l["interval_s"][0].get<double>(), steps[0]);  // 3 values: the range, 75 %
+    EXPECT_DOUBLE_EQ(l["interval_s"][1].get<double>(), steps[2]);
+    EXPECT_DOUBLE_EQ(l["interval_confidence"].get<double>(), 0.75);
+    const double compute_drift = l["compute_drift"], memory_drift = l["memory_drift"];
+    EXPECT_NEAR(compute_drift, l["reference"]["gemm_flops_per_s"].get<double>() / 100e9, 1e-12);
+    EXPECT_NEAR(memory_drift, l["reference"]["memory_bytes_per_s"].get<double>() / 20e9, 1e-12);
+    EXPECT_EQ(l["reference"]["samples"].get<int>(), 4);  // before the first step and after each
+    // Each step against the prediction moved by the geometric mean of the samples around it.
+    const auto& samples = l["reference_samples"];
+    ASSERT_EQ(samples.size(), 4u);
+    ASSERT_EQ(l["steps"].size(), 3u);
+    std::vector<double> corrected_steps, step_errors;
+    for (size_t i = 0; i < 3; ++i) {
+      const auto& s = l["steps"][i];
+      const double gemm = std::sqrt(samples[i]["gemm_flops_per_s"].get<double>() *
+                                    samples[i + 1]["gemm_flops_per_s"].get<double>());
+      const double triad = std::sqrt(samples[i]["memory_bytes_per_s"].get<double>() *
+                                     samples[i + 1]["memory_bytes_per_s"].get<double>());
+      EXPECT_NEAR(s["compute_drift"].get<double>(), gemm / 100e9, 1e-12);
+      EXPECT_NEAR(s["memory_drift"].get<double>(), triad / 20e9, 1e-12);
+      const double corrected = compute / (gemm / 100e9) + memory / (triad / 20e9);
+      EXPECT_NEAR(s["corrected_s"].get<double>(), corrected, 1e-12);
+      corrected_steps.push_back(corrected);
+      const double step = s["measured_s"];
+      step_errors.push_back(100 * (corrected - step) / step);
+    }
+    std::sort(corrected_steps.begin(), corrected_steps.end());
+    std::sort(step_errors.begin(), step_errors.end());
+    EXPECT_NEAR(l["corrected_step_s"].get<double>(), corrected_steps[1], 1e-12);
+    EXPECT_NEAR(l["err_pct"].get<double>(), 100 * (predicted - measured) / measured, 1e-9);
+    EXPECT_NEAR(l["corrected_err_pct"].get<double>(), step_errors[1], 1e-9);
+    abs_corrected.push_back(std::abs(l["corrected_err_pct"].get<double>()));
+  }
+  EXPECT_NEAR(j["abs_corrected_err_pct"]["median"].get<double>(), 0.5 * (abs_corrected[0] + abs_corrected[1]), 1e-9);
+  EXPECT_NEAR(j["abs_corrected_err_pct"]["max"].get<double>(), std::max(abs_corrected[0], abs_corrected[1]), 1e-9);
+
+  // A reference taken on other threads is not comparable: said, and the prediction left as it is.
+  const CliRun other = run("validate-local " + config + " --calibration " +
+                           calibration_with_reference("vl_cal_other", threads + 1) + " --steps 1");
+  ASSERT_EQ(other.status, 0) << other.err;
+  EXPECT_NE(other.out.find("drift not measured: the calibration's reference ran on " + std::to_string(threads + 1) +
+                           " threads, the trainer runs on " + std::to_string(threads)),
+            std::string::npos)
+      << other.out;
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ Calibration sample() {
   c.memory_op_bytes_per_s = {{"ln.fwd", 2e9}};
   // 2 ranks: 10 us + bytes / 5 GB/s, measured at 1 kB and 1 MB and 100 MB.
   for (double b : {1e3, 1e6, 1e8}) c.collectives.push_back({"all_reduce", 2, b, 10e-6 + b / 5e9});
+  c.reference = machine_speed_of({{90e9, 9e9}, {110e9, 11e9}, {100e9, 10e9}}, 2, 1, 1 << 20);
   return c;
 }
 
@@ -34,6 +35,12 @@ TEST(Calibration, RoundTripThroughAFile) {
   EXPECT_DOUBLE_EQ(c.memory_op_bytes_per_s.at("ln.fwd"), 2e9);
   EXPECT_EQ(c.collectives.size(), 3u);
   EXPECT_DOUBLE_EQ(c.memory_bytes, 16e9);
+  EXPECT_DOUBLE_EQ(c.reference.gemm_flops_per_s, 100e9);
+  EXPECT_DOUBLE_EQ(c.reference.memory_bytes_per_s, 10e9);
+  EXPECT_EQ(c.reference.samples, 3);
+  EXPECT_EQ(c.reference.threads, 2);
+  EXPECT_DOUBLE_EQ(c.reference.memory_probe_bytes, 1 << 20);
+  EXPECT_DOUBLE_EQ(c.reference.gemm_spread, 0.2);
 }
 
 TEST(Calibration, CollectiveTimesAreAffineBetweenSamples) {
@@ -67,6 +74,17 @@ TEST(Calibration, BadFilesNameTheProblem) {
   std::ofstream(path) << "{\"device\": \"x\", \"date\": \"d\", \"gemm\": [{\"m\": 0, \"n\": 1, \"k\": 1, \"efficiency\": 0.5}]}";
   EXPECT_THROW(load_calibration(path), InputError);
   EXPECT_THROW(load_calibration(testing::TempDir() + "/no_such.json"), InputError);
+  std::ofstream(path) << "{\"device\": \"x\", \"date\": \"d\", \"reference\": {\"gemm_flops_per_s\": 1e9, "
+                         "\"memory_bytes_per_s\": 0, \"samples\": 3, \"memory_probe_bytes\": 1e6}}";
+  try {
+    load_calibration(path);
+    ADD_FAILURE() << "a reference without a memory rate was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("calibration.reference"), std::string::npos) << e.what();
+  }
+  // A file from before the reference existed still loads, without one.
+  std::ofstream(path) << "{\"device\": \"x\", \"date\": \"d\", \"peak_flops\": 1e9}";
+  EXPECT_FALSE(load_calibration(path).reference.measured());
 }
 
 }  // namespace

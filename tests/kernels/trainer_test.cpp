@@ -2,13 +2,18 @@
 // the run and keeps the last good checkpoint, a damaged checkpoint is refused, and a folder of the
 // user's is never written into.
 #include "kernels/checkpoint.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/speed_reference.h"
 #include "kernels/trainer.h"
 #include "model/input_error.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -56,6 +61,40 @@ fs::path fresh(const std::string& name) {
   const fs::path p = fs::path(testing::TempDir()) / name;
   fs::remove_all(p);
   return p;
+}
+
+// validate-local samples the speed reference between steps: the hook runs once before the first
+// timed step and once after each, on rank 0 only, and never inside a timing (a 150 ms sleep there
+// would dwarf this model's few-millisecond step).
+TEST(Trainer, BenchStepRunsItsHookBetweenTimedSteps) {
+  TrainConfig c = tiny_config();
+  c.dp = 2;
+  int calls = 0;
+  const BenchResult r = bench_step(tiny_model(), c, 4, [&] {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  });
+  EXPECT_EQ(calls, 5);
+  ASSERT_EQ(r.step_times_s.size(), 4u);
+  for (double s : r.step_times_s) EXPECT_LT(s, 0.15);
+  EXPECT_DOUBLE_EQ(r.best_step_time_s, *std::min_element(r.step_times_s.begin(), r.step_times_s.end()));
+  ASSERT_FALSE(r.median_per_op_s.empty());
+  for (const auto& [name, mean] : r.per_op_s) EXPECT_TRUE(r.median_per_op_s.count(name)) << name;
+}
+
+TEST(Trainer, SpeedReferenceMeasuresAndLeavesTheGemmThreadsAlone) {
+  cpu::set_gemm_threads(1);
+  CpuSpeedReference reference(2, 1, 1 << 20);
+  const SpeedSample s = reference.sample();
+  EXPECT_EQ(cpu::gemm_threads(), 1);
+  EXPECT_GT(s.gemm_flops_per_s, 1e8);     // any CPU of this century
+  EXPECT_GT(s.memory_bytes_per_s, 1e8);
+  EXPECT_LT(s.gemm_flops_per_s, 1e14);    // and no CPU at all
+  CpuSpeedReference ranks(2, 2, 1 << 20);  // two thread ranks, each its own copy
+  const SpeedSample r = ranks.sample();
+  EXPECT_EQ(cpu::gemm_threads(), 1);
+  EXPECT_GT(r.gemm_flops_per_s, 1e8);
+  EXPECT_GT(r.memory_bytes_per_s, 1e8);
 }
 
 TEST(Trainer, ResumingContinuesWithIdenticalLosses) {

@@ -59,6 +59,35 @@ TEST(StepPlan, EmbeddingsOnTheDeviceFollowTyingAndStages) {
   EXPECT_DOUBLE_EQ(staged.params_on_device, (16 * layers + embedding) / 4);
 }
 
+// palmsim's own trainers keep the whole vocabulary on every tensor-parallel rank: the logits GEMM
+// spans all of it, no loss collective, the embedding is not split (by hand against the split plan).
+TEST(StepPlan, AWholeVocabularyOnEveryTensorParallelRank) {
+  ModelSpec m = model_preset("palm-8b");  // vocab 256k, d 4096, tied
+  Layout l;
+  l.tp = 4, l.dp = 2;
+  PlanOptions whole;
+  whole.vocab_parallel = false;
+  const StepPlan split = build_step_plan(m, l, 8, PlanOptions{}), kept = build_step_plan(m, l, 8, whole);
+  auto logits_n = [](const StepPlan& p) {
+    for (const Op& op : p.ops)
+      if (std::string(op.name) == "logits" && op.phase == Phase::forward) return op.n;
+    return int64_t(0);
+  };
+  auto has = [](const StepPlan& p, const std::string& name) {
+    for (const Op& op : p.ops)
+      if (name == op.name) return true;
+    return false;
+  };
+  EXPECT_EQ(logits_n(split), m.vocab / 4);
+  EXPECT_EQ(logits_n(kept), m.vocab);
+  EXPECT_TRUE(has(split, "loss_allreduce"));
+  EXPECT_FALSE(has(kept, "loss_allreduce"));
+  const double embedding = double(m.vocab) * double(m.d_model);
+  EXPECT_DOUBLE_EQ(kept.params_on_device - split.params_on_device, embedding - embedding / 4);
+  EXPECT_EQ(vocab_ranks(whole, l), 1);
+  EXPECT_EQ(vocab_ranks(PlanOptions{}, l), 4);
+}
+
 // Uneven stages: the plan is the heaviest stage's. 118 layers (PaLM 540B) on 4 stages: 30, 30,
 // 29, 29 -> 30; with 2 chunks per stage, 8 chunks of 15 or 14 -> 2 x 15 = 30; on 3 stages: 40.
 TEST(StepPlan, UnevenStagesTakeTheHeaviestStage) {

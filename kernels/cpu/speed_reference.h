@@ -1,0 +1,51 @@
+#pragma once
+// The CPU's speed reference (hwmodels/machine_drift.h): a 1024^3 sgemm through the trainer's GEMM
+// and a streaming triad, run the way the trainer's ranks run:
+//   - one rank: each kernel on all `threads` threads (oneTBB balances them, as in the step);
+//   - several thread ranks: every rank runs its own single-threaded copy at once, and the
+//     sample is the slowest rank's rates times the ranks. Barrier-synchronized ranks go at the
+//     slowest one's pace: when one core was taken by a neighbour, train-tiny's tp 2 step slowed
+//     by 16 % while a load-balanced reference on both cores did not move.
+// The triad's arrays are sized like the step's own memory-bound tensors (reference_triad_bytes):
+// a small model's LayerNorms and activations live in the caches, whose speed drifts with the
+// cores', not with DRAM's (a 32 MiB triad measured DRAM, whose bandwidth swung by a third with the
+// neighbours' load while those ops did not move). Buffers are laid out once, so sampling between
+// steps allocates nothing and touches no new pages. About 50-100 ms a sample on 2 cores.
+#include "hwmodels/machine_drift.h"
+#include "model/step_plan.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace palmsim {
+
+class CpuSpeedReference {
+ public:
+  CpuSpeedReference(int threads, int ranks, int64_t triad_bytes_per_array);
+  int threads() const { return threads_; }
+  int ranks() const { return ranks_; }
+  int64_t triad_bytes_per_array() const { return triad_bytes_; }
+  // One sample: each kernel the median of three runs after a warm-up. Restores the caller's
+  // GEMM thread count; oneTBB work is capped by any active tbb::global_control.
+  SpeedSample sample();
+
+ private:
+  struct Buffers {
+    std::vector<float> a, b, c;  // the GEMM's operands
+    std::vector<float> x, y, z;  // the triad's arrays
+  };
+  SpeedSample sample_one_rank();
+  SpeedSample sample_every_rank();
+
+  static constexpr int64_t kGemmSize = 1024;
+  int threads_, ranks_;
+  int64_t triad_bytes_;
+  int triad_passes_;             // back-to-back triads per timing: ~48 MB moved
+  std::vector<Buffers> buffers_;  // one set per rank
+};
+
+// Bytes per triad array for `plan`: the median of its memory-bound ops' bytes per occurrence over
+// the triad's three arrays, as a power of two within [64 KiB, 64 MiB].
+int64_t reference_triad_bytes(const StepPlan& plan);
+
+}  // namespace palmsim
