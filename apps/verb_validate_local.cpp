@@ -153,9 +153,8 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
           Drift d;
           if (reference) {
             const SpeedSample &before = l.samples[i], &after = l.samples[i + 1];
-            d = drift_since(then, machine_speed_of({{std::sqrt(before.gemm_flops_per_s * after.gemm_flops_per_s),
-                                                     std::sqrt(before.memory_bytes_per_s * after.memory_bytes_per_s)}},
-                                                   then.threads, then.ranks, then.memory_probe_bytes));
+            d = drift_since(then, SpeedSample{std::sqrt(before.gemm_flops_per_s * after.gemm_flops_per_s),
+                                              std::sqrt(before.memory_bytes_per_s * after.memory_bytes_per_s)});
           }
           l.step_drifts.push_back(d);
           l.corrected_steps_s.push_back(drift_corrected_seconds(compute_s, memory_s, d));

@@ -30,9 +30,15 @@ MachineSpeed machine_speed_of(const std::vector<SpeedSample>& samples, int threa
   return s;
 }
 
-Drift drift_since(const MachineSpeed& then, const MachineSpeed& now) {
-  if (!then.measured() || !now.measured()) throw std::invalid_argument("drift_since needs two measured speeds");
+Drift drift_since(const MachineSpeed& then, const SpeedSample& now) {
+  if (!then.measured() || !(now.gemm_flops_per_s > 0) || !(now.memory_bytes_per_s > 0))
+    throw std::invalid_argument("drift_since needs two measured speeds");
   return {now.gemm_flops_per_s / then.gemm_flops_per_s, now.memory_bytes_per_s / then.memory_bytes_per_s};
+}
+
+Drift drift_since(const MachineSpeed& then, const MachineSpeed& now) {
+  if (!now.measured()) throw std::invalid_argument("drift_since needs two measured speeds");
+  return drift_since(then, SpeedSample{now.gemm_flops_per_s, now.memory_bytes_per_s});
 }
 
 double drift_corrected_seconds(double compute_s, double memory_s, const Drift& drift) {

@@ -45,6 +45,7 @@ struct Drift {
   double memory = 1;
 };
 Drift drift_since(const MachineSpeed& then, const MachineSpeed& now);
+Drift drift_since(const MachineSpeed& then, const SpeedSample& now);
 
 // Seconds predicted at calibration time, moved to the speed measured now.
 double drift_corrected_seconds(double compute_s, double memory_s, const Drift& drift);

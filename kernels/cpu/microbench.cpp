@@ -45,15 +45,20 @@ double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions, std::vector<
   });
 }
 
+double triad_bytes_per_s(float* a, const float* b, const float* c, size_t n, int passes, int repetitions) {
+  const double seconds = median_seconds_of(repetitions, [&] {
+    for (int p = 0; p < passes; ++p)
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, n, 1 << 14), [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t i = r.begin(); i < r.end(); ++i) a[i] = b[i] + 3.0f * c[i];
+      });
+  });
+  return 3.0 * double(n) * sizeof(float) * passes / seconds;
+}
+
 double stream_triad_bytes_per_s(int64_t bytes_per_array, int repetitions) {
   const size_t n = size_t(bytes_per_array / int64_t(sizeof(float)));
   std::vector<float> a(n, 0.0f), b(n, 1.0f), c(n, 2.0f);
-  const double seconds = median_seconds_of(repetitions, [&] {
-    tbb::parallel_for(tbb::blocked_range<size_t>(0, n, 1 << 16), [&](const tbb::blocked_range<size_t>& r) {
-      for (size_t i = r.begin(); i < r.end(); ++i) a[i] = b[i] + 3.0f * c[i];
-    });
-  });
-  return 3.0 * double(n) * sizeof(float) / seconds;
+  return triad_bytes_per_s(a.data(), b.data(), c.data(), n, 1, repetitions);
 }
 
 }  // namespace palmsim

@@ -36,7 +36,10 @@ std::string cpu_device_name(int threads);
 // `pool` holds the rotated copies of the operands; pass the same one to shape after shape so it is
 // laid out once.
 double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions, std::vector<float>& pool);
-// Bytes per second of a[i] = b[i] + s * c[i] over `bytes_per_array` per array (3 arrays moved).
+// Bytes per second of a[i] = b[i] + s * c[i] over n floats per array (3 arrays moved), split over
+// the current oneTBB arena: the median of `repetitions` timings of `passes` back-to-back triads.
+double triad_bytes_per_s(float* a, const float* b, const float* c, size_t n, int passes, int repetitions);
+// The same over fresh arrays of `bytes_per_array` each, one pass per timing.
 double stream_triad_bytes_per_s(int64_t bytes_per_array, int repetitions);
 
 }  // namespace palmsim

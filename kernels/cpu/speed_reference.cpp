@@ -4,8 +4,6 @@
 #include "kernels/cpu/microbench.h"
 #include "kernels/rank_grid.h"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -31,47 +29,35 @@ SpeedSample CpuSpeedReference::sample() {
   return s;
 }
 
-SpeedSample CpuSpeedReference::sample_one_rank() {
+double CpuSpeedReference::gemm_flops_per_s(Buffers& b) const {
   const int64_t n = kGemmSize;
-  Buffers& b = buffers_[0];
+  const double seconds = median_seconds_of(3, [&] {
+    cpu::gemm(false, false, n, n, n, 1.0f, b.a.data(), n, b.b.data(), n, 0.0f, b.c.data(), n);
+  });
+  return 2.0 * double(n) * double(n) * double(n) / seconds;
+}
+
+double CpuSpeedReference::memory_bytes_per_s(Buffers& b) const {
+  return triad_bytes_per_s(b.x.data(), b.y.data(), b.z.data(), b.x.size(), triad_passes_, 3);
+}
+
+SpeedSample CpuSpeedReference::sample_one_rank() {
   cpu::set_gemm_threads(threads_);
   tbb::task_arena arena(threads_);
   SpeedSample s;
-  arena.execute([&] {
-    const double gemm_s = median_seconds_of(3, [&] {
-      cpu::gemm(false, false, n, n, n, 1.0f, b.a.data(), n, b.b.data(), n, 0.0f, b.c.data(), n);
-    });
-    const size_t len = b.x.size();
-    const double triad_s = median_seconds_of(3, [&] {
-      for (int p = 0; p < triad_passes_; ++p)
-        tbb::parallel_for(tbb::blocked_range<size_t>(0, len, 1 << 14), [&](const tbb::blocked_range<size_t>& r) {
-          for (size_t i = r.begin(); i < r.end(); ++i) b.x[i] = b.y[i] + 3.0f * b.z[i];
-        });
-    }) / triad_passes_;
-    s.gemm_flops_per_s = 2.0 * double(n) * double(n) * double(n) / gemm_s;
-    s.memory_bytes_per_s = 3.0 * double(len) * sizeof(float) / triad_s;
-  });
+  arena.execute([&] { s = {gemm_flops_per_s(buffers_[0]), memory_bytes_per_s(buffers_[0])}; });
   return s;
 }
 
 SpeedSample CpuSpeedReference::sample_every_rank() {
-  const int64_t n = kGemmSize;
   cpu::set_gemm_threads(1);  // each rank's GEMM on its own thread, as the trainer's ranks
   std::vector<SpeedSample> per_rank(static_cast<size_t>(ranks_));
-  run_on_ranks(1, ranks_, [&](const RankContext& ctx) {
+  run_on_ranks(1, ranks_, [&](const RankContext& ctx) {  // each rank in its arena (rank_grid.h)
     Buffers& b = buffers_[size_t(ctx.rank)];
     ctx.world->barrier();
-    const double gemm_s = median_seconds_of(3, [&] {
-      cpu::gemm(false, false, n, n, n, 1.0f, b.a.data(), n, b.b.data(), n, 0.0f, b.c.data(), n);
-    });
+    const double gemm = gemm_flops_per_s(b);
     ctx.world->barrier();
-    const size_t len = b.x.size();
-    const double triad_s = median_seconds_of(3, [&] {
-      for (int p = 0; p < triad_passes_; ++p)
-        for (size_t i = 0; i < len; ++i) b.x[i] = b.y[i] + 3.0f * b.z[i];
-    }) / triad_passes_;
-    per_rank[size_t(ctx.rank)] = {2.0 * double(n) * double(n) * double(n) / gemm_s,
-                                  3.0 * double(len) * sizeof(float) / triad_s};
+    per_rank[size_t(ctx.rank)] = {gemm, memory_bytes_per_s(b)};
   });
   SpeedSample slowest = per_rank[0];
   for (const SpeedSample& r : per_rank) {

@@ -36,6 +36,8 @@ class CpuSpeedReference {
   };
   SpeedSample sample_one_rank();
   SpeedSample sample_every_rank();
+  double gemm_flops_per_s(Buffers& b) const;    // median of 3 runs after a warm-up
+  double memory_bytes_per_s(Buffers& b) const;  // the same for triad_passes_ back-to-back triads
 
   static constexpr int64_t kGemmSize = 1024;
   int threads_, ranks_;
