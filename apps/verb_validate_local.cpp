@@ -167,13 +167,15 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
       }
       const Loop& last = loops.back();
 
+      // Each op against its mean over the steps: the prediction is each op's expected cost
+      // (calibration's means, mean_of in model/robust_statistics.h), the step's median their sum.
       std::set<std::string> names;
       for (const auto& [n, v] : predicted.per_op_s) names.insert(n);
-      for (const auto& [n, v] : last.bench.median_per_op_s) names.insert(n);
+      for (const auto& [n, v] : last.bench.per_op_s) names.insert(n);
       nlohmann::json per_op = nlohmann::json::array();
       for (const std::string& n : names) {
         const double p = predicted.per_op_s.count(n) ? predicted.per_op_s.at(n) : 0.0;
-        const double m = last.bench.median_per_op_s.count(n) ? last.bench.median_per_op_s.at(n) : 0.0;
+        const double m = last.bench.per_op_s.count(n) ? last.bench.per_op_s.at(n) : 0.0;
         const bool compute = compute_bound.count(n) && compute_bound.at(n);
         const double corrected = p / (compute ? last.drift.compute : last.drift.memory);
         per_op.push_back({{"name", n}, {"bound", compute ? "compute" : "memory"}, {"predicted_s", p},
@@ -230,7 +232,7 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
         std::cout << j.dump(2) << "\n";
         return 0;
       }
-      std::cout << fmt::format("validate-local: {} on {} (medians of {} steps)\n", c.model.name, last.bench.device,
+      std::cout << fmt::format("validate-local: {} on {} (the step's median and each op's mean over {} steps)\n", c.model.name, last.bench.device,
                                a->steps);
       std::cout << fmt::format("  {:28s} {:>7} {:>11} {:>11} {:>11} {:>8} {:>9}\n", "op", "bound", "predicted s",
                                "corrected s", "measured s", "err %", "corr. %");

@@ -12,7 +12,8 @@ namespace palmsim {
 struct BenchResult {
   double step_time_s = 0, tokens_per_s = 0, mfu = 0;  // mean over the timed steps
   double best_step_time_s = 0;       // the fastest timed step
-  // Every timed step in order, and each op's median over them: what validate-local compares.
+  // Every timed step in order (validate-local compares their median), and each op's median over
+  // them (bench-step prints it beside per_op_s, the means validate-local compares op by op).
   std::vector<double> step_times_s;
   std::map<std::string, double> median_per_op_s;
   double peak_flops = 0;              // MFU's denominator (per rank)

@@ -12,6 +12,13 @@ double median_of(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return 0.0;
+  double sum = 0;
+  for (double x : v) sum += x;
+  return sum / double(v.size());
+}
+
 MedianInterval median_interval(std::vector<double> v, double confidence) {
   if (v.empty()) return {};
   std::sort(v.begin(), v.end());

@@ -115,9 +115,13 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
   sample_reference();
 
   // The figures the prediction leans on (peak, GEMM grid, triad, step ops) are measured in
-  // `grid.rounds` passes, one after the other, and each is the median of its passes: a window in
-  // which the machine ran slow (a neighbour's burst) spoils one pass of a figure, not the figure.
-  // One pass of 5 repetitions let a single slow second move a quick calibration's step by 12 %.
+  // `grid.rounds` passes, one after the other: one pass of 5 repetitions let a single slow second
+  // move a quick calibration's step by 12 %. What the step sums (a GEMM shape's and a step op's
+  // seconds) is the mean over the passes, as each pass's figure is the mean of its repetitions:
+  // the step meets the machine's short slow spells as often as calibration does, and its median
+  // is the sum of its kernels' means (mean_of in model/robust_statistics.h). Medians of passes
+  // predicted the step 2-3 % fast in every loop. The peak and the triad are rates the others are
+  // not summed from: they stay medians.
   const int64_t p = grid.peak_size;
   std::vector<double> peak_s, triad;
   std::map<GemmShape, std::vector<double>> gemm_s;
@@ -146,7 +150,7 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
   for (const auto& [s, seconds] : gemm_s) {
     const auto [m, n, k] = s;
     // A shape may beat the square one by noise; efficiencies stay at most 1.
-    c.gemm.push_back({m, n, k, 1, std::min(1.0, gemm_flops(s) / median_of(seconds) / c.peak_flops)});
+    c.gemm.push_back({m, n, k, 1, std::min(1.0, gemm_flops(s) / mean_of(seconds) / c.peak_flops)});
   }
   c.memory_bytes_per_s = median_of(triad);
   // Each op alone, as a rate of what the plan charges it: the bridge from kernels to the model.
@@ -154,7 +158,7 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
     const std::string key = std::string(op.name) + "." + phase_suffix(op.phase);
     auto it = op_s.find(key);
     if (it == op_s.end()) continue;
-    const double seconds = median_of(it->second);
+    const double seconds = mean_of(it->second);
     if (op.kind == OpKind::memory) c.memory_op_bytes_per_s[key] = op.bytes / seconds;
     if (op.kind == OpKind::attention)
       c.attention_efficiency_by_phase[phase_suffix(op.phase)] = op.flops / (seconds * c.peak_flops);

@@ -46,7 +46,8 @@ CalibrationGrid calibration_grid(bool quick, const StepPlan& plan);
 int gemm_repetitions(const CalibrationGrid& grid, const GemmShape& shape);
 
 // The timings a calibration is fitted from, as functions: the machine's own kernels in
-// calibrate_cpu, synthetic ones in tests. Each returns the median of `repetitions` timings.
+// calibrate_cpu, synthetic ones in tests. Kernels' seconds are the mean of `repetitions` timings
+// (what a kernel costs a step: mean_of in model/robust_statistics.h), the triad's rate the median.
 struct CalibrationKernels {
   std::function<double(int64_t m, int64_t n, int64_t k, int repetitions)> sgemm_seconds;
   std::function<double(int64_t bytes_per_array, int repetitions)> triad_bytes_per_s;

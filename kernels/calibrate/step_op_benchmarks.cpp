@@ -41,8 +41,8 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
 
   auto x = filled(size_t(N * d), 1), dy = filled(size_t(N * d), 2), g = filled(size_t(d), 3);
   std::vector<float> y(static_cast<size_t>(N * d)), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(static_cast<size_t>(N * d)), dg(static_cast<size_t>(d));
-  t["ln.fwd"] = median_seconds_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
-  t["ln.bwd"] = median_seconds_of(reps, [&] {
+  t["ln.fwd"] = mean_seconds_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
+  t["ln.bwd"] = mean_seconds_of(reps, [&] {
     cpu::layernorm_backward(x.data(), g.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dg.data(), N, d);
   });
   t["final_ln.fwd"] = t["ln.fwd"];
@@ -54,8 +54,8 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
       cpu::rope_forward(qkv.data(), N, ld, heads, q, S);
       cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, S);
     };
-    t["rope.fwd"] = median_seconds_of(reps, rope);
-    t["rope.bwd"] = median_seconds_of(reps, [&] {
+    t["rope.fwd"] = mean_seconds_of(reps, rope);
+    t["rope.bwd"] = mean_seconds_of(reps, [&] {
       cpu::rope_backward(qkv.data(), N, ld, heads, q, S);
       cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, S);
     });
@@ -63,38 +63,38 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
   const cpu::AttentionShape shape{mb, S, heads, kv, q};
   std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * S)), dqkv(qkv.size());
   auto d_o = filled(o.size(), 5);
-  t["attention.fwd"] = median_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
-  t["attention.bwd"] = median_seconds_of(reps, [&] {
+  t["attention.fwd"] = mean_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
+  t["attention.bwd"] = mean_seconds_of(reps, [&] {
     cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
   });
 
   auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
   std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());
-  t["mlp_act.fwd"] = median_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
-  t["mlp_act.bwd"] = median_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
+  t["mlp_act.fwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
+  t["mlp_act.bwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
 
   // The trainer's residual forward adds the branch sum into x; its backward copies the gradient.
-  t["residual.fwd"] = median_seconds_of(reps, [&] {
+  t["residual.fwd"] = mean_seconds_of(reps, [&] {
     for (size_t i = 0; i < y.size(); ++i) x[i] += y[i];
   });
-  t["residual.bwd"] = median_seconds_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
+  t["residual.bwd"] = mean_seconds_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
 
   auto logits = filled(size_t(N * V), 8);
   std::vector<int32_t> targets(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7919) % V);
   std::vector<float> log_z(static_cast<size_t>(N)), dlogits(logits.size());
-  t["loss.fwd"] = median_seconds_of(reps, [&] {
+  t["loss.fwd"] = mean_seconds_of(reps, [&] {
     cpu::cross_entropy_forward(logits.data(), targets.data(), log_z.data(), N, V, palm_choices::kZLossWeight);
   });
-  t["loss.bwd"] = median_seconds_of(reps, [&] {
+  t["loss.bwd"] = mean_seconds_of(reps, [&] {
     cpu::cross_entropy_backward(logits.data(), targets.data(), log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
   });
 
   auto table = filled(size_t(V * d), 9);
-  t["embedding.fwd"] = median_seconds_of(reps, [&] {
+  t["embedding.fwd"] = mean_seconds_of(reps, [&] {
     for (int64_t n = 0; n < N; ++n) std::copy_n(table.data() + int64_t(targets[size_t(n)]) * d, d, x.data() + n * d);
   });
-  t["embedding.bwd"] = median_seconds_of(reps, [&] {
+  t["embedding.bwd"] = mean_seconds_of(reps, [&] {
     for (int64_t n = 0; n < N; ++n) {
       float* row = table.data() + int64_t(targets[size_t(n)]) * d;
       for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
@@ -109,12 +109,12 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
   int64_t step = 1;
   // As the trainer's step does: clear the gradients, stage the reduced ones, update.
   std::vector<float> cleared(grads.size()), staged(grads.size());
-  t["optimizer.opt"] = median_seconds_of(reps, [&] {
+  t["optimizer.opt"] = mean_seconds_of(reps, [&] {
     std::fill(cleared.begin(), cleared.end(), 0.0f);
     staged.assign(grads.begin(), grads.end());
     adafactor.update(model.params().data(), grads.data(), model.tensors(), rms, step++, 1.0);
   });
-  t["grad_norm.opt"] = median_seconds_of(reps, [&] {
+  t["grad_norm.opt"] = mean_seconds_of(reps, [&] {
     auto a = sum_of_squares_per_tensor(grads.data(), 0, model.parameter_count(), model.tensors());
     auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
     rms[0] = a[0] + b[0];

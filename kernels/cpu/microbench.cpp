@@ -36,7 +36,7 @@ double time_sgemm(int64_t m, int64_t n, int64_t k, int repetitions, std::vector<
   const int64_t copies = std::clamp<int64_t>((int64_t(64) << 20) / int64_t(sizeof(float)) / set + 1, 2, 64);
   if (int64_t(pool.size()) < copies * set) pool.assign(size_t(copies * set), 0.25f);
   int64_t i = 0;
-  return median_seconds_of(repetitions, [&] {
+  return mean_seconds_of(repetitions, [&] {
     i = (i + 1) % copies;
     float* a = pool.data() + i * set;
     float* b = a + m * k;

@@ -14,7 +14,7 @@ CpuSpeedReference::CpuSpeedReference(int threads, int ranks, int64_t triad_bytes
     : threads_(threads),
       ranks_(std::max(1, ranks)),
       triad_bytes_(triad_bytes_per_array),
-      triad_passes_(int(std::max<int64_t>(1, (16 << 20) / triad_bytes_per_array))) {
+      triad_passes_(int(std::max<int64_t>(1, kTriadBytesPerTiming / (3 * triad_bytes_per_array)))) {
   const size_t gemm = size_t(kGemmSize * kGemmSize), triad = size_t(triad_bytes_per_array) / sizeof(float);
   for (int r = 0; r < ranks_; ++r)
     buffers_.push_back({std::vector<float>(gemm, 0.5f), std::vector<float>(gemm, 0.25f), std::vector<float>(gemm, 0.0f),
@@ -31,14 +31,14 @@ SpeedSample CpuSpeedReference::sample() {
 
 double CpuSpeedReference::gemm_flops_per_s(Buffers& b) const {
   const int64_t n = kGemmSize;
-  const double seconds = median_seconds_of(3, [&] {
+  const double seconds = median_seconds_of(kRepetitions, [&] {
     cpu::gemm(false, false, n, n, n, 1.0f, b.a.data(), n, b.b.data(), n, 0.0f, b.c.data(), n);
   });
   return 2.0 * double(n) * double(n) * double(n) / seconds;
 }
 
 double CpuSpeedReference::memory_bytes_per_s(Buffers& b) const {
-  return triad_bytes_per_s(b.x.data(), b.y.data(), b.z.data(), b.x.size(), triad_passes_, 3);
+  return triad_bytes_per_s(b.x.data(), b.y.data(), b.z.data(), b.x.size(), triad_passes_, kRepetitions);
 }
 
 SpeedSample CpuSpeedReference::sample_one_rank() {

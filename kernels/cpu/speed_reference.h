@@ -10,7 +10,7 @@
 // a small model's LayerNorms and activations live in the caches, whose speed drifts with the
 // cores', not with DRAM's (a 32 MiB triad measured DRAM, whose bandwidth swung by a third with the
 // neighbours' load while those ops did not move). Buffers are laid out once, so sampling between
-// steps allocates nothing and touches no new pages. About 50-100 ms a sample on 2 cores.
+// steps allocates nothing and touches no new pages. About 0.1-0.2 s a sample on 2 cores.
 #include "hwmodels/machine_drift.h"
 #include "model/step_plan.h"
 
@@ -25,7 +25,7 @@ class CpuSpeedReference {
   int threads() const { return threads_; }
   int ranks() const { return ranks_; }
   int64_t triad_bytes_per_array() const { return triad_bytes_; }
-  // One sample: each kernel the median of three runs after a warm-up. Restores the caller's
+  // One sample: each kernel the median of kRepetitions runs after a warm-up. Restores the caller's
   // GEMM thread count; oneTBB work is capped by any active tbb::global_control.
   SpeedSample sample();
 
@@ -36,13 +36,17 @@ class CpuSpeedReference {
   };
   SpeedSample sample_one_rank();
   SpeedSample sample_every_rank();
-  double gemm_flops_per_s(Buffers& b) const;    // median of 3 runs after a warm-up
+  double gemm_flops_per_s(Buffers& b) const;    // median of kRepetitions runs after a warm-up
   double memory_bytes_per_s(Buffers& b) const;  // the same for triad_passes_ back-to-back triads
 
   static constexpr int64_t kGemmSize = 1024;
+  // Five runs per median and ~256 MB moved per triad timing. Three runs of ~16 MB were timings of
+  // ~0.3 ms, shorter than a scheduler tick: one preempted run moved a sample by a third.
+  static constexpr int kRepetitions = 5;
+  static constexpr int64_t kTriadBytesPerTiming = int64_t(256) << 20;
   int threads_, ranks_;
   int64_t triad_bytes_;
-  int triad_passes_;             // back-to-back triads per timing: ~48 MB moved
+  int triad_passes_;             // back-to-back triads per timing: kTriadBytesPerTiming moved
   std::vector<Buffers> buffers_;  // one set per rank
 };
 

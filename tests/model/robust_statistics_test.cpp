@@ -1,4 +1,4 @@
-// Medians and their order-statistic confidence intervals against hand calculation.
+// Means, medians and the medians' order-statistic confidence intervals against hand calculation.
 #include "model/robust_statistics.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,12 @@ TEST(RobustStatistics, MedianOfOddAndEvenCounts) {
   EXPECT_DOUBLE_EQ(median_of({3, 1, 2}), 2.0);
   EXPECT_DOUBLE_EQ(median_of({4, 1, 3, 2}), 2.5);
   EXPECT_DOUBLE_EQ(median_of({}), 0.0);
+}
+
+TEST(RobustStatistics, MeanOfValues) {
+  EXPECT_DOUBLE_EQ(mean_of({1, 2, 6}), 3.0);
+  EXPECT_DOUBLE_EQ(mean_of({1, 1, 1, 5}), 2.0);  // the median (1) ignores the slow call; the mean does not
+  EXPECT_DOUBLE_EQ(mean_of({}), 0.0);
 }
 
 TEST(RobustStatistics, MedianIntervalFromOrderStatistics) {
