@@ -54,6 +54,12 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   };
   bytes("grad_reduce_bytes", s.grad_reduce_bytes);
   bytes("activation_bytes", s.activation_bytes);
+  if (n["loss_bytes_per_logit"]) {
+    const double v = read_double(n["loss_bytes_per_logit"], field + ".loss_bytes_per_logit");
+    if (!(v >= 0 && v <= 16))
+      throw InputError(field + ".loss_bytes_per_logit", "must be from 0 to 16 (bytes held per logit at the loss's peak)");
+    s.loss_bytes_per_logit = v;
+  }
   if (n["vocab_multiple"]) {
     const int64_t v = read_int(n["vocab_multiple"], field + ".vocab_multiple");
     if (v < 1 || v > 4096) throw InputError(field + ".vocab_multiple", "must be an integer from 1 to 4096");
@@ -136,7 +142,8 @@ void read_fit(const YAML::Node& n, const std::string& field, Stack& s) {
 Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
-                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
+                        "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel",
+                        "loss_bytes_per_logit", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -218,6 +225,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "fp8" << YAML::Value << s.fp8;
   e << YAML::Key << "shard_activations_over_tp" << YAML::Value << s.shard_activations_over_tp;
   e << YAML::Key << "vocab_parallel" << YAML::Value << s.vocab_parallel;
+  e << YAML::Key << "loss_bytes_per_logit" << YAML::Value << short_number(s.loss_bytes_per_logit);
   e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
   e << YAML::Key << "fp8_rowwise" << YAML::Value << s.fp8_rowwise;
   e << YAML::Key << "fp8_tp_allgather" << YAML::Value << s.fp8_tp_allgather;

@@ -43,6 +43,7 @@ struct Stack {
   double activation_bytes = 2;     // bf16/fp16 activations and weights; palmsim's CPU trainer: fp32
   int vocab_multiple = 1;          // vocabulary padded to a multiple of this times tp (Megatron: 128)
   bool vocab_parallel = true;      // logits and loss split over tp (PlanOptions::vocab_parallel)
+  double loss_bytes_per_logit = 8; // held at the loss's peak per logit (PlanOptions::loss_bytes_per_logit)
   bool fp8 = false;                // runs GEMMs in fp8 when the training precision is fp8
   // Activations between tensor-parallel regions are sharded over the tensor-parallel group
   // whatever the layout's sp flag says (GSPMD's sharding of the embedding axis in MaxText).

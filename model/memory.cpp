@@ -113,8 +113,9 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
     const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.ep;
     mem.working += 2.0 * layer * plan.options.activation_bytes;
   }
-  // fp32 logits of one microbatch for the loss and its gradient.
-  mem.working += 2.0 * double(plan.tokens_per_microbatch) * double(plan.vocab) / vocab_ranks(plan.options, l) * 4.0;
+  // The logits of one microbatch as the loss holds them (PlanOptions::loss_bytes_per_logit).
+  mem.working += double(plan.tokens_per_microbatch) * double(plan.vocab) / vocab_ranks(plan.options, l) *
+                 plan.options.loss_bytes_per_logit;
   return mem;
 }
 

@@ -62,6 +62,13 @@ struct PlanOptions {
   // vocabulary-parallel cross-entropy). palmsim's own trainers keep the whole vocabulary on every
   // tensor-parallel rank instead: each computes all logits, no loss collective.
   bool vocab_parallel = true;
+  // Bytes the loss holds per logit of one microbatch at its peak. 8: fp32 logits and an fp32
+  // gradient beside them (PyTorch's cross_entropy on logits.float(), as torchtitan computes it).
+  // Megatron-Core's vocabulary-parallel cross-entropy makes one fp32 copy of the bf16 logits and
+  // computes the softmax and the gradient in place in it
+  // (megatron/core/tensor_parallel/cross_entropy.py: calculate_logits_max, then in-place
+  // subtraction, exp and gradient): 2 + 4 = 6.
+  double loss_bytes_per_logit = 8;
   bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
   bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
   double tp_overlap_fraction = 1; // with overlap_tp_comm: the share of their time that hides

@@ -21,6 +21,7 @@ PlanOptions plan_options_for(const System& system) {
   o.vocab_multiple = st.vocab_multiple;
   o.shard_activations_over_tp = st.shard_activations_over_tp;
   o.vocab_parallel = st.vocab_parallel;
+  o.loss_bytes_per_logit = st.loss_bytes_per_logit;
   o.overlap_tp_comm = st.overlap_tp_comm;
   o.tp_overlap_fraction = st.tp_overlap_fraction;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;

@@ -38,18 +38,23 @@ TEST(Stack, SystemsCarryTheStackTheirRunsUsed) {
 
 TEST(Stack, ParametersReadInTheirUnitsAndWriteBack) {
   const YAML::Node n = YAML::Load(
-      "{name: mine, fused_attention: true, vocab_multiple: 64, grad_reduce_bytes: 4,"
+      "{name: mine, fused_attention: true, vocab_multiple: 64, grad_reduce_bytes: 4, loss_bytes_per_logit: 6,"
       " parameters: {kernel_floor_us: 3, host_overhead_us: 12.5, fp8_gemm_efficiency_scale: 0.7}}");
   const Stack s = parse_stack(n, "stack");
   EXPECT_DOUBLE_EQ(s.kernel_floor_s, 3e-6);
   EXPECT_DOUBLE_EQ(s.host_overhead_s, 12.5e-6);
   EXPECT_DOUBLE_EQ(s.fp8_gemm_efficiency_scale, 0.7);
   EXPECT_EQ(s.vocab_multiple, 64);
+  EXPECT_EQ(s.loss_bytes_per_logit, 6);
+  EXPECT_EQ(stack_preset("torchtitan-fsdp2").loss_bytes_per_logit, 8);  // the default: fp32 logits and gradient
+  EXPECT_EQ(stack_preset("megatron-core").loss_bytes_per_logit, 6);     // one fp32 copy, gradient in place
+  EXPECT_EQ(system_preset("local-cpu").stack.loss_bytes_per_logit, 4);  // palmsim's CPU trainer: in place
   const Stack again = parse_stack(YAML::Load(stack_yaml(s)), "again");
   EXPECT_EQ(again.name, "mine");
   EXPECT_TRUE(again.fused_attention);
   EXPECT_DOUBLE_EQ(again.host_overhead_s, s.host_overhead_s);
   EXPECT_EQ(again.grad_reduce_bytes, 4);
+  EXPECT_EQ(again.loss_bytes_per_logit, 6);
 }
 
 TEST(Stack, BadFieldsNameThemselves) {
@@ -64,6 +69,7 @@ TEST(Stack, BadFieldsNameThemselves) {
   EXPECT_EQ(field_of("{name: x, parameters: {host_overhead_us: 1000}}"), "stack.parameters.host_overhead_us");
   EXPECT_EQ(field_of("{name: x, parameters: {launch_us: 1}}"), "stack.parameters.launch_us");
   EXPECT_EQ(field_of("{name: x, grad_reduce_bytes: 3}"), "stack.grad_reduce_bytes");
+  EXPECT_EQ(field_of("{name: x, loss_bytes_per_logit: -2}"), "stack.loss_bytes_per_logit");
   EXPECT_EQ(field_of("{name: x, colour: red}"), "stack.colour");
   EXPECT_EQ(field_of("{fused_attention: true}"), "stack.name");
   EXPECT_EQ(field_of("{name: x, fit: {band_p05_pct: 5, band_p95_pct: 1}}"), "stack.fit.band_p05_pct");

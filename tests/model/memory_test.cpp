@@ -55,5 +55,24 @@ TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
   EXPECT_DOUBLE_EQ(mem.activations, 4.0 * 2048 * 18432 / 12 * 2 * 118);
 }
 
+// The loss's share of the working memory, by hand: gpt-oss-120b's 201,088-entry vocabulary
+// (padded to 201,088, a multiple of 128) at 4 x 4096 tokens a microbatch on one tensor-parallel
+// rank is 3.29e9 logits: 26.4 GB as fp32 logits plus an fp32 gradient (8 bytes each), 19.8 GB as
+// Megatron-Core holds them (bf16 logits and one fp32 copy, gradient in place: 6 bytes).
+TEST(Memory, TheLossHoldsItsStacksBytesPerLogit) {
+  ModelSpec m = model_preset("gpt-oss-120b");
+  Layout l;
+  l.tp = 1, l.pp = 4, l.dp = 16, l.ep = 8, l.microbatch = 4, l.sharding = Sharding::zero1, l.recompute = Recompute::full;
+  PlanOptions o;
+  o.vocab_multiple = 128;
+  const StepPlan torch_loss = build_step_plan(m, l, 512, o);
+  o.loss_bytes_per_logit = 6;
+  const StepPlan megatron_loss = build_step_plan(m, l, 512, o);
+  const double logits = 4.0 * 4096 * 201088;
+  const double delta = memory_per_chip(torch_loss, Optimizer::adam).working -
+                       memory_per_chip(megatron_loss, Optimizer::adam).working;
+  EXPECT_DOUBLE_EQ(delta, 2.0 * logits);
+}
+
 }  // namespace
 }  // namespace palmsim

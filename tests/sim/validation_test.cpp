@@ -74,7 +74,9 @@ TEST(Validation, SparseRowsAreModelledWithExpertParallelism) {
     }
   }
   EXPECT_EQ(sparse, 8);
-  EXPECT_EQ(modelled, 6);
+  // All but Qwen3-30B-A3B under NeMo AutoModel (FSDP over 8 GPUs, 4 x 4096 tokens a microbatch):
+  // its loss memory is not known (the stack keeps the default 8 bytes per logit, 19.9 GB here).
+  EXPECT_EQ(modelled, 7);
 }
 
 TEST(Validation, SummaryCountsSignedAndAbsoluteErrors) {
