@@ -3,6 +3,7 @@
 #include "hwmodels/comm_model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace palmsim::simulation {
@@ -35,10 +36,19 @@ int CollectiveFlows::group_size(CommGroup group) const {
     case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
     case CommGroup::cp: return l.cp;  // 1: simulate refuses cp > 1
     case CommGroup::ep: return l.ep;
-    case CommGroup::edp: return l.dp * l.cp / l.ep;
+    // One pod on TPU (simulate refuses expert parallelism over several).
+    case CommGroup::edp:
+      return (placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp) * l.cp / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }
   return 1;
+}
+
+TorusSegments CollectiveFlows::torus_segments(CommGroup group) const {
+  if (group != CommGroup::ep && group != CommGroup::edp) return placement_.torus().segments(layout_group(group));
+  TorusSegments ep, edp;  // placement_for refused layouts whose ep does not split the segments
+  placement_.torus().split_expert_groups(placement_.layout().ep, ep, edp);
+  return group == CommGroup::ep ? ep : edp;
 }
 
 std::vector<CollectiveFlows::Ring> CollectiveFlows::torus_rings(int chip, CommGroup group) const {
@@ -49,7 +59,32 @@ std::vector<CollectiveFlows::Ring> CollectiveFlows::torus_rings(int chip, CommGr
       out.push_back({0, {{pl.chip_at((pl.pod(chip) + 1) % pl.layout().pods, pl.coord(chip)), 1.0}}});
     return out;
   }
-  const auto segs = pl.torus().segments(layout_group(group));
+  const TorusSegments segs = torus_segments(group);
+  if (group == CommGroup::ep) {
+    // All-to-all: the members are the chips whose coordinates differ from this one's only in the
+    // ep segments' digits (rank k of a segment sits at base + k * stride on its axis).
+    std::vector<std::array<int, 3>> members{pl.coord(chip)};
+    for (const auto& s : segs) {
+      std::vector<std::array<int, 3>> more;
+      for (const auto& m : members) {
+        const int base = m[size_t(s.axis)] - (m[size_t(s.axis)] / s.stride) % s.length * s.stride;
+        for (int k = 0; k < s.length; ++k) {
+          auto d = m;
+          d[size_t(s.axis)] = base + k * s.stride;
+          more.push_back(d);
+        }
+      }
+      members = std::move(more);
+    }
+    // Flow j goes to the member j + 1 places on, so it arrives on the receiver's slot j from the
+    // member j + 1 places back (the order is the same for every member: it depends on the bases).
+    const int p = int(members.size());
+    const int self = int(std::find(members.begin(), members.end(), pl.coord(chip)) - members.begin());
+    Ring all;
+    for (int m = 1; m < p; ++m) all.out.push_back({pl.chip_at(pl.pod(chip), members[size_t((self + m) % p)]), 1.0 / p});
+    if (!all.out.empty()) out.push_back(all);
+    return out;
+  }
   double total_weight = 0;  // the segments' usable bandwidths, in links (torus_time)
   for (const auto& s : segs) total_weight += (s.wraps ? 2.0 : 1.0) / s.stride;
   Ring ring;
@@ -140,9 +175,10 @@ void CollectiveFlows::level_cost(CommGroup group, int level, const CommCall& cal
       return;
     }
     double steps = 0;
-    for (const auto& s : placement_.torus().segments(layout_group(group)))
-      steps += s.wraps ? s.length / 2.0 : s.length - 1.0;
-    volume = n * (p - 1) / p;
+    for (const auto& s : torus_segments(group)) steps += s.wraps ? s.length / 2.0 : s.length - 1.0;
+    // An all-to-all sends the whole buffer, 1/p of it to each peer (the flows' shares); a ring
+    // phase moves (p - 1)/p of it.
+    volume = group == CommGroup::ep ? n : n * (p - 1) / p;
     latency = std::max(0.0, calls * steps - 1) * sys.torus.link_latency_s;
     return;
   }

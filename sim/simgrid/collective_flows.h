@@ -4,7 +4,9 @@
 // term equals the closed form's (collective_cost.h). A torus group runs bidirectional rings on
 // every axis segment it spans at once (open lines: one ring whose return path runs back along the
 // line); a GPU group spanning nodes goes hierarchical (NVLink ring inside the node, then a ring
-// over the nodes on each rail); pods are joined by one ring over the data-center network.
+// over the nodes on each rail); pods are joined by one ring over the data-center network. An
+// all-to-all (expert parallelism) is a flow to every other member of the group, on a torus routed
+// dimension-order across the axes its group spans.
 // Contention is then the platform's business: flows of different groups that share a link get
 // max-min fair shares of it.
 #include "model/collective_kind.h"
@@ -64,6 +66,9 @@ class CollectiveFlows {
   std::vector<Ring> rings(int chip, CommGroup group) const;
   std::vector<Ring> torus_rings(int chip, CommGroup group) const;
   std::vector<Ring> gpu_rings(int chip, CommGroup group) const;
+  // The torus segments `group` runs over: the layout group's, or for ep and edp the data-parallel
+  // segments split between them (TorusMapping::split_expert_groups).
+  TorusSegments torus_segments(CommGroup group) const;
   // Bytes one rank sends and per-step latency of ring level `level` for `call`.
   void level_cost(CommGroup group, int level, const CommCall& call, double scale, double& volume,
                   double& latency) const;

@@ -59,8 +59,8 @@ System single_node_view(const System& s, int ranks) {
 
 ChipPlacement placement_for(const Scenario& s, const Layout& l) {
   if (l.cp != 1) throw InputError("layout.cp", "simulate models cp = 1 only");
-  if (l.ep > 1 && s.system.fabric == Fabric::tpu_torus)
-    throw InputError("layout.ep", "simulate models expert parallelism on GPU clusters only (predict prices it on TPU pods)");
+  if (l.ep > 1 && s.system.fabric == Fabric::tpu_torus && l.pods > 1)
+    throw InputError("layout.ep", "simulate models expert parallelism within one TPU pod (predict prices it over several)");
   if (s.system.fabric == Fabric::single_machine)
     return ChipPlacement(single_node_view(s.system, int(l.chips())), l, TorusMapping{});
   const CommModel comm(s.system, l, s.calibration.get());  // throws when the layout has no slice

@@ -10,10 +10,13 @@
 #include <simgrid/s4u/Semaphore.hpp>
 #include <xbt/log.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <deque>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace palmsim::simulation {
@@ -189,20 +192,30 @@ std::vector<CommCall> non_empty(CommCall side, CommCall experts) {
 std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buckets, int first, int end) {
   const int layers = k.layers_per_chunk;
   CommCall side, experts;
-  append(side, forward ? k.fsdp_gather_forward : k.fsdp_gather_backward, std::min(end + 1, layers) - (first + 1));
+  const int gathered = std::min(end + 1, layers) - (first + 1);
+  append(side, forward ? k.fsdp_gather_forward : k.fsdp_gather_backward, gathered);
+  append(experts, forward ? k.fsdp_expert_gather_forward : k.fsdp_expert_gather_backward, gathered);
   if (!forward) {
     const int reduced = (end - 1) - std::max(first - 1, 0);
     append(side, k.fsdp_reduce_scatter, reduced);
+    append(experts, k.fsdp_expert_reduce_scatter, reduced);
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
     if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
   return non_empty(std::move(side), std::move(experts));
 }
 
+// A pass's first layer's weight gathers (FSDP), one call per group.
+std::vector<CommCall> first_gathers(const StepWork& k, bool forward) {
+  return non_empty(forward ? k.fsdp_gather_forward : k.fsdp_gather_backward,
+                   forward ? k.fsdp_expert_gather_forward : k.fsdp_expert_gather_backward);
+}
+
 // A backward pass's last layer, reduced after it.
 std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
   CommCall side, experts;
   append(side, k.fsdp_reduce_scatter, 1);
+  append(experts, k.fsdp_expert_reduce_scatter, 1);
   if (buckets) append(side, k.grad_reduction, 1.0 / k.layers_per_chunk);
   if (buckets) append(experts, k.expert_grad_reduction, 1.0 / k.layers_per_chunk);
   return non_empty(std::move(side), std::move(experts));
@@ -216,8 +229,11 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   const int layers = k.layers_per_chunk;
   const bool streamed = k.fsdp || buckets;
   const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
-  const CommCall& gather = forward ? k.fsdp_gather_forward : k.fsdp_gather_backward;
-  if (k.fsdp) wait_stream(w, c, submit(w, c, gather, 1.0));
+  if (k.fsdp) {  // the pass's first layer's weights: nothing to hide them behind
+    int ticket = 0;
+    for (CommCall& gather : first_gathers(k, forward)) ticket = submit(w, c, std::move(gather), 1.0);
+    if (ticket) wait_stream(w, c, ticket);
+  }
   for (int b = 0; b < blocks; ++b) {
     const int first = b * layers / blocks, end = (b + 1) * layers / blocks, n = end - first;
     int ticket = 0;  // calls finish in order: the last one's ticket waits for all
@@ -347,8 +363,9 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     const int layers = k.layers_per_chunk;
     const bool streamed = k.fsdp || buckets;
     const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
-    const CommCall& gather = forward ? k.fsdp_gather_forward : k.fsdp_gather_backward;
-    double n = k.fsdp ? count(gather, 1.0) : 0.0;
+    double n = 0;
+    if (k.fsdp)
+      for (const CommCall& gather : first_gathers(k, forward)) n += count(gather, 1.0);
     for (int b = 0; b < blocks; ++b) {
       const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;
       if (streamed)
@@ -419,6 +436,14 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   for (int chip : simulated)
     s4u::Actor::create(std::string("chip").append(std::to_string(chip)), platform.host(chip), chip_actor, &w, chip);
   engine.run();
+  // SimGrid stops when no activity can progress: a chip whose actor never reached the end of its
+  // step (chip_actor writes its times last) was left waiting on a flow no one sends.
+  const auto stuck = std::count_if(simulated.begin(), simulated.end(),
+                                   [&](int chip) { return !(w.result.chips[size_t(chip)].finish_s > 0); });
+  if (stuck > 0)
+    throw std::runtime_error(fmt::format("the simulation deadlocked: {} of {} simulated chips never finished their "
+                                         "step (a bug in palmsim's flows; please report it with the scenario)",
+                                         stuck, simulated.size()));
 
   SimulationResult& r = w.result;
   r.simulated_chips = int64_t(simulated.size());

@@ -31,15 +31,16 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
-        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::edp) {
-          throw InputError("layout.sharding", "the simulator does not shard expert weights with FSDP yet (predict does)");
-        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::dp) {
+        } else if (op.overlap == Overlap::with_layer_compute &&
+                   (op.group == CommGroup::dp || op.group == CommGroup::edp)) {
           // FSDP's side stream. (Tensor-parallel collectives a stack overlaps with compute stay
           // on the critical path here: the simulator does not split a layer's compute around them.)
           w.fsdp = true;
-          add_part(op.collective == CollectiveKind::reduce_scatter ? w.fsdp_reduce_scatter
-                   : op.phase == Phase::forward                     ? w.fsdp_gather_forward
-                                                                    : w.fsdp_gather_backward,
+          const bool experts = op.group == CommGroup::edp;
+          add_part(op.collective == CollectiveKind::reduce_scatter
+                       ? (experts ? w.fsdp_expert_reduce_scatter : w.fsdp_reduce_scatter)
+                   : op.phase == Phase::forward ? (experts ? w.fsdp_expert_gather_forward : w.fsdp_gather_forward)
+                                                : (experts ? w.fsdp_expert_gather_backward : w.fsdp_gather_backward),
                    op);
         } else if (op.group == CommGroup::ep) {
           add_part(layer.ep, op);

@@ -21,8 +21,10 @@ struct LayerPhase {
 
 struct StepWork {
   LayerPhase forward, recompute, backward;
-  // FSDP, per layer: gather the weights before forward and backward, reduce-scatter gradients.
+  // FSDP, per layer: gather the weights before forward and backward, reduce-scatter gradients;
+  // the routed experts' over their own data-parallel group (edp), the rest over dp.
   CommCall fsdp_gather_forward, fsdp_gather_backward, fsdp_reduce_scatter;
+  CommCall fsdp_expert_gather_forward, fsdp_expert_gather_backward, fsdp_expert_reduce_scatter;
   bool fsdp = false;
   // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it

@@ -204,31 +204,43 @@ namespace {
 // search --simulate-top: a layout the simulator refuses (FSDP-sharded experts) gets its reason,
 // and the others are still simulated; the search succeeds.
 TEST(Cli, SearchSimulatesWhatItCanAndSaysWhyNotForTheRest) {
-  const std::string path = write_temp("moe_fsdp.yaml", R"(
+  // FSDP-sharded experts simulate: each of the top layouts close to its prediction (their expert
+  // gathers share the NICs with the all-to-alls when ep spans nodes: a few percent slower).
+  const std::string moe = write_temp("moe_fsdp.yaml", R"(
 model: qwen3-30b-a3b
 system: {preset: h100-80g-dgx, chips: 16, stack: torchtitan-fsdp2}
 layout: {tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, sharding: fsdp, recompute: selective}
 training: {global_batch: 64, optimizer: adam}
 )");
-  const CliRun r = run("search " + path + " --top 4 --simulate-top 4 --json");
+  const CliRun r = run("search " + moe + " --top 4 --simulate-top 4 --json");
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  int simulated = 0, refused = 0;
-  for (const auto& e : j["top"]) {
-    const bool sim = e.contains("simulated_step_time_s"), err = e.contains("simulation_error");
-    EXPECT_NE(sim, err);  // one or the other
-    if (sim) {
-      ++simulated;
-      EXPECT_NEAR(e["simulated_step_time_s"].get<double>(), e["step_time_s"].get<double>(),
-                  0.05 * e["step_time_s"].get<double>());
-    }
-    if (err) {
-      ++refused;
-      EXPECT_NE(e["simulation_error"].get<std::string>().find("layout.sharding"), std::string::npos);
-    }
+  int simulated = 0;
+  const auto top = nlohmann::json::parse(r.out)["top"];
+  for (const auto& e : top) {
+    ASSERT_TRUE(e.contains("simulated_step_time_s")) << e.dump();
+    ++simulated;
+    EXPECT_NEAR(e["simulated_step_time_s"].get<double>(), e["step_time_s"].get<double>(),
+                0.10 * e["step_time_s"].get<double>());
   }
-  EXPECT_GT(simulated, 0);
-  EXPECT_GT(refused, 0);
+  EXPECT_EQ(simulated, 4);
+  // Context parallelism does not simulate yet: every row says so, naming the field.
+  const std::string cp = write_temp("cp.yaml", R"(
+model: {preset: llama2-70b, seq_len: 131072}
+system: {preset: h100-80g-dgx, chips: 64}
+layout: {tp: 4, pp: 1, dp: 4, cp: 4, microbatch: 1, recompute: selective}
+training: {global_batch: 32, optimizer: adam, precision: bf16}
+)");
+  const CliRun c = run("search " + cp + " --top 2 --simulate-top 2 --json");
+  ASSERT_EQ(c.status, 0) << c.err;
+  int refused = 0;
+  const auto cp_top = nlohmann::json::parse(c.out)["top"];
+  for (const auto& e : cp_top) {
+    EXPECT_FALSE(e.contains("simulated_step_time_s"));
+    ASSERT_TRUE(e.contains("simulation_error")) << e.dump();
+    EXPECT_NE(e["simulation_error"].get<std::string>().find("layout.cp"), std::string::npos);
+    ++refused;
+  }
+  EXPECT_EQ(refused, 2);
 }
 
 // A sparse model predicts (active parameters in MFU) and simulates, every chip (expert parallelism
