@@ -91,6 +91,7 @@ namespace {
 struct Totals {
   double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
   double layer_tp_comm = 0;                // blocking collectives inside a layer
+  double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
   double mb_p2p = 0;
@@ -126,10 +127,12 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
           const double hidden = plan.options.tp_overlap_fraction * once;
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += hidden;
           t.layer_tp_comm += once - hidden;
-        } else if (op.overlap == Overlap::with_layer_compute)
+        } else if (op.overlap == Overlap::with_layer_compute) {
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
-        else
+        } else {
           t.layer_tp_comm += once;
+          if (op.group == CommGroup::ep) t.layer_all_to_all += once;
+        }
         break;
       case Repeat::per_microbatch:
         if (is_compute(op.kind))
@@ -173,6 +176,7 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
     dp_exposed = std::max(dp_exposed - layers * (bwd + rec), dp_exposed / std::max(1.0, layers));
   b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p) +
                      (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
+  b.all_to_all_s = mbs * layers * t.layer_all_to_all;
   // Fill and drain: pp - 1 microbatch slots, shortened vpp-fold by interleaving.
   b.bubble_s = (l.pp - 1) * mb_time / double(l.vpp);
   b.optimizer_s = t.step_optimizer;

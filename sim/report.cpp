@@ -43,7 +43,8 @@ nlohmann::json report_json(const Report& r) {
                     {"exposed_comm_s", r.breakdown.exposed_comm_s},
                     {"bubble_s", r.breakdown.bubble_s},
                     {"optimizer_s", r.breakdown.optimizer_s},
-                    {"recompute_s", r.breakdown.recompute_s}};
+                    {"recompute_s", r.breakdown.recompute_s},
+                    {"all_to_all_s", r.breakdown.all_to_all_s}};
   j["layout"] = layout_json(r.layout);
   j["n_chips"] = r.n_chips;
   j["global_batch"] = r.global_batch;
@@ -91,6 +92,8 @@ std::string report_table(const Report& r, const std::string& title) {
   out += fmt::format("    compute         {:9.3f} s  {:5.1f} %\n", b.compute_s, pct(b.compute_s));
   out += fmt::format("    recompute       {:9.3f} s  {:5.1f} %\n", b.recompute_s, pct(b.recompute_s));
   out += fmt::format("    exposed comm    {:9.3f} s  {:5.1f} %\n", b.exposed_comm_s, pct(b.exposed_comm_s));
+  if (b.all_to_all_s > 0)
+    out += fmt::format("      all-to-all    {:9.3f} s  {:5.1f} %\n", b.all_to_all_s, pct(b.all_to_all_s));
   out += fmt::format("    pipeline bubble {:9.3f} s  {:5.1f} %\n", b.bubble_s, pct(b.bubble_s));
   out += fmt::format("    optimizer       {:9.3f} s  {:5.1f} %\n", b.optimizer_s, pct(b.optimizer_s));
   if (!r.per_op_s.empty()) {

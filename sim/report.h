@@ -17,6 +17,7 @@ struct Breakdown {
   double bubble_s = 0;        // pipeline fill and drain
   double optimizer_s = 0;     // gradient norm and update
   double recompute_s = 0;     // forward work done again for backward
+  double all_to_all_s = 0;    // of exposed_comm_s: the expert-parallel all-to-alls (dispatch, combine)
   double total() const { return compute_s + exposed_comm_s + bubble_s + optimizer_s + recompute_s; }
 };
 

@@ -20,7 +20,7 @@ namespace {
 nlohmann::json to_json(const SimulationResult& r) {
   nlohmann::json chips = nlohmann::json::array(), events = nlohmann::json::array();
   for (const ChipTimes& t : r.chips)
-    chips.push_back({t.compute_s, t.recompute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.finish_s});
+    chips.push_back({t.compute_s, t.recompute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.finish_s, t.all_to_all_s});
   for (const TraceEvent& e : r.events)
     events.push_back({e.chip, int(e.track), e.name, e.start_s, e.dur_s, e.microbatch, e.chunk});
   return {{"step_time_s", r.step_time_s}, {"chips", chips}, {"events", events}, {"flows", r.flows},
@@ -36,7 +36,7 @@ SimulationResult from_json(const nlohmann::json& j) {
   r.unfolded_because = j["unfolded_because"];
   r.peak_memory_bytes = j["peak_memory_bytes"];
   for (const auto& c : j["chips"])
-    r.chips.push_back({c[0], c[1], c[2], c[3], c[4], c[5]});
+    r.chips.push_back({c[0], c[1], c[2], c[3], c[4], c[5], c[6]});
   for (const auto& e : j["events"])
     r.events.push_back({e[0], Track(e[1].get<int>()), e[2], e[3], e[4], e[5], e[6]});
   return r;
@@ -135,7 +135,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
                          }) - chips.begin());
   const ChipTimes& t = chips[sim.slowest_chip];
   r.step_time_s = sim.result.step_time_s;
-  r.breakdown = {t.compute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.recompute_s};
+  r.breakdown = {t.compute_s, t.exposed_comm_s, t.bubble_s, t.optimizer_s, t.recompute_s, t.all_to_all_s};
   const double tokens = double(s.global_batch) * double(s.model.seq_len);
   r.tokens_per_s = tokens / r.step_time_s;
   const double peak = double(r.n_chips) * s.system.chip.peak_flops;

@@ -133,6 +133,7 @@ void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, 
   const double start = s4u::Engine::get_clock();
   run_collective(w, c.id, 0, call, scale);
   c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
+  if (call.group == CommGroup::ep) c.times.all_to_all_s += s4u::Engine::get_clock() - start;
   record(w, c, Track::comm, name, start);
 }
 

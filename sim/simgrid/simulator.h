@@ -54,6 +54,7 @@ struct TraceEvent {
 struct ChipTimes {
   double compute_s = 0, recompute_s = 0, exposed_comm_s = 0, bubble_s = 0, optimizer_s = 0;
   double finish_s = 0;
+  double all_to_all_s = 0;  // of exposed_comm_s: blocking expert-parallel all-to-alls
 };
 
 struct SimulationResult {

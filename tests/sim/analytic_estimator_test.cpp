@@ -95,6 +95,14 @@ training: {global_batch: 256, optimizer: adam}
     const double per_call = slowest + hops * f.link_latency_s;
     const double layers = s.model.n_layers;  // every layer is a MoE layer; one microbatch
     EXPECT_NEAR(r.per_op_s.at("moe_dispatch.fwd"), per_call * layers, 1e-9 * per_call * layers) << "ep " << ep;
+    // The breakdown's all-to-all share: dispatch and combine in forward, recompute and backward,
+    // all blocking, nothing else.
+    double all_to_all = 0;
+    for (const auto& [name, seconds] : r.per_op_s)
+      if (name.starts_with("moe_dispatch.") || name.starts_with("moe_combine.")) all_to_all += seconds;
+    EXPECT_NEAR(r.breakdown.all_to_all_s, all_to_all, 1e-9 * all_to_all) << "ep " << ep;
+    EXPECT_NEAR(all_to_all, 6 * per_call * layers, 1e-9 * all_to_all) << "ep " << ep;
+    EXPECT_LT(r.breakdown.all_to_all_s, r.breakdown.exposed_comm_s);
   }
 }
 
