@@ -96,11 +96,30 @@ TEST(Cli, ValidateNeverReplacesAUsersFileWithoutForce) {
   std::filesystem::remove(out);
 }
 
+// Llama 2 70B at 128K tokens on 64 H100s with context parallelism 4: its own layout needs ~580 GiB
+// a GPU, and the simulator does not model cp yet.
+const char* kLongContext = R"(
+model: {preset: llama2-70b, seq_len: 131072}
+system: {preset: h100-80g-dgx, chips: 64}
+layout: {tp: 4, pp: 1, dp: 4, cp: 4, microbatch: 1, recompute: selective}
+training: {global_batch: 32, optimizer: adam, precision: bf16}
+)";
+
 TEST(Cli, SearchPrintsItsRate) {
   const CliRun r = run("search scenarios/palm-540b-tpuv4-6144.yaml --top 3");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("layouts/s"), std::string::npos);  // timing on stderr: stdout is deterministic
   EXPECT_NE(r.out.find("scenario's own layout"), std::string::npos);
+  EXPECT_NE(r.out.find("GiB of 32.00 GiB (fits)"), std::string::npos);  // PaLM's own layout fits a v4 chip
+}
+
+TEST(Cli, SearchSaysWhenTheScenariosOwnLayoutDoesNotFit) {
+  // 128K tokens on 64 H100s without recompute beyond selective: the given layout is faster than any
+  // ranked one only because it needs ~580 GiB a GPU.
+  const std::string path = write_temp("cp_own.yaml", kLongContext);
+  const CliRun r = run("search " + path + " --top 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("GiB of 74.51 GiB (does not fit)"), std::string::npos) << r.out;
 }
 
 TEST(Cli, CalibrateQuickWritesAFileThePredictorReads) {
@@ -224,12 +243,7 @@ training: {global_batch: 64, optimizer: adam}
   }
   EXPECT_EQ(simulated, 4);
   // Context parallelism does not simulate yet: every row says so, naming the field.
-  const std::string cp = write_temp("cp.yaml", R"(
-model: {preset: llama2-70b, seq_len: 131072}
-system: {preset: h100-80g-dgx, chips: 64}
-layout: {tp: 4, pp: 1, dp: 4, cp: 4, microbatch: 1, recompute: selective}
-training: {global_batch: 32, optimizer: adam, precision: bf16}
-)");
+  const std::string cp = write_temp("cp.yaml", kLongContext);
   const CliRun c = run("search " + cp + " --top 2 --simulate-top 2 --json");
   ASSERT_EQ(c.status, 0) << c.err;
   int refused = 0;
