@@ -45,6 +45,7 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
         std::cout << j.dump(2) << "\n";
         return 0;
       }
+      constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
       std::cout << fmt::format("search: {} on {} x {}, global batch {} sequences\n", s.model.name,
                                s.n_chips, s.system.name, s.global_batch);
       std::cout << fmt::format("  {} legal layouts evaluated, {} fit in memory\n", r.evaluated, r.fitting);
@@ -56,7 +57,7 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
                                  i < simulated.size() && simulated[i].error.empty()
                                      ? fmt::format("{:.3f}", simulated[i].step_time_s)
                                      : "-",
-                                 100 * rep.mfu, 100 * rep.hfu, rep.memory.total() / (1024.0 * 1024 * 1024),
+                                 100 * rep.mfu, 100 * rep.hfu, rep.memory.total() / GiB,
                                  layout_summary(rep.layout));
       }
       for (size_t i = 0; i < simulated.size(); ++i)
@@ -65,7 +66,6 @@ void add_search_verb(CLI::App& app, VerbAction& action) {
       // The scenario's own layout for comparison; when it beats every ranked layout it is because
       // it does not fit, which search's ranks must, so say so.
       const Report given = predict(s);
-      const double GiB = 1024.0 * 1024 * 1024;
       std::cout << fmt::format("  scenario's own layout: {:.3f} s, MFU {:.1f} %, {:.2f} GiB of {:.2f} GiB ({})  ({})\n",
                                given.step_time_s, 100 * given.mfu, given.memory.total() / GiB,
                                given.memory_capacity_bytes / GiB, given.fits_in_memory ? "fits" : "does not fit",

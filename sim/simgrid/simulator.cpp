@@ -194,12 +194,12 @@ std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buc
   const int layers = k.layers_per_chunk;
   CommCall side, experts;
   const int gathered = std::min(end + 1, layers) - (first + 1);
-  append(side, forward ? k.fsdp_gather_forward : k.fsdp_gather_backward, gathered);
-  append(experts, forward ? k.fsdp_expert_gather_forward : k.fsdp_expert_gather_backward, gathered);
+  append(side, k.fsdp_dense.gather(forward), gathered);
+  append(experts, k.fsdp_experts.gather(forward), gathered);
   if (!forward) {
     const int reduced = (end - 1) - std::max(first - 1, 0);
-    append(side, k.fsdp_reduce_scatter, reduced);
-    append(experts, k.fsdp_expert_reduce_scatter, reduced);
+    append(side, k.fsdp_dense.reduce_scatter, reduced);
+    append(experts, k.fsdp_experts.reduce_scatter, reduced);
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
     if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
@@ -208,15 +208,14 @@ std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buc
 
 // A pass's first layer's weight gathers (FSDP), one call per group.
 std::vector<CommCall> first_gathers(const StepWork& k, bool forward) {
-  return non_empty(forward ? k.fsdp_gather_forward : k.fsdp_gather_backward,
-                   forward ? k.fsdp_expert_gather_forward : k.fsdp_expert_gather_backward);
+  return non_empty(k.fsdp_dense.gather(forward), k.fsdp_experts.gather(forward));
 }
 
 // A backward pass's last layer, reduced after it.
 std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
   CommCall side, experts;
-  append(side, k.fsdp_reduce_scatter, 1);
-  append(experts, k.fsdp_expert_reduce_scatter, 1);
+  append(side, k.fsdp_dense.reduce_scatter, 1);
+  append(experts, k.fsdp_experts.reduce_scatter, 1);
   if (buckets) append(side, k.grad_reduction, 1.0 / k.layers_per_chunk);
   if (buckets) append(experts, k.expert_grad_reduction, 1.0 / k.layers_per_chunk);
   return non_empty(std::move(side), std::move(experts));

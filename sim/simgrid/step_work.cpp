@@ -36,11 +36,10 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
           // FSDP's side stream. (Tensor-parallel collectives a stack overlaps with compute stay
           // on the critical path here: the simulator does not split a layer's compute around them.)
           w.fsdp = true;
-          const bool experts = op.group == CommGroup::edp;
-          add_part(op.collective == CollectiveKind::reduce_scatter
-                       ? (experts ? w.fsdp_expert_reduce_scatter : w.fsdp_reduce_scatter)
-                   : op.phase == Phase::forward ? (experts ? w.fsdp_expert_gather_forward : w.fsdp_gather_forward)
-                                                : (experts ? w.fsdp_expert_gather_backward : w.fsdp_gather_backward),
+          FsdpCalls& calls = op.group == CommGroup::edp ? w.fsdp_experts : w.fsdp_dense;
+          add_part(op.collective == CollectiveKind::reduce_scatter ? calls.reduce_scatter
+                   : op.phase == Phase::forward                     ? calls.gather_forward
+                                                                    : calls.gather_backward,
                    op);
         } else if (op.group == CommGroup::ep) {
           add_part(layer.ep, op);

@@ -19,12 +19,17 @@ struct LayerPhase {
   CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
 };
 
+// FSDP, per layer, over one group: gather the weights before forward and backward, reduce-scatter
+// the gradients.
+struct FsdpCalls {
+  CommCall gather_forward, gather_backward, reduce_scatter;
+  const CommCall& gather(bool forward) const { return forward ? gather_forward : gather_backward; }
+};
+
 struct StepWork {
   LayerPhase forward, recompute, backward;
-  // FSDP, per layer: gather the weights before forward and backward, reduce-scatter gradients;
-  // the routed experts' over their own data-parallel group (edp), the rest over dp.
-  CommCall fsdp_gather_forward, fsdp_gather_backward, fsdp_reduce_scatter;
-  CommCall fsdp_expert_gather_forward, fsdp_expert_gather_backward, fsdp_expert_reduce_scatter;
+  // The routed experts' FSDP traffic runs over their own data-parallel group (edp), the rest over dp.
+  FsdpCalls fsdp_dense, fsdp_experts;
   bool fsdp = false;
   // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
