@@ -34,6 +34,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
     throw InputError("--calibration", "'" + calibration + "' has no peak_flops; run `palmsim calibrate`");
   s.layout.tp = c.train.tp;
   s.layout.dp = c.train.dp;
+  s.layout.ep = c.train.ep;
   s.layout.microbatch = int(c.train.microbatch_size());
   s.layout.sharding = c.train.zero1 ? Sharding::zero1 : Sharding::none;
   s.n_chips = s.layout.chips();

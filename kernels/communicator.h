@@ -2,6 +2,7 @@
 // The collectives the training step needs, over one group of ranks. Sums reduce in rank order so
 // that results do not depend on timing (bitwise deterministic).
 #include <cstddef>
+#include <vector>
 
 namespace palmsim {
 
@@ -18,6 +19,11 @@ class Communicator {
   // Every rank contributes n; `out` (size() * n) receives them in rank order.
   virtual void all_gather(const float* in, float* out, size_t n) = 0;
   virtual void broadcast(float* data, size_t n, int root) = 0;
+  // Personalised exchange (expert parallelism's dispatch and combine): `in` holds size()
+  // consecutive blocks, send_counts[r] elements for rank r; `out` receives recv_counts[s] elements
+  // from each rank s, in rank order. Each rank's recv_counts[s] must equal rank s's send_counts[rank].
+  virtual void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
+                          const std::vector<size_t>& recv_counts) = 0;
   virtual void send(const float* data, size_t n, int peer) = 0;
   virtual void recv(float* data, size_t n, int peer) = 0;
   virtual void barrier() = 0;

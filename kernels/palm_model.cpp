@@ -17,13 +17,15 @@ namespace palmsim {
 
 using cpu::gemm;
 
+
 template <class T>
-PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate)
-    : spec_(spec), tp_(tp), tp_rank_(tp_rank) {
+PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank)
+    : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank) {
   if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
     throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
   if (spec.n_heads % tp || spec.d_ff % tp)
     throw std::invalid_argument("tensor parallelism must divide n_heads and d_ff");
+  check_trainable_moe(spec.moe, tp, ep);
   heads_ = spec.n_heads / tp;
   kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
   ff_ = spec.d_ff / tp;
@@ -37,10 +39,16 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
     add_tensor(p + "wq", d, heads_ * q, sharded, 1.0 / std::sqrt(double(d)));
     add_tensor(p + "wkv", d, 2 * kv_heads_ * q, sharded && spec.n_kv_heads >= tp, 1.0 / std::sqrt(double(d)));
     add_tensor(p + "wo", heads_ * q, d, sharded, 1.0 / std::sqrt(double(spec.n_heads * q)));
+    if (is_moe_layer(l)) {
+      add_tensor(p + "router", d, spec.moe.n_experts, false, 1.0 / std::sqrt(double(d)));
+      continue;
+    }
     add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)));
     add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)));
   }
   add_tensor("final_ln", 1, d, false, 0.0);
+  n_dense_params_ = n_params_;
+  add_experts();
   if (!allocate) return;
   params_.assign(n_params_, T(0));
   grads_.assign(n_params_, T(0));
@@ -48,8 +56,65 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
 
 template <class T>
 void PalmModel<T>::add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std) {
-  tensors_.push_back({name, rows, cols, n_params_, sharded, std});
+  tensors_.push_back({name, rows, cols, n_params_, sharded, std, false, tensors_.size()});
   n_params_ += size_t(rows * cols);
+}
+
+template <class T>
+bool PalmModel<T>::is_moe_layer(int layer) const {
+  return spec_.moe.sparse() && (layer + 1) % spec_.moe.layer_freq == 0;
+}
+
+// This rank's experts, layer by layer; each keeps the place it has in the one-rank table, so that
+// any ep initialises the same model.
+template <class T>
+void PalmModel<T>::add_experts() {
+  const int E = spec_.moe.n_experts, local = spec_.moe.sparse() ? E / ep_ : 0;
+  const int64_t d = spec_.d_model, f = spec_.moe.expert_d_ff;
+  const size_t dense_tensors = tensors_.size();
+  size_t moe_layer = 0;
+  for (int l = 0; l < spec_.n_layers; ++l) {
+    if (!is_moe_layer(l)) continue;
+    for (int e = ep_rank_ * local; e < (ep_rank_ + 1) * local; ++e) {
+      const std::string p = "layer" + std::to_string(l) + ".expert" + std::to_string(e) + ".";
+      const size_t global = dense_tensors + 2 * (moe_layer * size_t(E) + size_t(e));
+      add_tensor(p + "win", d, 2 * f, false, 1.0 / std::sqrt(double(d)));
+      tensors_.back().ep_sharded = ep_ > 1, tensors_.back().init_index = global;
+      add_tensor(p + "wout", f, d, false, 1.0 / std::sqrt(double(f)));
+      tensors_.back().ep_sharded = ep_ > 1, tensors_.back().init_index = global + 1;
+    }
+    ++moe_layer;
+  }
+}
+
+template <class T>
+MoeShape PalmModel<T>::moe_shape(int64_t tokens) const {
+  return {tokens, spec_.d_model, spec_.moe.n_experts, spec_.moe.top_k, spec_.moe.expert_d_ff};
+}
+
+template <class T>
+MoeWeights<T> PalmModel<T>::moe_weights(int layer) const {
+  const std::string p = "layer" + std::to_string(layer) + ".";
+  MoeWeights<T> w;
+  w.router = params_.data() + tensor(p + "router").offset;
+  const int local = spec_.moe.n_experts / ep_;
+  for (int e = ep_rank_ * local; e < (ep_rank_ + 1) * local; ++e) {
+    const std::string x = p + "expert" + std::to_string(e) + ".";
+    w.w_in.push_back(params_.data() + tensor(x + "win").offset);
+    w.w_out.push_back(params_.data() + tensor(x + "wout").offset);
+  }
+  return w;
+}
+
+template <class T>
+MoeGrads<T> PalmModel<T>::moe_grads(int layer) {
+  const MoeWeights<T> w = moe_weights(layer);
+  auto to_grad = [&](const T* param) { return grads_.data() + (param - params_.data()); };
+  MoeGrads<T> g;
+  g.router = to_grad(w.router);
+  for (const T* p : w.w_in) g.w_in.push_back(to_grad(p));
+  for (const T* p : w.w_out) g.w_out.push_back(to_grad(p));
+  return g;
 }
 
 template <class T>
@@ -98,8 +163,8 @@ void PalmModel<T>::init(uint64_t seed) {
       std::fill(dst, dst + t.size(), T(1));
       continue;
     }
-    // Draw the whole tensor, then keep this rank's piece: every tp gives the same model.
-    std::mt19937_64 rng(seed * 1000003ULL + i);
+    // Draw the whole tensor, then keep this rank's piece: every tp and ep gives the same model.
+    std::mt19937_64 rng(seed * 1000003ULL + t.init_index);
     std::normal_distribution<double> normal(0.0, t.init_std);
     std::vector<double> full(t.size() * size_t(t.tp_sharded ? tp_ : 1));
     for (double& v : full) v = normal(rng);
@@ -110,20 +175,21 @@ void PalmModel<T>::init(uint64_t seed) {
 
 template <class T>
 double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
-                                      Communicator* tp, OpTimer* timer, double grad_scale) {
-  return run(tokens, targets, batch, tp, timer, true, grad_scale, nullptr);
+                                      Communicator* tp, OpTimer* timer, double grad_scale, Communicator* ep) {
+  return run(tokens, targets, batch, tp, ep, timer, true, grad_scale, nullptr);
 }
 
 template <class T>
-double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp) {
+double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
+                              Communicator* ep) {
   double ce = 0;
-  run(tokens, targets, batch, tp, nullptr, false, 1.0, &ce);
+  run(tokens, targets, batch, tp, ep, nullptr, false, 1.0, &ce);
   return ce;
 }
 
 template <class T>
 double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
-                         OpTimer* timer, bool backward, double grad_scale, double* plain_ce) {
+                         Communicator* ep, OpTimer* timer, bool backward, double grad_scale, double* plain_ce) {
   const ModelSpec& s = spec_;
   const int64_t S = s.seq_len, N = batch * S, d = s.d_model, q = s.head_dim, V = s.vocab;
   const int64_t hq = heads_ * q, kvq = 2 * kv_heads_ * q, ld = hq + kvq, f = ff_;
@@ -173,8 +239,15 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     auto scope = time_op(timer, "attn_out_proj.fwd");
     gemm(false, false, N, d, hq, T(1), a.o.data(), hq, P(p + "wo"), d, T(0), y.data(), d);
   };
-  // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it.
-  auto mlp_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
+  // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it; a mixture of experts in
+  // the MoE layers.
+  double balance_loss = 0;
+  auto mlp_branch = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
+    if (is_moe_layer(l)) {
+      balance_loss += moe_forward(moe_shape(N), moe_weights(l), h.data(), y.data(), beta != T(0), a.moe, w.moe, ep,
+                                  timer);
+      return;
+    }
     {
       auto scope = time_op(timer, "mlp_in_proj.fwd");
       a.u.resize(size_t(N * 2 * f));
@@ -208,7 +281,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     layer_norm(x, P(p + "ln"), a.h, a.mean, a.rstd);
     attention_branch(a, p, a.h);
     if (s.parallel_block) {
-      mlp_branch(a, p, a.h, T(1));
+      mlp_branch(a, l, p, a.h, T(1));
       all_reduce(y, "tp_allreduce.fwd");
       add_residual(x);
     } else {
@@ -216,7 +289,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
       add_residual(x);
       a.x_mid.assign(x.begin(), x.end());
       layer_norm(x, P(p + "ln2"), a.h2, a.mean2, a.rstd2);
-      mlp_branch(a, p, a.h2, T(0));
+      mlp_branch(a, l, p, a.h2, T(0));
       all_reduce(y, "tp_allreduce.fwd");
       add_residual(x);
     }
@@ -242,6 +315,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   {
     auto scope = time_op(timer, "loss.fwd");
     loss = cpu::cross_entropy_forward(logits.data(), targets, log_z.data(), N, V, palm_choices::kZLossWeight, plain_ce);
+    loss += balance_loss;
   }
   if (!backward) return loss;
 
@@ -271,7 +345,12 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   std::vector<T>&dy = w.dy, &dh = w.dh, &dm = w.dm, &du = w.du, &d_o = w.d_o, &dqkv = w.dqkv;
   dh.resize(size_t(N * d));
   // MLP branch backward from dy: accumulates into dh (beta) and the weight gradients.
-  auto mlp_backward = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h, T beta) {
+  auto mlp_backward = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
+    if (is_moe_layer(l)) {  // beta is 0 here: the MoE branch writes dh
+      moe_backward(moe_shape(N), moe_weights(l), h.data(), dy.data(), dh.data(), moe_grads(l), a.moe, w.moe,
+                   grad_scale, ep, timer);
+      return;
+    }
     {
       auto scope = time_op(timer, "mlp_out_proj.bwd");
       dm.resize(size_t(N * f));
@@ -330,13 +409,13 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     const std::string p = "layer" + std::to_string(l) + ".";
     if (s.parallel_block) {
       copy_residual();
-      mlp_backward(a, p, a.h, T(0));
+      mlp_backward(a, l, p, a.h, T(0));
       attention_backward(a, p, T(1));
       reduce_dh();
       layer_norm_backward(a.x, p + "ln", a.mean, a.rstd);
     } else {
       copy_residual();
-      mlp_backward(a, p, a.h2, T(0));
+      mlp_backward(a, l, p, a.h2, T(0));
       reduce_dh();
       layer_norm_backward(a.x_mid, p + "ln2", a.mean2, a.rstd2);
       copy_residual();

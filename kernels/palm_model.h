@@ -4,8 +4,11 @@
 // shared input/output embedding with logits scaled by 1/sqrt(d_model), z-loss. Forward and
 // backward of one microbatch on one rank; tensor parallelism splits heads and d_ff Megatron-style
 // (column-parallel q and W_in, row-parallel W_o and W_out); K/V heads fewer than the tp ranks are
-// replicated, and their weight gradients summed over the group.
+// replicated, and their weight gradients summed over the group. A sparse model's MoE layers
+// (kernels/moe_mlp.h) replace the MLP; its experts are split over the expert-parallel ranks and
+// their tensors follow every dense one in the flat buffers, so the dense part is one prefix.
 #include "kernels/communicator.h"
+#include "kernels/moe_mlp.h"
 #include "kernels/op_timer.h"
 #include "model/model_spec.h"
 
@@ -21,6 +24,8 @@ struct TensorInfo {
   size_t offset = 0;         // into the flat parameter buffer
   bool tp_sharded = false;   // a different slice on each tensor-parallel rank
   double init_std = 0;       // N(0, init_std^2); 0 means ones (LayerNorm scales)
+  bool ep_sharded = false;   // an expert held by this expert-parallel rank only
+  size_t init_index = 0;     // its place in the ep = 1 tensor table: seeds its initial values
   size_t size() const { return size_t(rows * cols); }
 };
 
@@ -30,7 +35,8 @@ class PalmModel {
   // tp ranks split heads, K/V heads (when there are at least tp of them) and d_ff. Without
   // `allocate` only the tensor table is built (the CUDA backend keeps its buffers on the device);
   // init() then allocates the parameters alone.
-  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true);
+  // ep ranks split a sparse model's experts (n_experts / ep each); a sparse model needs tp = 1.
+  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true, int ep = 1, int ep_rank = 0);
 
   // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
@@ -38,11 +44,13 @@ class PalmModel {
   void init(uint64_t seed);
 
   // One microbatch of `batch` sequences of seq_len tokens: adds d(mean loss)/d(params) to grads()
-  // (times grad_scale) and returns the mean loss including z-loss. `tp` may be null when tp = 1.
+  // (times grad_scale) and returns the mean loss including z-loss and the MoE load-balancing loss.
+  // `tp` and `ep` may be null when their size is 1.
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
-                          Communicator* tp, OpTimer* timer, double grad_scale = 1.0);
+                          Communicator* tp, OpTimer* timer, double grad_scale = 1.0, Communicator* ep = nullptr);
   // Mean plain cross-entropy (nats per token), forward only.
-  double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp);
+  double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
+                  Communicator* ep = nullptr);
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -50,6 +58,10 @@ class PalmModel {
   std::vector<T>& grads() { return grads_; }
   const std::vector<T>& params() const { return params_; }
   size_t parameter_count() const { return n_params_; }  // this rank's, without padding
+  // Where this rank's experts start in the flat buffers (parameter_count() for a dense model):
+  // what data parallelism reduces when the experts are split over its ranks.
+  size_t dense_parameter_count() const { return n_dense_params_; }
+  bool is_moe_layer(int layer) const;
   // This rank's share of the heads, K/V heads and d_ff.
   int64_t local_heads() const { return heads_; }
   int64_t local_kv_heads() const { return kv_heads_; }
@@ -64,22 +76,28 @@ class PalmModel {
   struct LayerActivations {
     std::vector<T> x, mean, rstd, h, qkv, lse, o, u, m;
     std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
+    MoeActivations<T> moe;                   // MoE layers only
   };
   // Buffers reused from call to call: fresh allocations each step cost page faults.
   struct Workspace {
     std::vector<LayerActivations> layers;
     std::vector<T> x, y, hf, mean_f, rstd_f, logits, log_z, dhf, dx, dy, dh, dm, du, d_o, dqkv;
+    MoeScratch<T> moe;
   };
-  double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
+  double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
              OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
+  void add_experts();
+  MoeShape moe_shape(int64_t tokens) const;
+  MoeWeights<T> moe_weights(int layer) const;
+  MoeGrads<T> moe_grads(int layer);
 
   ModelSpec spec_;
-  int tp_, tp_rank_;
+  int tp_, tp_rank_, ep_, ep_rank_;
   int64_t heads_, kv_heads_, ff_;  // this rank's
   std::vector<TensorInfo> tensors_;
   std::vector<T> params_, grads_;
-  size_t n_params_ = 0;
+  size_t n_params_ = 0, n_dense_params_ = 0;
   Workspace ws_;
 };
 

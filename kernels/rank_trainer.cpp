@@ -6,7 +6,12 @@
 namespace palmsim {
 
 RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, int rank, Communicator* tp, Communicator* dp)
-    : config_(config), rank_(rank), tp_(tp), dp_(dp), model_(spec, config.tp, rank % config.tp) {
+    : config_(config),
+      rank_(rank),
+      tp_(tp),
+      dp_(dp),
+      ep_(config.ep > 1 ? dp : nullptr),
+      model_(spec, config.tp, rank % config.tp, true, config.ep, config.ep > 1 ? rank / config.tp : 0) {
   size_t begin = 0, end = model_.parameter_count();
   if (config.zero1) {
     model_.pad_to_multiple(size_t(config.dp));
@@ -45,7 +50,7 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
   double loss = 0;
   for (int64_t i = 0; i < micro; ++i) {
     const int64_t offset = i * mb * spec.seq_len;
-    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro));
+    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro), ep_);
   }
   loss /= double(micro);
 
@@ -63,8 +68,9 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     for (float& g : shard_grads_) g *= inv_dp;
     range_grads = shard_grads_.data();
   } else if (config_.dp > 1) {
+    // Split experts already hold the sum over every rank's tokens: only the dense prefix is reduced.
     auto scope = time_op(timer, "dp_allreduce.bwd");
-    dp_->all_reduce(grads.data(), grads.size());
+    dp_->all_reduce(grads.data(), config_.ep > 1 ? model_.dense_parameter_count() : grads.size());
     for (float& g : grads) g *= inv_dp;
   }
   const size_t begin = optimizer_->begin(), end = optimizer_->end();
@@ -81,8 +87,10 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     std::vector<double> param_sq = sum_of_squares_per_tensor(model_.params().data() + begin, begin, end, model_.tensors());
     reduce_tensor_sums(grad_sq);
     reduce_tensor_sums(param_sq);
-    double norm_sq = 0;
-    for (double s : grad_sq) norm_sq += s;
+    double norm_sq = 0, experts_sq = 0;  // split experts: every rank's count once in the norm
+    for (size_t t = 0; t < grad_sq.size(); ++t) (model_.tensors()[t].ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
+    if (config_.ep > 1) ep_->all_reduce(&experts_sq, 1);
+    norm_sq += experts_sq;
     const double norm = std::sqrt(norm_sq);
     clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
     for (size_t t = 0; t < param_sq.size(); ++t) {
@@ -112,7 +120,7 @@ double RankTrainer::evaluate(const int32_t* tokens, const int32_t* targets, int6
   double ce = 0;
   int64_t batches = 0;
   for (int64_t i = 0; i + mb <= sequences; i += mb, ++batches)
-    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_);
+    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_);
   ce /= double(std::max<int64_t>(1, batches));
   if (config_.dp > 1) {
     dp_->all_reduce(&ce, 1);

@@ -2,6 +2,8 @@
 // One rank's part of a training step: its model shard (tensor parallel), its share of the global
 // batch (data parallel), the collectives between them, and the optimizer on all of its parameters
 // or, with ZeRO-1, on its 1/dp slice of the flat parameter buffer (the rest all-gathered after).
+// With expert parallelism (ep = dp) a sparse model's experts are split over the data-parallel
+// ranks, which exchange tokens through the data-parallel group's all-to-all.
 #include "kernels/adafactor.h"
 #include "kernels/communicator.h"
 #include "kernels/op_timer.h"
@@ -38,6 +40,7 @@ class RankTrainer {
   int rank_;
   Communicator* tp_;
   Communicator* dp_;
+  Communicator* ep_;  // the data-parallel group when the experts are split over it, else null
   PalmModel<float> model_;
   std::unique_ptr<Adafactor<float>> optimizer_;
   std::vector<float> shard_grads_, reduced_grads_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace palmsim {
 
@@ -50,6 +51,26 @@ void ThreadCommunicator::broadcast(float* data, size_t n, int root) {
   group_->buffers_[size_t(rank_)] = data;
   barrier();
   if (rank_ != root) std::memcpy(data, group_->buffers_[size_t(root)], n * sizeof(float));
+  barrier();
+}
+
+void ThreadCommunicator::all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
+                                    const std::vector<size_t>& recv_counts) {
+  const size_t p = size_t(size());
+  if (send_counts.size() != p || recv_counts.size() != p)
+    throw std::logic_error("all_to_all needs one send and one receive count per rank");
+  group_->buffers_[size_t(rank_)] = in;
+  group_->counts_[size_t(rank_)] = &send_counts;
+  barrier();
+  for (size_t s = 0; s < p; ++s) {
+    const std::vector<size_t>& theirs = *group_->counts_[s];
+    size_t offset = 0;  // rank s's block for this rank starts after its blocks for ranks below
+    for (size_t r = 0; r < size_t(rank_); ++r) offset += theirs[r];
+    // A mismatch is a bug in the caller; copying the smaller count keeps the other ranks' memory safe.
+    std::memcpy(out, static_cast<const float*>(group_->buffers_[s]) + offset,
+                std::min(recv_counts[s], theirs[size_t(rank_)]) * sizeof(float));
+    out += recv_counts[s];
+  }
   barrier();
 }
 

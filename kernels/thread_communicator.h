@@ -25,6 +25,7 @@ class ThreadGroup {
   int size_;
   std::barrier<> sync_;
   std::vector<const void*> buffers_;
+  std::vector<const std::vector<size_t>*> counts_{size_t(size_), nullptr};  // all_to_all's send counts
   std::mutex mailbox_mutex_;
   std::condition_variable mailbox_cv_;
   std::map<std::pair<int, int>, std::deque<std::vector<float>>> mailboxes_;  // (from, to)
@@ -40,6 +41,8 @@ class ThreadCommunicator final : public Communicator {
   void reduce_scatter(const float* in, float* out, size_t n) override;
   void all_gather(const float* in, float* out, size_t n) override;
   void broadcast(float* data, size_t n, int root) override;
+  void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
+                  const std::vector<size_t>& recv_counts) override;
   void send(const float* data, size_t n, int peer) override;
   void recv(float* data, size_t n, int peer) override;
   void barrier() override { group_->sync_.arrive_and_wait(); }

@@ -23,6 +23,7 @@ struct TrainConfig {
   int threads = 0;             // 0 = all cores
   int dp = 1, tp = 1;
   bool zero1 = false;          // shard optimizer state over data-parallel ranks
+  int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 

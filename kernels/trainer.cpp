@@ -44,10 +44,14 @@ namespace {
 void set_threads(const TrainConfig& c) { cpu::set_gemm_threads(c.ranks() > 1 ? 1 : trainer_threads(c)); }
 
 std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
-  return fmt::format("L{} d{} H{} KV{} Q{} F{} V{} T{} parallel{} | dp{} tp{} zero1 {} batch{} mb{} seed{} lr{} const{}",
-                     m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff, m.vocab, m.seq_len,
-                     m.parallel_block, c.dp, c.tp, c.zero1, c.batch, c.microbatch_size(), c.seed,
-                     c.optimizer.peak_lr, c.optimizer.constant_steps);
+  std::string f = fmt::format("L{} d{} H{} KV{} Q{} F{} V{} T{} parallel{} | dp{} tp{} zero1 {} batch{} mb{} seed{} lr{} const{}",
+                              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff, m.vocab, m.seq_len,
+                              m.parallel_block, c.dp, c.tp, c.zero1, c.batch, c.microbatch_size(), c.seed,
+                              c.optimizer.peak_lr, c.optimizer.constant_steps);
+  if (m.moe.sparse())  // dense runs keep the fingerprint their checkpoints were written with
+    f += fmt::format(" | moe E{} k{} F{} every{} ep{}", m.moe.n_experts, m.moe.top_k, m.moe.expert_d_ff,
+                     m.moe.layer_freq, c.ep);
+  return f;
 }
 
 const std::set<std::string> kOwnFiles = {"metrics.jsonl", "checkpoint.bin", "checkpoint.bin.tmp",
@@ -109,8 +113,11 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   const double peak = measured_sgemm_peak(threads);
   set_threads(config);
 
-  log << fmt::format("train: {} ({} parameters) on {} thread(s), dp {} tp {}{}\n", model.name,
-                     parameter_count(model), threads, config.dp, config.tp, config.zero1 ? " zero1" : "");
+  log << fmt::format("train: {} ({} parameters{}) on {} thread(s), dp {} tp {}{}{}\n", model.name,
+                     parameter_count(model),
+                     model.moe.sparse() ? fmt::format(", {} active", active_parameter_count(model)) : "", threads,
+                     config.dp, config.tp, config.ep > 1 ? fmt::format(" ep {}", config.ep) : "",
+                     config.zero1 ? " zero1" : "");
   const auto docs = read_fortune_documents(config.corpus);
   const TokenizedCorpus corpus =
       tokenize_corpus(docs, (fs::path(out_dir) / "tokenizer").string(), int(model.vocab), config.held_out_fraction);

@@ -1,5 +1,6 @@
 #include "kernels/trainer_config_file.h"
 
+#include "kernels/moe_mlp.h"
 #include "model/input_error.h"
 #include "model/model_yaml.h"
 #include "model/yaml_fields.h"
@@ -26,6 +27,7 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
   if (c.model.n_heads % c.train.tp || c.model.d_ff % c.train.tp)
     throw InputError("train.tp", "must divide n_heads (" + std::to_string(c.model.n_heads) + ") and d_ff (" +
                                      std::to_string(c.model.d_ff) + ")");
+  check_trainable_moe(c.model.moe, c.train.tp, c.train.ep);
   return c;
 }
 

@@ -23,9 +23,9 @@
 
 namespace palmsim {
 
-StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1) {
+StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1, int ep) {
   Layout layout;
-  layout.tp = tp, layout.dp = dp, layout.microbatch = int(microbatch);
+  layout.tp = tp, layout.dp = dp, layout.ep = ep, layout.microbatch = int(microbatch);
   layout.sharding = zero1 ? Sharding::zero1 : Sharding::none;
   PlanOptions options;
   options.fused_attention = true;
@@ -50,17 +50,20 @@ ModelSpec default_model() {
   return m;
 }
 
-// Median timing of one collective over `ranks` thread ranks on `bytes` (floats).
+// Median timing of one collective over `ranks` thread ranks on `bytes` (floats): the buffer an
+// all-reduce reduces, an all-gather gathers into, or an all-to-all sends from each rank.
 double time_collective(const std::string& kind, int ranks, double bytes, int repetitions) {
   const size_t n = size_t(bytes / sizeof(float)) / size_t(ranks) * size_t(ranks);
   std::vector<double> seconds;
   run_on_ranks(1, ranks, [&](const RankContext& ctx) {
     std::vector<float> in(n, 1.0f), out(n, 0.0f);
+    const std::vector<size_t> blocks(size_t(ranks), n / size_t(ranks));  // all_to_all: n sent, n received
     Communicator* c = ctx.tp;
     for (int r = 0; r <= repetitions; ++r) {
       c->barrier();
       const auto t0 = std::chrono::steady_clock::now();
       if (kind == "all_reduce") c->all_reduce(in.data(), n);
+      else if (kind == "all_to_all") c->all_to_all(in.data(), blocks, out.data(), blocks);
       else if (kind == "reduce_scatter") c->reduce_scatter(in.data(), out.data(), n / size_t(ranks));
       else c->all_gather(in.data(), out.data(), n / size_t(ranks));
       c->barrier();
@@ -85,6 +88,7 @@ CalibrationGrid calibration_grid(bool quick, const StepPlan& plan) {
   g.peak_size = 2048;
   g.triad_bytes_per_array = 64 << 20;  // twice a typical last-level cache per array: DRAM's rate
   g.collective_kinds = {"all_reduce", "reduce_scatter", "all_gather"};
+  if (plan.layout.ep > 1) g.collective_kinds.push_back("all_to_all");  // expert parallelism's dispatch
   g.collective_ranks = {2, 4};
   g.message_bytes = quick ? std::vector<double>{4096, 1 << 20, 16 << 20}
                           : std::vector<double>{4096, 65536, 1 << 20, 16 << 20, 64 << 20};
@@ -215,7 +219,8 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     return *std::min_element(t.begin(), t.end());
   };
   k.step_op_seconds = [&](const ModelSpec& model, int64_t microbatch, int tp, int reps) {
-    const auto t = on_every_rank([&](int) { return time_step_ops(model, microbatch, tp, reps); });
+    // The plan's expert-parallel size: each rank's optimizer and norm cover its own experts only.
+    const auto t = on_every_rank([&](int) { return time_step_ops(model, microbatch, tp, reps, plan.layout.ep); });
     std::map<std::string, double> slowest;
     for (const auto& rank : t)
       for (const auto& [op, seconds] : rank) slowest[op] = std::max(slowest[op], seconds);

@@ -7,11 +7,13 @@
 #include "kernels/cpu/microbench.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "kernels/moe_mlp.h"
 #include "kernels/palm_choices.h"
 #include "kernels/palm_model.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
@@ -28,12 +30,48 @@ std::vector<float> filled(size_t n, uint64_t seed, float scale = 1.0f) {
   return v;
 }
 
+// A mixture of experts' memory-bound ops (route, permute, expert activation, unpermute) as the
+// trainer runs them: one MoE layer forward and backward on this rank's N tokens, timed per op over
+// `reps` calls (means). All experts are local: under expert parallelism a rank still routes its N
+// tokens and, balanced, its experts compute N x top_k rows, so these ops keep their sizes.
+void time_moe_ops(const ModelSpec& m, int64_t N, int reps, std::map<std::string, double>& t) {
+  const int64_t d = m.d_model, f = m.moe.expert_d_ff, E = m.moe.n_experts;
+  const MoeShape shape{N, d, m.moe.n_experts, m.moe.top_k, f};
+  const float scale = 1.0f / std::sqrt(float(d));
+  std::vector<float> router = filled(size_t(d * E), 11, scale), router_grad(router.size(), 0.0f);
+  std::vector<std::vector<float>> w_in, w_out, g_in, g_out;
+  for (int64_t e = 0; e < E; ++e) {
+    w_in.push_back(filled(size_t(d * 2 * f), 12 + uint64_t(e), scale));
+    w_out.push_back(filled(size_t(f * d), 1000 + uint64_t(e), 1.0f / std::sqrt(float(f))));
+    g_in.emplace_back(w_in.back().size(), 0.0f);
+    g_out.emplace_back(w_out.back().size(), 0.0f);
+  }
+  MoeWeights<float> w;
+  MoeGrads<float> g;
+  w.router = router.data(), g.router = router_grad.data();
+  for (int64_t e = 0; e < E; ++e) {
+    w.w_in.push_back(w_in[size_t(e)].data()), w.w_out.push_back(w_out[size_t(e)].data());
+    g.w_in.push_back(g_in[size_t(e)].data()), g.w_out.push_back(g_out[size_t(e)].data());
+  }
+  const std::vector<float> h = filled(size_t(N * d), 13), dy = filled(size_t(N * d), 14, 1e-3f);
+  std::vector<float> y(h.size()), dh(h.size());
+  MoeActivations<float> acts;
+  MoeScratch<float> scratch;
+  OpTimer timer;
+  for (int r = 0; r <= reps; ++r) {  // r = 0 warms up, untimed
+    OpTimer* on = r > 0 ? &timer : nullptr;
+    moe_forward(shape, w, h.data(), y.data(), false, acts, scratch, nullptr, on);
+    moe_backward(shape, w, h.data(), dy.data(), dh.data(), g, acts, scratch, 1.0, nullptr, on);
+  }
+  for (const auto& [op, seconds] : timer.seconds()) t[op] = seconds / reps;
+}
+
 }  // namespace
 
-std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int tp, int reps) {
+std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int tp, int reps, int ep) {
   // This rank's shapes, as PalmModel shards them: heads and d_ff split, K/V heads split when there
-  // are at least tp of them (else every rank keeps them all), the vocabulary whole.
-  PalmModel<float> model(m, tp, 0);
+  // are at least tp of them (else every rank keeps them all), the vocabulary whole, its experts.
+  PalmModel<float> model(m, tp, 0, true, ep, 0);
   const int64_t S = m.seq_len, N = mb * S, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff / tp;
   const int64_t heads = m.n_heads / tp, kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : m.n_kv_heads;
   const int64_t ld = (heads + 2 * kv) * q;
@@ -119,6 +157,7 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
     auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
     rms[0] = a[0] + b[0];
   });
+  if (m.moe.sparse()) time_moe_ops(m, N, reps, t);
   return t;
 }
 

@@ -11,6 +11,8 @@
 
 namespace palmsim {
 
-std::map<std::string, double> time_step_ops(const ModelSpec& model, int64_t microbatch, int tp, int repetitions);
+// A sparse model's rank holds n_experts / ep of the experts (the optimizer's and the norm's share).
+std::map<std::string, double> time_step_ops(const ModelSpec& model, int64_t microbatch, int tp, int repetitions,
+                                            int ep = 1);
 
 }  // namespace palmsim

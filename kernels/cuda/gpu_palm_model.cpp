@@ -12,6 +12,8 @@ namespace palmsim::cuda {
 
 GpuPalmModel::GpuPalmModel(const ModelSpec& spec, int tp, int tp_rank, cudaStream_t stream)
     : spec_(spec), tp_(tp), tp_rank_(tp_rank), stream_(stream), gemm_(stream) {
+  if (spec.moe.sparse())
+    throw std::invalid_argument("the CUDA backend's step is dense: a sparse model (model.moe) trains on --backend cpu");
   const PalmModel<float> table(spec, tp, tp_rank, false);  // throws on what the step cannot run
   tensors_ = table.tensors();
   n_params_ = table.parameter_count();

@@ -86,6 +86,20 @@ void NcclCommunicator::broadcast(float* data, size_t n, int root) {
   NCCL_CHECK(ncclBroadcast(data, data, n, ncclFloat32, root, comm_, stream_));
 }
 
+// Grouped point-to-point calls, as nccl-tests' alltoall does; device pointers, counts on the host.
+void NcclCommunicator::all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
+                                  const std::vector<size_t>& recv_counts) {
+  NCCL_CHECK(ncclGroupStart());
+  size_t sent = 0, received = 0;
+  for (int r = 0; r < size_; ++r) {
+    NCCL_CHECK(ncclSend(in + sent, send_counts[size_t(r)], ncclFloat32, r, comm_, stream_));
+    NCCL_CHECK(ncclRecv(out + received, recv_counts[size_t(r)], ncclFloat32, r, comm_, stream_));
+    sent += send_counts[size_t(r)];
+    received += recv_counts[size_t(r)];
+  }
+  NCCL_CHECK(ncclGroupEnd());
+}
+
 void NcclCommunicator::send(const float* data, size_t n, int peer) {
   NCCL_CHECK(ncclSend(data, n, ncclFloat32, peer, comm_, stream_));
 }

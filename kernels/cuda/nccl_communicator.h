@@ -28,6 +28,8 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter(const float* in, float* out, size_t n) override;
   void all_gather(const float* in, float* out, size_t n) override;
   void broadcast(float* data, size_t n, int root) override;
+  void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
+                  const std::vector<size_t>& recv_counts) override;
   void send(const float* data, size_t n, int peer) override;
   void recv(float* data, size_t n, int peer) override;
   void barrier() override;  // a one-element all-reduce, then the host waits for the stream

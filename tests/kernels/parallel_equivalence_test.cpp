@@ -1,5 +1,6 @@
-// Data parallel, ZeRO-1 and tensor parallel with 2 and 4 thread ranks give the same loss, gradients
-// and updated parameters as one rank on the same global batch (float tolerance).
+// Data parallel, ZeRO-1, tensor parallel and (for a sparse model) expert parallel with 2 and 4
+// thread ranks give the same loss, gradients and updated parameters as one rank on the same global
+// batch (float tolerance).
 #include "kernels/rank_grid.h"
 #include "kernels/rank_trainer.h"
 
@@ -42,9 +43,11 @@ struct RankResult {
   int tp_rank = 0;
 };
 
-std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b) {
+// `microbatch` 0: each rank's whole share at once.
+std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b, int ep = 1,
+                            int64_t microbatch = 0) {
   TrainConfig c;
-  c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1;
+  c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch;
   std::vector<RankResult> results(size_t(dp * tp));
   run_on_ranks(dp, tp, [&](const RankContext& ctx) {
     RankTrainer trainer(m, c, ctx.rank, ctx.tp, ctx.dp);
@@ -68,28 +71,33 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, cons
   EXPECT_LT(worst, 2e-3) << what;
 }
 
+// Compares one rank's tensors, by name, with the single-rank reference, sliced the way tp slices
+// them (a split expert is a whole tensor of the reference).
+void compare_tensors(const ModelSpec& m, const RankResult& reference, const RankResult& r, int tp, const std::string& what) {
+  const PalmModel<float> sharded(m, tp, r.tp_rank), whole(m);
+  for (const TensorInfo& t : r.tensors) {
+    const TensorInfo& full = whole.tensor(t.name);
+    std::vector<double> full_grads(full.size()), full_params(full.size());
+    for (size_t i = 0; i < full.size(); ++i) {
+      full_grads[i] = reference.grads[full.offset + i];
+      full_params[i] = reference.params[full.offset + i];
+    }
+    const std::vector<float> expected_g = sharded.shard_of(t, full_grads.data());
+    const std::vector<float> expected_p = sharded.shard_of(t, full_params.data());
+    std::vector<float> got_g(r.grads.begin() + long(t.offset), r.grads.begin() + long(t.offset + t.size()));
+    std::vector<float> got_p(r.params.begin() + long(t.offset), r.params.begin() + long(t.offset + t.size()));
+    expect_close(got_g, expected_g, what + " grad " + t.name);
+    expect_close(got_p, expected_p, what + " param " + t.name);
+  }
+}
+
 class ParallelEquivalence : public ::testing::Test {
  protected:
   void SetUp() override {
     reference_ = run(1, 1, false, model_, batch_)[0];
   }
-  // Compares one rank's tensors with the single-rank reference, sliced the way tp slices them.
   void compare_tensors(const RankResult& r, int tp, const std::string& what) {
-    const PalmModel<float> sharded(model_, tp, r.tp_rank), whole(model_);
-    for (const TensorInfo& t : r.tensors) {
-      const TensorInfo& full = whole.tensor(t.name);
-      std::vector<double> full_grads(full.size()), full_params(full.size());
-      for (size_t i = 0; i < full.size(); ++i) {
-        full_grads[i] = reference_.grads[full.offset + i];
-        full_params[i] = reference_.params[full.offset + i];
-      }
-      const std::vector<float> expected_g = sharded.shard_of(t, full_grads.data());
-      const std::vector<float> expected_p = sharded.shard_of(t, full_params.data());
-      std::vector<float> got_g(r.grads.begin() + long(t.offset), r.grads.begin() + long(t.offset + t.size()));
-      std::vector<float> got_p(r.params.begin() + long(t.offset), r.params.begin() + long(t.offset + t.size()));
-      expect_close(got_g, expected_g, what + " grad " + t.name);
-      expect_close(got_p, expected_p, what + " param " + t.name);
-    }
+    palmsim::compare_tensors(model_, reference_, r, tp, what);
   }
   ModelSpec model_ = small_model();
   Batch batch_ = make_batch(model_);
@@ -141,6 +149,25 @@ TEST_F(ParallelEquivalence, RepeatedRunsAreBitwiseIdentical) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].loss, b[i].loss);
     EXPECT_EQ(a[i].params, b[i].params);
+  }
+}
+
+// Four experts, top-2, in every other layer. The load-balancing loss counts each microbatch's own
+// tokens, so the one-rank reference runs the ranks' shares as its microbatches.
+TEST(ExpertParallelEquivalence, SplitExpertsReproduceOneRank) {
+  ModelSpec m = small_model();
+  m.n_layers = 4;
+  m.moe.n_experts = 4, m.moe.top_k = 2, m.moe.expert_d_ff = 24, m.moe.layer_freq = 2;
+  const Batch b = make_batch(m);
+  for (int dp : {2, 4}) {
+    const RankResult reference = run(1, 1, false, m, b, 1, kBatch / dp)[0];
+    for (int ep : {1, dp}) {
+      const std::string what = "dp" + std::to_string(dp) + " ep" + std::to_string(ep);
+      for (const RankResult& r : run(dp, 1, false, m, b, ep)) {
+        EXPECT_NEAR(r.loss, reference.loss, 1e-5 * reference.loss) << what;
+        compare_tensors(m, reference, r, 1, what);
+      }
+    }
   }
 }
 

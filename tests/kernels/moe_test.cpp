@@ -1,0 +1,172 @@
+// The training step's mixture of experts: the layer against a hand calculation, the whole sparse
+// model against finite differences, the thread ranks' all-to-all, and the configurations refused.
+#include "finite_difference.h"
+#include "kernels/moe_mlp.h"
+#include "kernels/palm_model.h"
+#include "kernels/rank_grid.h"
+#include "kernels/thread_communicator.h"
+#include "kernels/trainer_config_file.h"
+#include "model/accounting.h"
+#include "model/input_error.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace palmsim {
+namespace {
+
+ModelSpec tiny_sparse(bool parallel, int experts, int top_k, int layer_freq) {
+  ModelSpec m;
+  m.name = "fd-moe";
+  m.n_layers = 2, m.d_model = 8, m.n_heads = 2, m.n_kv_heads = 1, m.head_dim = 4;
+  m.d_ff = 12, m.ffn = Ffn::swiglu, m.vocab = 11, m.seq_len = 5;
+  m.parallel_block = parallel;
+  m.moe.n_experts = experts, m.moe.top_k = top_k, m.moe.expert_d_ff = 6, m.moe.layer_freq = layer_freq;
+  return m;
+}
+
+// SwiGLU MLP of one expert on one row, by the formula: W_out^T (swish(x W) * (x V)).
+std::vector<double> expert_by_hand(const std::vector<double>& x, const std::vector<double>& w_in,
+                                   const std::vector<double>& w_out, int64_t d, int64_t f) {
+  std::vector<double> out(size_t(d), 0.0);
+  for (int64_t j = 0; j < f; ++j) {
+    double a = 0, b = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      a += x[size_t(i)] * w_in[size_t(i * 2 * f + j)];
+      b += x[size_t(i)] * w_in[size_t(i * 2 * f + f + j)];
+    }
+    const double hidden = a / (1 + std::exp(-a)) * b;
+    for (int64_t c = 0; c < d; ++c) out[size_t(c)] += hidden * w_out[size_t(j * d + c)];
+  }
+  return out;
+}
+
+TEST(MoeLayer, UniformRouterSendsEveryTokenToTheFirstExpertsWithEqualWeights) {
+  // A zero router gives every expert probability 1/E; ties go to the lower index, so every token
+  // goes to experts 0..k-1 with weight 1/E each; f = 1/k on those, P = 1/E everywhere, and the
+  // load-balancing loss is alpha E sum_i f_i P_i = alpha.
+  const int64_t N = 3, d = 4, f = 5;
+  const int E = 4, k = 2;
+  const MoeShape shape{N, d, E, k, f};
+  const std::vector<double> router(size_t(d * E), 0.0), h = testing_fd::random_vector(size_t(N * d), 1);
+  std::vector<std::vector<double>> w_in, w_out;
+  MoeWeights<double> w;
+  w.router = router.data();
+  for (int e = 0; e < E; ++e) {
+    w_in.push_back(testing_fd::random_vector(size_t(d * 2 * f), 10 + uint64_t(e)));
+    w_out.push_back(testing_fd::random_vector(size_t(f * d), 20 + uint64_t(e)));
+  }
+  for (int e = 0; e < E; ++e) w.w_in.push_back(w_in[size_t(e)].data()), w.w_out.push_back(w_out[size_t(e)].data());
+  std::vector<double> y(size_t(N * d), 7.0);
+  MoeActivations<double> acts;
+  MoeScratch<double> scratch;
+  const double aux = moe_forward(shape, w, h.data(), y.data(), false, acts, scratch, nullptr, nullptr);
+  EXPECT_NEAR(aux, kMoeAuxLossWeight, 1e-15);
+  for (int64_t n = 0; n < N; ++n) {
+    const std::vector<double> x(h.begin() + n * d, h.begin() + (n + 1) * d);
+    std::vector<double> expected(size_t(d), 0.0);
+    for (int e = 0; e < k; ++e) {
+      const std::vector<double> out = expert_by_hand(x, w_in[size_t(e)], w_out[size_t(e)], d, f);
+      for (int64_t c = 0; c < d; ++c) expected[size_t(c)] += out[size_t(c)] / E;
+    }
+    for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(y[size_t(n * d + c)], expected[size_t(c)], 1e-12) << n << "," << c;
+  }
+}
+
+void check_sparse_gradients(const ModelSpec& spec, const char* what) {
+  PalmModel<double> model(spec);
+  model.init(42);
+  const std::vector<int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5}, targets{4, 2, 9, 0, 3, 3, 7, 10, 5, 6};
+  std::fill(model.grads().begin(), model.grads().end(), 0.0);
+  model.forward_backward(tokens.data(), targets.data(), 2, nullptr, nullptr, 0.5);
+  const std::vector<double> analytic = model.grads();
+  auto f = [&] {
+    std::vector<double> keep = model.grads();
+    const double loss = model.forward_backward(tokens.data(), targets.data(), 2, nullptr, nullptr, 0.5);
+    model.grads() = keep;
+    return 0.5 * loss;  // grad_scale 0.5 scales every gradient, the load-balancing loss's included
+  };
+  // Every 5th parameter covers every tensor kind: router, both expert matrices, the dense rest.
+  testing_fd::expect_gradient(model.params(), f, analytic, what, 5, 1e-5);
+}
+
+TEST(MoeGradients, Top2OfFourEveryLayerParallelBlock) { check_sparse_gradients(tiny_sparse(true, 4, 2, 1), "top-2"); }
+TEST(MoeGradients, SwitchTop1EveryOtherLayerSerialBlock) {
+  check_sparse_gradients(tiny_sparse(false, 3, 1, 2), "top-1, layer_freq 2");
+}
+
+TEST(MoeModel, ParametersMatchTheAccounting) {
+  // Total parameters of the tensor table equal palmsim's accounting (model/accounting.cpp): the
+  // table is what trains, the accounting what predicts.
+  for (int freq : {1, 2}) {
+    const ModelSpec spec = tiny_sparse(true, 4, 2, freq);
+    const PalmModel<double> model(spec, 1, 0, false);
+    int64_t router_and_experts = 0;
+    for (const TensorInfo& t : model.tensors())
+      if (t.name.find("router") != std::string::npos || t.name.find("expert") != std::string::npos)
+        router_and_experts += int64_t(t.size());
+    const int64_t per_layer = spec.d_model * 4 + 4 * (3 * spec.d_model * spec.moe.expert_d_ff);
+    EXPECT_EQ(router_and_experts, per_layer * (spec.n_layers / freq)) << "layer_freq " << freq;
+    EXPECT_EQ(int64_t(model.parameter_count()), parameter_count(spec)) << "layer_freq " << freq;
+  }
+}
+
+TEST(ThreadAllToAll, EveryRankReceivesItsBlockFromEveryRankInRankOrder) {
+  // Rank r sends (r + 1) * (p + 1) elements to rank p, valued 100 r + p.
+  const int P = 3;
+  auto group = std::make_shared<ThreadGroup>(P);
+  std::vector<std::vector<float>> received(P);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < P; ++r)
+    threads.emplace_back([&, r] {
+      ThreadCommunicator comm(group, r);
+      std::vector<size_t> send_counts, recv_counts;
+      std::vector<float> in;
+      for (int p = 0; p < P; ++p) {
+        send_counts.push_back(size_t((r + 1) * (p + 1)));
+        recv_counts.push_back(size_t((p + 1) * (r + 1)));
+        in.insert(in.end(), send_counts.back(), float(100 * r + p));
+      }
+      size_t total = 0;
+      for (size_t c : recv_counts) total += c;
+      received[size_t(r)].assign(total, -1.0f);
+      comm.all_to_all(in.data(), send_counts, received[size_t(r)].data(), recv_counts);
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < P; ++r) {
+    std::vector<float> expected;
+    for (int s = 0; s < P; ++s) expected.insert(expected.end(), size_t((s + 1) * (r + 1)), float(100 * s + r));
+    EXPECT_EQ(received[size_t(r)], expected) << "rank " << r;
+  }
+}
+
+std::string config_error(const std::string& moe, const std::string& train) {
+  const std::filesystem::path path = std::filesystem::path(testing::TempDir()) / "moe_config.yaml";
+  std::ofstream(path) << "model:\n  name: m\n  n_layers: 2\n  d_model: 16\n  n_heads: 2\n  n_kv_heads: 1\n"
+                         "  head_dim: 8\n  d_ff: 32\n  ffn: swiglu\n  vocab: 64\n  seq_len: 8\n"
+                         "  moe: {" + moe + "}\ntrain: {" + train + "}\n";
+  try {
+    load_trainer_config(path.string());
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
+  const std::string ok = "n_experts: 4, top_k: 2, expert_d_ff: 16";
+  EXPECT_EQ(config_error(ok, "batch: 4, dp: 2, ep: 2"), "");
+  EXPECT_NE(config_error(ok + ", capacity_factor: 1.25", "").find("model.moe.capacity_factor"), std::string::npos);
+  EXPECT_NE(config_error(ok + ", shared_experts: 1", "").find("model.moe.shared_experts"), std::string::npos);
+  EXPECT_NE(config_error("n_experts: 4, top_k: 5, expert_d_ff: 16", "").find("model.moe.top_k"), std::string::npos);
+  EXPECT_NE(config_error(ok, "tp: 2").find("train.tp"), std::string::npos);
+  EXPECT_NE(config_error(ok, "batch: 8, dp: 4, ep: 2").find("train.ep"), std::string::npos);
+  EXPECT_NE(config_error("n_experts: 6, top_k: 2, expert_d_ff: 16", "batch: 8, dp: 4, ep: 4").find("train.ep"),
+            std::string::npos);
+  EXPECT_NE(config_error(ok, "batch: 4, dp: 2, ep: 2, zero1: true").find("train.zero1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace palmsim
