@@ -22,7 +22,7 @@ int ChipPlacement::chip_at(int pod, const std::array<int, 3>& c) const {
 ChipRank ChipPlacement::rank(int chip) const {
   const Layout& l = layout_;
   if (system_.fabric != Fabric::tpu_torus)
-    return {chip % l.tp, (chip / l.tp) % l.dp, chip / (l.tp * l.dp)};
+    return {chip % l.tp, (chip / (l.tp * l.cp)) % l.dp, chip / (l.tp * l.cp * l.dp), (chip / l.tp) % l.cp};
   // Each group's index is mixed-radix over the axes, axis 0 fastest.
   const auto c = coord(chip);
   const auto& f = torus_.factor;
@@ -40,7 +40,7 @@ ChipRank ChipPlacement::rank(int chip) const {
 
 int ChipPlacement::chip(const ChipRank& r) const {
   const Layout& l = layout_;
-  if (system_.fabric != Fabric::tpu_torus) return r.tp + l.tp * (r.dp + l.dp * r.pp);
+  if (system_.fabric != Fabric::tpu_torus) return r.tp + l.tp * (r.cp + l.cp * (r.dp + l.dp * r.pp));
   const std::array<int, kLayoutGroups> index{r.tp, r.pp, r.dp % l.dp_per_pod()};
   const auto& f = torus_.factor;
   std::array<int, kLayoutGroups> rest = index;

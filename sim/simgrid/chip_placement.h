@@ -1,8 +1,9 @@
 #pragma once
-// Which chip holds which tensor-, data- and pipeline-parallel rank, and where it sits physically.
-// TPU: one torus slice per pod; each axis coordinate is mixed-radix c = t + f_tp (p + f_pp d) with
-// tensor parallelism innermost (TorusMapping). GPU: Megatron's rank order, tensor-parallel rank
-// fastest, then data-parallel, then pipeline stage, gpus_per_node consecutive ranks per node.
+// Which chip holds which tensor-, context-, data- and pipeline-parallel rank, and where it sits
+// physically. TPU: one torus slice per pod; each axis coordinate is mixed-radix
+// c = t + f_tp (p + f_pp d) with tensor parallelism innermost (TorusMapping; no context
+// parallelism). GPU: Megatron's rank order, tensor-parallel rank fastest, then context-parallel,
+// then data-parallel, then pipeline stage, gpus_per_node consecutive ranks per node.
 #include "hwmodels/system.h"
 #include "hwmodels/torus_topology.h"
 #include "model/layout.h"
@@ -15,6 +16,11 @@ struct ChipRank {
   int tp = 0;
   int dp = 0;  // across all pods: pod * dp_per_pod + rank inside the pod
   int pp = 0;
+  int cp = 0;
+  // Among the dp x cp ranks that hold the same weights (context-parallel rank fastest): what
+  // gradient reduction, expert parallelism and its data-parallel group fold over.
+  int replica(int cp_size) const { return dp * cp_size + cp; }
+  void set_replica(int index, int cp_size) { dp = index / cp_size, cp = index % cp_size; }
 };
 
 class ChipPlacement {

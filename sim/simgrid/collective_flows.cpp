@@ -32,9 +32,10 @@ int CollectiveFlows::group_size(CommGroup group) const {
   switch (group) {
     case CommGroup::tp: return l.tp;
     case CommGroup::pp: return l.pp;
-    // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group.
-    case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp;
-    case CommGroup::cp: return l.cp;  // 1: simulate refuses cp > 1
+    // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group. On GPUs
+    // the weights' replicas are the dp x cp ranks (TPU slices have no context parallelism).
+    case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp * l.cp;
+    case CommGroup::cp: return l.cp;
     case CommGroup::ep: return l.ep;
     // One pod on TPU (simulate refuses expert parallelism over several).
     case CommGroup::edp:
@@ -118,27 +119,30 @@ std::vector<CollectiveFlows::Ring> CollectiveFlows::gpu_rings(int chip, CommGrou
   const CommModel comm(placement_.system(), placement_.layout());
   const NodeSpread s = comm.spread(group);
   const ChipRank self = placement_.rank(chip);
-  const int ep = placement_.layout().ep;
-  // The chip of member m of this chip's group. Expert parallelism folds over data-parallel ranks
-  // (Megatron-Core's parallel folding): ep consecutive ones form an expert group, and the ranks ep
-  // apart hold the same experts (edp).
+  const int ep = placement_.layout().ep, cp = placement_.layout().cp;
+  // The chip of member m of this chip's group. Gradients are reduced over the dp x cp replicas;
+  // expert parallelism folds over them (Megatron-Core's parallel folding): ep consecutive ones
+  // form an expert group, and the ranks ep apart hold the same experts (edp).
+  const int replica = self.replica(cp);
   auto member_of = [&](const ChipRank& r) {
     switch (group) {
       case CommGroup::tp: return r.tp;
-      case CommGroup::ep: return r.dp % ep;
-      case CommGroup::edp: return r.dp / ep;
+      case CommGroup::cp: return r.cp;
+      case CommGroup::ep: return replica % ep;
+      case CommGroup::edp: return replica / ep;
       case CommGroup::pp: return r.pp;
-      default: return r.dp;
+      default: return replica;
     }
   };
   auto chip_of = [&](int m) {
     ChipRank r = self;
     switch (group) {
       case CommGroup::tp: r.tp = m; break;
-      case CommGroup::ep: r.dp = self.dp - self.dp % ep + m; break;
-      case CommGroup::edp: r.dp = m * ep + self.dp % ep; break;
+      case CommGroup::cp: r.cp = m; break;
+      case CommGroup::ep: r.set_replica(replica - replica % ep + m, cp); break;
+      case CommGroup::edp: r.set_replica(m * ep + replica % ep, cp); break;
       case CommGroup::pp: r.pp = m; break;
-      default: r.dp = m;
+      default: r.set_replica(m, cp);
     }
     return placement_.chip(r);
   };

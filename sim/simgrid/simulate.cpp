@@ -58,7 +58,6 @@ System single_node_view(const System& s, int ranks) {
 }
 
 ChipPlacement placement_for(const Scenario& s, const Layout& l) {
-  if (l.cp != 1) throw InputError("layout.cp", "simulate models cp = 1 only");
   if (l.ep > 1 && s.system.fabric == Fabric::tpu_torus && l.pods > 1)
     throw InputError("layout.ep", "simulate models expert parallelism within one TPU pod (predict prices it over several)");
   if (s.system.fabric == Fabric::single_machine)

@@ -179,20 +179,23 @@ void append(CommCall& to, const CommCall& from, double times) {
 }
 
 // The side stream's calls, one per group in the order it runs them, the empty ones left out.
-std::vector<CommCall> non_empty(CommCall side, CommCall experts) {
+std::vector<CommCall> non_empty(CommCall side, CommCall experts, CommCall context = {}) {
   std::vector<CommCall> out;
-  for (CommCall* c : {&side, &experts})
+  for (CommCall* c : {&context, &side, &experts})
     if (!c->empty()) out.push_back(std::move(*c));
   return out;
 }
 
-// The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: the
+// The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: their own
+// K/V gathered (and, in backward, their gradients reduce-scattered) under context parallelism, the
 // weights of the layers after them gathered and, in backward, the gradients of the layers before
 // them reduce-scattered (or their data-parallel buckets, the experts' over their own group). One
 // call per group, in the order the side stream runs them.
 std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buckets, int first, int end) {
   const int layers = k.layers_per_chunk;
-  CommCall side, experts;
+  CommCall side, experts, context;
+  append(context, k.context_kv.gather(forward), end - first);
+  if (!forward) append(context, k.context_kv.reduce_scatter, end - first);
   const int gathered = std::min(end + 1, layers) - (first + 1);
   append(side, k.fsdp_dense.gather(forward), gathered);
   append(experts, k.fsdp_experts.gather(forward), gathered);
@@ -203,7 +206,7 @@ std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buc
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
     if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
-  return non_empty(std::move(side), std::move(experts));
+  return non_empty(std::move(side), std::move(experts), std::move(context));
 }
 
 // A pass's first layer's weight gathers (FSDP), one call per group.
@@ -227,7 +230,7 @@ std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
 void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   const StepWork& k = w.work;
   const int layers = k.layers_per_chunk;
-  const bool streamed = k.fsdp || buckets;
+  const bool streamed = k.fsdp || k.context_parallel || buckets;
   const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
   if (k.fsdp) {  // the pass's first layer's weights: nothing to hide them behind
     int ticket = 0;
@@ -306,7 +309,7 @@ void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
   const Layout& l = w->plan.layout;
   Chip c{id, {}, w->traced[id] != 0};
-  const bool side_stream = k.fsdp || k.buckets_in_backward;
+  const bool side_stream = k.fsdp || k.context_parallel || k.buckets_in_backward;
   if (side_stream) {
     SideStream& s = w->streams[id];
     s.todo = s4u::Semaphore::create(0);
@@ -331,7 +334,8 @@ void chip_actor(World* w, int id) {
 // sealed, and every flow that leaves the simulated replica its mirror.
 void add_routes(World& w, const std::vector<int>& simulated, PlatformBuilder& platform) {
   for (int chip : simulated)
-    for (CommGroup g : {CommGroup::tp, CommGroup::dp, CommGroup::pp, CommGroup::ep, CommGroup::edp, CommGroup::cross_pod})
+    for (CommGroup g : {CommGroup::tp, CommGroup::cp, CommGroup::dp, CommGroup::pp, CommGroup::ep, CommGroup::edp,
+                        CommGroup::cross_pod})
       w.flows.for_each_peer(chip, g, [&](int peer, int level) {
         if (w.fold.leaves_replica(chip, peer)) w.mirrors[chip][level] = platform.mirror(chip, level);
         else platform.connect(chip, peer);
@@ -361,7 +365,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
   };
   auto pass = [&](bool forward, bool buckets) {
     const int layers = k.layers_per_chunk;
-    const bool streamed = k.fsdp || buckets;
+    const bool streamed = k.fsdp || k.context_parallel || buckets;
     const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
     double n = 0;
     if (k.fsdp)

@@ -32,11 +32,13 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
         } else if (op.overlap == Overlap::with_layer_compute &&
-                   (op.group == CommGroup::dp || op.group == CommGroup::edp)) {
-          // FSDP's side stream. (Tensor-parallel collectives a stack overlaps with compute stay
-          // on the critical path here: the simulator does not split a layer's compute around them.)
-          w.fsdp = true;
-          FsdpCalls& calls = op.group == CommGroup::edp ? w.fsdp_experts : w.fsdp_dense;
+                   (op.group == CommGroup::dp || op.group == CommGroup::edp || op.group == CommGroup::cp)) {
+          // The side stream. (Tensor-parallel collectives a stack overlaps with compute stay on
+          // the critical path here: the simulator does not split a layer's compute around them.)
+          (op.group == CommGroup::cp ? w.context_parallel : w.fsdp) = true;
+          SideCalls& calls = op.group == CommGroup::cp    ? w.context_kv
+                             : op.group == CommGroup::edp ? w.fsdp_experts
+                                                          : w.fsdp_dense;
           add_part(op.collective == CollectiveKind::reduce_scatter ? calls.reduce_scatter
                    : op.phase == Phase::forward                     ? calls.gather_forward
                                                                     : calls.gather_backward,

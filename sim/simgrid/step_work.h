@@ -2,7 +2,8 @@
 // The StepPlan regrouped for the simulator: what one layer of one microbatch costs per phase
 // (compute seconds from the analytic estimator's op_seconds, so that both agree without
 // contention; the blocking tensor-parallel collectives of the phase as one call), what runs on a
-// side stream (FSDP gathers and reduce-scatters, data-parallel gradient buckets), what the last
+// side stream (FSDP gathers and reduce-scatters, context parallelism's K/V, data-parallel gradient
+// buckets), what the last
 // pipeline stage adds per microbatch, and what closes the step.
 #include "hwmodels/comm_model.h"
 #include "hwmodels/compute_model.h"
@@ -19,9 +20,10 @@ struct LayerPhase {
   CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
 };
 
-// FSDP, per layer, over one group: gather the weights before forward and backward, reduce-scatter
-// the gradients.
-struct FsdpCalls {
+// Per-layer collectives on the side stream, over one group: FSDP gathers the weights before
+// forward and backward and reduce-scatters the gradients; context parallelism gathers each layer's
+// K/V beside its attention and reduce-scatters their gradients.
+struct SideCalls {
   CommCall gather_forward, gather_backward, reduce_scatter;
   const CommCall& gather(bool forward) const { return forward ? gather_forward : gather_backward; }
 };
@@ -29,8 +31,12 @@ struct FsdpCalls {
 struct StepWork {
   LayerPhase forward, recompute, backward;
   // The routed experts' FSDP traffic runs over their own data-parallel group (edp), the rest over dp.
-  FsdpCalls fsdp_dense, fsdp_experts;
+  SideCalls fsdp_dense, fsdp_experts;
   bool fsdp = false;
+  // Context parallelism's K/V gathers and gradient reduce-scatters over cp: a layer's own, beside
+  // its compute (Megatron/Transformer Engine overlap them with the attention blocks in hand).
+  SideCalls context_kv;
+  bool context_parallel = false;
   // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
   // runs after the pipeline flush.

@@ -24,6 +24,7 @@ nlohmann::json chrome_trace(const SimulationResult& result, const ChipPlacement&
       const ChipRank r = placement.rank(chip);
       events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", chip},
                         {"args", {{"name", "chip " + std::to_string(chip) + " (tp " + std::to_string(r.tp) +
+                                               (placement.layout().cp > 1 ? ", cp " + std::to_string(r.cp) : "") +
                                                ", dp " + std::to_string(r.dp) + ", stage " +
                                                std::to_string(r.pp) + ")"}}}});
       events.push_back({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", chip}, {"args", {{"sort_index", chip}}}});

@@ -14,7 +14,7 @@ namespace palmsim {
 struct ValidatedRow {
   ValidationRow row;
   double simulated = 0;    // seconds; 0 where not simulated
-  std::string sim_error;   // why a row with a prediction was not simulated (cp, beyond the bounds)
+  std::string sim_error;   // why a row with a prediction was not simulated (beyond the bounds, ...)
   std::vector<std::string> output;
 };
 

@@ -95,8 +95,8 @@ class OtherVerbsMatchTheCli(unittest.TestCase):
         self.assertIn(line, r.stdout)
 
     def test_validate_simulated_summary_is_the_cli_line(self):
-        # Four rows of NeMo's long-sequence runs: two with context parallelism, which the simulator
-        # does not model, so its summary counts them as not modelled, as the CLI's line does.
+        # Four rows of NeMo's long-sequence runs, two with context parallelism: all four simulate,
+        # and the module's summary is the CLI's line.
         with open("scenarios/published/nemo_long_sequence_h100.csv") as f:
             lines = f.read().splitlines(True)
         with tempfile.TemporaryDirectory() as d:
@@ -108,9 +108,9 @@ class OtherVerbsMatchTheCli(unittest.TestCase):
             ours = palmsim.validate(path, simulate=True)
         simulated = ours["all_files_simulated"]
         self.assertEqual(simulated, ours["files"][0]["simulated_summary"])
-        self.assertEqual((simulated["rows"], simulated["scored"], simulated["not_modelled"]), (4, 2, 2))
-        self.assertEqual(sum(1 for row in ours["rows"] if row["sim_error"]), 2)
-        line = "simulated, all files: rows 4, scored 2, not modelled 2, mean |err_step| %.2f %%" % (
+        self.assertEqual((simulated["rows"], simulated["scored"], simulated["not_modelled"]), (4, 4, 0))
+        self.assertEqual(sum(1 for row in ours["rows"] if row["sim_error"]), 0)
+        line = "simulated, all files: rows 4, scored 4, not modelled 0, mean |err_step| %.2f %%" % (
             simulated["mean_abs_err_step_pct"])
         self.assertIn(line, r.stdout)
 

@@ -143,6 +143,22 @@ training: {global_batch: 64, optimizer: adam}
   const ReplicaFold on_torus(tpu_placement, true, true);
   EXPECT_FALSE(on_torus.folded());
   EXPECT_EQ(on_torus.actors(), 64);
+
+  // Context parallelism: Megatron order tp, cp, dp; the gradient ring over the dp x cp ranks leaves
+  // a replica at another cp rank than it entered, so the simulation does not fold.
+  Scenario long_context = scenario(kCases[1].yaml);
+  long_context.layout = Layout{};
+  long_context.layout.tp = 2, long_context.layout.cp = 4, long_context.layout.dp = 16, long_context.layout.microbatch = 1;
+  const CommModel cp_comm(long_context.system, long_context.layout);
+  const ChipPlacement cp_placement(long_context.system, long_context.layout, cp_comm.torus());
+  const ChipRank r = cp_placement.rank(2 * 3 + 8 * 5 + 1);  // tp 1, cp 3, dp 5
+  EXPECT_EQ(r.tp, 1);
+  EXPECT_EQ(r.cp, 3);
+  EXPECT_EQ(r.dp, 5);
+  EXPECT_EQ(cp_placement.chip(r), 47);
+  const ReplicaFold with_cp(cp_placement, true, true);
+  EXPECT_FALSE(with_cp.folded());
+  EXPECT_NE(with_cp.unfolded_because().find("context parallelism"), std::string::npos);
 }
 
 // A traced chip of another replica gets its stand-in's events under its own number.

@@ -174,6 +174,34 @@ training: {global_batch: 64, optimizer: adam}
   EXPECT_GT(sim.report.step_time_s, b.compute_s + b.recompute_s + b.optimizer_s);
 }
 
+// Context parallelism (Llama 2 70B, 64 H100s): each layer's K/V all-gathered and their gradients
+// reduce-scattered over the cp ranks on the side stream beside the layer's compute, gradients
+// reduced over the dp x cp replicas. With tp 8 the cp group spans 8 nodes and its rings run over
+// the NICs; at 128K tokens (cp 4 inside a node) the attention hides them all.
+const char* kContextParallel = R"(
+model: {preset: llama2-70b, seq_len: 8192}
+system: {preset: h100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 1, dp: 1, cp: 8, microbatch: 1, recompute: full}
+training: {global_batch: 32, optimizer: adam, precision: bf16}
+)";
+
+TEST(Simulate, ContextParallelAgreesWithPredict) {
+  struct Case {
+    int tp, cp, dp;
+    int64_t seq;
+  };
+  for (const Case c : {Case{4, 4, 4, 131072}, Case{8, 8, 1, 8192}, Case{1, 8, 8, 4096}}) {
+    Scenario s = scenario(kContextParallel);
+    s.layout.tp = c.tp, s.layout.cp = c.cp, s.layout.dp = c.dp, s.model.seq_len = c.seq;
+    const Simulation sim = simulate(s);
+    const double pred = predict(s).step_time_s;
+    std::printf("tp %d cp %d dp %d, %lld tokens: simulate %.4f s, predict %.4f s (%+.2f %%)\n", c.tp, c.cp, c.dp,
+                (long long)c.seq, sim.report.step_time_s, pred, diff_pct(sim.report.step_time_s, pred));
+    EXPECT_NEAR(sim.report.step_time_s, pred, 0.03 * pred) << "cp " << c.cp;
+    EXPECT_EQ(sim.result.simulated_chips, 64);  // cp's ranks join the gradient rings: no fold
+  }
+}
+
 TEST(Simulate, SlowChipDelaysTheWholeDataParallelStep) {
   const Scenario s = scenario(kDataParallelRing);
   const Simulation base = simulate(s);
@@ -216,9 +244,10 @@ TEST(Simulate, RejectsAnUnknownLink) {
 }
 
 // The bound's count (simulation_size, taken before a simulation starts) against the flows the
-// simulation then sends: data parallel over nodes, TP + interleaved pipeline, FSDP on a torus.
+// simulation then sends: data parallel over nodes, TP + interleaved pipeline, experts, context
+// parallelism, FSDP on a torus.
 TEST(SimulationSize, CountsTheFlowsTheSimulationSends) {
-  const char* cases[] = {kDataParallelRing, kKorthikanti175B, kExperts, R"(
+  const char* cases[] = {kDataParallelRing, kKorthikanti175B, kExperts, kContextParallel, R"(
 model: palm-8b
 system: {preset: tpu-v4-pod, chips: 64}
 layout: {tp: 4, pp: 1, dp: 16, microbatch: 4, sharding: fsdp, recompute: selective}
