@@ -135,7 +135,7 @@ void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
   if (m.layer_freq < 1) throw InputError("model.moe.layer_freq", "must be >= 1");
   if (m.capacity_factor != 0)
     throw InputError("model.moe.capacity_factor", "the training step routes dropless only (0)");
-  if (m.shared_experts != 0) throw InputError("model.moe.shared_experts", "the training step has routed experts only (0)");
+  if (m.shared_experts < 0) throw InputError("model.moe.shared_experts", "must be >= 0");
   if (tp != 1) throw InputError("train.tp", "a sparse model trains with tp 1 (no expert tensor parallelism)");
   if (ep < 1 || m.n_experts % ep)
     throw InputError("train.ep", "must divide model.moe.n_experts (" + std::to_string(m.n_experts) + ")");

@@ -22,7 +22,8 @@ namespace palmsim {
 constexpr double kMoeAuxLossWeight = 1e-2;
 
 // Throws an InputError naming the field unless the training step implements `m` (dropless routed
-// experts, no shared ones) at this tensor- and expert-parallel size. A dense model passes at ep 1.
+// experts; shared experts are a SwiGLU MLP beside them, in kernels/palm_model.cpp) at this tensor-
+// and expert-parallel size. A dense model passes at ep 1.
 void check_trainable_moe(const MoeSpec& m, int tp, int ep);
 
 struct MoeShape {

@@ -17,6 +17,29 @@ namespace palmsim {
 
 using cpu::gemm;
 
+namespace {
+
+// A SwiGLU MLP's weight names, its width on this rank and the ops it is timed under: the dense
+// MLP, or a sparse layer's shared experts (DeepSeek-MoE: every token uses them beside its routed ones).
+struct SwigluMlp {
+  std::string w_in, w_out;
+  int64_t width = 0;
+  const char *in_fwd, *act_fwd, *out_fwd, *in_bwd, *act_bwd, *out_bwd;
+};
+
+SwigluMlp dense_mlp(const std::string& layer, int64_t width) {
+  return {layer + "win",     layer + "wout",   width,          "mlp_in_proj.fwd", "mlp_act.fwd",
+          "mlp_out_proj.fwd", "mlp_in_proj.bwd", "mlp_act.bwd", "mlp_out_proj.bwd"};
+}
+
+SwigluMlp shared_experts_mlp(const std::string& layer, const MoeSpec& moe) {
+  return {layer + "shared_win",      layer + "shared_wout",  moe.shared_experts * moe.expert_d_ff,
+          "moe_shared_in.fwd",       "moe_shared_act.fwd",   "moe_shared_out.fwd",
+          "moe_shared_in.bwd",       "moe_shared_act.bwd",   "moe_shared_out.bwd"};
+}
+
+}  // namespace
+
 
 template <class T>
 PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank)
@@ -41,6 +64,10 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
     add_tensor(p + "wo", heads_ * q, d, sharded, 1.0 / std::sqrt(double(spec.n_heads * q)));
     if (is_moe_layer(l)) {
       add_tensor(p + "router", d, spec.moe.n_experts, false, 1.0 / std::sqrt(double(d)));
+      const int64_t shared = int64_t(spec.moe.shared_experts) * spec.moe.expert_d_ff;
+      if (shared == 0) continue;
+      add_tensor(p + "shared_win", d, 2 * shared, false, 1.0 / std::sqrt(double(d)));
+      add_tensor(p + "shared_wout", shared, d, false, 1.0 / std::sqrt(double(shared)));
       continue;
     }
     add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)));
@@ -242,24 +269,26 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it; a mixture of experts in
   // the MoE layers.
   double balance_loss = 0;
+  auto swiglu_mlp = [&](LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta) {
+    const int64_t width = mlp.width;
+    {
+      auto scope = time_op(timer, mlp.in_fwd);
+      a.u.resize(size_t(N * 2 * width));
+      gemm(false, false, N, 2 * width, d, T(1), h.data(), d, P(mlp.w_in), 2 * width, T(0), a.u.data(), 2 * width);
+    }
+    {
+      auto scope = time_op(timer, mlp.act_fwd);
+      a.m.resize(size_t(N * width));
+      cpu::swiglu_forward(a.u.data(), a.m.data(), N, width);
+    }
+    auto scope = time_op(timer, mlp.out_fwd);
+    gemm(false, false, N, d, width, T(1), a.m.data(), width, P(mlp.w_out), d, beta, y.data(), d);
+  };
   auto mlp_branch = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
-    if (is_moe_layer(l)) {
-      balance_loss += moe_forward(moe_shape(N), moe_weights(l), h.data(), y.data(), beta != T(0), a.moe, w.moe, ep,
-                                  timer);
-      return;
-    }
-    {
-      auto scope = time_op(timer, "mlp_in_proj.fwd");
-      a.u.resize(size_t(N * 2 * f));
-      gemm(false, false, N, 2 * f, d, T(1), h.data(), d, P(p + "win"), 2 * f, T(0), a.u.data(), 2 * f);
-    }
-    {
-      auto scope = time_op(timer, "mlp_act.fwd");
-      a.m.resize(size_t(N * f));
-      cpu::swiglu_forward(a.u.data(), a.m.data(), N, f);
-    }
-    auto scope = time_op(timer, "mlp_out_proj.fwd");
-    gemm(false, false, N, d, f, T(1), a.m.data(), f, P(p + "wout"), d, beta, y.data(), d);
+    if (!is_moe_layer(l)) return swiglu_mlp(a, dense_mlp(p, f), h, beta);
+    balance_loss += moe_forward(moe_shape(N), moe_weights(l), h.data(), y.data(), beta != T(0), a.moe, w.moe, ep,
+                                timer);
+    if (s.moe.shared_experts > 0) swiglu_mlp(a, shared_experts_mlp(p, s.moe), h, T(1));
   };
   auto layer_norm = [&](const std::vector<T>& in, const T* g, std::vector<T>& out, std::vector<T>& mean,
                         std::vector<T>& rstd) {
@@ -345,26 +374,29 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   std::vector<T>&dy = w.dy, &dh = w.dh, &dm = w.dm, &du = w.du, &d_o = w.d_o, &dqkv = w.dqkv;
   dh.resize(size_t(N * d));
   // MLP branch backward from dy: accumulates into dh (beta) and the weight gradients.
+  auto swiglu_mlp_backward = [&](LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta) {
+    const int64_t width = mlp.width;
+    {
+      auto scope = time_op(timer, mlp.out_bwd);
+      dm.resize(size_t(N * width));
+      gemm(false, true, N, width, d, T(1), dy.data(), d, P(mlp.w_out), d, T(0), dm.data(), width);
+      gemm(true, false, width, d, N, T(1), a.m.data(), width, dy.data(), d, T(1), G(mlp.w_out), d);
+    }
+    {
+      auto scope = time_op(timer, mlp.act_bwd);
+      du.resize(size_t(N * 2 * width));
+      cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), N, width);
+    }
+    auto scope = time_op(timer, mlp.in_bwd);
+    gemm(false, true, N, d, 2 * width, T(1), du.data(), 2 * width, P(mlp.w_in), 2 * width, beta, dh.data(), d);
+    gemm(true, false, d, 2 * width, N, T(1), h.data(), d, du.data(), 2 * width, T(1), G(mlp.w_in), 2 * width);
+  };
   auto mlp_backward = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
-    if (is_moe_layer(l)) {  // beta is 0 here: the MoE branch writes dh
-      moe_backward(moe_shape(N), moe_weights(l), h.data(), dy.data(), dh.data(), moe_grads(l), a.moe, w.moe,
-                   grad_scale, ep, timer);
-      return;
-    }
-    {
-      auto scope = time_op(timer, "mlp_out_proj.bwd");
-      dm.resize(size_t(N * f));
-      gemm(false, true, N, f, d, T(1), dy.data(), d, P(p + "wout"), d, T(0), dm.data(), f);
-      gemm(true, false, f, d, N, T(1), a.m.data(), f, dy.data(), d, T(1), G(p + "wout"), d);
-    }
-    {
-      auto scope = time_op(timer, "mlp_act.bwd");
-      du.resize(size_t(N * 2 * f));
-      cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), N, f);
-    }
-    auto scope = time_op(timer, "mlp_in_proj.bwd");
-    gemm(false, true, N, d, 2 * f, T(1), du.data(), 2 * f, P(p + "win"), 2 * f, beta, dh.data(), d);
-    gemm(true, false, d, 2 * f, N, T(1), h.data(), d, du.data(), 2 * f, T(1), G(p + "win"), 2 * f);
+    if (!is_moe_layer(l)) return swiglu_mlp_backward(a, dense_mlp(p, f), h, beta);
+    // beta is 0 here: the routed experts write dh, the shared ones add to it.
+    moe_backward(moe_shape(N), moe_weights(l), h.data(), dy.data(), dh.data(), moe_grads(l), a.moe, w.moe, grad_scale,
+                 ep, timer);
+    if (s.moe.shared_experts > 0) swiglu_mlp_backward(a, shared_experts_mlp(p, s.moe), h, T(1));
   };
   auto attention_backward = [&](LayerActivations& a, const std::string& p, T beta) {
     {

@@ -64,6 +64,13 @@ void time_moe_ops(const ModelSpec& m, int64_t N, int reps, std::map<std::string,
     moe_backward(shape, w, h.data(), dy.data(), dh.data(), g, acts, scratch, 1.0, nullptr, on);
   }
   for (const auto& [op, seconds] : timer.seconds()) t[op] = seconds / reps;
+  // The shared experts' activation: the SwiGLU kernel the trainer calls, at their width.
+  const int64_t shared = int64_t(m.moe.shared_experts) * f;
+  if (shared == 0) return;
+  const std::vector<float> u = filled(size_t(N * 2 * shared), 15), dm = filled(size_t(N * shared), 16);
+  std::vector<float> hidden(dm.size()), du(u.size());
+  t["moe_shared_act.fwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), hidden.data(), N, shared); });
+  t["moe_shared_act.bwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dm.data(), du.data(), N, shared); });
 }
 
 }  // namespace

@@ -96,18 +96,25 @@ TEST(MoeGradients, Top2OfFourEveryLayerParallelBlock) { check_sparse_gradients(t
 TEST(MoeGradients, SwitchTop1EveryOtherLayerSerialBlock) {
   check_sparse_gradients(tiny_sparse(false, 3, 1, 2), "top-1, layer_freq 2");
 }
+TEST(MoeGradients, SharedExpertsBesideTheRoutedOnes) {
+  ModelSpec m = tiny_sparse(true, 4, 2, 1);
+  m.moe.shared_experts = 2;
+  check_sparse_gradients(m, "2 shared experts");
+}
 
 TEST(MoeModel, ParametersMatchTheAccounting) {
   // Total parameters of the tensor table equal palmsim's accounting (model/accounting.cpp): the
   // table is what trains, the accounting what predicts.
   for (int freq : {1, 2}) {
-    const ModelSpec spec = tiny_sparse(true, 4, 2, freq);
+    ModelSpec spec = tiny_sparse(true, 4, 2, freq);
+    spec.moe.shared_experts = freq;  // 1 or 2 shared experts, each of expert_d_ff
     const PalmModel<double> model(spec, 1, 0, false);
     int64_t router_and_experts = 0;
     for (const TensorInfo& t : model.tensors())
-      if (t.name.find("router") != std::string::npos || t.name.find("expert") != std::string::npos)
+      if (t.name.find("router") != std::string::npos || t.name.find("expert") != std::string::npos ||
+          t.name.find("shared") != std::string::npos)
         router_and_experts += int64_t(t.size());
-    const int64_t per_layer = spec.d_model * 4 + 4 * (3 * spec.d_model * spec.moe.expert_d_ff);
+    const int64_t per_layer = spec.d_model * 4 + (4 + freq) * (3 * spec.d_model * spec.moe.expert_d_ff);
     EXPECT_EQ(router_and_experts, per_layer * (spec.n_layers / freq)) << "layer_freq " << freq;
     EXPECT_EQ(int64_t(model.parameter_count()), parameter_count(spec)) << "layer_freq " << freq;
   }
@@ -159,7 +166,8 @@ TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
   const std::string ok = "n_experts: 4, top_k: 2, expert_d_ff: 16";
   EXPECT_EQ(config_error(ok, "batch: 4, dp: 2, ep: 2"), "");
   EXPECT_NE(config_error(ok + ", capacity_factor: 1.25", "").find("model.moe.capacity_factor"), std::string::npos);
-  EXPECT_NE(config_error(ok + ", shared_experts: 1", "").find("model.moe.shared_experts"), std::string::npos);
+  EXPECT_EQ(config_error(ok + ", shared_experts: 2", "batch: 4, dp: 2, ep: 2"), "");
+  EXPECT_NE(config_error(ok + ", shared_experts: -1", "").find("model.moe.shared_experts"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 5, expert_d_ff: 16", "").find("model.moe.top_k"), std::string::npos);
   EXPECT_NE(config_error(ok, "tp: 2").find("train.tp"), std::string::npos);
   EXPECT_NE(config_error(ok, "batch: 8, dp: 4, ep: 2").find("train.ep"), std::string::npos);

@@ -152,12 +152,12 @@ TEST_F(ParallelEquivalence, RepeatedRunsAreBitwiseIdentical) {
   }
 }
 
-// Four experts, top-2, in every other layer. The load-balancing loss counts each microbatch's own
-// tokens, so the one-rank reference runs the ranks' shares as its microbatches.
+// Four experts, top-2, and a shared expert, in every other layer. The load-balancing loss counts
+// each microbatch's own tokens, so the one-rank reference runs the ranks' shares as its microbatches.
 TEST(ExpertParallelEquivalence, SplitExpertsReproduceOneRank) {
   ModelSpec m = small_model();
   m.n_layers = 4;
-  m.moe.n_experts = 4, m.moe.top_k = 2, m.moe.expert_d_ff = 24, m.moe.layer_freq = 2;
+  m.moe.n_experts = 4, m.moe.top_k = 2, m.moe.expert_d_ff = 24, m.moe.layer_freq = 2, m.moe.shared_experts = 1;
   const Batch b = make_batch(m);
   for (int dp : {2, 4}) {
     const RankResult reference = run(1, 1, false, m, b, 1, kBatch / dp)[0];
