@@ -53,29 +53,36 @@ struct TopK {
 SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
   const auto start = std::chrono::steady_clock::now();
   const ModelSpec& m = s.model;
-  const int cp = fixed.cp.value_or(s.layout.cp);
-  if (cp < 1 || s.n_chips % cp) return SearchResult{};
-  const int64_t chips = s.n_chips / cp;  // tp * pp * dp; each of those ranks is cp chips
-  // GPU clusters are one pod; a TPU run may split its data-parallel ranks over any number of pods
-  // whose slices fit (at most max_chips_per_pod chips each).
-  std::vector<int> pod_counts{1};
-  if (s.system.fabric == Fabric::tpu_torus) pod_counts = divisors_of(chips);
-  if (fixed.pods) pod_counts = {*fixed.pods};
+  // Context parallelism, unless fixed: the scenario's, and on GPU clusters every degree whose 2 cp
+  // chunks split the sequence evenly (layout_is_legal's rule; TPU pods do not model it).
+  std::vector<int> cps{fixed.cp.value_or(s.layout.cp)};
+  if (!fixed.cp && s.system.fabric == Fabric::gpu_fat_tree)
+    for (int c : divisors_of(s.n_chips))
+      if (c > 1 && c != cps[0] && m.seq_len % (2 * int64_t(c)) == 0) cps.push_back(c);
 
-  struct Grid { int tp, pp, pods; };
+  struct Grid { int tp, pp, pods, cp; };
   std::vector<Grid> grids;
-  for (int tp : choices(fixed.tp, divisors_of(chips)))
-    for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
-      // Search proposes even stages; uneven ones only where the caller fixes pp.
-      if (chips % (int64_t(tp) * pp) || m.n_heads % tp || (!fixed.pp && m.n_layers % pp)) continue;
-      const int64_t dp = chips / (int64_t(tp) * pp);
-      if (fixed.dp && *fixed.dp != dp) continue;
-      for (int pods : pod_counts) {
-        if (dp % pods) continue;
-        if (s.system.max_chips_per_pod > 0 && chips * cp / pods > s.system.max_chips_per_pod) continue;
-        grids.push_back({tp, pp, pods});
+  for (int cp : cps) {
+    if (cp < 1 || s.n_chips % cp) continue;
+    const int64_t chips = s.n_chips / cp;  // tp * pp * dp; each of those ranks is cp chips
+    // GPU clusters are one pod; a TPU run may split its data-parallel ranks over any number of pods
+    // whose slices fit (at most max_chips_per_pod chips each).
+    std::vector<int> pod_counts{1};
+    if (s.system.fabric == Fabric::tpu_torus) pod_counts = divisors_of(chips);
+    if (fixed.pods) pod_counts = {*fixed.pods};
+    for (int tp : choices(fixed.tp, divisors_of(chips)))
+      for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
+        // Search proposes even stages; uneven ones only where the caller fixes pp.
+        if (chips % (int64_t(tp) * pp) || m.n_heads % tp || (!fixed.pp && m.n_layers % pp)) continue;
+        const int64_t dp = chips / (int64_t(tp) * pp);
+        if (fixed.dp && *fixed.dp != dp) continue;
+        for (int pods : pod_counts) {
+          if (dp % pods) continue;
+          if (s.system.max_chips_per_pod > 0 && chips * cp / pods > s.system.max_chips_per_pod) continue;
+          grids.push_back({tp, pp, pods, cp});
+        }
       }
-    }
+  }
 
   // Only what the system's software stack can run.
   std::vector<Sharding> shardings;
@@ -92,7 +99,8 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   tbb::enumerable_thread_specific<TopK> workers;
   tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) {
     TopK& mine = workers.local();
-    const int tp = grids[gi].tp, pp = grids[gi].pp;
+    const int tp = grids[gi].tp, pp = grids[gi].pp, cp = grids[gi].cp;
+    const int64_t chips = s.n_chips / cp;
     Layout base;
     base.tp = tp;
     base.pp = pp;

@@ -13,7 +13,7 @@ namespace palmsim {
 // Layout fields held fixed; an empty optional is searched over.
 struct LayoutConstraints {
   std::optional<int> tp, pp, dp, pods, vpp, microbatch;
-  std::optional<int> cp;  // empty: the scenario's own cp (search does not vary it)
+  std::optional<int> cp;  // empty: the scenario's, and on GPU clusters every cp that splits the sequence
   std::optional<int> ep;  // empty: for a mixture-of-experts model, every legal ep
   std::optional<bool> sp;
   std::optional<Sharding> sharding;

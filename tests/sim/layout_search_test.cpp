@@ -70,7 +70,7 @@ TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
 TEST(LayoutSearch, ExpertParallelismIsSearchedOverItsLegalDegrees) {
   Scenario s = load_scenario("scenarios/gpt-oss-120b-h100-64.yaml");  // 128 experts, 64 GPUs
   LayoutConstraints mesh;
-  mesh.tp = 1, mesh.pp = 4, mesh.microbatch = 1, mesh.sp = false;  // dp 16: ep in 1, 2, 4, 8, 16
+  mesh.tp = 1, mesh.pp = 4, mesh.cp = 1, mesh.microbatch = 1, mesh.sp = false;  // dp 16: ep in 1, 2, 4, 8, 16
   const SearchResult free = search_layouts(s, 1, mesh);
   ASSERT_FALSE(free.top.empty());
   int64_t sum = 0;
@@ -91,6 +91,37 @@ TEST(LayoutSearch, ExpertParallelismIsSearchedOverItsLegalDegrees) {
   LayoutConstraints thirty_two = mesh;
   thirty_two.ep = 32;  // does not divide dp 16
   EXPECT_EQ(search_layouts(s, 1, thirty_two).evaluated, 0);
+}
+
+// Context parallelism: on a GPU cluster search varies cp over every degree whose 2 cp chunks split
+// the sequence (Llama 2 70B at 128K tokens on 64 H100s: 1, 2, 4, ..., 64); the fixed-cp searches
+// partition the free one. A TPU pod does not model cp, so its search keeps cp 1.
+TEST(LayoutSearch, ContextParallelismIsSearchedWhereTheSequenceSplits) {
+  Scenario s = load_scenario("scenarios/palm-540b-h100-6144.yaml");
+  s.model = model_preset("llama2-70b");
+  s.model.seq_len = 131072;
+  s.n_chips = 64, s.global_batch = 32;
+  s.layout = Layout{};
+  LayoutConstraints mesh;
+  mesh.pp = 1, mesh.sp = true, mesh.microbatch = 1;
+  const SearchResult free = search_layouts(s, 1, mesh);
+  ASSERT_FALSE(free.top.empty());
+  int64_t sum = 0;
+  double best = 1e300;
+  for (int cp : {1, 2, 4, 8, 16, 32, 64}) {
+    LayoutConstraints one = mesh;
+    one.cp = cp;
+    const SearchResult r = search_layouts(s, 1, one);
+    sum += r.evaluated;
+    for (const Report& rep : r.top) best = std::min(best, rep.step_time_s);
+  }
+  EXPECT_EQ(free.evaluated, sum);
+  EXPECT_DOUBLE_EQ(free.top[0].step_time_s, best);
+  EXPECT_GT(free.top[0].layout.cp, 1);  // 128K tokens do not fit a chip's memory without it
+  Scenario tpu = load_scenario("scenarios/palm-8b-tpuv4.yaml");
+  LayoutConstraints cp1;
+  cp1.cp = 1;
+  EXPECT_EQ(search_layouts(tpu, 1).evaluated, search_layouts(tpu, 1, cp1).evaluated);
 }
 
 }  // namespace
