@@ -90,14 +90,28 @@ double route(const MoeShape& s, MoeActivations<T>& a, std::vector<int64_t>& coun
 
 // Where every assignment goes: its send row (expert-major, tokens in order), the counts to and from
 // each rank (exchanging the per-expert counts first), and each received row's expert-major row.
+// With a capacity factor each expert takes at most C = ceil(factor x N x top_k / E) of this rank's
+// rows, first choices first, then second choices, each in token order (GShard); the rest are
+// dropped (send row -1: the token keeps its residual) and the buffer is padded to C rows.
 template <class T>
-void lay_out_exchange(const MoeShape& s, MoeActivations<T>& a, const std::vector<int64_t>& counts, Communicator* ep) {
+void lay_out_exchange(const MoeShape& s, MoeActivations<T>& a, std::vector<int64_t> counts, Communicator* ep) {
   const int64_t N = s.tokens, E = s.n_experts, k = s.top_k, d = s.d_model;
   const int P = group_size(ep), L = int(E / P);
-  std::vector<int64_t> next(size_t(E), 0);
-  for (int64_t e = 1; e < E; ++e) next[size_t(e)] = next[size_t(e - 1)] + counts[size_t(e - 1)];
   a.send_row.resize(size_t(N * k));
-  for (int64_t i = 0; i < N * k; ++i) a.send_row[size_t(i)] = next[size_t(a.choice[size_t(i)])]++;
+  if (s.capacity_factor > 0) {
+    const int64_t capacity = int64_t(std::ceil(s.capacity_factor * double(N * k) / double(E)));
+    std::vector<int64_t> taken(size_t(E), 0);
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t i = n * k + j, e = a.choice[size_t(i)];
+        a.send_row[size_t(i)] = taken[size_t(e)] < capacity ? e * capacity + taken[size_t(e)]++ : -1;
+      }
+    counts.assign(size_t(E), capacity);
+  } else {
+    std::vector<int64_t> next(size_t(E), 0);
+    for (int64_t e = 1; e < E; ++e) next[size_t(e)] = next[size_t(e - 1)] + counts[size_t(e - 1)];
+    for (int64_t i = 0; i < N * k; ++i) a.send_row[size_t(i)] = next[size_t(a.choice[size_t(i)])]++;
+  }
   a.send_counts.assign(size_t(P), 0);
   for (int64_t e = 0; e < E; ++e) a.send_counts[size_t(e / L)] += size_t(counts[size_t(e)] * d);
 
@@ -133,8 +147,7 @@ void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
     throw InputError("model.moe.top_k", "must be between 1 and n_experts (" + std::to_string(m.n_experts) + ")");
   if (m.expert_d_ff < 1) throw InputError("model.moe.expert_d_ff", "must be >= 1");
   if (m.layer_freq < 1) throw InputError("model.moe.layer_freq", "must be >= 1");
-  if (m.capacity_factor != 0)
-    throw InputError("model.moe.capacity_factor", "the training step routes dropless only (0)");
+  if (m.capacity_factor < 0) throw InputError("model.moe.capacity_factor", "must be 0 (dropless) or > 0");
   if (m.shared_experts < 0) throw InputError("model.moe.shared_experts", "must be >= 0");
   if (tp != 1) throw InputError("train.tp", "a sparse model trains with tp 1 (no expert tensor parallelism)");
   if (ep < 1 || m.n_experts % ep)
@@ -159,11 +172,16 @@ double moe_forward(const MoeShape& s, const MoeWeights<T>& w, const T* h, T* y, 
     aux = route(s, a, counts);
   }
   std::vector<T>&send = scratch.send, &received = scratch.received;
-  send.resize(size_t(N * k * d));  // resize keeps earlier calls' memory; every row is written below
   {
     auto scope = time_op(timer, "moe_permute.fwd");
     lay_out_exchange(s, a, counts, ep);
-    for (int64_t i = 0; i < N * k; ++i) std::copy_n(h + (i / k) * d, d, send.data() + a.send_row[size_t(i)] * d);
+    size_t rows = 0;
+    for (size_t c : a.send_counts) rows += c;
+    // resize keeps earlier calls' memory; dropless, every row is written below, padded, not all
+    if (s.capacity_factor > 0) send.assign(rows, T(0));
+    else send.resize(rows);
+    for (int64_t i = 0; i < N * k; ++i)
+      if (a.send_row[size_t(i)] >= 0) std::copy_n(h + (i / k) * d, d, send.data() + a.send_row[size_t(i)] * d);
   }
   const std::vector<T>* arrived;
   {
@@ -209,12 +227,13 @@ double moe_forward(const MoeShape& s, const MoeWeights<T>& w, const T* h, T* y, 
   }
   if (!local) {
     auto scope = time_op(timer, "moe_combine.fwd");
-    a.returned.resize(size_t(N * k * d));
+    a.returned.resize(send.size());
     all_to_all(ep, received.data(), a.recv_counts, a.returned.data(), a.send_counts);
   }
   auto scope = time_op(timer, "moe_unpermute.fwd");
   if (!accumulate) std::fill(y, y + N * d, T(0));
   for (int64_t i = 0; i < N * k; ++i) {
+    if (a.send_row[size_t(i)] < 0) continue;  // dropped
     const T gate = a.probs[size_t((i / k) * E + a.choice[size_t(i)])];
     const T* row = a.returned.data() + a.send_row[size_t(i)] * d;
     T* out_row = y + (i / k) * d;
@@ -232,10 +251,14 @@ void moe_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const T
   // Every buffer below is resized (keeping earlier calls' memory) and then written whole.
   std::vector<T>&d_gate = scratch.d_gate, &d_returned = scratch.d_returned, &d_received = scratch.d_received;
   d_gate.resize(size_t(N * k));
-  d_returned.resize(size_t(N * k * d));
   {
     auto scope = time_op(timer, "moe_unpermute.bwd");
+    // Padded buffers have rows no assignment writes: they carry zero gradient.
+    if (s.capacity_factor > 0) d_returned.assign(a.returned.size(), T(0));
+    else d_returned.resize(a.returned.size());
     for (int64_t i = 0; i < N * k; ++i) {
+      d_gate[size_t(i)] = 0;
+      if (a.send_row[size_t(i)] < 0) continue;  // dropped: no output, no gradient
       const T gate = a.probs[size_t((i / k) * E + a.choice[size_t(i)])];
       const T* up = dy + (i / k) * d;
       const T* row = a.returned.data() + a.send_row[size_t(i)] * d;
@@ -296,13 +319,14 @@ void moe_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const T
   }
   if (!local) {
     auto scope = time_op(timer, "moe_dispatch.bwd");
-    d_send.resize(size_t(N * k * d));
+    d_send.resize(a.returned.size());
     all_to_all(ep, d_received.data(), a.recv_counts, d_send.data(), a.send_counts);
   }
   {
     auto scope = time_op(timer, "moe_permute.bwd");
     std::fill(dh, dh + N * d, T(0));
     for (int64_t i = 0; i < N * k; ++i) {
+      if (a.send_row[size_t(i)] < 0) continue;  // dropped
       const T* row = d_send.data() + a.send_row[size_t(i)] * d;
       T* out = dh + (i / k) * d;
       for (int64_t c = 0; c < d; ++c) out[c] += row[c];

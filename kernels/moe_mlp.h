@@ -2,6 +2,7 @@
 // A mixture-of-experts MLP on one rank (Switch Transformer / GShard routing, dropless): a router
 // scores every expert with softmax(h W_r); each token goes to its top_k experts, weighted by those
 // probabilities (not renormalised, so the router also learns through the main loss, as in Switch);
+// dropless, or with a capacity factor that caps and pads each expert's rows (tokens over it drop);
 // tokens are permuted into expert order and sent to the rank that holds each expert by an
 // all-to-all over the expert-parallel group; each expert is a SwiGLU MLP of expert_d_ff; a second
 // all-to-all brings the outputs back to be summed with their weights. The load-balancing loss is
@@ -21,9 +22,9 @@ namespace palmsim {
 // Switch Transformer (Fedus et al. 2021, Sec. 2.2): alpha = 1e-2 for the auxiliary loss.
 constexpr double kMoeAuxLossWeight = 1e-2;
 
-// Throws an InputError naming the field unless the training step implements `m` (dropless routed
-// experts; shared experts are a SwiGLU MLP beside them, in kernels/palm_model.cpp) at this tensor-
-// and expert-parallel size. A dense model passes at ep 1.
+// Throws an InputError naming the field unless the training step implements `m` (routed experts,
+// dropless or capped; shared experts are a SwiGLU MLP beside them, in kernels/palm_model.cpp) at
+// this tensor- and expert-parallel size. A dense model passes at ep 1.
 void check_trainable_moe(const MoeSpec& m, int tp, int ep);
 
 struct MoeShape {
@@ -32,6 +33,7 @@ struct MoeShape {
   int n_experts = 0;       // E, over all expert-parallel ranks
   int top_k = 0;
   int64_t expert_ff = 0;   // f of each expert
+  double capacity_factor = 0;  // 0: dropless; else each expert's rows from this rank are capped
 };
 
 // One layer's weights on this rank: the router and the local experts (E / ep of them).

@@ -116,7 +116,8 @@ void PalmModel<T>::add_experts() {
 
 template <class T>
 MoeShape PalmModel<T>::moe_shape(int64_t tokens) const {
-  return {tokens, spec_.d_model, spec_.moe.n_experts, spec_.moe.top_k, spec_.moe.expert_d_ff};
+  return {tokens, spec_.d_model, spec_.moe.n_experts, spec_.moe.top_k, spec_.moe.expert_d_ff,
+          spec_.moe.capacity_factor};
 }
 
 template <class T>

@@ -36,7 +36,7 @@ std::vector<float> filled(size_t n, uint64_t seed, float scale = 1.0f) {
 // tokens and, balanced, its experts compute N x top_k rows, so these ops keep their sizes.
 void time_moe_ops(const ModelSpec& m, int64_t N, int reps, std::map<std::string, double>& t) {
   const int64_t d = m.d_model, f = m.moe.expert_d_ff, E = m.moe.n_experts;
-  const MoeShape shape{N, d, m.moe.n_experts, m.moe.top_k, f};
+  const MoeShape shape{N, d, m.moe.n_experts, m.moe.top_k, f, m.moe.capacity_factor};
   const float scale = 1.0f / std::sqrt(float(d));
   std::vector<float> router = filled(size_t(d * E), 11, scale), router_grad(router.size(), 0.0f);
   std::vector<std::vector<float>> w_in, w_out, g_in, g_out;

@@ -43,36 +43,59 @@ std::vector<double> expert_by_hand(const std::vector<double>& x, const std::vect
   return out;
 }
 
-TEST(MoeLayer, UniformRouterSendsEveryTokenToTheFirstExpertsWithEqualWeights) {
-  // A zero router gives every expert probability 1/E; ties go to the lower index, so every token
-  // goes to experts 0..k-1 with weight 1/E each; f = 1/k on those, P = 1/E everywhere, and the
-  // load-balancing loss is alpha E sum_i f_i P_i = alpha.
-  const int64_t N = 3, d = 4, f = 5;
-  const int E = 4, k = 2;
-  const MoeShape shape{N, d, E, k, f};
-  const std::vector<double> router(size_t(d * E), 0.0), h = testing_fd::random_vector(size_t(N * d), 1);
+// One MoE layer with a zero router over 3 tokens (d 4, experts of 5, E 4, top-2): a zero router
+// gives every expert probability 1/E and ties go to the lower index, so every token picks experts
+// 0 and 1, each weighted 1/E; f = 1/k on those, P = 1/E everywhere, and the load-balancing loss is
+// alpha E sum_i f_i P_i = alpha. Returns the layer's output; `kept` says which tokens an expert
+// takes; their expected output is computed by hand.
+struct UniformRouterLayer {
+  static constexpr int64_t N = 3, d = 4, f = 5;
+  static constexpr int E = 4, k = 2;
+  std::vector<double> router = std::vector<double>(size_t(d * E), 0.0), h = testing_fd::random_vector(size_t(N * d), 1);
   std::vector<std::vector<double>> w_in, w_out;
-  MoeWeights<double> w;
-  w.router = router.data();
-  for (int e = 0; e < E; ++e) {
-    w_in.push_back(testing_fd::random_vector(size_t(d * 2 * f), 10 + uint64_t(e)));
-    w_out.push_back(testing_fd::random_vector(size_t(f * d), 20 + uint64_t(e)));
-  }
-  for (int e = 0; e < E; ++e) w.w_in.push_back(w_in[size_t(e)].data()), w.w_out.push_back(w_out[size_t(e)].data());
-  std::vector<double> y(size_t(N * d), 7.0);
   MoeActivations<double> acts;
   MoeScratch<double> scratch;
-  const double aux = moe_forward(shape, w, h.data(), y.data(), false, acts, scratch, nullptr, nullptr);
-  EXPECT_NEAR(aux, kMoeAuxLossWeight, 1e-15);
-  for (int64_t n = 0; n < N; ++n) {
-    const std::vector<double> x(h.begin() + n * d, h.begin() + (n + 1) * d);
-    std::vector<double> expected(size_t(d), 0.0);
-    for (int e = 0; e < k; ++e) {
-      const std::vector<double> out = expert_by_hand(x, w_in[size_t(e)], w_out[size_t(e)], d, f);
-      for (int64_t c = 0; c < d; ++c) expected[size_t(c)] += out[size_t(c)] / E;
+
+  std::vector<double> forward(double capacity_factor) {
+    MoeWeights<double> w;
+    w.router = router.data();
+    for (int e = 0; e < E; ++e) {
+      w_in.push_back(testing_fd::random_vector(size_t(d * 2 * f), 10 + uint64_t(e)));
+      w_out.push_back(testing_fd::random_vector(size_t(f * d), 20 + uint64_t(e)));
+      w.w_in.push_back(w_in.back().data()), w.w_out.push_back(w_out.back().data());
     }
-    for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(y[size_t(n * d + c)], expected[size_t(c)], 1e-12) << n << "," << c;
+    std::vector<double> y(size_t(N * d), 7.0);
+    const MoeShape shape{N, d, E, k, f, capacity_factor};
+    EXPECT_NEAR(moe_forward(shape, w, h.data(), y.data(), false, acts, scratch, nullptr, nullptr), kMoeAuxLossWeight,
+                1e-15);
+    return y;
   }
+  void expect_output(const std::vector<double>& y, int64_t kept_tokens) {
+    for (int64_t n = 0; n < N; ++n) {
+      const std::vector<double> x(h.begin() + n * d, h.begin() + (n + 1) * d);
+      std::vector<double> expected(size_t(d), 0.0);
+      for (int e = 0; e < k && n < kept_tokens; ++e) {
+        const std::vector<double> out = expert_by_hand(x, w_in[size_t(e)], w_out[size_t(e)], d, f);
+        for (int64_t c = 0; c < d; ++c) expected[size_t(c)] += out[size_t(c)] / E;
+      }
+      for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(y[size_t(n * d + c)], expected[size_t(c)], 1e-12) << n << "," << c;
+    }
+  }
+};
+
+TEST(MoeLayer, UniformRouterSendsEveryTokenToTheFirstExpertsWithEqualWeights) {
+  UniformRouterLayer layer;
+  layer.expect_output(layer.forward(0.0), 3);
+}
+
+TEST(MoeLayer, CapacityKeepsTheFirstTokensAndDropsTheRest) {
+  // Capacity factor 1: each expert takes C = ceil(1 x 3 tokens x 2 / 4) = 2 rows, tokens 0 and 1;
+  // token 2 is dropped by both and its output is zero (its residual carries it). The
+  // load-balancing loss still counts the router's choices.
+  UniformRouterLayer layer;
+  const std::vector<double> y = layer.forward(1.0);
+  EXPECT_EQ(layer.acts.x.size(), size_t(UniformRouterLayer::E * 2 * UniformRouterLayer::d));  // padded to 2 rows
+  layer.expect_output(y, 2);
 }
 
 void check_sparse_gradients(const ModelSpec& spec, const char* what) {
@@ -95,6 +118,11 @@ void check_sparse_gradients(const ModelSpec& spec, const char* what) {
 TEST(MoeGradients, Top2OfFourEveryLayerParallelBlock) { check_sparse_gradients(tiny_sparse(true, 4, 2, 1), "top-2"); }
 TEST(MoeGradients, SwitchTop1EveryOtherLayerSerialBlock) {
   check_sparse_gradients(tiny_sparse(false, 3, 1, 2), "top-1, layer_freq 2");
+}
+TEST(MoeGradients, CapacityFactorDropsTokens) {
+  ModelSpec m = tiny_sparse(true, 4, 2, 1);
+  m.moe.capacity_factor = 0.75;  // C = ceil(0.75 x 10 x 2 / 4) = 4 rows an expert: some drop
+  check_sparse_gradients(m, "capacity 0.75");
 }
 TEST(MoeGradients, SharedExpertsBesideTheRoutedOnes) {
   ModelSpec m = tiny_sparse(true, 4, 2, 1);
@@ -165,7 +193,8 @@ std::string config_error(const std::string& moe, const std::string& train) {
 TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
   const std::string ok = "n_experts: 4, top_k: 2, expert_d_ff: 16";
   EXPECT_EQ(config_error(ok, "batch: 4, dp: 2, ep: 2"), "");
-  EXPECT_NE(config_error(ok + ", capacity_factor: 1.25", "").find("model.moe.capacity_factor"), std::string::npos);
+  EXPECT_EQ(config_error(ok + ", capacity_factor: 1.25", "batch: 4, dp: 2, ep: 2"), "");
+  EXPECT_NE(config_error(ok + ", capacity_factor: -1", "").find("model.moe.capacity_factor"), std::string::npos);
   EXPECT_EQ(config_error(ok + ", shared_experts: 2", "batch: 4, dp: 2, ep: 2"), "");
   EXPECT_NE(config_error(ok + ", shared_experts: -1", "").find("model.moe.shared_experts"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 5, expert_d_ff: 16", "").find("model.moe.top_k"), std::string::npos);

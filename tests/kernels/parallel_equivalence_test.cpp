@@ -159,13 +159,17 @@ TEST(ExpertParallelEquivalence, SplitExpertsReproduceOneRank) {
   m.n_layers = 4;
   m.moe.n_experts = 4, m.moe.top_k = 2, m.moe.expert_d_ff = 24, m.moe.layer_freq = 2, m.moe.shared_experts = 1;
   const Batch b = make_batch(m);
-  for (int dp : {2, 4}) {
-    const RankResult reference = run(1, 1, false, m, b, 1, kBatch / dp)[0];
-    for (int ep : {1, dp}) {
-      const std::string what = "dp" + std::to_string(dp) + " ep" + std::to_string(ep);
-      for (const RankResult& r : run(dp, 1, false, m, b, ep)) {
-        EXPECT_NEAR(r.loss, reference.loss, 1e-5 * reference.loss) << what;
-        compare_tensors(m, reference, r, 1, what);
+  for (double capacity : {0.0, 1.0}) {  // dropless, and capped (each rank's tokens over it drop)
+    m.moe.capacity_factor = capacity;
+    for (int dp : {2, 4}) {
+      const RankResult reference = run(1, 1, false, m, b, 1, kBatch / dp)[0];
+      for (int ep : {1, dp}) {
+        const std::string what =
+            "dp" + std::to_string(dp) + " ep" + std::to_string(ep) + " capacity " + std::to_string(capacity);
+        for (const RankResult& r : run(dp, 1, false, m, b, ep)) {
+          EXPECT_NEAR(r.loss, reference.loss, 1e-5 * reference.loss) << what;
+          compare_tensors(m, reference, r, 1, what);
+        }
       }
     }
   }
