@@ -136,6 +136,97 @@ void lay_out_exchange(const MoeShape& s, MoeActivations<T>& a, std::vector<int64
     }
 }
 
+// fn(e, first row, rows) for each local expert that has rows.
+template <class T, class Fn>
+void for_each_expert(const MoeActivations<T>& a, Fn&& fn) {
+  for (size_t e = 0; e + 1 < a.expert_begin.size(); ++e) {
+    const int64_t begin = a.expert_begin[e], rows = a.expert_begin[e + 1] - begin;
+    if (rows) fn(e, begin, rows);
+  }
+}
+
+// The local experts on their expert-major rows x: u = x [W | V], m = SwiGLU(u), out = m W_out.
+template <class T>
+void experts_forward(const MoeShape& s, const MoeWeights<T>& w, MoeActivations<T>& a, std::vector<T>& out,
+                     OpTimer* timer) {
+  const int64_t d = s.d_model, f = s.expert_ff, R = int64_t(a.received_row.size());
+  {
+    auto scope = time_op(timer, "moe_expert_in.fwd");
+    a.u.resize(size_t(R * 2 * f));
+    for_each_expert(a, [&](size_t e, int64_t b, int64_t rows) {
+      gemm(false, false, rows, 2 * f, d, T(1), a.x.data() + b * d, d, w.w_in[e], 2 * f, T(0), a.u.data() + b * 2 * f,
+           2 * f);
+    });
+  }
+  {
+    auto scope = time_op(timer, "moe_expert_act.fwd");
+    a.m.resize(size_t(R * f));
+    cpu::swiglu_forward(a.u.data(), a.m.data(), R, f);
+  }
+  auto scope = time_op(timer, "moe_expert_out.fwd");
+  out.resize(size_t(R * d));
+  for_each_expert(a, [&](size_t e, int64_t b, int64_t rows) {
+    gemm(false, false, rows, d, f, T(1), a.m.data() + b * f, f, w.w_out[e], d, T(0), out.data() + b * d, d);
+  });
+}
+
+// From the outputs' gradient (scratch.d_out, expert-major): the weight gradients, and returns the
+// inputs' gradient dx (expert-major).
+template <class T>
+const std::vector<T>& experts_backward(const MoeShape& s, const MoeWeights<T>& w, const MoeGrads<T>& g,
+                                       const MoeActivations<T>& a, MoeScratch<T>& scratch, OpTimer* timer) {
+  const int64_t d = s.d_model, f = s.expert_ff, R = int64_t(a.received_row.size());
+  std::vector<T>&d_out = scratch.d_out, &dm = scratch.dm, &du = scratch.du, &dx = scratch.dx;
+  dm.resize(size_t(R * f));
+  du.resize(size_t(R * 2 * f));
+  dx.resize(size_t(R * d));
+  {
+    auto scope = time_op(timer, "moe_expert_out.bwd");
+    for_each_expert(a, [&](size_t e, int64_t b, int64_t rows) {
+      gemm(false, true, rows, f, d, T(1), d_out.data() + b * d, d, w.w_out[e], d, T(0), dm.data() + b * f, f);
+      gemm(true, false, f, d, rows, T(1), a.m.data() + b * f, f, d_out.data() + b * d, d, T(1), g.w_out[e], d);
+    });
+  }
+  {
+    auto scope = time_op(timer, "moe_expert_act.bwd");
+    cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), R, f);
+  }
+  auto scope = time_op(timer, "moe_expert_in.bwd");
+  for_each_expert(a, [&](size_t e, int64_t b, int64_t rows) {
+    gemm(false, true, rows, d, 2 * f, T(1), du.data() + b * 2 * f, 2 * f, w.w_in[e], 2 * f, T(0), dx.data() + b * d, d);
+    gemm(true, false, d, 2 * f, rows, T(1), a.x.data() + b * d, d, du.data() + b * 2 * f, 2 * f, T(1), g.w_in[e], 2 * f);
+  });
+  return dx;
+}
+
+// The router's gradient: the gates' (scratch.d_gate) and the load-balancing loss's through the
+// softmax; adds the router weights' gradient and h's share to dh.
+template <class T>
+void router_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const MoeGrads<T>& g,
+                     const MoeActivations<T>& a, MoeScratch<T>& scratch, double grad_scale, T* dh, OpTimer* timer) {
+  const int64_t N = s.tokens, d = s.d_model, E = s.n_experts, k = s.top_k;
+  std::vector<T>& d_logits = scratch.d_logits;
+  d_logits.resize(size_t(N * E));
+  {
+    auto scope = time_op(timer, "moe_route.bwd");
+    // d aux / d p[n][e] = alpha E f_e / N; the chosen experts' gates add their gradient.
+    std::vector<double> d_prob(static_cast<size_t>(E));
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t e = 0; e < E; ++e)
+        d_prob[size_t(e)] = kMoeAuxLossWeight * double(E) * a.share[size_t(e)] / double(N) * grad_scale;
+      for (int64_t j = 0; j < k; ++j)
+        d_prob[size_t(a.choice[size_t(n * k + j)])] += double(scratch.d_gate[size_t(n * k + j)]);
+      const T* p = a.probs.data() + n * E;
+      double inner = 0;
+      for (int64_t e = 0; e < E; ++e) inner += double(p[e]) * d_prob[size_t(e)];
+      for (int64_t e = 0; e < E; ++e) d_logits[size_t(n * E + e)] = T(double(p[e]) * (d_prob[size_t(e)] - inner));
+    }
+  }
+  auto scope = time_op(timer, "moe_router.bwd");
+  gemm(false, true, N, d, E, T(1), d_logits.data(), E, w.router, E, T(1), dh, d);
+  gemm(true, false, d, E, N, T(1), h, d, d_logits.data(), E, T(1), g.router, E);
+}
+
 }  // namespace
 
 void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
@@ -157,7 +248,7 @@ void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
 template <class T>
 double moe_forward(const MoeShape& s, const MoeWeights<T>& w, const T* h, T* y, bool accumulate,
                    MoeActivations<T>& a, MoeScratch<T>& scratch, Communicator* ep, OpTimer* timer) {
-  const int64_t N = s.tokens, d = s.d_model, E = s.n_experts, k = s.top_k, f = s.expert_ff;
+  const int64_t N = s.tokens, d = s.d_model, E = s.n_experts, k = s.top_k;
   if (E % group_size(ep) || int64_t(w.w_in.size()) != E / group_size(ep))
     throw std::logic_error("the expert-parallel ranks must hold n_experts / ep experts each");
   {
@@ -188,36 +279,14 @@ double moe_forward(const MoeShape& s, const MoeWeights<T>& w, const T* h, T* y, 
     auto scope = time_op(timer, "moe_dispatch.fwd");
     arrived = &exchanged(ep, send, a.send_counts, received, a.recv_counts);
   }
-  const int64_t R = int64_t(a.received_row.size()), L = int64_t(w.w_in.size());
+  const int64_t R = int64_t(a.received_row.size());
   {
     auto scope = time_op(timer, "moe_permute.fwd");
     a.x.resize(size_t(R * d));
     scatter_rows(arrived->data(), a.x.data(), a.received_row, d);
   }
-  {
-    auto scope = time_op(timer, "moe_expert_in.fwd");
-    a.u.resize(size_t(R * 2 * f));
-    for (int64_t e = 0; e < L; ++e) {
-      const int64_t b = a.expert_begin[size_t(e)], rows = a.expert_begin[size_t(e + 1)] - b;
-      if (rows) gemm(false, false, rows, 2 * f, d, T(1), a.x.data() + b * d, d, w.w_in[size_t(e)], 2 * f, T(0),
-                     a.u.data() + b * 2 * f, 2 * f);
-    }
-  }
-  {
-    auto scope = time_op(timer, "moe_expert_act.fwd");
-    a.m.resize(size_t(R * f));
-    cpu::swiglu_forward(a.u.data(), a.m.data(), R, f);
-  }
   std::vector<T>& out = scratch.out;
-  out.resize(size_t(R * d));
-  {
-    auto scope = time_op(timer, "moe_expert_out.fwd");
-    for (int64_t e = 0; e < L; ++e) {
-      const int64_t b = a.expert_begin[size_t(e)], rows = a.expert_begin[size_t(e + 1)] - b;
-      if (rows) gemm(false, false, rows, d, f, T(1), a.m.data() + b * f, f, w.w_out[size_t(e)], d, T(0),
-                     out.data() + b * d, d);
-    }
-  }
+  experts_forward(s, w, a, out, timer);
   const bool local = group_size(ep) == 1;
   {
     auto scope = time_op(timer, "moe_unpermute.fwd");
@@ -246,8 +315,8 @@ template <class T>
 void moe_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const T* dy, T* dh,
                   const MoeGrads<T>& g, const MoeActivations<T>& a, MoeScratch<T>& scratch, double grad_scale,
                   Communicator* ep, OpTimer* timer) {
-  const int64_t N = s.tokens, d = s.d_model, E = s.n_experts, k = s.top_k, f = s.expert_ff;
-  const int64_t R = int64_t(a.received_row.size()), L = int64_t(w.w_in.size());
+  const int64_t N = s.tokens, d = s.d_model, E = s.n_experts, k = s.top_k;
+  const int64_t R = int64_t(a.received_row.size());
   // Every buffer below is resized (keeping earlier calls' memory) and then written whole.
   std::vector<T>&d_gate = scratch.d_gate, &d_returned = scratch.d_returned, &d_received = scratch.d_received;
   d_gate.resize(size_t(N * k));
@@ -276,39 +345,13 @@ void moe_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const T
     auto scope = time_op(timer, "moe_combine.bwd");
     arrived = &exchanged(ep, d_returned, a.send_counts, d_received, a.recv_counts);
   }
-  std::vector<T>&d_out = scratch.d_out, &dm = scratch.dm, &du = scratch.du, &dx = scratch.dx;
-  d_out.resize(size_t(R * d));
-  dm.resize(size_t(R * f));
-  du.resize(size_t(R * 2 * f));
-  dx.resize(size_t(R * d));
+  std::vector<T>& d_out = scratch.d_out;
   {
     auto scope = time_op(timer, "moe_unpermute.bwd");
+    d_out.resize(size_t(R * d));
     scatter_rows(arrived->data(), d_out.data(), a.received_row, d);
   }
-  {
-    auto scope = time_op(timer, "moe_expert_out.bwd");
-    for (int64_t e = 0; e < L; ++e) {
-      const int64_t b = a.expert_begin[size_t(e)], rows = a.expert_begin[size_t(e + 1)] - b;
-      if (!rows) continue;
-      gemm(false, true, rows, f, d, T(1), d_out.data() + b * d, d, w.w_out[size_t(e)], d, T(0), dm.data() + b * f, f);
-      gemm(true, false, f, d, rows, T(1), a.m.data() + b * f, f, d_out.data() + b * d, d, T(1), g.w_out[size_t(e)], d);
-    }
-  }
-  {
-    auto scope = time_op(timer, "moe_expert_act.bwd");
-    cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), R, f);
-  }
-  {
-    auto scope = time_op(timer, "moe_expert_in.bwd");
-    for (int64_t e = 0; e < L; ++e) {
-      const int64_t b = a.expert_begin[size_t(e)], rows = a.expert_begin[size_t(e + 1)] - b;
-      if (!rows) continue;
-      gemm(false, true, rows, d, 2 * f, T(1), du.data() + b * 2 * f, 2 * f, w.w_in[size_t(e)], 2 * f, T(0),
-           dx.data() + b * d, d);
-      gemm(true, false, d, 2 * f, rows, T(1), a.x.data() + b * d, d, du.data() + b * 2 * f, 2 * f, T(1),
-           g.w_in[size_t(e)], 2 * f);
-    }
-  }
+  const std::vector<T>& dx = experts_backward(s, w, g, a, scratch, timer);
   std::vector<T>& d_send = scratch.d_send;
   const bool local = group_size(ep) == 1;
   {
@@ -332,25 +375,7 @@ void moe_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, const T
       for (int64_t c = 0; c < d; ++c) out[c] += row[c];
     }
   }
-  std::vector<T>& d_logits = scratch.d_logits;
-  d_logits.resize(size_t(N * E));
-  {
-    auto scope = time_op(timer, "moe_route.bwd");
-    // d aux / d p[n][e] = alpha E f_e / N; the chosen experts' gates add their gradient.
-    std::vector<double> d_prob(static_cast<size_t>(E));
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t e = 0; e < E; ++e)
-        d_prob[size_t(e)] = kMoeAuxLossWeight * double(E) * a.share[size_t(e)] / double(N) * grad_scale;
-      for (int64_t j = 0; j < k; ++j) d_prob[size_t(a.choice[size_t(n * k + j)])] += double(d_gate[size_t(n * k + j)]);
-      const T* p = a.probs.data() + n * E;
-      double inner = 0;
-      for (int64_t e = 0; e < E; ++e) inner += double(p[e]) * d_prob[size_t(e)];
-      for (int64_t e = 0; e < E; ++e) d_logits[size_t(n * E + e)] = T(double(p[e]) * (d_prob[size_t(e)] - inner));
-    }
-  }
-  auto scope = time_op(timer, "moe_router.bwd");
-  gemm(false, true, N, d, E, T(1), d_logits.data(), E, w.router, E, T(1), dh, d);
-  gemm(true, false, d, E, N, T(1), h, d, d_logits.data(), E, T(1), g.router, E);
+  router_backward(s, w, h, g, a, scratch, grad_scale, dh, timer);
 }
 
 template double moe_forward(const MoeShape&, const MoeWeights<float>&, const float*, float*, bool,
