@@ -179,21 +179,23 @@ void append(CommCall& to, const CommCall& from, double times) {
 }
 
 // The side stream's calls, one per group in the order it runs them, the empty ones left out.
-std::vector<CommCall> non_empty(CommCall side, CommCall experts, CommCall context = {}) {
+std::vector<CommCall> non_empty(CommCall side, CommCall experts, CommCall context = {}, CommCall tp = {}) {
   std::vector<CommCall> out;
-  for (CommCall* c : {&context, &side, &experts})
+  for (CommCall* c : {&tp, &context, &side, &experts})
     if (!c->empty()) out.push_back(std::move(*c));
   return out;
 }
 
-// The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: their own
-// K/V gathered (and, in backward, their gradients reduce-scattered) under context parallelism, the
+// The side stream's work beside layers [first, end) of a pass of `k.layers_per_chunk`: the hidden
+// share of their own overlapped tensor-parallel collectives, their own K/V gathered (and, in
+// backward, their gradients reduce-scattered) under context parallelism, the
 // weights of the layers after them gathered and, in backward, the gradients of the layers before
 // them reduce-scattered (or their data-parallel buckets, the experts' over their own group). One
 // call per group, in the order the side stream runs them.
 std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buckets, int first, int end) {
   const int layers = k.layers_per_chunk;
-  CommCall side, experts, context;
+  CommCall side, experts, context, tp;
+  append(tp, forward ? k.overlapped_tp_forward : k.overlapped_tp_backward, end - first);
   append(context, k.context_kv.gather(forward), end - first);
   if (!forward) append(context, k.context_kv.reduce_scatter, end - first);
   const int gathered = std::min(end + 1, layers) - (first + 1);
@@ -206,7 +208,7 @@ std::vector<CommCall> block_side_calls(const StepWork& k, bool forward, bool buc
     if (buckets) append(side, k.grad_reduction, double(reduced) / layers);
     if (buckets) append(experts, k.expert_grad_reduction, double(reduced) / layers);
   }
-  return non_empty(std::move(side), std::move(experts), std::move(context));
+  return non_empty(std::move(side), std::move(experts), std::move(context), std::move(tp));
 }
 
 // A pass's first layer's weight gathers (FSDP), one call per group.
@@ -230,7 +232,7 @@ std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
 void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   const StepWork& k = w.work;
   const int layers = k.layers_per_chunk;
-  const bool streamed = k.fsdp || k.context_parallel || buckets;
+  const bool streamed = k.fsdp || k.context_parallel || k.tp_overlap || buckets;
   const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
   if (k.fsdp) {  // the pass's first layer's weights: nothing to hide them behind
     int ticket = 0;
@@ -309,7 +311,7 @@ void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
   const Layout& l = w->plan.layout;
   Chip c{id, {}, w->traced[id] != 0};
-  const bool side_stream = k.fsdp || k.context_parallel || k.buckets_in_backward;
+  const bool side_stream = k.fsdp || k.context_parallel || k.tp_overlap || k.buckets_in_backward;
   if (side_stream) {
     SideStream& s = w->streams[id];
     s.todo = s4u::Semaphore::create(0);
@@ -365,7 +367,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
   };
   auto pass = [&](bool forward, bool buckets) {
     const int layers = k.layers_per_chunk;
-    const bool streamed = k.fsdp || k.context_parallel || buckets;
+    const bool streamed = k.fsdp || k.context_parallel || k.tp_overlap || buckets;
     const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
     double n = 0;
     if (k.fsdp)

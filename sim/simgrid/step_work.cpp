@@ -11,9 +11,9 @@ namespace {
 
 bool is_compute(OpKind k) { return k == OpKind::gemm || k == OpKind::attention || k == OpKind::memory; }
 
-void add_part(CommCall& call, const Op& op) {
+void add_part(CommCall& call, const Op& op, double share = 1.0) {
   call.group = op.group;
-  call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity});
+  call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity * share});
 }
 
 }  // namespace
@@ -43,6 +43,14 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
                    : op.phase == Phase::forward                     ? calls.gather_forward
                                                                     : calls.gather_backward,
                    op);
+        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
+          // As the closed form splits them: the hidden share beside the compute, the rest blocking.
+          const double hidden = plan.options.tp_overlap_fraction;
+          if (hidden < 1) add_part(layer.tp, op, 1.0 - hidden);
+          if (hidden > 0) {
+            w.tp_overlap = true;
+            add_part(op.phase == Phase::forward ? w.overlapped_tp_forward : w.overlapped_tp_backward, op, hidden);
+          }
         } else if (op.group == CommGroup::ep) {
           add_part(layer.ep, op);
         } else if (op.group == CommGroup::tp) {

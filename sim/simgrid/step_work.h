@@ -37,6 +37,11 @@ struct StepWork {
   // its compute (Megatron/Transformer Engine overlap them with the attention blocks in hand).
   SideCalls context_kv;
   bool context_parallel = false;
+  // Tensor-parallel collectives a stack overlaps with compute (XLA's collective matmul, async TP):
+  // their hidden share (tp_overlap_fraction) of a layer, on the side stream beside its compute;
+  // the rest stays in LayerPhase::tp. Backward includes recompute.
+  CommCall overlapped_tp_forward, overlapped_tp_backward;
+  bool tp_overlap = false;
   // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
   // runs after the pipeline flush.
