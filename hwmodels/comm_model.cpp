@@ -7,7 +7,26 @@
 
 namespace palmsim {
 
+namespace {
+
+// On GPU nodes, Megatron's rank order (tp fastest, then cp, then dp) tiles the nodes only when each
+// prefix of it (tp, tp x cp, tp x cp x dp) divides a node's GPUs or is a multiple of them; tp 12
+// on 8-GPU nodes would put one tensor-parallel group across a node boundary at an odd place.
+// Returns the first group that breaks it ("" when none does).
+std::string group_off_node_boundary(const System& s, const Layout& l) {
+  if (s.fabric != Fabric::gpu_fat_tree) return "";
+  const int64_t g = s.fat_tree.gpus_per_node;
+  const std::pair<const char*, int64_t> prefixes[] = {
+      {"tp", l.tp}, {"cp", int64_t(l.tp) * l.cp}, {"dp", int64_t(l.tp) * l.cp * l.dp}};
+  for (const auto& [group, ranks] : prefixes)
+    if (ranks <= g ? g % ranks != 0 : ranks % g != 0) return group;
+  return "";
+}
+
+}  // namespace
+
 bool layout_fits_system(const System& s, const Layout& l) {
+  if (!group_off_node_boundary(s, l).empty()) return false;
   if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
   TorusSegments ep, edp;
@@ -21,6 +40,11 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
     if (layout.pods != 1)
       throw InputError("layout.pods", "must be 1 on " + system.name +
                                           "; pods are TPU pods joined by the data-center network");
+    if (const std::string group = group_off_node_boundary(system, layout); !group.empty())
+      throw InputError("layout." + group,
+                       "its ranks and those before it in Megatron's order (tp, cp, dp) must divide the " +
+                           std::to_string(system.fat_tree.gpus_per_node) + " GPUs of a " + system.name +
+                           " node or be a multiple of them");
     return;
   }
   if (layout.cp > 1)

@@ -72,8 +72,9 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     if (fixed.pods) pod_counts = {*fixed.pods};
     for (int tp : choices(fixed.tp, divisors_of(chips)))
       for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
-        // Search proposes even stages; uneven ones only where the caller fixes pp.
-        if (chips % (int64_t(tp) * pp) || m.n_heads % tp || (!fixed.pp && m.n_layers % pp)) continue;
+        // Stages may be uneven (PaLM 540B's 118 layers on 8 stages: 15 on the heaviest); each
+        // needs a layer.
+        if (chips % (int64_t(tp) * pp) || m.n_heads % tp || m.n_layers < pp) continue;
         const int64_t dp = chips / (int64_t(tp) * pp);
         if (fixed.dp && *fixed.dp != dp) continue;
         for (int pods : pod_counts) {
@@ -118,10 +119,11 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
       for (int e : divisors_of(int64_t(base.dp / base.pods) * cp))
         if (m.moe.n_experts % e == 0) eps.push_back(e);
     }
+    // Interleaving: the heaviest stage's layers split into vpp equal chunks.
     std::vector<int> vpps{1};
     if (pp > 1)
-      for (int v : divisors_of(m.n_layers / pp))
-        if (v > 1) vpps.push_back(v);
+      for (int v : divisors_of((m.n_layers + pp - 1) / pp))
+        if (v > 1 && int64_t(pp) * v <= m.n_layers) vpps.push_back(v);
     for (int ep : eps) {
       base.ep = ep;
       if (!layout_fits_system(s.system, base)) continue;

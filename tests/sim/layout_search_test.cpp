@@ -1,4 +1,5 @@
 // Search enumerates exactly the legal layouts and ranks by step time.
+#include "model/input_error.h"
 #include "model/layout.h"
 #include "sim/layout_search.h"
 #include "sim/predict.h"
@@ -122,6 +123,31 @@ TEST(LayoutSearch, ContextParallelismIsSearchedWhereTheSequenceSplits) {
   LayoutConstraints cp1;
   cp1.cp = 1;
   EXPECT_EQ(search_layouts(tpu, 1).evaluated, search_layouts(tpu, 1, cp1).evaluated);
+}
+
+// Search proposes uneven stages (PaLM 540B's 118 layers on 8 or 12 stages) and interleaves the
+// heaviest stage's layers in equal chunks; it never puts a tensor-parallel group across a node
+// boundary at an odd place (tp 12 on 8-GPU nodes), which predict refuses naming the field.
+TEST(LayoutSearch, UnevenStagesAndGroupsThatTileTheNodes) {
+  Scenario s = load_scenario("scenarios/palm-540b-h100-6144.yaml");
+  const SearchResult r = search_layouts(s, 20);
+  ASSERT_FALSE(r.top.empty());
+  bool uneven = false;
+  for (const Report& rep : r.top) {
+    const Layout& l = rep.layout;
+    uneven |= s.model.n_layers % l.pp != 0;
+    EXPECT_TRUE(l.tp <= 8 ? 8 % l.tp == 0 : l.tp % 8 == 0) << "tp " << l.tp;
+    EXPECT_EQ(((s.model.n_layers + l.pp - 1) / l.pp) % l.vpp, 0) << "pp " << l.pp << " vpp " << l.vpp;
+  }
+  EXPECT_TRUE(uneven);
+  EXPECT_LT(r.top[0].step_time_s, predict(s).step_time_s + 1e-9);
+  s.layout.tp = 12, s.layout.dp = 32, s.layout.pp = 16, s.layout.vpp = 1, s.layout.schedule = Schedule::one_f_one_b;
+  try {
+    predict(s);
+    ADD_FAILURE() << "tp 12 on 8-GPU nodes was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "layout.tp");
+  }
 }
 
 }  // namespace

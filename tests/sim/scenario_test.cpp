@@ -1,5 +1,6 @@
 // Scenario files: the shipped ones load; bad ones name their field.
 #include "model/input_error.h"
+#include "sim/predict.h"
 #include "sim/scenario.h"
 
 #include <gtest/gtest.h>
@@ -32,6 +33,15 @@ TEST(Scenario, ShippedScenariosLoad) {
     ++n;
   }
   EXPECT_GE(n, 5);
+}
+
+// A bundled scenario is a run someone could launch: its own layout fits its chips' memory.
+TEST(Scenario, ShippedScenariosFitTheirChips) {
+  for (const auto& entry : std::filesystem::directory_iterator("scenarios")) {
+    if (entry.path().extension() != ".yaml" || !YAML::LoadFile(entry.path().string())["system"]) continue;
+    const Report r = predict(load_scenario(entry.path().string()));
+    EXPECT_TRUE(r.fits_in_memory) << entry.path() << ": " << r.memory.total() / double(1 << 30) << " GiB";
+  }
 }
 
 TEST(Scenario, BadInputNamesTheField) {
