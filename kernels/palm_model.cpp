@@ -40,7 +40,6 @@ SwigluMlp shared_experts_mlp(const std::string& layer, const MoeSpec& moe) {
 
 }  // namespace
 
-
 template <class T>
 PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank)
     : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank) {

@@ -143,7 +143,8 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
     triad.push_back(kernels.triad_bytes_per_s(grid.triad_bytes_per_array, grid.repetitions));
     step("memory triad");
     for (const auto& [key, seconds] :
-         kernels.step_op_seconds(plan.model, plan.layout.microbatch, plan.layout.tp, grid.repetitions))
+         kernels.step_op_seconds(plan.model, plan.layout.microbatch, plan.layout.tp, plan.layout.ep,
+                                 grid.repetitions))
       op_s[key].push_back(seconds);
     step("step ops");
     sample_reference();
@@ -218,9 +219,8 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     const auto t = on_every_rank([&](int) { return stream_triad_bytes_per_s(bytes, reps); });
     return *std::min_element(t.begin(), t.end());
   };
-  k.step_op_seconds = [&](const ModelSpec& model, int64_t microbatch, int tp, int reps) {
-    // The plan's expert-parallel size: each rank's optimizer and norm cover its own experts only.
-    const auto t = on_every_rank([&](int) { return time_step_ops(model, microbatch, tp, reps, plan.layout.ep); });
+  k.step_op_seconds = [&](const ModelSpec& model, int64_t microbatch, int tp, int ep, int reps) {
+    const auto t = on_every_rank([&](int) { return time_step_ops(model, microbatch, tp, reps, ep); });
     std::map<std::string, double> slowest;
     for (const auto& rank : t)
       for (const auto& [op, seconds] : rank) slowest[op] = std::max(slowest[op], seconds);

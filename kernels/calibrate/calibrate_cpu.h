@@ -51,8 +51,9 @@ int gemm_repetitions(const CalibrationGrid& grid, const GemmShape& shape);
 struct CalibrationKernels {
   std::function<double(int64_t m, int64_t n, int64_t k, int repetitions)> sgemm_seconds;
   std::function<double(int64_t bytes_per_array, int repetitions)> triad_bytes_per_s;
-  std::function<std::map<std::string, double>(const ModelSpec& model, int64_t microbatch, int tp, int repetitions)>
-      step_op_seconds;  // seconds per call by "name.phase" on one tensor-parallel rank
+  std::function<std::map<std::string, double>(const ModelSpec& model, int64_t microbatch, int tp, int ep,
+                                              int repetitions)>
+      step_op_seconds;  // seconds per call by "name.phase" on one tensor- and expert-parallel rank
   std::function<double(const std::string& kind, int ranks, double bytes, int repetitions)> collective_seconds;
   std::function<SpeedSample()> reference;  // one sample of the machine's speed reference
   int reference_threads = 0, reference_ranks = 1;

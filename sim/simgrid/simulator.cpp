@@ -232,9 +232,9 @@ std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
 void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   const StepWork& k = w.work;
   const int layers = k.layers_per_chunk;
-  const bool streamed = k.fsdp || k.context_parallel || k.tp_overlap || buckets;
+  const bool streamed = k.side_calls_per_layer() || buckets;
   const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
-  if (k.fsdp) {  // the pass's first layer's weights: nothing to hide them behind
+  if (k.fsdp()) {  // the pass's first layer's weights: nothing to hide them behind
     int ticket = 0;
     for (CommCall& gather : first_gathers(k, forward)) ticket = submit(w, c, std::move(gather), 1.0);
     if (ticket) wait_stream(w, c, ticket);
@@ -311,7 +311,7 @@ void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
   const Layout& l = w->plan.layout;
   Chip c{id, {}, w->traced[id] != 0};
-  const bool side_stream = k.fsdp || k.context_parallel || k.tp_overlap || k.buckets_in_backward;
+  const bool side_stream = k.side_calls_per_layer() || k.buckets_in_backward;
   if (side_stream) {
     SideStream& s = w->streams[id];
     s.todo = s4u::Semaphore::create(0);
@@ -367,10 +367,10 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
   };
   auto pass = [&](bool forward, bool buckets) {
     const int layers = k.layers_per_chunk;
-    const bool streamed = k.fsdp || k.context_parallel || k.tp_overlap || buckets;
+    const bool streamed = k.side_calls_per_layer() || buckets;
     const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
     double n = 0;
-    if (k.fsdp)
+    if (k.fsdp())
       for (const CommCall& gather : first_gathers(k, forward)) n += count(gather, 1.0);
     for (int b = 0; b < blocks; ++b) {
       const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;

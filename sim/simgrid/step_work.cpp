@@ -33,9 +33,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
           layer.compute_s += seconds;
         } else if (op.overlap == Overlap::with_layer_compute &&
                    (op.group == CommGroup::dp || op.group == CommGroup::edp || op.group == CommGroup::cp)) {
-          // The side stream. (Tensor-parallel collectives a stack overlaps with compute stay on
-          // the critical path here: the simulator does not split a layer's compute around them.)
-          (op.group == CommGroup::cp ? w.context_parallel : w.fsdp) = true;
+          // The side stream: FSDP's weights and gradients, context parallelism's K/V.
           SideCalls& calls = op.group == CommGroup::cp    ? w.context_kv
                              : op.group == CommGroup::edp ? w.fsdp_experts
                                                           : w.fsdp_dense;
@@ -47,10 +45,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
           // As the closed form splits them: the hidden share beside the compute, the rest blocking.
           const double hidden = plan.options.tp_overlap_fraction;
           if (hidden < 1) add_part(layer.tp, op, 1.0 - hidden);
-          if (hidden > 0) {
-            w.tp_overlap = true;
+          if (hidden > 0)
             add_part(op.phase == Phase::forward ? w.overlapped_tp_forward : w.overlapped_tp_backward, op, hidden);
-          }
         } else if (op.group == CommGroup::ep) {
           add_part(layer.ep, op);
         } else if (op.group == CommGroup::tp) {

@@ -2,9 +2,9 @@
 // The StepPlan regrouped for the simulator: what one layer of one microbatch costs per phase
 // (compute seconds from the analytic estimator's op_seconds, so that both agree without
 // contention; the blocking tensor-parallel collectives of the phase as one call), what runs on a
-// side stream (FSDP gathers and reduce-scatters, context parallelism's K/V, data-parallel gradient
-// buckets), what the last
-// pipeline stage adds per microbatch, and what closes the step.
+// side stream (FSDP gathers and reduce-scatters, context parallelism's K/V, the hidden share of
+// overlapped tensor-parallel collectives, data-parallel gradient buckets), what the last pipeline
+// stage adds per microbatch, and what closes the step.
 #include "hwmodels/comm_model.h"
 #include "hwmodels/compute_model.h"
 #include "model/step_plan.h"
@@ -26,22 +26,25 @@ struct LayerPhase {
 struct SideCalls {
   CommCall gather_forward, gather_backward, reduce_scatter;
   const CommCall& gather(bool forward) const { return forward ? gather_forward : gather_backward; }
+  bool empty() const { return gather_forward.empty() && gather_backward.empty() && reduce_scatter.empty(); }
 };
 
 struct StepWork {
   LayerPhase forward, recompute, backward;
   // The routed experts' FSDP traffic runs over their own data-parallel group (edp), the rest over dp.
   SideCalls fsdp_dense, fsdp_experts;
-  bool fsdp = false;
+  bool fsdp() const { return !fsdp_dense.empty() || !fsdp_experts.empty(); }
   // Context parallelism's K/V gathers and gradient reduce-scatters over cp: a layer's own, beside
   // its compute (Megatron/Transformer Engine overlap them with the attention blocks in hand).
   SideCalls context_kv;
-  bool context_parallel = false;
   // Tensor-parallel collectives a stack overlaps with compute (XLA's collective matmul, async TP):
   // their hidden share (tp_overlap_fraction) of a layer, on the side stream beside its compute;
   // the rest stays in LayerPhase::tp. Backward includes recompute.
   CommCall overlapped_tp_forward, overlapped_tp_backward;
-  bool tp_overlap = false;
+  // Whether a side stream runs beside every layer (else only gradient buckets may use one).
+  bool side_calls_per_layer() const {
+    return fsdp() || !context_kv.empty() || !overlapped_tp_forward.empty() || !overlapped_tp_backward.empty();
+  }
   // Data-parallel gradient reduction of the whole step; `buckets_in_backward`: it runs one layer's
   // bucket at a time beside the last microbatch's backward (no pipeline, DDP-style), otherwise it
   // runs after the pipeline flush.
