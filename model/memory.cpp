@@ -85,12 +85,19 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   const int edp = l.expert_replicas_per_pod();
   auto sharded = [&](bool shard) { return shard ? dense / dp_pod + experts / edp : params; };
   MemoryBreakdown mem;
-  mem.weights = sharded(shard_weights) * plan.options.activation_bytes;
   mem.gradients = sharded(shard_grads) * plan.options.grad_reduce_bytes;
   // fp32 master weights plus first and second moments; Adafactor as PaLM used it (no
   // factorization, beta1 0.9) keeps the same three.
   (void)optimizer;
-  mem.optimizer_state = sharded(shard_state) * 12.0;
+  if (l.sharding == Sharding::fsdp) {
+    // FSDP2 under a bf16 MixedPrecisionPolicy keeps one copy of each shard, in fp32: it is the
+    // optimizer's master weight, and the bf16 weights exist only as the gathered layers (working).
+    mem.weights = sharded(true) * 4.0;
+    mem.optimizer_state = sharded(true) * 8.0;
+  } else {
+    mem.weights = sharded(shard_weights) * plan.options.activation_bytes;
+    mem.optimizer_state = sharded(shard_state) * 12.0;
+  }
 
   // Microbatches whose activations the first stage holds at the peak.
   double in_flight = 1.0;
@@ -104,18 +111,19 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   }
   mem.activations = activation_bytes_per_layer(plan, l.recompute) * plan.layers_per_stage * in_flight;
 
-  // Working set: the layer being rebuilt for backward holds what no recompute would have kept.
-  if (l.recompute != Recompute::none)
-    mem.working += activation_bytes_per_layer(plan, Recompute::none);
-  // FSDP keeps the gathered weights of the current and the prefetched layer.
+  // Working set. FSDP keeps the gathered weights of the current and the prefetched layer.
   if (shard_weights && dp_pod > 1) {
     const double routed = l.ep > 1 ? mean_expert_parameters(m) : 0.0;  // gathered over edp: 1/ep of them
     const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.ep;
     mem.working += 2.0 * layer * plan.options.activation_bytes;
   }
-  // The logits of one microbatch as the loss holds them (PlanOptions::loss_bytes_per_logit).
-  mem.working += double(plan.tokens_per_microbatch) * double(plan.vocab) / vocab_ranks(plan.options, l) *
-                 plan.options.loss_bytes_per_logit;
+  // Then the larger of two peaks that never overlap: the logits of one microbatch as the loss
+  // holds them (PlanOptions::loss_bytes_per_logit), freed once the output layer's backward has
+  // run, and the layer being rebuilt for backward, which holds what no recompute would have kept.
+  const double logits = double(plan.tokens_per_microbatch) * double(plan.vocab) / vocab_ranks(plan.options, l) *
+                        plan.options.loss_bytes_per_logit;
+  const double rebuilt = l.recompute != Recompute::none ? activation_bytes_per_layer(plan, Recompute::none) : 0.0;
+  mem.working += std::max(logits, rebuilt);
   return mem;
 }
 

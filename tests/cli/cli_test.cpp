@@ -119,7 +119,7 @@ TEST(Cli, SearchSaysWhenTheScenariosOwnLayoutDoesNotFit) {
   const std::string path = write_temp("cp_own.yaml", kLongContext);
   const CliRun r = run("search " + path + " --top 1");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("GiB of 74.51 GiB (does not fit)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("GiB of 79.65 GiB (does not fit)"), std::string::npos) << r.out;
 }
 
 TEST(Cli, CalibrateQuickWritesAFileThePredictorReads) {

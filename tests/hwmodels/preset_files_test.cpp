@@ -14,7 +14,8 @@ constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
 TEST(PresetFiles, ShippedChipsCarryTheirDatasheetFigures) {
   const Chip a100 = chip_preset("a100-80g");
   EXPECT_DOUBLE_EQ(a100.peak_flops, 312e12);
-  EXPECT_DOUBLE_EQ(a100.hbm_bytes, 80e9);
+  EXPECT_DOUBLE_EQ(a100.hbm_bytes, 80 * GiB);  // nvidia-smi: 81920 MiB
+  EXPECT_DOUBLE_EQ(chip_preset("h100-80g").hbm_bytes, 79.65 * GiB);  // nvidia-smi: 81559 MiB
   EXPECT_DOUBLE_EQ(a100.hbm_bytes_per_s, 2039e9);
   EXPECT_EQ(a100.compute_units, 108);
   EXPECT_EQ(a100.fp8_peak_flops, 0.0);

@@ -49,8 +49,12 @@ TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
   l.sharding = Sharding::fsdp, l.recompute = Recompute::palm;
   const StepPlan p = build_step_plan(m, l, 2048, PlanOptions{});
   const MemoryBreakdown mem = memory_per_chip(p, Optimizer::adafactor);
-  // 540.35e9 parameters over 12 x 256 chips, 2 bytes of bf16 weights each.
-  EXPECT_NEAR(mem.weights, double(parameter_count(m)) / 3072 * 2, 0.002 * mem.weights);
+  // 540.35e9 parameters over 12 x 256 chips. FSDP keeps each shard once, in fp32 (4 bytes): it is
+  // the master weight, so the optimizer adds only the two fp32 moments (8 bytes), and fp32
+  // gradients make FSDP's static memory 16 bytes per parameter shard, not mixed precision's 18.
+  const double shard = double(parameter_count(m)) / 3072;
+  EXPECT_NEAR(mem.weights, shard * 4, 0.002 * mem.weights);
+  EXPECT_NEAR(mem.optimizer_state, shard * 8, 0.002 * mem.optimizer_state);
   // One sharded bf16 activation per layer: 4 x 2048 tokens x 18432 / 12 x 2 bytes x 118 layers.
   EXPECT_DOUBLE_EQ(mem.activations, 4.0 * 2048 * 18432 / 12 * 2 * 118);
 }
@@ -59,19 +63,38 @@ TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
 // (padded to 201,088, a multiple of 128) at 4 x 4096 tokens a microbatch on one tensor-parallel
 // rank is 3.29e9 logits: 26.4 GB as fp32 logits plus an fp32 gradient (8 bytes each), 19.8 GB as
 // Megatron-Core holds them (bf16 logits and one fp32 copy, gradient in place: 6 bytes).
-TEST(Memory, TheLossHoldsItsStacksBytesPerLogit) {
-  ModelSpec m = model_preset("gpt-oss-120b");
+// gpt-oss-120b as Megatron-Bridge lays it out (pp 4, dp 16, ep 8, distributed optimizer), full recompute.
+StepPlan gpt_oss_plan(int microbatch, PlanOptions o) {
   Layout l;
-  l.tp = 1, l.pp = 4, l.dp = 16, l.ep = 8, l.microbatch = 4, l.sharding = Sharding::zero1, l.recompute = Recompute::full;
-  PlanOptions o;
+  l.tp = 1, l.pp = 4, l.dp = 16, l.ep = 8, l.microbatch = microbatch, l.sharding = Sharding::zero1;
+  l.recompute = Recompute::full;
   o.vocab_multiple = 128;
-  const StepPlan torch_loss = build_step_plan(m, l, 512, o);
+  return build_step_plan(model_preset("gpt-oss-120b"), l, 512, o);
+}
+
+TEST(Memory, TheLossHoldsItsStacksBytesPerLogit) {
+  PlanOptions o;
+  const StepPlan torch_loss = gpt_oss_plan(4, o);
   o.loss_bytes_per_logit = 6;
-  const StepPlan megatron_loss = build_step_plan(m, l, 512, o);
+  const StepPlan megatron_loss = gpt_oss_plan(4, o);
   const double logits = 4.0 * 4096 * 201088;
   const double delta = memory_per_chip(torch_loss, Optimizer::adam).working -
                        memory_per_chip(megatron_loss, Optimizer::adam).working;
   EXPECT_DOUBLE_EQ(delta, 2.0 * logits);
+}
+
+// The loss's logits are freed once the output layer's backward has run, before any layer is
+// rebuilt for its backward: the working set is the larger of the two, not their sum. gpt-oss-120b,
+// one 4096-token sequence a microbatch, full recompute, no FSDP gather: 4096 x 201,088 logits at
+// 8 bytes (6.59 GB) outweigh one rebuilt layer (~0.6 GB), so the working set is the logits alone.
+TEST(Memory, TheLogitsAndTheRebuiltLayerPeakAtDifferentTimes) {
+  PlanOptions o;
+  o.fused_attention = true;  // no score matrix: the rebuilt layer is its tensors only
+  const StepPlan p = gpt_oss_plan(1, o);
+  EXPECT_DOUBLE_EQ(memory_per_chip(p, Optimizer::adam).working, 4096.0 * 201088 * 8);
+  const double rebuilt = activation_bytes_per_layer(p, Recompute::none);
+  EXPECT_GT(rebuilt, 0.3e9);
+  EXPECT_LT(rebuilt, 1.0e9);
 }
 
 }  // namespace
