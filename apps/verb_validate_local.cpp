@@ -35,6 +35,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.layout.tp = c.train.tp;
   s.layout.dp = c.train.dp;
   s.layout.ep = c.train.ep;
+  s.layout.cp = c.train.cp;
   s.layout.microbatch = int(c.train.microbatch_size());
   s.layout.sharding = c.train.zero1 ? Sharding::zero1 : Sharding::none;
   s.n_chips = s.layout.chips();

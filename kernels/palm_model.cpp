@@ -202,25 +202,39 @@ void PalmModel<T>::init(uint64_t seed) {
 
 template <class T>
 double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
-                                      Communicator* tp, OpTimer* timer, double grad_scale, Communicator* ep) {
-  return run(tokens, targets, batch, tp, ep, timer, true, grad_scale, nullptr);
+                                      Communicator* tp, OpTimer* timer, double grad_scale, Communicator* ep,
+                                      Communicator* cp) {
+  return run(tokens, targets, batch, tp, ep, cp, timer, true, grad_scale, nullptr);
 }
 
 template <class T>
 double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
-                              Communicator* ep) {
+                              Communicator* ep, Communicator* cp) {
   double ce = 0;
-  run(tokens, targets, batch, tp, ep, nullptr, false, 1.0, &ce);
+  run(tokens, targets, batch, tp, ep, cp, nullptr, false, 1.0, &ce);
   return ce;
 }
 
 template <class T>
 double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
-                         Communicator* ep, OpTimer* timer, bool backward, double grad_scale, double* plain_ce) {
+                         Communicator* ep, Communicator* cp, OpTimer* timer, bool backward, double grad_scale,
+                         double* plain_ce) {
   const ModelSpec& s = spec_;
-  const int64_t S = s.seq_len, N = batch * S, d = s.d_model, q = s.head_dim, V = s.vocab;
-  const int64_t hq = heads_ * q, kvq = 2 * kv_heads_ * q, ld = hq + kvq, f = ff_;
+  Workspace& w = ws_;
+  // Context parallelism: this rank computes on R rows of each sequence, at their positions.
+  ContextParallel<T>* context = nullptr;
+  if (cp && cp->size() > 1) {
+    if (s.moe.sparse()) throw std::invalid_argument("context parallelism with a sparse model is not implemented");
+    if (!w.cp || w.cp->group() != cp) w.cp = std::make_unique<ContextParallel<T>>(cp, s.seq_len);
+    context = w.cp.get();
+    context->select(tokens, batch, w.tokens);
+    context->select(targets, batch, w.targets);
+    tokens = w.tokens.data(), targets = w.targets.data();
+  }
+  const int64_t S = s.seq_len, R = context ? context->rows() : S, N = batch * R, d = s.d_model, q = s.head_dim;
+  const int64_t V = s.vocab, hq = heads_ * q, kvq = 2 * kv_heads_ * q, ld = hq + kvq, f = ff_;
   const cpu::AttentionShape shape{batch, S, heads_, kv_heads_, q};
+  const cpu::QueryRows rows{R, context ? context->positions() : nullptr};
   auto P = [&](const std::string& name) { return params_.data() + tensor(name).offset; };
   auto G = [&](const std::string& name) { return grads_.data() + tensor(name).offset; };
   auto all_reduce = [&](std::vector<T>& v, const char* name) {
@@ -228,9 +242,14 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     auto scope = time_op(timer, name);
     tp->all_reduce(v.data(), v.size());
   };
+  // Under context parallelism attention reads the whole sequences' K/V, gathered from every rank
+  // forward and again backward (the StepPlan's cp_kv_allgather in both phases).
+  auto gather_kv = [&](const std::vector<T>& qkv, const char* name) {
+    auto scope = time_op(timer, name);
+    context->gather_kv(qkv.data(), batch, ld, hq, kvq, w.kv);
+  };
   const T* E = P("embedding");
 
-  Workspace& w = ws_;
   // resize() keeps the memory of earlier calls; every buffer below is fully overwritten before it
   // is read, except dx, which is cleared where backward starts accumulating into it.
   std::vector<T>& x = w.x;
@@ -254,14 +273,18 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     }
     if (s.rope) {
       auto scope = time_op(timer, "rope.fwd");
-      cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, S);
-      cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, S);
+      cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, R, rows.positions);
+      cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, R, rows.positions);
     }
+    if (context) gather_kv(a.qkv, "cp_kv_allgather.fwd");
     {
       auto scope = time_op(timer, "attention.fwd");
       a.o.resize(size_t(N * hq));
-      a.lse.resize(size_t(batch * heads_ * S));
-      cpu::attention_forward(shape, a.qkv.data(), a.o.data(), a.lse.data());
+      a.lse.resize(size_t(batch * heads_ * R));
+      if (context)
+        cpu::attention_rows_forward(shape, rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data());
+      else
+        cpu::attention_forward(shape, a.qkv.data(), a.o.data(), a.lse.data());
     }
     auto scope = time_op(timer, "attn_out_proj.fwd");
     gemm(false, false, N, d, hq, T(1), a.o.data(), hq, P(p + "wo"), d, T(0), y.data(), d);
@@ -405,15 +428,27 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
       gemm(false, true, N, hq, d, T(1), dy.data(), d, P(p + "wo"), d, T(0), d_o.data(), hq);
       gemm(true, false, hq, d, N, T(1), a.o.data(), hq, dy.data(), d, T(1), G(p + "wo"), d);
     }
+    if (context) gather_kv(a.qkv, "cp_kv_allgather.bwd");
     {
       auto scope = time_op(timer, "attention.bwd");
       dqkv.resize(size_t(N * ld));
-      cpu::attention_backward(shape, a.qkv.data(), a.o.data(), a.lse.data(), d_o.data(), dqkv.data());
+      if (context) {
+        w.dkv.resize(w.kv.size());
+        cpu::attention_rows_backward(shape, rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
+                                     d_o.data(), dqkv.data(), w.dkv.data());
+      } else {
+        cpu::attention_backward(shape, a.qkv.data(), a.o.data(), a.lse.data(), d_o.data(), dqkv.data());
+      }
+    }
+    if (context) {
+      // Every rank's queries sent gradient to every key: each row's owner receives the sum.
+      auto scope = time_op(timer, "cp_dkv_reducescatter.bwd");
+      context->reduce_scatter_dkv(w.dkv, batch, kvq, dqkv.data(), ld, hq);
     }
     if (s.rope) {
       auto scope = time_op(timer, "rope.bwd");
-      cpu::rope_backward(dqkv.data(), N, ld, heads_, q, S);
-      cpu::rope_backward(dqkv.data() + hq, N, ld, kv_heads_, q, S);
+      cpu::rope_backward(dqkv.data(), N, ld, heads_, q, R, rows.positions);
+      cpu::rope_backward(dqkv.data() + hq, N, ld, kv_heads_, q, R, rows.positions);
     }
     auto scope = time_op(timer, "qkv_proj.bwd");
     gemm(false, true, N, d, hq, T(1), dqkv.data(), ld, P(p + "wq"), hq, beta, dh.data(), d);

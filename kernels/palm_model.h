@@ -7,12 +7,15 @@
 // replicated, and their weight gradients summed over the group. A sparse model's MoE layers
 // (kernels/moe_mlp.h) replace the MLP; its experts are split over the expert-parallel ranks and
 // their tensors follow every dense one in the flat buffers, so the dense part is one prefix.
+// Context parallelism (kernels/context_parallel.h) gives each rank some rows of every sequence.
 #include "kernels/communicator.h"
+#include "kernels/context_parallel.h"
 #include "kernels/moe_mlp.h"
 #include "kernels/op_timer.h"
 #include "model/model_spec.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,12 +48,15 @@ class PalmModel {
 
   // One microbatch of `batch` sequences of seq_len tokens: adds d(mean loss)/d(params) to grads()
   // (times grad_scale) and returns the mean loss including z-loss and the MoE load-balancing loss.
-  // `tp` and `ep` may be null when their size is 1.
+  // `tp`, `ep` and `cp` may be null when their size is 1. Under context parallelism every rank of
+  // the cp group passes the whole sequences, computes on its own rows, and returns the mean over
+  // them (the group's mean is the sequences' mean: every rank holds as many rows).
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
-                          Communicator* tp, OpTimer* timer, double grad_scale = 1.0, Communicator* ep = nullptr);
+                          Communicator* tp, OpTimer* timer, double grad_scale = 1.0, Communicator* ep = nullptr,
+                          Communicator* cp = nullptr);
   // Mean plain cross-entropy (nats per token), forward only.
   double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
-                  Communicator* ep = nullptr);
+                  Communicator* ep = nullptr, Communicator* cp = nullptr);
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -83,9 +89,12 @@ class PalmModel {
     std::vector<LayerActivations> layers;
     std::vector<T> x, y, hf, mean_f, rstd_f, logits, log_z, dhf, dx, dy, dh, dm, du, d_o, dqkv;
     MoeScratch<T> moe;
+    std::unique_ptr<ContextParallel<T>> cp;  // for the cp group last seen
+    std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
+    std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
   };
   double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
-             OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
+             Communicator* cp, OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
   void add_experts();
   MoeShape moe_shape(int64_t tokens) const;

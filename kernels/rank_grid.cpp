@@ -13,21 +13,27 @@
 
 namespace palmsim {
 
-void run_on_ranks(int dp, int tp, const std::function<void(const RankContext&)>& fn) {
-  const int n = dp * tp;
+void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankContext&)>& fn) {
+  const int n = dp * cp * tp;
   auto world = std::make_shared<ThreadGroup>(n);
-  std::vector<std::shared_ptr<ThreadGroup>> tp_groups, dp_groups;
-  for (int i = 0; i < dp; ++i) tp_groups.push_back(std::make_shared<ThreadGroup>(tp));
-  for (int i = 0; i < tp; ++i) dp_groups.push_back(std::make_shared<ThreadGroup>(dp));
+  auto groups = [](int count, int size) {
+    std::vector<std::shared_ptr<ThreadGroup>> g;
+    for (int i = 0; i < count; ++i) g.push_back(std::make_shared<ThreadGroup>(size));
+    return g;
+  };
+  const auto tp_groups = groups(dp * cp, tp), cp_groups = groups(dp * tp, cp), dp_groups = groups(cp * tp, dp);
+  const auto grad_groups = groups(tp, dp * cp);
   std::exception_ptr error;
   std::mutex error_mutex;
   auto body = [&](int rank) {
-    const int dp_rank = rank / tp, tp_rank = rank % tp;
-    ThreadCommunicator tp_comm(tp_groups[size_t(dp_rank)], tp_rank);
-    ThreadCommunicator dp_comm(dp_groups[size_t(tp_rank)], dp_rank);
+    const int tp_rank = rank % tp, cp_rank = rank / tp % cp, dp_rank = rank / (tp * cp);
+    ThreadCommunicator tp_comm(tp_groups[size_t(rank / tp)], tp_rank);
+    ThreadCommunicator cp_comm(cp_groups[size_t(dp_rank * tp + tp_rank)], cp_rank);
+    ThreadCommunicator dp_comm(dp_groups[size_t(cp_rank * tp + tp_rank)], dp_rank);
+    ThreadCommunicator grad_comm(grad_groups[size_t(tp_rank)], rank / tp);
     ThreadCommunicator world_comm(world, rank);
     try {
-      fn(RankContext{rank, &tp_comm, &dp_comm, &world_comm});
+      fn(RankContext{rank, &tp_comm, &cp_comm, &dp_comm, cp > 1 ? &grad_comm : &dp_comm, &world_comm});
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();

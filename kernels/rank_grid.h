@@ -1,9 +1,13 @@
 #pragma once
-// Runs one function per rank of a dp x tp grid, each on its own thread (its oneTBB work in an arena
-// of its share of the cores), with its tensor-parallel
-// group (same dp rank), data-parallel group (same tp rank) and the whole world. The first
-// exception a rank throws is rethrown here once all threads have ended; code that can fail on one
-// rank only must agree on failure collectively so the others do not wait at a barrier forever.
+// Runs one function per rank of a dp x cp x tp grid, each on its own thread (its oneTBB work in an
+// arena of its share of the cores). Ranks are numbered in Megatron's order, tp fastest, then cp,
+// then dp: rank = (dp_rank * cp + cp_rank) * tp + tp_rank. Each rank gets its tensor-parallel group
+// (same dp and cp rank), its context-parallel group (same dp and tp rank), its data-parallel group
+// (same cp and tp rank: the ranks that read different sequences), the group its gradients are
+// reduced over (dp x cp, same tp rank; the data-parallel group itself when cp = 1) and the whole
+// world. The first exception a rank throws is rethrown here once all threads have ended; code that
+// can fail on one rank only must agree on failure collectively so the others do not wait at a
+// barrier forever.
 #include "kernels/communicator.h"
 
 #include <functional>
@@ -13,10 +17,12 @@ namespace palmsim {
 struct RankContext {
   int rank = 0;
   Communicator* tp = nullptr;
+  Communicator* cp = nullptr;
   Communicator* dp = nullptr;
+  Communicator* grad = nullptr;
   Communicator* world = nullptr;
 };
 
-void run_on_ranks(int dp, int tp, const std::function<void(const RankContext&)>& fn);
+void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankContext&)>& fn);
 
 }  // namespace palmsim

@@ -5,18 +5,20 @@
 
 namespace palmsim {
 
-RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, int rank, Communicator* tp, Communicator* dp)
+RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const RankContext& ranks)
     : config_(config),
-      rank_(rank),
-      tp_(tp),
-      dp_(dp),
-      ep_(config.ep > 1 ? dp : nullptr),
-      model_(spec, config.tp, rank % config.tp, true, config.ep, config.ep > 1 ? rank / config.tp : 0) {
+      rank_(ranks.rank),
+      tp_(ranks.tp),
+      cp_(config.cp > 1 ? ranks.cp : nullptr),
+      grad_(ranks.grad),
+      ep_(config.ep > 1 ? ranks.dp : nullptr),
+      model_(spec, config.tp, ranks.rank % config.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0) {
   size_t begin = 0, end = model_.parameter_count();
+  const int grad_ranks = config.dp * config.cp;
   if (config.zero1) {
-    model_.pad_to_multiple(size_t(config.dp));
-    const size_t shard = model_.params().size() / size_t(config.dp);
-    begin = shard * size_t(dp_rank());
+    model_.pad_to_multiple(size_t(grad_ranks));
+    const size_t shard = model_.params().size() / size_t(grad_ranks);
+    begin = shard * size_t(rank_ / config.tp);
     end = begin + shard;
     shard_grads_.assign(shard, 0.0f);
   }
@@ -24,7 +26,7 @@ RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, int r
 }
 
 void RankTrainer::reduce_tensor_sums(std::vector<double>& sums) {
-  if (config_.zero1) dp_->all_reduce(sums.data(), sums.size());  // each dp rank summed its slice
+  if (config_.zero1) grad_->all_reduce(sums.data(), sums.size());  // each rank summed its slice
   if (config_.tp > 1) {
     // Sharded tensors: add the other tensor-parallel ranks' pieces; replicated ones are complete.
     std::vector<double> sharded(sums.size(), 0.0);
@@ -50,7 +52,7 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
   double loss = 0;
   for (int64_t i = 0; i < micro; ++i) {
     const int64_t offset = i * mb * spec.seq_len;
-    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro), ep_);
+    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro), ep_, cp_);
   }
   loss /= double(micro);
 
@@ -60,18 +62,19 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     for (const TensorInfo& t : model_.tensors())
       if (!t.tp_sharded && t.name.ends_with("wkv")) tp_->all_reduce(grads.data() + t.offset, t.size());
   }
-  const float inv_dp = 1.0f / float(config_.dp);
+  const int grad_ranks = config_.dp * config_.cp;
+  const float inv_ranks = 1.0f / float(grad_ranks);
   const float* range_grads = grads.data();
   if (config_.zero1) {
     auto scope = time_op(timer, "dp_reducescatter.bwd");
-    dp_->reduce_scatter(grads.data(), shard_grads_.data(), shard_grads_.size());
-    for (float& g : shard_grads_) g *= inv_dp;
+    grad_->reduce_scatter(grads.data(), shard_grads_.data(), shard_grads_.size());
+    for (float& g : shard_grads_) g *= inv_ranks;
     range_grads = shard_grads_.data();
-  } else if (config_.dp > 1) {
+  } else if (grad_ranks > 1) {
     // Split experts already hold the sum over every rank's tokens: only the dense prefix is reduced.
     auto scope = time_op(timer, "dp_allreduce.bwd");
-    dp_->all_reduce(grads.data(), config_.ep > 1 ? model_.dense_parameter_count() : grads.size());
-    for (float& g : grads) g *= inv_dp;
+    grad_->all_reduce(grads.data(), config_.ep > 1 ? model_.dense_parameter_count() : grads.size());
+    for (float& g : grads) g *= inv_ranks;
   }
   const size_t begin = optimizer_->begin(), end = optimizer_->end();
   {
@@ -106,11 +109,11 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
   if (config_.zero1) {
     auto scope = time_op(timer, "dp_allgather.opt");
     std::vector<float> shard(model_.params().begin() + long(begin), model_.params().begin() + long(end));
-    dp_->all_gather(shard.data(), model_.params().data(), shard.size());
+    grad_->all_gather(shard.data(), model_.params().data(), shard.size());
   }
-  if (config_.dp > 1) {
-    dp_->all_reduce(&loss, 1);
-    loss /= config_.dp;
+  if (grad_ranks > 1) {
+    grad_->all_reduce(&loss, 1);
+    loss /= grad_ranks;
   }
   return loss;
 }
@@ -120,11 +123,11 @@ double RankTrainer::evaluate(const int32_t* tokens, const int32_t* targets, int6
   double ce = 0;
   int64_t batches = 0;
   for (int64_t i = 0; i + mb <= sequences; i += mb, ++batches)
-    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_);
+    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_, cp_);
   ce /= double(std::max<int64_t>(1, batches));
-  if (config_.dp > 1) {
-    dp_->all_reduce(&ce, 1);
-    ce /= config_.dp;
+  if (config_.dp * config_.cp > 1) {
+    grad_->all_reduce(&ce, 1);
+    ce /= config_.dp * config_.cp;
   }
   return ce;
 }

@@ -8,7 +8,7 @@ TrainConfig parse_train_node(const YAML::Node& n) {
   TrainConfig c;
   if (!n) return c;
   check_keys(n, "train", {"steps", "batch", "microbatch", "lr", "lr_constant_steps", "seed", "log_every",
-                          "eval_every", "eval_batches", "checkpoint_every", "threads", "dp", "tp", "ep", "zero1",
+                          "eval_every", "eval_batches", "checkpoint_every", "threads", "dp", "tp", "ep", "cp", "zero1",
                           "corpus", "held_out_fraction"});
   auto positive = [&](const char* key, int64_t& out, int64_t min) {
     if (!n[key]) return;
@@ -23,13 +23,14 @@ TrainConfig parse_train_node(const YAML::Node& n) {
   positive("eval_every", c.eval_every, 1);
   positive("eval_batches", c.eval_batches, 1);
   positive("checkpoint_every", c.checkpoint_every, 1);
-  int64_t seed = int64_t(c.seed), threads = c.threads, dp = c.dp, tp = c.tp, ep = c.ep;
+  int64_t seed = int64_t(c.seed), threads = c.threads, dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp;
   positive("seed", seed, 0);
   positive("threads", threads, 0);
   positive("dp", dp, 1);
   positive("tp", tp, 1);
   positive("ep", ep, 1);
-  c.seed = uint64_t(seed), c.threads = int(threads), c.dp = int(dp), c.tp = int(tp), c.ep = int(ep);
+  positive("cp", cp, 1);
+  c.seed = uint64_t(seed), c.threads = int(threads), c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp);
   if (n["lr"]) {
     c.optimizer.peak_lr = read_double(n["lr"], "train.lr");
     if (!(c.optimizer.peak_lr > 0)) throw InputError("train.lr", "must be > 0");
@@ -44,7 +45,7 @@ TrainConfig parse_train_node(const YAML::Node& n) {
   if (c.batch % c.dp) throw InputError("train.batch", "must be a multiple of train.dp (" + std::to_string(c.dp) + ")");
   if ((c.batch / c.dp) % c.microbatch_size())
     throw InputError("train.microbatch", "must divide batch / dp (" + std::to_string(c.batch / c.dp) + ")");
-  if (c.zero1 && c.dp == 1) throw InputError("train.zero1", "needs dp > 1");
+  if (c.zero1 && c.dp * c.cp == 1) throw InputError("train.zero1", "needs dp x cp > 1");
   // Megatron's "parallel folding" with the expert group the whole data-parallel group: each expert
   // then lives on one rank, which gathers its gradient from every rank's tokens.
   if (c.ep != 1 && c.ep != c.dp)

@@ -24,10 +24,11 @@ struct TrainConfig {
   int dp = 1, tp = 1;
   bool zero1 = false;          // shard optimizer state over data-parallel ranks
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
+  int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 
-  int ranks() const { return dp * tp; }
+  int ranks() const { return dp * cp * tp; }
   int64_t microbatch_size() const { return microbatch > 0 ? microbatch : batch / dp; }
 };
 

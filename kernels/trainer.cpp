@@ -51,6 +51,7 @@ std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
   if (m.moe.sparse())  // dense runs keep the fingerprint their checkpoints were written with
     f += fmt::format(" | moe E{} k{} F{} every{} ep{}", m.moe.n_experts, m.moe.top_k, m.moe.expert_d_ff,
                      m.moe.layer_freq, c.ep);
+  if (c.cp > 1) f += fmt::format(" | cp{}", c.cp);  // ZeRO-1 shards and ranks' rows depend on it
   return f;
 }
 
@@ -113,11 +114,11 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   const double peak = measured_sgemm_peak(threads);
   set_threads(config);
 
-  log << fmt::format("train: {} ({} parameters{}) on {} thread(s), dp {} tp {}{}{}\n", model.name,
+  log << fmt::format("train: {} ({} parameters{}) on {} thread(s), dp {} tp {}{}{}{}\n", model.name,
                      parameter_count(model),
                      model.moe.sparse() ? fmt::format(", {} active", active_parameter_count(model)) : "", threads,
-                     config.dp, config.tp, config.ep > 1 ? fmt::format(" ep {}", config.ep) : "",
-                     config.zero1 ? " zero1" : "");
+                     config.dp, config.tp, config.cp > 1 ? fmt::format(" cp {}", config.cp) : "",
+                     config.ep > 1 ? fmt::format(" ep {}", config.ep) : "", config.zero1 ? " zero1" : "");
   const auto docs = read_fortune_documents(config.corpus);
   const TokenizedCorpus corpus =
       tokenize_corpus(docs, (fs::path(out_dir) / "tokenizer").string(), int(model.vocab), config.held_out_fraction);
@@ -142,8 +143,8 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   std::string write_error;
   std::ofstream metrics(metrics_path, std::ios::app);
 
-  run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
-    RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
+  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(model, config, ctx);
     trainers[size_t(ctx.rank)] = &trainer;
     if (resuming) {
       const RankState& s = resume.ranks[size_t(ctx.rank)];
@@ -234,8 +235,8 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
   std::vector<double> step_s;
   std::vector<std::map<std::string, double>> step_ops;
-  run_on_ranks(config.dp, config.tp, [&](const RankContext& ctx) {
-    RankTrainer trainer(model, config, ctx.rank, ctx.tp, ctx.dp);
+  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(model, config, ctx);
     trainer.model().init(config.seed);
     trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
     // Rank 0 runs `between_steps` while the other ranks wait at the next barrier: the machine is

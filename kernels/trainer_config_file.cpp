@@ -28,6 +28,11 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
     throw InputError("train.tp", "must divide n_heads (" + std::to_string(c.model.n_heads) + ") and d_ff (" +
                                      std::to_string(c.model.d_ff) + ")");
   check_trainable_moe(c.model.moe, c.train.tp, c.train.ep);
+  if (c.train.cp > 1 && c.model.seq_len % (2 * c.train.cp))
+    throw InputError("train.cp", "must split model.seq_len (" + std::to_string(c.model.seq_len) +
+                                     ") into 2 x cp equal chunks (seq_len a multiple of 2 x cp)");
+  if (c.train.cp > 1 && c.model.moe.sparse())
+    throw InputError("train.cp", "context parallelism with a sparse model (model.moe) is not implemented; use 1");
   return c;
 }
 

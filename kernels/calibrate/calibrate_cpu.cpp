@@ -23,9 +23,9 @@
 
 namespace palmsim {
 
-StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1, int ep) {
+StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1, int ep, int cp) {
   Layout layout;
-  layout.tp = tp, layout.dp = dp, layout.ep = ep, layout.microbatch = int(microbatch);
+  layout.tp = tp, layout.dp = dp, layout.ep = ep, layout.cp = cp, layout.microbatch = int(microbatch);
   layout.sharding = zero1 ? Sharding::zero1 : Sharding::none;
   PlanOptions options;
   options.fused_attention = true;
@@ -55,7 +55,7 @@ ModelSpec default_model() {
 double time_collective(const std::string& kind, int ranks, double bytes, int repetitions) {
   const size_t n = size_t(bytes / sizeof(float)) / size_t(ranks) * size_t(ranks);
   std::vector<double> seconds;
-  run_on_ranks(1, ranks, [&](const RankContext& ctx) {
+  run_on_ranks(1, 1, ranks, [&](const RankContext& ctx) {
     std::vector<float> in(n, 1.0f), out(n, 0.0f);
     const std::vector<size_t> blocks(size_t(ranks), n / size_t(ranks));  // all_to_all: n sent, n received
     Communicator* c = ctx.tp;
@@ -143,8 +143,7 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
     triad.push_back(kernels.triad_bytes_per_s(grid.triad_bytes_per_array, grid.repetitions));
     step("memory triad");
     for (const auto& [key, seconds] :
-         kernels.step_op_seconds(plan.model, plan.layout.microbatch, plan.layout.tp, plan.layout.ep,
-                                 grid.repetitions))
+         kernels.step_op_seconds(plan.model, plan.layout, grid.repetitions))
       op_s[key].push_back(seconds);
     step("step ops");
     sample_reference();
@@ -202,7 +201,7 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     const auto l = limit(threads);
     cpu::set_gemm_threads(gemm_threads);
     std::vector<decltype(kernel(0))> results(static_cast<size_t>(ranks));
-    run_on_ranks(1, ranks, [&](const RankContext& ctx) {
+    run_on_ranks(1, 1, ranks, [&](const RankContext& ctx) {
       ctx.world->barrier();
       results[size_t(ctx.rank)] = kernel(ctx.rank);
     });
@@ -219,8 +218,8 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     const auto t = on_every_rank([&](int) { return stream_triad_bytes_per_s(bytes, reps); });
     return *std::min_element(t.begin(), t.end());
   };
-  k.step_op_seconds = [&](const ModelSpec& model, int64_t microbatch, int tp, int ep, int reps) {
-    const auto t = on_every_rank([&](int) { return time_step_ops(model, microbatch, tp, reps, ep); });
+  k.step_op_seconds = [&](const ModelSpec& model, const Layout& layout, int reps) {
+    const auto t = on_every_rank([&](int) { return time_step_ops(model, layout, reps); });
     std::map<std::string, double> slowest;
     for (const auto& rank : t)
       for (const auto& [op, seconds] : rank) slowest[op] = std::max(slowest[op], seconds);

@@ -51,9 +51,8 @@ int gemm_repetitions(const CalibrationGrid& grid, const GemmShape& shape);
 struct CalibrationKernels {
   std::function<double(int64_t m, int64_t n, int64_t k, int repetitions)> sgemm_seconds;
   std::function<double(int64_t bytes_per_array, int repetitions)> triad_bytes_per_s;
-  std::function<std::map<std::string, double>(const ModelSpec& model, int64_t microbatch, int tp, int ep,
-                                              int repetitions)>
-      step_op_seconds;  // seconds per call by "name.phase" on one tensor- and expert-parallel rank
+  std::function<std::map<std::string, double>(const ModelSpec& model, const Layout& layout, int repetitions)>
+      step_op_seconds;  // seconds per call by "name.phase" on one rank of the layout
   std::function<double(const std::string& kind, int ranks, double bytes, int repetitions)> collective_seconds;
   std::function<SpeedSample()> reference;  // one sample of the machine's speed reference
   int reference_threads = 0, reference_ranks = 1;
@@ -67,6 +66,6 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
 
 // The plan of the CPU trainer's step for `model` on one rank (fp32, fused attention).
 StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp = 1, int dp = 1, bool zero1 = false,
-                       int ep = 1);
+                       int ep = 1, int cp = 1);
 
 }  // namespace palmsim

@@ -1,6 +1,7 @@
 #include "kernels/calibrate/step_op_benchmarks.h"
 
 #include "kernels/adafactor.h"
+#include "kernels/context_parallel.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/layernorm.h"
@@ -75,11 +76,16 @@ void time_moe_ops(const ModelSpec& m, int64_t N, int reps, std::map<std::string,
 
 }  // namespace
 
-std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int tp, int reps, int ep) {
+std::map<std::string, double> time_step_ops(const ModelSpec& m, const Layout& layout, int reps) {
   // This rank's shapes, as PalmModel shards them: heads and d_ff split, K/V heads split when there
-  // are at least tp of them (else every rank keeps them all), the vocabulary whole, its experts.
+  // are at least tp of them (else every rank keeps them all), the vocabulary whole, its experts;
+  // under context parallelism rank 0's rows of each sequence.
+  const int tp = layout.tp, ep = layout.ep, cp = layout.cp;
+  const int64_t mb = layout.microbatch;
   PalmModel<float> model(m, tp, 0, true, ep, 0);
-  const int64_t S = m.seq_len, N = mb * S, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff / tp;
+  const std::vector<int32_t> positions = cp > 1 ? context_positions(m.seq_len, cp, 0) : std::vector<int32_t>{};
+  const int32_t* pos = cp > 1 ? positions.data() : nullptr;
+  const int64_t S = m.seq_len, R = S / cp, N = mb * R, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff / tp;
   const int64_t heads = m.n_heads / tp, kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : m.n_kv_heads;
   const int64_t ld = (heads + 2 * kv) * q;
   std::map<std::string, double> t;
@@ -96,22 +102,36 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, int64_t mb, int 
   auto qkv = filled(size_t(N * ld), 4, 0.5f);
   if (m.rope) {
     const auto rope = [&] {
-      cpu::rope_forward(qkv.data(), N, ld, heads, q, S);
-      cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, S);
+      cpu::rope_forward(qkv.data(), N, ld, heads, q, R, pos);
+      cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
     };
     t["rope.fwd"] = mean_seconds_of(reps, rope);
     t["rope.bwd"] = mean_seconds_of(reps, [&] {
-      cpu::rope_backward(qkv.data(), N, ld, heads, q, S);
-      cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, S);
+      cpu::rope_backward(qkv.data(), N, ld, heads, q, R, pos);
+      cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
     });
   }
   const cpu::AttentionShape shape{mb, S, heads, kv, q};
-  std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * S)), dqkv(qkv.size());
+  std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * R)), dqkv(qkv.size());
   auto d_o = filled(o.size(), 5);
-  t["attention.fwd"] = mean_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
-  t["attention.bwd"] = mean_seconds_of(reps, [&] {
-    cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
-  });
+  if (cp == 1) {
+    t["attention.fwd"] = mean_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
+    t["attention.bwd"] = mean_seconds_of(reps, [&] {
+      cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
+    });
+  } else {  // this rank's rows against the whole sequences' gathered K/V, as the trainer runs them
+    const cpu::QueryRows rows{R, pos};
+    const int64_t kvq = 2 * kv * q;
+    auto gathered = filled(size_t(mb * S * kvq), 17, 0.5f);
+    std::vector<float> dkv(gathered.size());
+    t["attention.fwd"] = mean_seconds_of(reps, [&] {
+      cpu::attention_rows_forward(shape, rows, qkv.data(), ld, gathered.data(), kvq, o.data(), lse.data());
+    });
+    t["attention.bwd"] = mean_seconds_of(reps, [&] {
+      cpu::attention_rows_backward(shape, rows, qkv.data(), ld, gathered.data(), kvq, o.data(), lse.data(), d_o.data(),
+                                   dqkv.data(), dkv.data());
+    });
+  }
 
   auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
   std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());

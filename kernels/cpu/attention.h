@@ -23,4 +23,24 @@ void attention_forward(const AttentionShape& s, const T* qkv, T* o, T* lse);
 template <class T>
 void attention_backward(const AttentionShape& s, const T* qkv, const T* o, const T* lse, const T* d_o, T* dqkv);
 
+// Some query rows of each sequence against all of its keys (context parallelism: a rank's chunks
+// of the sequence against the all-gathered K/V). `rows.count` query rows per sequence sit at
+// sequence positions rows.positions[i] (null: 0, 1, ...); key j is position j, and row i sees keys
+// j <= its position. q: [batch * count, ldq], query heads first; kv: [batch * s.seq, ldkv], K heads
+// then V heads; o: [batch * count, heads * q]; lse: [batch, heads, count]. The whole-sequence
+// functions above are these with every row at its own position.
+struct QueryRows {
+  int64_t count = 0;
+  const int32_t* positions = nullptr;
+  int64_t position(int64_t i) const { return positions ? positions[i] : i; }
+};
+template <class T>
+void attention_rows_forward(const AttentionShape& s, const QueryRows& rows, const T* q, int64_t ldq, const T* kv,
+                            int64_t ldkv, T* o, T* lse);
+// dq (stride ldq, query columns only) and dkv (stride ldkv, K and V columns: the gradient every
+// row here sends to every key and value of the sequence) are overwritten.
+template <class T>
+void attention_rows_backward(const AttentionShape& s, const QueryRows& rows, const T* q, int64_t ldq, const T* kv,
+                             int64_t ldkv, const T* o, const T* lse, const T* d_o, T* dq, T* dkv);
+
 }  // namespace palmsim::cpu

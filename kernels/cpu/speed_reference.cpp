@@ -52,7 +52,7 @@ SpeedSample CpuSpeedReference::sample_one_rank() {
 SpeedSample CpuSpeedReference::sample_every_rank() {
   cpu::set_gemm_threads(1);  // each rank's GEMM on its own thread, as the trainer's ranks
   std::vector<SpeedSample> per_rank(static_cast<size_t>(ranks_));
-  run_on_ranks(1, ranks_, [&](const RankContext& ctx) {  // each rank in its arena (rank_grid.h)
+  run_on_ranks(1, 1, ranks_, [&](const RankContext& ctx) {  // each rank in its arena (rank_grid.h)
     Buffers& b = buffers_[size_t(ctx.rank)];
     ctx.world->barrier();
     const double gemm = gemm_flops_per_s(b);

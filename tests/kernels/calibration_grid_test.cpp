@@ -53,7 +53,7 @@ struct SyntheticMachine {
     k.triad_bytes_per_s = [this](int64_t bytes, int reps) {
       return 3.0 * double(bytes) / noisy_median(3.0 * double(bytes) / 20e9, reps);
     };
-    k.step_op_seconds = [this](const ModelSpec&, int64_t, int, int, int reps) {
+    k.step_op_seconds = [this](const ModelSpec&, const Layout&, int reps) {
       std::map<std::string, double> t;
       for (const Op& op : plan->ops)
         if (op.kind == OpKind::memory || op.kind == OpKind::attention)
@@ -161,7 +161,7 @@ TEST(CalibrationGrid, StepOpSecondsAreMeansSoTheirSumIsTheStepsMedian) {
 
   SyntheticMachine machine{std::mt19937(7), &plan};
   CalibrationKernels kernels = machine.kernels();
-  kernels.step_op_seconds = [&](const ModelSpec&, int64_t, int, int, int reps) {
+  kernels.step_op_seconds = [&](const ModelSpec&, const Layout&, int reps) {
     std::map<std::string, double> t;
     for (const auto& [key, b] : bytes) {
       std::vector<double> calls;

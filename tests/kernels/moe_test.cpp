@@ -205,5 +205,12 @@ TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
   EXPECT_NE(config_error(ok, "batch: 4, dp: 2, ep: 2, zero1: true").find("train.zero1"), std::string::npos);
 }
 
+TEST(TrainConfig, ContextParallelismItCannotRunIsRefusedNamingTheField) {
+  EXPECT_EQ(config_error("", "cp: 2"), "");                                        // 8 tokens in 4 chunks
+  EXPECT_NE(config_error("", "cp: 3").find("train.cp"), std::string::npos);       // 8 tokens, 6 chunks
+  EXPECT_NE(config_error("", "cp: 0").find("train.cp"), std::string::npos);
+  EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "cp: 2").find("train.cp"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace palmsim

@@ -1,6 +1,6 @@
-// Data parallel, ZeRO-1, tensor parallel and (for a sparse model) expert parallel with 2 and 4
-// thread ranks give the same loss, gradients and updated parameters as one rank on the same global
-// batch (float tolerance).
+// Data parallel, ZeRO-1, tensor parallel, context parallel and (for a sparse model) expert parallel
+// with 2 and 4 thread ranks give the same loss, gradients and updated parameters as one rank on the
+// same global batch (float tolerance).
 #include "kernels/rank_grid.h"
 #include "kernels/rank_trainer.h"
 
@@ -45,12 +45,12 @@ struct RankResult {
 
 // `microbatch` 0: each rank's whole share at once.
 std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b, int ep = 1,
-                            int64_t microbatch = 0) {
+                            int64_t microbatch = 0, int cp = 1) {
   TrainConfig c;
-  c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch;
-  std::vector<RankResult> results(size_t(dp * tp));
-  run_on_ranks(dp, tp, [&](const RankContext& ctx) {
-    RankTrainer trainer(m, c, ctx.rank, ctx.tp, ctx.dp);
+  c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch, c.cp = cp;
+  std::vector<RankResult> results(size_t(dp * cp * tp));
+  run_on_ranks(dp, cp, tp, [&](const RankContext& ctx) {
+    RankTrainer trainer(m, c, ctx);
     trainer.model().init(7);
     const int64_t share = (kBatch / dp) * m.seq_len, offset = trainer.dp_rank() * share;
     RankResult& r = results[size_t(ctx.rank)];
@@ -149,6 +149,29 @@ TEST_F(ParallelEquivalence, RepeatedRunsAreBitwiseIdentical) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].loss, b[i].loss);
     EXPECT_EQ(a[i].params, b[i].params);
+  }
+}
+
+// Context parallelism: each rank of the cp group computes on 2 of the sequence's 2 cp chunks and
+// gathers the rest's keys and values; the group averages like data-parallel ranks. cp 2 and 4 alone
+// (seq_len 8: chunks of 2 and of 1 token), and cp 2 beside tp 2 and beside dp 2 with ZeRO-1 (its
+// shards then span dp x cp).
+TEST_F(ParallelEquivalence, ContextParallel) {
+  for (int cp : {2, 4}) {
+    for (const RankResult& r : run(1, 1, false, model_, batch_, 1, 0, cp)) {
+      EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "cp " << cp;
+      expect_close(r.grads, reference_.grads, "cp" + std::to_string(cp) + " grads");
+      expect_close(r.params, reference_.params, "cp" + std::to_string(cp) + " params");
+    }
+  }
+  for (const RankResult& r : run(1, 2, false, model_, batch_, 1, 0, 2)) {
+    EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "cp2 x tp2";
+    compare_tensors(r, 2, "cp2 x tp2");
+  }
+  for (const RankResult& r : run(2, 1, true, model_, batch_, 1, 0, 2)) {
+    EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "cp2 x dp2 zero1";
+    expect_close(std::vector<float>(r.params.begin(), r.params.begin() + long(reference_.params.size())),
+                 reference_.params, "cp2 x dp2 zero1 params");
   }
 }
 

@@ -147,6 +147,22 @@ TEST(Trainer, SparseModelWithSplitExpertsResumesAndLearns) {
   EXPECT_THROW(train(tiny_model(), dense, whole.string(), log), InputError);  // another run's checkpoint
 }
 
+// Context parallelism through the whole trainer (data, checkpoints, metrics): two ranks holding
+// different rows of the same sequences train the same model as one rank, step after step.
+TEST(Trainer, ContextParallelTrainsAsOneRank) {
+  std::ostringstream log;
+  const fs::path one = fresh("cp_one"), two = fresh("cp_two");
+  train(tiny_model(), tiny_config(), one.string(), log);
+  TrainConfig c = tiny_config();
+  c.cp = 2;
+  train(tiny_model(), c, two.string(), log);
+  const auto a = metrics(one), b = metrics(two);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(b[i]["loss"].get<double>(), a[i]["loss"].get<double>(), 1e-4 * a[i]["loss"].get<double>()) << i;
+  EXPECT_NEAR(b.back()["val_loss"].get<double>(), a.back()["val_loss"].get<double>(), 1e-4 * a.back()["val_loss"].get<double>());
+}
+
 TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   std::ostringstream log;
   const fs::path dir = fresh("run_diverging");

@@ -70,7 +70,7 @@ TEST_P(GpuStep, TenStepsFollowCpuLossesAndRepeatBitwise) {
   const ModelSpec m = small_model(GetParam());
   const TrainConfig c = small_config();
   const Batch b = make_batch(m, c.batch);
-  RankTrainer cpu(m, c, 0, nullptr, nullptr);
+  RankTrainer cpu(m, c, RankContext{});
   cpu.model().init(c.seed);
   std::vector<double> cpu_losses, gpu_losses[2];
   for (int64_t s = 1; s <= 10; ++s) cpu_losses.push_back(cpu.step(b.tokens.data(), b.targets.data(), s, nullptr));

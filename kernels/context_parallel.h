@@ -1,0 +1,47 @@
+#pragma once
+// Context parallelism in the training step, the all-gather variant (Llama 3, Dubey et al. 2024,
+// Sec. 3.3.2): the cp ranks of a group hold different rows of the same sequences; every op but
+// attention runs on a rank's own rows, and each attention layer all-gathers the keys and values of
+// the whole sequence, then reduce-scatters their gradients back to the rows' owners.
+//
+// Rows are split load-balanced (Megatron-Core / Transformer Engine): the seq tokens are cut into
+// 2 * cp equal chunks and rank r holds chunks r and 2cp - 1 - r, so that under the causal mask every
+// rank's queries see the same number of keys. palmsim prices the same split (model/step_plan.cpp).
+#include "kernels/communicator.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace palmsim {
+
+// The sequence positions of rank `rank`'s seq / cp rows, in the order the rank holds them.
+// seq must be a multiple of 2 * cp.
+std::vector<int32_t> context_positions(int64_t seq, int cp, int rank);
+
+template <class T>
+class ContextParallel {
+ public:
+  // `group` is the cp group (size > 1); sequences of `seq` tokens.
+  ContextParallel(Communicator* group, int64_t seq);
+
+  Communicator* group() const { return group_; }
+  int64_t rows() const { return rows_; }  // this rank's rows of each sequence
+  const int32_t* positions() const { return positions_[size_t(group_->rank())].data(); }
+  // This rank's rows of `batch` sequences of token ids (or targets).
+  void select(const int32_t* full, int64_t batch, std::vector<int32_t>& mine) const;
+  // K and V of `batch` whole sequences, [batch * seq, kv_cols], from every rank's rows: the kv_cols
+  // columns of `qkv` (stride ld) starting at kv_offset.
+  void gather_kv(const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols, std::vector<T>& kv);
+  // The reverse: each rank's rows of the whole-sequence gradient `dkv`, summed over the ranks, written
+  // to the kv_cols columns of `dqkv` (stride ld) at kv_offset.
+  void reduce_scatter_dkv(const std::vector<T>& dkv, int64_t batch, int64_t kv_cols, T* dqkv, int64_t ld,
+                          int64_t kv_offset);
+
+ private:
+  Communicator* group_;
+  int64_t seq_, rows_;
+  std::vector<std::vector<int32_t>> positions_;  // every rank's
+  std::vector<T> mine_, blocks_;                 // scratch kept between calls
+};
+
+}  // namespace palmsim
