@@ -199,7 +199,7 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
         val = trainer.evaluate(eval_tokens.data(), eval_targets.data(), local * config.eval_batches);
       }
       if (ctx.rank == 0) {
-        const double tps = tokens_per_step / seconds, mfu = tps * flops_per_token / peak;
+        const double tps = tokens_per_step / seconds, mfu = flops_utilization(tps, flops_per_token, peak);
         nlohmann::json j = {{"step", step}, {"loss", loss}, {"step_time_s", seconds}, {"tokens_per_s", tps}, {"mfu", mfu}};
         if (val >= 0) j["val_loss"] = val;
         metrics << j.dump() << "\n" << std::flush;
@@ -256,7 +256,7 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   });
   record_steps(result, step_s, step_ops);
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
-  result.mfu = result.tokens_per_s * model_flops_per_token(model) / result.peak_flops;
+  result.mfu = flops_utilization(result.tokens_per_s, model_flops_per_token(model), result.peak_flops);
   result.gemm_flops_per_s = plan_gemm_flops_per_s(model, config, result.per_op_s, 4);
   return result;
 }

@@ -93,4 +93,8 @@ double hardware_flops_per_token(const ModelSpec& m, Recompute r) {
   return model_flops_per_token(m) + recompute_flops_per_token(m, r);
 }
 
+double flops_utilization(double tokens_per_s, double flops_per_token, double peak_flops_per_s) {
+  return tokens_per_s * flops_per_token / peak_flops_per_s;
+}
+
 }  // namespace palmsim

@@ -47,5 +47,9 @@ double model_flops_per_token(const ModelSpec& m);
 // forward. Reproduces PaLM Table 22 (8B/62B selective; 540B palm).
 double recompute_flops_per_token(const ModelSpec& m, Recompute r);
 double hardware_flops_per_token(const ModelSpec& m, Recompute r);
+// FLOP utilisation: the rate `tokens_per_s` implies at `flops_per_token` over the peak rate of the
+// chips that ran them. Model FLOPs per token give MFU, hardware FLOPs HFU (PaLM App. B). The one
+// formula behind predict, simulate, validate, the trainers and bench-step.
+double flops_utilization(double tokens_per_s, double flops_per_token, double peak_flops_per_s);
 
 }  // namespace palmsim

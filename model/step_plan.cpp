@@ -389,14 +389,10 @@ class PlanBuilder {
     linear("attn_out_proj", b, m_.d_model, int64_t(heads_ * q), 1.0);
     attention(b, 1.0);
     if (m_.rope) memory("rope", b, 2.0 * t_ * (heads_ + kv_) * q * w_, 1.0, 2.0);
-    if (m_.n_kv_heads < l_.tp) {
-      // Replicated K/V heads (multi-query attention): every rank's query heads add to dK and dV,
-      // which are summed over the tensor-parallel group before the K/V projection's backward.
-      Op& op = add("tp_kv_allreduce", b, OpKind::collective, Repeat::per_layer_microbatch);
-      op.collective = CollectiveKind::all_reduce;
-      op.group = CommGroup::tp;
-      op.comm_bytes = t_ * 2.0 * kv_ * q * w_;
-    }
+    // Replicated K/V heads (multi-query attention, n_kv_heads < tp): each rank's query heads give a
+    // partial dK and dV. Nothing is reduced here: the K/V projection is linear, so the partial
+    // input gradients sum in the layer's dh all-reduce, and the partial weight gradients once per
+    // step (tp_kv_grad_allreduce), as the trainer does.
     linear("qkv_proj", b, int64_t((heads_ + 2 * kv_) * q), m_.d_model, 1.0);
     leave_tp(b, 1.0);
     // LayerNorm backward: the input gradient and the gamma/beta reduction, two kernels.

@@ -192,8 +192,8 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   r.model_flops_per_token = model_flops_per_token(plan.model);
   r.hardware_flops_per_token = hardware_flops_per_token(plan.model, l.recompute);
   const double cluster_peak = double(r.n_chips) * system.chip.peak_flops;
-  r.mfu = r.tokens_per_s * r.model_flops_per_token / cluster_peak;
-  r.hfu = r.tokens_per_s * r.hardware_flops_per_token / cluster_peak;
+  r.mfu = flops_utilization(r.tokens_per_s, r.model_flops_per_token, cluster_peak);
+  r.hfu = flops_utilization(r.tokens_per_s, r.hardware_flops_per_token, cluster_peak);
   r.memory = memory_per_chip(plan, optimizer);
   r.memory_capacity_bytes = system.chip.hbm_bytes;
   r.fits_in_memory = r.memory.total() <= r.memory_capacity_bytes;

@@ -69,7 +69,7 @@ BenchResult bench_on_rank(const ModelSpec& model, const TrainConfig& config, int
   if (config.ranks() > 1) result.device += " x" + std::to_string(config.ranks());
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
   // PaLM's MFU: model FLOPs per second over the peak of every chip in the run.
-  result.mfu = result.tokens_per_s * model_flops_per_token(model) / (result.peak_flops * config.ranks());
+  result.mfu = flops_utilization(result.tokens_per_s, model_flops_per_token(model), result.peak_flops * config.ranks());
   result.gemm_flops_per_s = plan_gemm_flops_per_s(model, config, result.per_op_s, 2);
   return result;
 }

@@ -138,8 +138,8 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   const double tokens = double(s.global_batch) * double(s.model.seq_len);
   r.tokens_per_s = tokens / r.step_time_s;
   const double peak = double(r.n_chips) * s.system.chip.peak_flops;
-  r.mfu = r.tokens_per_s * r.model_flops_per_token / peak;
-  r.hfu = r.tokens_per_s * r.hardware_flops_per_token / peak;
+  r.mfu = flops_utilization(r.tokens_per_s, r.model_flops_per_token, peak);
+  r.hfu = flops_utilization(r.tokens_per_s, r.hardware_flops_per_token, peak);
   attach_band(r, s.system.stack, double(parameter_count(s.model)));
   return sim;
 }

@@ -1,0 +1,55 @@
+// One vocabulary for a step (issue 11, item 3): the trainer times its ops under exactly the names
+// the StepPlan of its layout gives them ("name.phase"), so validate-local compares every op and
+// predicts none the trainer does not run. Checked for one rank, tp 2, dp 2 with and without ZeRO-1,
+// cp 2, and a sparse model with its experts over 2 ranks. (The trainer has no pipeline stages yet.)
+#include "kernels/calibrate/calibrate_cpu.h"
+#include "kernels/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace palmsim {
+namespace {
+
+ModelSpec small_model(bool sparse) {
+  ModelSpec m;
+  m.name = "op-names";
+  m.n_layers = 2, m.d_model = 32, m.n_heads = 2, m.n_kv_heads = 1, m.head_dim = 16;
+  m.d_ff = 64, m.ffn = Ffn::swiglu, m.vocab = 256, m.seq_len = 32;
+  if (sparse) m.moe.n_experts = 4, m.moe.top_k = 2, m.moe.expert_d_ff = 32, m.moe.shared_experts = 1;
+  return m;
+}
+
+std::set<std::string> plan_names(const ModelSpec& m, const TrainConfig& c) {
+  const StepPlan plan = cpu_step_plan(m, c.microbatch_size(), c.tp, c.dp, c.zero1, c.ep, c.cp);
+  std::set<std::string> names;
+  for (const Op& op : plan.ops) names.insert(std::string(op.name) + "." + phase_suffix(op.phase));
+  return names;
+}
+
+std::set<std::string> timed_names(const ModelSpec& m, const TrainConfig& c) {
+  std::set<std::string> names;
+  for (const auto& [name, seconds] : bench_step(m, c, 1).per_op_s) names.insert(name);
+  return names;
+}
+
+TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
+  struct Case {
+    const char* what;
+    int dp, tp, cp, ep;
+    bool zero1, sparse;
+  };
+  for (const Case& k : {Case{"one rank", 1, 1, 1, 1, false, false}, Case{"tp 2", 1, 2, 1, 1, false, false},
+                        Case{"dp 2", 2, 1, 1, 1, false, false}, Case{"dp 2 zero1", 2, 1, 1, 1, true, false},
+                        Case{"cp 2", 1, 1, 2, 1, false, false}, Case{"sparse, ep 2", 2, 1, 1, 2, false, true}}) {
+    TrainConfig c;
+    c.batch = 4, c.dp = k.dp, c.tp = k.tp, c.cp = k.cp, c.ep = k.ep, c.zero1 = k.zero1, c.threads = 2;
+    const ModelSpec m = small_model(k.sparse);
+    EXPECT_EQ(timed_names(m, c), plan_names(m, c)) << k.what;
+  }
+}
+
+}  // namespace
+}  // namespace palmsim
