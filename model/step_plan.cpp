@@ -195,6 +195,19 @@ class PlanBuilder {
   // with the router's weights. Backward runs the same in reverse (two all-to-alls more). Each rank
   // sends t x top_k token rows; its local experts compute that many, times the capacity factor
   // (padded buffers) or the imbalance of a dropless router on the busiest rank.
+  // Per token of an MoE layer: the elements its linears cast to fp8, inputs forward or output
+  // gradients backward. The experts' rows are the token's top_k dispatched copies (times the
+  // capacity factor or the imbalance, as their GEMMs are priced); the router stays in bf16/fp32.
+  double moe_fp8_cast(bool output_grads) const {
+    const MoeSpec& e = m_.moe;
+    const double d = double(m_.d_model), gates = ffn_is_gated(m_.ffn) ? 2.0 : 1.0;
+    const double rows = e.top_k * (e.capacity_factor > 0 ? e.capacity_factor : e.imbalance);
+    // W_in reads d and writes gates x width; W_out reads width and writes d.
+    auto mlp = [&](double width) { return output_grads ? gates * width + d : d + width; };
+    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff)) : 0.0;
+    return rows * mlp(double(e.expert_d_ff)) + shared;
+  }
+
   void moe_mlp(Phase phase, double mult) {
     const MoeSpec& e = m_.moe;
     const bool bwd = phase == Phase::backward;
@@ -344,9 +357,10 @@ class PlanBuilder {
     if (moe_share_ > 0) moe_mlp(phase, gemm_share * moe_share_);
     if (with_leave) leave_tp(phase, 1.0);
     if (o_.fp8_linears) {
-      // Casts to fp8 (read bf16, write fp8, amax) of the four linears' inputs; weights are cast
-      // once per microbatch too.
-      double inputs = 2.0 * d + heads_ * q + ff_;
+      // Casts to fp8 (read bf16, write fp8, amax) of the linears' inputs: QKV and output
+      // projection, then the dense MLP's two or, in MoE layers, the experts' (their dispatched
+      // rows) and the shared experts'; weights are cast once per microbatch too.
+      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false);
       if (o_.fp8_rowwise) inputs = 2.0 * ((3.0 + gates) * d + heads_ * q + ff_);
       memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
@@ -371,8 +385,9 @@ class PlanBuilder {
     // Reverse order; memory-bound backward ops move about twice their forward bytes.
     memory("residual", b, act_tokens * d * (adds * w_ + dropout), 1.0, residual_kernels(b));
     if (o_.fp8_linears) {
-      // The output gradients of the four linears cast to fp8 for the input- and weight-gradient GEMMs.
-      const double grads = (heads_ + 2.0 * kv_) * q + 2.0 * d + double(gates) * ff_;
+      // The output gradients of the linears cast to fp8 for the input- and weight-gradient GEMMs.
+      const double grads = (heads_ + 2.0 * kv_) * q + d + dense_share_ * (d + double(gates) * ff_) +
+                           moe_share_ * moe_fp8_cast(true);
       memory("fp8_cast", b, (o_.fp8_rowwise ? 2.0 : 1.0) * 3.0 * t_ * grads, 1.0, 4.0);
     }
     enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
@@ -656,8 +671,9 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
       double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) / layout.tp +
       embedding_matrices * double(plan.vocab) * double(model.d_model) / vocab_ranks(options, layout) +
       plan.expert_params_on_device;
-  if (model.moe.sparse() && options.fp8_linears)
-    throw InputError("training.precision", "fp8 expert layers are not modelled yet: a mixture-of-experts model runs bf16");
+  // Rowwise-scaled fp8 (torchtitan's) casts are counted for dense layers only.
+  if (model.moe.sparse() && options.fp8_linears && options.fp8_rowwise)
+    throw InputError("training.precision", "fp8 with rowwise scaling is not modelled for expert layers; use tensorwise fp8 or bf16");
   plan.ops.reserve(64);
   PlanBuilder(plan).build();
   return plan;

@@ -90,6 +90,38 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
   EXPECT_EQ(all_to_alls, 4);  // dispatch and combine, forward and backward
 }
 
+// fp8 expert layers (tensorwise scales, as Transformer Engine runs them): the casts of one
+// gpt-oss-120b layer by hand, 4096 tokens, ep 8. Forward, the inputs of Q/K/V (d) and of the output
+// projection (heads x q), and each token's 4 dispatched rows into W_in (d) and W_out (expert_d_ff),
+// read bf16 and written fp8 (3 bytes), plus the layer's weights on this rank (attention, norms,
+// router, 16 of 128 experts); backward, each linear's output gradient once: Q/K/V ((64 + 2 x 8) x
+// 64), the output projection (d), and per dispatched row W_in's (2 x expert_d_ff) and W_out's (d).
+// Rowwise scales are refused for expert layers.
+TEST(Moe, Fp8ExpertLayersCastTheirDispatchedRowsByHand) {
+  const ModelSpec m = model_preset("gpt-oss-120b");
+  Layout l;
+  l.dp = 16, l.ep = 8, l.microbatch = 1;
+  PlanOptions o;
+  o.fp8_linears = true;
+  const StepPlan p = build_step_plan(m, l, 16, o);
+  auto cast_bytes = [&](Phase phase) {
+    for (const Op& op : p.ops)
+      if (op.name == std::string("fp8_cast") && op.phase == phase) return op.bytes;
+    return -1.0;
+  };
+  const double t = 4096, dense = 2 * 2880.0 * 4096 + 2 * 2880.0 * 512 + 2 * 2880 + 2880 * 128;
+  const double experts = 128 * 3 * 2880.0 * 2880 / 8;
+  EXPECT_NEAR(cast_bytes(Phase::forward), 3 * t * (2880 + 4096 + 4 * (2880 + 2880)) + 3 * (dense + experts), 1e3);
+  EXPECT_NEAR(cast_bytes(Phase::backward), 3 * t * ((64 + 16) * 64 + 2880 + 4 * (2 * 2880 + 2880)), 1e3);
+  o.fp8_rowwise = true;
+  try {
+    build_step_plan(m, l, 16, o);
+    ADD_FAILURE() << "rowwise fp8 expert layers were priced";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("training.precision"), std::string::npos);
+  }
+}
+
 TEST(Moe, ExpertParallelismSplitsExpertWeightsAndState) {
   const ModelSpec m = small_moe();
   Layout one, eight;

@@ -105,7 +105,7 @@ TEST(Simulate, Korthikanti175BTraceShowsTheInterleavedSchedule) {
 // Mixture of experts: Qwen3-30B-A3B's 128 experts on 16 H100s over two nodes, dispatch and combine
 // as all-to-alls (a flow to every other expert rank: NVLink inside the node, NICs across), expert
 // gradients over the ranks holding the same experts (ep 8: two of them, one per node). Without
-// contention the simulation is the closed form.
+// contention the simulation is the closed form, in bf16 and with fp8 expert GEMMs.
 const char* kExperts = R"(
 model: qwen3-30b-a3b
 system: {preset: h100-80g-dgx, chips: 16, stack: megatron-core}
@@ -114,17 +114,19 @@ training: {global_batch: 64, optimizer: adam}
 )";
 
 TEST(Simulate, ExpertAllToAllsAgreeWithPredict) {
-  for (int ep : {8, 16}) {
-    Scenario s = scenario(kExperts);
-    s.layout.ep = ep;
-    const Simulation sim = simulate(s);
-    const double pred = predict(s).step_time_s;
-    std::printf("experts, ep %d: simulate %.4f s, predict %.4f s (%+.2f %%), %lld chips simulated\n", ep,
-                sim.report.step_time_s, pred, diff_pct(sim.report.step_time_s, pred),
-                (long long)sim.result.simulated_chips);
-    EXPECT_NEAR(sim.report.step_time_s, pred, 0.03 * pred) << "ep " << ep;
-    EXPECT_EQ(sim.result.simulated_chips, 16);  // expert parallelism joins the replicas: no fold
-  }
+  for (Precision precision : {Precision::bf16, Precision::fp8})
+    for (int ep : {8, 16}) {
+      Scenario s = scenario(kExperts);
+      s.layout.ep = ep;
+      s.precision = precision;
+      const Simulation sim = simulate(s);
+      const double pred = predict(s).step_time_s;
+      std::printf("experts, ep %d, %s: simulate %.4f s, predict %.4f s (%+.2f %%), %lld chips simulated\n", ep,
+                  to_string(precision), sim.report.step_time_s, pred, diff_pct(sim.report.step_time_s, pred),
+                  (long long)sim.result.simulated_chips);
+      EXPECT_NEAR(sim.report.step_time_s, pred, 0.03 * pred) << "ep " << ep << " " << to_string(precision);
+      EXPECT_EQ(sim.result.simulated_chips, 16);  // expert parallelism joins the replicas: no fold
+    }
 }
 
 // The same experts on a TPU v4 slice of 64 chips (4x4x4): ep 16 takes the first 16 data-parallel
