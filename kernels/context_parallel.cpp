@@ -18,9 +18,8 @@ std::vector<int32_t> context_positions(int64_t seq, int cp, int rank) {
 }
 
 template <class T>
-ContextParallel<T>::ContextParallel(Communicator* group, int64_t seq)
-    : group_(group), seq_(seq), rows_(seq / group->size()) {
-  for (int r = 0; r < group->size(); ++r) positions_.push_back(context_positions(seq, group->size(), r));
+ContextParallel<T>::ContextParallel(int cp, int rank, int64_t seq) : cp_(cp), rank_(rank), seq_(seq), rows_(seq / cp) {
+  for (int r = 0; r < cp; ++r) positions_.push_back(context_positions(seq, cp, r));
 }
 
 template <class T>
@@ -32,14 +31,14 @@ void ContextParallel<T>::select(const int32_t* full, int64_t batch, std::vector<
 }
 
 template <class T>
-void ContextParallel<T>::gather_kv(const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols,
-                                   std::vector<T>& kv) {
-  const int64_t n = batch * rows_, cp = group_->size();
+void ContextParallel<T>::gather_kv(Communicator* group, const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset,
+                                   int64_t kv_cols, std::vector<T>& kv) {
+  const int64_t n = batch * rows_, cp = cp_;
   mine_.resize(size_t(n * kv_cols));
   for (int64_t r = 0; r < n; ++r) std::copy_n(qkv + r * ld + kv_offset, kv_cols, mine_.data() + r * kv_cols);
   blocks_.resize(size_t(cp * n * kv_cols));
   if constexpr (std::is_same_v<T, float>)
-    group_->all_gather(mine_.data(), blocks_.data(), mine_.size());
+    group->all_gather(mine_.data(), blocks_.data(), mine_.size());
   else
     throw std::logic_error("context parallelism exchanges float tensors only");
   kv.resize(size_t(batch * seq_ * kv_cols));
@@ -51,9 +50,9 @@ void ContextParallel<T>::gather_kv(const T* qkv, int64_t batch, int64_t ld, int6
 }
 
 template <class T>
-void ContextParallel<T>::reduce_scatter_dkv(const std::vector<T>& dkv, int64_t batch, int64_t kv_cols, T* dqkv,
-                                            int64_t ld, int64_t kv_offset) {
-  const int64_t n = batch * rows_, cp = group_->size();
+void ContextParallel<T>::reduce_scatter_dkv(Communicator* group, const std::vector<T>& dkv, int64_t batch,
+                                            int64_t kv_cols, T* dqkv, int64_t ld, int64_t kv_offset) {
+  const int64_t n = batch * rows_, cp = cp_;
   blocks_.resize(size_t(cp * n * kv_cols));
   for (int64_t c = 0; c < cp; ++c)
     for (int64_t b = 0; b < batch; ++b)
@@ -62,7 +61,7 @@ void ContextParallel<T>::reduce_scatter_dkv(const std::vector<T>& dkv, int64_t b
                     blocks_.data() + ((c * batch + b) * rows_ + i) * kv_cols);
   mine_.resize(size_t(n * kv_cols));
   if constexpr (std::is_same_v<T, float>)
-    group_->reduce_scatter(blocks_.data(), mine_.data(), mine_.size());
+    group->reduce_scatter(blocks_.data(), mine_.data(), mine_.size());
   else
     throw std::logic_error("context parallelism exchanges float tensors only");
   for (int64_t r = 0; r < n; ++r) std::copy_n(mine_.data() + r * kv_cols, kv_cols, dqkv + r * ld + kv_offset);

@@ -21,24 +21,26 @@ std::vector<int32_t> context_positions(int64_t seq, int cp, int rank);
 template <class T>
 class ContextParallel {
  public:
-  // `group` is the cp group (size > 1); sequences of `seq` tokens.
-  ContextParallel(Communicator* group, int64_t seq);
+  // Rank `rank` of a cp group of `cp` ranks (cp > 1); sequences of `seq` tokens. The group itself
+  // is passed to each exchange, so nothing here outlives it.
+  ContextParallel(int cp, int rank, int64_t seq);
 
-  Communicator* group() const { return group_; }
+  bool is_for(int cp, int rank, int64_t seq) const { return cp == cp_ && rank == rank_ && seq == seq_; }
   int64_t rows() const { return rows_; }  // this rank's rows of each sequence
-  const int32_t* positions() const { return positions_[size_t(group_->rank())].data(); }
+  const int32_t* positions() const { return positions_[size_t(rank_)].data(); }
   // This rank's rows of `batch` sequences of token ids (or targets).
   void select(const int32_t* full, int64_t batch, std::vector<int32_t>& mine) const;
   // K and V of `batch` whole sequences, [batch * seq, kv_cols], from every rank's rows: the kv_cols
   // columns of `qkv` (stride ld) starting at kv_offset.
-  void gather_kv(const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols, std::vector<T>& kv);
+  void gather_kv(Communicator* group, const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols,
+                 std::vector<T>& kv);
   // The reverse: each rank's rows of the whole-sequence gradient `dkv`, summed over the ranks, written
   // to the kv_cols columns of `dqkv` (stride ld) at kv_offset.
-  void reduce_scatter_dkv(const std::vector<T>& dkv, int64_t batch, int64_t kv_cols, T* dqkv, int64_t ld,
-                          int64_t kv_offset);
+  void reduce_scatter_dkv(Communicator* group, const std::vector<T>& dkv, int64_t batch, int64_t kv_cols, T* dqkv,
+                          int64_t ld, int64_t kv_offset);
 
  private:
-  Communicator* group_;
+  int cp_, rank_;
   int64_t seq_, rows_;
   std::vector<std::vector<int32_t>> positions_;  // every rank's
   std::vector<T> mine_, blocks_;                 // scratch kept between calls

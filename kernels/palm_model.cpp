@@ -225,7 +225,8 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   ContextParallel<T>* context = nullptr;
   if (cp && cp->size() > 1) {
     if (s.moe.sparse()) throw std::invalid_argument("context parallelism with a sparse model is not implemented");
-    if (!w.cp || w.cp->group() != cp) w.cp = std::make_unique<ContextParallel<T>>(cp, s.seq_len);
+    if (!w.cp || !w.cp->is_for(cp->size(), cp->rank(), s.seq_len))
+      w.cp = std::make_unique<ContextParallel<T>>(cp->size(), cp->rank(), s.seq_len);
     context = w.cp.get();
     context->select(tokens, batch, w.tokens);
     context->select(targets, batch, w.targets);
@@ -246,7 +247,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
   // forward and again backward (the StepPlan's cp_kv_allgather in both phases).
   auto gather_kv = [&](const std::vector<T>& qkv, const char* name) {
     auto scope = time_op(timer, name);
-    context->gather_kv(qkv.data(), batch, ld, hq, kvq, w.kv);
+    context->gather_kv(cp, qkv.data(), batch, ld, hq, kvq, w.kv);
   };
   const T* E = P("embedding");
 
@@ -443,7 +444,7 @@ double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t 
     if (context) {
       // Every rank's queries sent gradient to every key: each row's owner receives the sum.
       auto scope = time_op(timer, "cp_dkv_reducescatter.bwd");
-      context->reduce_scatter_dkv(w.dkv, batch, kvq, dqkv.data(), ld, hq);
+      context->reduce_scatter_dkv(cp, w.dkv, batch, kvq, dqkv.data(), ld, hq);
     }
     if (s.rope) {
       auto scope = time_op(timer, "rope.bwd");

@@ -89,7 +89,7 @@ class PalmModel {
     std::vector<LayerActivations> layers;
     std::vector<T> x, y, hf, mean_f, rstd_f, logits, log_z, dhf, dx, dy, dh, dm, du, d_o, dqkv;
     MoeScratch<T> moe;
-    std::unique_ptr<ContextParallel<T>> cp;  // for the cp group last seen
+    std::unique_ptr<ContextParallel<T>> cp;  // for the cp size and rank last seen
     std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
     std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
   };
