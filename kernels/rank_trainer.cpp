@@ -14,7 +14,7 @@ RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const
       ep_(config.ep > 1 ? ranks.dp : nullptr),
       model_(spec, config.tp, ranks.rank % config.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0) {
   size_t begin = 0, end = model_.parameter_count();
-  const int grad_ranks = config.dp * config.cp;
+  const int grad_ranks = config.gradient_ranks();
   if (config.zero1) {
     model_.pad_to_multiple(size_t(grad_ranks));
     const size_t shard = model_.params().size() / size_t(grad_ranks);
@@ -62,7 +62,7 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     for (const TensorInfo& t : model_.tensors())
       if (!t.tp_sharded && t.name.ends_with("wkv")) tp_->all_reduce(grads.data() + t.offset, t.size());
   }
-  const int grad_ranks = config_.dp * config_.cp;
+  const int grad_ranks = config_.gradient_ranks();
   const float inv_ranks = 1.0f / float(grad_ranks);
   const float* range_grads = grads.data();
   if (config_.zero1) {
@@ -125,9 +125,9 @@ double RankTrainer::evaluate(const int32_t* tokens, const int32_t* targets, int6
   for (int64_t i = 0; i + mb <= sequences; i += mb, ++batches)
     ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_, cp_);
   ce /= double(std::max<int64_t>(1, batches));
-  if (config_.dp * config_.cp > 1) {
+  if (config_.gradient_ranks() > 1) {
     grad_->all_reduce(&ce, 1);
-    ce /= config_.dp * config_.cp;
+    ce /= config_.gradient_ranks();
   }
   return ce;
 }

@@ -45,7 +45,7 @@ TrainConfig parse_train_node(const YAML::Node& n) {
   if (c.batch % c.dp) throw InputError("train.batch", "must be a multiple of train.dp (" + std::to_string(c.dp) + ")");
   if ((c.batch / c.dp) % c.microbatch_size())
     throw InputError("train.microbatch", "must divide batch / dp (" + std::to_string(c.batch / c.dp) + ")");
-  if (c.zero1 && c.dp * c.cp == 1) throw InputError("train.zero1", "needs dp x cp > 1");
+  if (c.zero1 && c.gradient_ranks() == 1) throw InputError("train.zero1", "needs dp x cp > 1");
   // Megatron's "parallel folding" with the expert group the whole data-parallel group: each expert
   // then lives on one rank, which gathers its gradient from every rank's tokens.
   if (c.ep != 1 && c.ep != c.dp)

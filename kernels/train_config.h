@@ -29,6 +29,8 @@ struct TrainConfig {
   double held_out_fraction = 0.05;
 
   int ranks() const { return dp * cp * tp; }
+  // The ranks a gradient is averaged over (and ZeRO-1 shards): dp x cp, each as many tokens.
+  int gradient_ranks() const { return dp * cp; }
   int64_t microbatch_size() const { return microbatch > 0 ? microbatch : batch / dp; }
 };
 

@@ -26,6 +26,9 @@ struct MoeSpec {
   // the published runs force it ("fake balanced gate"), above 1 a real router's skew.
   double imbalance = 1;
   bool sparse() const { return n_experts > 0; }
+  // Rows the busiest expert rank computes over its fair share: the capacity factor (padded
+  // buffers) or, dropless, the imbalance. What the experts' GEMMs, memory and casts are sized by.
+  double load() const { return capacity_factor > 0 ? capacity_factor : imbalance; }
 };
 
 struct ModelSpec {

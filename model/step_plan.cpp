@@ -188,6 +188,19 @@ class PlanBuilder {
       tp_collective("tp_allreduce", phase, CollectiveKind::all_reduce, mult);
   }
 
+  // Per token of an MoE layer: the elements its linears cast to fp8, inputs forward or output
+  // gradients backward. The experts' rows are the token's top_k dispatched copies (times the
+  // capacity factor or the imbalance, as their GEMMs are priced); the router stays in bf16/fp32.
+  double moe_fp8_cast(bool output_grads) const {
+    const MoeSpec& e = m_.moe;
+    const double d = double(m_.d_model), gates = ffn_is_gated(m_.ffn) ? 2.0 : 1.0;
+    const double rows = e.top_k * e.load();
+    // W_in reads d and writes gates x width; W_out reads width and writes d.
+    auto mlp = [&](double width) { return output_grads ? gates * width + d : d + width; };
+    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff)) : 0.0;
+    return rows * mlp(double(e.expert_d_ff)) + shared;
+  }
+
   // A mixture-of-experts MLP (GShard/Switch dispatch, Megatron-Core's token dispatcher): the router
   // scores every expert, tokens are permuted into expert order and sent to the experts' ranks by an
   // all-to-all over the expert-parallel group, each rank runs its local experts as one grouped GEMM
@@ -195,27 +208,13 @@ class PlanBuilder {
   // with the router's weights. Backward runs the same in reverse (two all-to-alls more). Each rank
   // sends t x top_k token rows; its local experts compute that many, times the capacity factor
   // (padded buffers) or the imbalance of a dropless router on the busiest rank.
-  // Per token of an MoE layer: the elements its linears cast to fp8, inputs forward or output
-  // gradients backward. The experts' rows are the token's top_k dispatched copies (times the
-  // capacity factor or the imbalance, as their GEMMs are priced); the router stays in bf16/fp32.
-  double moe_fp8_cast(bool output_grads) const {
-    const MoeSpec& e = m_.moe;
-    const double d = double(m_.d_model), gates = ffn_is_gated(m_.ffn) ? 2.0 : 1.0;
-    const double rows = e.top_k * (e.capacity_factor > 0 ? e.capacity_factor : e.imbalance);
-    // W_in reads d and writes gates x width; W_out reads width and writes d.
-    auto mlp = [&](double width) { return output_grads ? gates * width + d : d + width; };
-    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff)) : 0.0;
-    return rows * mlp(double(e.expert_d_ff)) + shared;
-  }
-
   void moe_mlp(Phase phase, double mult) {
     const MoeSpec& e = m_.moe;
     const bool bwd = phase == Phase::backward;
     const double d = double(m_.d_model), routed = t_ * e.top_k;
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     const int local = e.n_experts / l_.ep;
-    const double load = e.capacity_factor > 0 ? e.capacity_factor : e.imbalance;
-    const int64_t per_expert = int64_t(std::ceil(routed * load / local));
+    const int64_t per_expert = int64_t(std::ceil(routed * e.load() / local));
     const int64_t eff = e.expert_d_ff;
     auto all_to_all = [&](const char* name) {
       if (l_.ep == 1) return;
