@@ -45,12 +45,16 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
         start = end + 1;
       }
       std::vector<FitRun> runs;
+      std::vector<std::string> unpublished_mesh;
       for (const std::string& file : validation_files(a->inputs)) {
-        const auto found = fit_runs(file, validate_table(read_validation_csv(file)), base.name);
+        const auto found = fit_runs(file, validate_table(read_validation_csv(file)), base.name, &unpublished_mesh);
         runs.insert(runs.end(), found.begin(), found.end());
       }
-      if (runs.empty()) throw InputError("--stack", "no modelled, measured run in RUNS uses stack '" + base.name + "'");
-      const FitResult r = fit_stack(runs, base, options);
+      if (runs.empty())
+        throw InputError("--stack", "no modelled, measured run with a published mesh in RUNS uses stack '" + base.name + "'");
+      FitResult r = fit_stack(runs, base, options);
+      if (!unpublished_mesh.empty())
+        r.fitted.band.fitted_on += fmt::format("; {} runs whose mesh search chose not fitted", unpublished_mesh.size());
 
       const bool judged_only = options.parameters.size() == 1 && options.parameters[0] == "none";
       std::cout << (judged_only ? fmt::format("stack {} judged as given on {} runs (nothing fitted)\n", base.name,
@@ -67,6 +71,11 @@ void add_fit_verb(CLI::App& app, VerbAction& action) {
                                r.all.before_pct, r.all.after_pct, r.all.cv_pct);
       std::cout << fmt::format("  90 % band of held-out errors: {:+.1f} % to {:+.1f} %\n", r.fitted.band.p05_pct,
                                r.fitted.band.p95_pct);
+      if (!unpublished_mesh.empty()) {
+        std::cout << fmt::format("  not fitted, their mesh (tp, pp, dp) unpublished and chosen by search ({} runs):\n",
+                                 unpublished_mesh.size());
+        for (const std::string& id : unpublished_mesh) std::cout << "    " << id << "\n";
+      }
       if (a->rows) {
         std::cout << fmt::format("  {:<56} {:>5} {:>14}\n", "run", "fold", "cv err %");
         for (size_t i = 0; i < runs.size(); ++i)

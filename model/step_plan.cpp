@@ -144,13 +144,15 @@ class PlanBuilder {
 
   // Eager (unfused) element-wise ops run as several kernels, each reading and writing its tensor:
   // a norm as square, mean, rsqrt-scale and weight (~4 passes), RoPE as rotate-half, two
-  // multiplies and an add (~4), SwiGLU as SiLU then multiply (5 tensor passes instead of 3).
+  // multiplies and an add (~4), SwiGLU as SiLU then multiply (5 tensor passes instead of 3), in
+  // the dense MLP and the experts alike.
   struct Unfused {
     double bytes = 1, kernels = 1;
   };
   Unfused unfused_cost(std::string_view name) const {
     if (name == "ln" || name == "rope") return {4.0, 4.0};
-    if (name == "mlp_act" && ffn_is_gated(m_.ffn)) return {5.0 / 3.0, 2.0};
+    const bool activation = name == "mlp_act" || name == "moe_expert_act" || name == "moe_shared_act";
+    if (activation && ffn_is_gated(m_.ffn)) return {5.0 / 3.0, 2.0};
     return {};
   }
 

@@ -16,12 +16,16 @@
 namespace palmsim {
 
 std::vector<FitRun> fit_runs(const std::string& file, const std::vector<ValidationRow>& rows,
-                             const std::string& stack_name) {
+                             const std::string& stack_name, std::vector<std::string>* unpublished_mesh) {
   std::vector<FitRun> out;
   const std::string name = std::filesystem::path(file).filename().string();
   for (const ValidationRow& r : rows) {
     if (!r.error.empty() || !r.scenario || r.measured_step_s <= 0) continue;
     if (r.scenario->system.stack.name != stack_name) continue;
+    if (!r.mesh_published) {
+      if (unpublished_mesh) unpublished_mesh->push_back(r.id);
+      continue;
+    }
     out.push_back({name, r.id, *r.scenario, r.measured_step_s});
   }
   return out;

@@ -164,6 +164,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   fixed.pods = l.pods;
   fixed.cp = l.cp;
   const bool mesh_published = !r.empty("tp") || !r.empty("pp") || !r.empty("dp");
+  out.mesh_published = mesh_published;
   if (mesh_published) {
     l.tp = positive_int(r, "tp");
     l.pp = positive_int(r, "pp");
@@ -177,8 +178,10 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
       if (s.model.moe.n_experts % e == 0 && ranks % e == 0) l.ep = e;
   }
   fixed.ep = l.ep;
-  if (!r.empty("vpp")) {
-    fixed.vpp = positive_int(r, "vpp");
+  // One pipeline stage has no virtual stages: an empty vpp cell beside a published pp of 1 is 1.
+  const bool vpp_implied = r.empty("vpp") && mesh_published && l.pp == 1;
+  if (!r.empty("vpp") || vpp_implied) {
+    fixed.vpp = vpp_implied ? 1 : positive_int(r, "vpp");
     fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
   }
   if (!r.empty("microbatch")) fixed.microbatch = positive_int(r, "microbatch");
@@ -253,7 +256,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   pick(!stack_chosen.empty(), stack_chosen);
   pick(s.model.moe.sparse() && !ep_published, fmt::format("ep={}", l.ep));
   pick(!mesh_published, fmt::format("tp={} pp={} dp={}", best.layout.tp, best.layout.pp, best.layout.dp));
-  pick(r.empty("vpp"), fmt::format("vpp={}", best.layout.vpp));
+  pick(r.empty("vpp") && !vpp_implied, fmt::format("vpp={}", best.layout.vpp));
   pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));
   pick(r.empty("sp"), fmt::format("sp={}", best.layout.sp ? 1 : 0));
   pick(r.empty("sharding"), fmt::format("sharding={}", to_string(best.layout.sharding)));

@@ -23,6 +23,7 @@ struct ValidationRow {
   double measured_step_s = 0, measured_mfu_pct = 0;
   double pred_step_s = 0, pred_mfu = 0, pred_hfu = 0, pred_memory_bytes = 0;
   bool fits = false;
+  bool mesh_published = true;  // tp, pp and dp given by the row, not chosen by search
 };
 
 struct ValidationSummary {

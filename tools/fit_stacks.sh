@@ -36,8 +36,9 @@ refit torchtitan-fsdp2 gemm_efficiency_scale,fp8_gemm_efficiency_scale,attention
 # MaxText v5e and v5p and PaLM on v4: compiled XLA has no cost parameter worth fitting; judged as given.
 refit maxtext none "$published/maxtext_tpu_v5e.csv" "$published/maxtext_tpu_v5p.csv"
 refit xla-tpu none "$published/published_runs.csv"
-# NeMo's long-sequence fp8 rows, with and without context parallelism: the Megatron-Core runs
-# palmsim models (MoE rows wait for a later issue), all fp8: the fp8 GEMM scale, not the bf16 one,
-# is fitted, with the attention kernel (long sequences). 15 runs: two parameters, 3 folds.
+# NeMo's long-sequence fp8 rows with a published mesh (4K-1M tokens, context parallelism up to 32;
+# `fit` leaves out the six without context parallelism, whose mesh search chooses), all fp8: the fp8
+# GEMM scale, not the bf16 one, is fitted, with the attention kernel (long sequences). 9 runs: two
+# parameters, 3 folds. Megatron-Bridge's gpt-oss rows (bf16, MoE) are judged, not fitted.
 refit_folds=3 refit megatron-core fp8_gemm_efficiency_scale,attention_efficiency_scale \
   "$published/nemo_long_sequence_h100.csv"

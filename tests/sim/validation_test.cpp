@@ -80,6 +80,23 @@ TEST(Validation, SparseRowsAreModelledWithExpertParallelism) {
   EXPECT_EQ(modelled, 8);
 }
 
+// NeMo AutoModel's gpt-oss rows publish every layout cell but vpp, and with one pipeline stage
+// there are no virtual stages: the row is complete, so it is predicted as it ran (no activation
+// checkpointing, per the annotation from the benchmark config) even where palmsim's memory
+// estimate exceeds the GPU, and `fits` says so rather than search switching recompute on.
+TEST(Validation, OnePipelineStageImpliesNoVirtualStages) {
+  const auto rows = validate_table(read_validation_csv("scenarios/published/nemo_automodel_h100.csv"));
+  const ValidationRow* oss = nullptr;
+  for (const ValidationRow& r : rows)
+    if (r.id == "automodel-gpt-oss-120b-64gpu") oss = &r;
+  ASSERT_NE(oss, nullptr);
+  ASSERT_TRUE(oss->error.empty()) << oss->error;
+  EXPECT_EQ(oss->scenario->layout.vpp, 1);
+  EXPECT_EQ(oss->scenario->layout.recompute, Recompute::none);
+  EXPECT_FALSE(oss->fits);
+  EXPECT_EQ(oss->chosen, "ep=64");  // vpp is implied, not chosen
+}
+
 TEST(Validation, SummaryCountsSignedAndAbsoluteErrors) {
   std::vector<ValidationRow> rows(3);
   rows[0].measured_step_s = 1.0, rows[0].pred_step_s = 0.8;  // -20 %
