@@ -17,26 +17,27 @@ namespace palmsim {
 
 using cpu::gemm;
 
-namespace {
-
-// A SwiGLU MLP's weight names, its width on this rank and the ops it is timed under: the dense
-// MLP, or a sparse layer's shared experts (DeepSeek-MoE: every token uses them beside its routed ones).
 struct SwigluMlp {
   std::string w_in, w_out;
   int64_t width = 0;
   const char *in_fwd, *act_fwd, *out_fwd, *in_bwd, *act_bwd, *out_bwd;
 };
 
+namespace {
+
 SwigluMlp dense_mlp(const std::string& layer, int64_t width) {
   return {layer + "win",     layer + "wout",   width,          "mlp_in_proj.fwd", "mlp_act.fwd",
           "mlp_out_proj.fwd", "mlp_in_proj.bwd", "mlp_act.bwd", "mlp_out_proj.bwd"};
 }
 
+// DeepSeek-MoE's shared experts: every token uses them beside its routed ones.
 SwigluMlp shared_experts_mlp(const std::string& layer, const MoeSpec& moe) {
   return {layer + "shared_win",      layer + "shared_wout",  moe.shared_experts * moe.expert_d_ff,
           "moe_shared_in.fwd",       "moe_shared_act.fwd",   "moe_shared_out.fwd",
           "moe_shared_in.bwd",       "moe_shared_act.bwd",   "moe_shared_out.bwd"};
 }
+
+std::string layer_prefix(int layer) { return "layer" + std::to_string(layer) + "."; }
 
 }  // namespace
 
@@ -215,292 +216,375 @@ double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int
   return ce;
 }
 
+// One call's state. Under context parallelism the rank computes on R rows of each sequence, at
+// their positions; otherwise R is the sequence length.
+template <class T>
+struct PalmModel<T>::Pass {
+  const int32_t* tokens = nullptr;  // this rank's rows
+  const int32_t* targets = nullptr;
+  int64_t batch = 0, R = 0, N = 0;  // sequences, rows of each on this rank, rows in all
+  Communicator *tp = nullptr, *ep = nullptr, *cp = nullptr;
+  OpTimer* timer = nullptr;
+  double grad_scale = 1;
+  ContextParallel<T>* context = nullptr;  // null without context parallelism
+  cpu::AttentionShape shape;
+  cpu::QueryRows rows;
+  // Local widths: query heads, K and V heads, and both (the QKV buffer's leading dimension).
+  int64_t hq = 0, kvq = 0, ld = 0;
+};
+
+template <class T>
+typename PalmModel<T>::Pass PalmModel<T>::begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch,
+                                                     Communicator* tp, Communicator* ep, Communicator* cp,
+                                                     OpTimer* timer, double grad_scale) {
+  Workspace& w = ws_;
+  Pass p;
+  p.tokens = tokens, p.targets = targets, p.batch = batch;
+  p.tp = tp, p.ep = ep, p.cp = cp, p.timer = timer, p.grad_scale = grad_scale;
+  if (cp && cp->size() > 1) {
+    if (spec_.moe.sparse()) throw std::invalid_argument("context parallelism with a sparse model is not implemented");
+    if (!w.cp || !w.cp->is_for(cp->size(), cp->rank(), spec_.seq_len))
+      w.cp = std::make_unique<ContextParallel<T>>(cp->size(), cp->rank(), spec_.seq_len);
+    p.context = w.cp.get();
+    p.context->select(tokens, batch, w.tokens);
+    p.context->select(targets, batch, w.targets);
+    p.tokens = w.tokens.data(), p.targets = w.targets.data();
+  }
+  const int64_t q = spec_.head_dim;
+  p.R = p.context ? p.context->rows() : spec_.seq_len;
+  p.N = batch * p.R;
+  p.hq = heads_ * q, p.kvq = 2 * kv_heads_ * q, p.ld = p.hq + p.kvq;
+  p.shape = {batch, spec_.seq_len, heads_, kv_heads_, q};
+  p.rows = {p.R, p.context ? p.context->positions() : nullptr};
+  return p;
+}
+
+// resize() keeps the memory of earlier calls; every buffer is fully overwritten before it is
+// read, except dx, which is cleared where backward starts accumulating into it.
 template <class T>
 double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
                          Communicator* ep, Communicator* cp, OpTimer* timer, bool backward, double grad_scale,
                          double* plain_ce) {
-  const ModelSpec& s = spec_;
-  Workspace& w = ws_;
-  // Context parallelism: this rank computes on R rows of each sequence, at their positions.
-  ContextParallel<T>* context = nullptr;
-  if (cp && cp->size() > 1) {
-    if (s.moe.sparse()) throw std::invalid_argument("context parallelism with a sparse model is not implemented");
-    if (!w.cp || !w.cp->is_for(cp->size(), cp->rank(), s.seq_len))
-      w.cp = std::make_unique<ContextParallel<T>>(cp->size(), cp->rank(), s.seq_len);
-    context = w.cp.get();
-    context->select(tokens, batch, w.tokens);
-    context->select(targets, batch, w.targets);
-    tokens = w.tokens.data(), targets = w.targets.data();
-  }
-  const int64_t S = s.seq_len, R = context ? context->rows() : S, N = batch * R, d = s.d_model, q = s.head_dim;
-  const int64_t V = s.vocab, hq = heads_ * q, kvq = 2 * kv_heads_ * q, ld = hq + kvq, f = ff_;
-  const cpu::AttentionShape shape{batch, S, heads_, kv_heads_, q};
-  const cpu::QueryRows rows{R, context ? context->positions() : nullptr};
-  auto P = [&](const std::string& name) { return params_.data() + tensor(name).offset; };
-  auto G = [&](const std::string& name) { return grads_.data() + tensor(name).offset; };
-  auto all_reduce = [&](std::vector<T>& v, const char* name) {
-    if (tp_ == 1) return;
-    auto scope = time_op(timer, name);
-    tp->all_reduce(v.data(), v.size());
-  };
-  // Under context parallelism attention reads the whole sequences' K/V, gathered from every rank
-  // forward and again backward (the StepPlan's cp_kv_allgather in both phases).
-  auto gather_kv = [&](const std::vector<T>& qkv, const char* name) {
-    auto scope = time_op(timer, name);
-    context->gather_kv(cp, qkv.data(), batch, ld, hq, kvq, w.kv);
-  };
-  const T* E = P("embedding");
-
-  // resize() keeps the memory of earlier calls; every buffer below is fully overwritten before it
-  // is read, except dx, which is cleared where backward starts accumulating into it.
-  std::vector<T>& x = w.x;
-  x.resize(size_t(N * d));
-  {
-    auto scope = time_op(timer, "embedding.fwd");
-    for (int64_t n = 0; n < N; ++n) std::copy_n(E + int64_t(tokens[n]) * d, d, x.data() + n * d);
-  }
-
-  std::vector<LayerActivations>& acts = w.layers;
-  acts.resize(size_t(s.n_layers));
-  std::vector<T>& y = w.y;
-  y.resize(size_t(N * d));
-  // Attention branch: LN output h -> y = Attn(h) (this rank's partial sum).
-  auto attention_branch = [&](LayerActivations& a, const std::string& p, const std::vector<T>& h) {
-    {
-      auto scope = time_op(timer, "qkv_proj.fwd");
-      a.qkv.resize(size_t(N * ld));
-      gemm(false, false, N, hq, d, T(1), h.data(), d, P(p + "wq"), hq, T(0), a.qkv.data(), ld);
-      gemm(false, false, N, kvq, d, T(1), h.data(), d, P(p + "wkv"), kvq, T(0), a.qkv.data() + hq, ld);
-    }
-    if (s.rope) {
-      auto scope = time_op(timer, "rope.fwd");
-      cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, R, rows.positions);
-      cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, R, rows.positions);
-    }
-    if (context) gather_kv(a.qkv, "cp_kv_allgather.fwd");
-    {
-      auto scope = time_op(timer, "attention.fwd");
-      a.o.resize(size_t(N * hq));
-      a.lse.resize(size_t(batch * heads_ * R));
-      if (context)
-        cpu::attention_rows_forward(shape, rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data());
-      else
-        cpu::attention_forward(shape, a.qkv.data(), a.o.data(), a.lse.data());
-    }
-    auto scope = time_op(timer, "attn_out_proj.fwd");
-    gemm(false, false, N, d, hq, T(1), a.o.data(), hq, P(p + "wo"), d, T(0), y.data(), d);
-  };
-  // MLP branch: adds W_out(SwiGLU(h W_in)) to y (beta = 1) or sets it; a mixture of experts in
-  // the MoE layers.
+  const Pass p = begin_pass(tokens, targets, batch, tp, ep, cp, timer, grad_scale);
+  embedding_forward(p);
+  ws_.layers.resize(size_t(spec_.n_layers));
+  ws_.y.resize(size_t(p.N * spec_.d_model));
   double balance_loss = 0;
-  auto swiglu_mlp = [&](LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta) {
-    const int64_t width = mlp.width;
-    {
-      auto scope = time_op(timer, mlp.in_fwd);
-      a.u.resize(size_t(N * 2 * width));
-      gemm(false, false, N, 2 * width, d, T(1), h.data(), d, P(mlp.w_in), 2 * width, T(0), a.u.data(), 2 * width);
-    }
-    {
-      auto scope = time_op(timer, mlp.act_fwd);
-      a.m.resize(size_t(N * width));
-      cpu::swiglu_forward(a.u.data(), a.m.data(), N, width);
-    }
-    auto scope = time_op(timer, mlp.out_fwd);
-    gemm(false, false, N, d, width, T(1), a.m.data(), width, P(mlp.w_out), d, beta, y.data(), d);
-  };
-  auto mlp_branch = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
-    if (!is_moe_layer(l)) return swiglu_mlp(a, dense_mlp(p, f), h, beta);
-    balance_loss += moe_forward(moe_shape(N), moe_weights(l), h.data(), y.data(), beta != T(0), a.moe, w.moe, ep,
-                                timer);
-    if (s.moe.shared_experts > 0) swiglu_mlp(a, shared_experts_mlp(p, s.moe), h, T(1));
-  };
-  auto layer_norm = [&](const std::vector<T>& in, const T* g, std::vector<T>& out, std::vector<T>& mean,
-                        std::vector<T>& rstd) {
-    auto scope = time_op(timer, "ln.fwd");
-    out.resize(size_t(N * d));
-    mean.resize(size_t(N));
-    rstd.resize(size_t(N));
-    cpu::layernorm_forward(in.data(), g, out.data(), mean.data(), rstd.data(), N, d);
-  };
-  auto add_residual = [&](std::vector<T>& into) {
-    auto scope = time_op(timer, "residual.fwd");
-    for (size_t i = 0; i < into.size(); ++i) into[i] += y[i];
-  };
+  for (int l = 0; l < spec_.n_layers; ++l) balance_loss += layer_forward(p, l);
+  const double loss = head_forward(p, plain_ce) + balance_loss;
+  if (!backward) return loss;
+  head_backward(p);
+  ws_.dh.resize(size_t(p.N * spec_.d_model));
+  for (int l = spec_.n_layers - 1; l >= 0; --l) layer_backward(p, l);
+  embedding_backward(p);
+  return loss;
+}
 
-  for (int l = 0; l < s.n_layers; ++l) {
-    LayerActivations& a = acts[size_t(l)];
-    const std::string p = "layer" + std::to_string(l) + ".";
-    a.x.assign(x.begin(), x.end());
-    layer_norm(x, P(p + "ln"), a.h, a.mean, a.rstd);
-    attention_branch(a, p, a.h);
-    if (s.parallel_block) {
-      mlp_branch(a, l, p, a.h, T(1));
-      all_reduce(y, "tp_allreduce.fwd");
-      add_residual(x);
-    } else {
-      all_reduce(y, "tp_allreduce.fwd");
-      add_residual(x);
-      a.x_mid.assign(x.begin(), x.end());
-      layer_norm(x, P(p + "ln2"), a.h2, a.mean2, a.rstd2);
-      mlp_branch(a, l, p, a.h2, T(0));
-      all_reduce(y, "tp_allreduce.fwd");
-      add_residual(x);
-    }
+// ---- forward ----
+
+template <class T>
+void PalmModel<T>::embedding_forward(const Pass& p) {
+  auto scope = time_op(p.timer, "embedding.fwd");
+  const int64_t d = spec_.d_model;
+  const T* E = param("embedding");
+  ws_.x.resize(size_t(p.N * d));
+  for (int64_t n = 0; n < p.N; ++n) std::copy_n(E + int64_t(p.tokens[n]) * d, d, ws_.x.data() + n * d);
+}
+
+// A parallel block sums both branches into y before one all-reduce; a serial block adds the
+// attention branch to the residual before its MLP reads it.
+template <class T>
+double PalmModel<T>::layer_forward(const Pass& p, int l) {
+  std::vector<T>& x = ws_.x;
+  LayerActivations& a = ws_.layers[size_t(l)];
+  const std::string prefix = layer_prefix(l);
+  a.x.assign(x.begin(), x.end());
+  layer_norm_forward(p, x, param(prefix + "ln"), a.h, a.mean, a.rstd);
+  attention_forward(p, a, prefix, a.h);
+  if (spec_.parallel_block) {
+    const double balance_loss = mlp_forward(p, a, l, prefix, a.h, T(1));
+    add_branches(p);
+    return balance_loss;
   }
+  add_branches(p);
+  a.x_mid.assign(x.begin(), x.end());
+  layer_norm_forward(p, x, param(prefix + "ln2"), a.h2, a.mean2, a.rstd2);
+  const double balance_loss = mlp_forward(p, a, l, prefix, a.h2, T(0));
+  add_branches(p);
+  return balance_loss;
+}
 
-  std::vector<T>&hf = w.hf, &mean_f = w.mean_f, &rstd_f = w.rstd_f;
+template <class T>
+void PalmModel<T>::layer_norm_forward(const Pass& p, const std::vector<T>& in, const T* g, std::vector<T>& out,
+                                      std::vector<T>& mean, std::vector<T>& rstd) {
+  auto scope = time_op(p.timer, "ln.fwd");
+  const int64_t d = spec_.d_model;
+  out.resize(size_t(p.N * d));
+  mean.resize(size_t(p.N));
+  rstd.resize(size_t(p.N));
+  cpu::layernorm_forward(in.data(), g, out.data(), mean.data(), rstd.data(), p.N, d);
+}
+
+// LN output h -> y = Attn(h), this rank's partial sum over its heads. Under context parallelism
+// attention reads the whole sequences' K/V, gathered from every rank (cp_kv_allgather).
+template <class T>
+void PalmModel<T>::attention_forward(const Pass& p, LayerActivations& a, const std::string& prefix,
+                                     const std::vector<T>& h) {
+  const int64_t N = p.N, d = spec_.d_model, q = spec_.head_dim, hq = p.hq, kvq = p.kvq, ld = p.ld;
+  {
+    auto scope = time_op(p.timer, "qkv_proj.fwd");
+    a.qkv.resize(size_t(N * ld));
+    gemm(false, false, N, hq, d, T(1), h.data(), d, param(prefix + "wq"), hq, T(0), a.qkv.data(), ld);
+    gemm(false, false, N, kvq, d, T(1), h.data(), d, param(prefix + "wkv"), kvq, T(0), a.qkv.data() + hq, ld);
+  }
+  if (spec_.rope) {
+    auto scope = time_op(p.timer, "rope.fwd");
+    cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, p.R, p.rows.positions);
+    cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, p.R, p.rows.positions);
+  }
+  if (p.context) {
+    auto scope = time_op(p.timer, "cp_kv_allgather.fwd");
+    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, ws_.kv);
+  }
+  {
+    auto scope = time_op(p.timer, "attention.fwd");
+    a.o.resize(size_t(N * hq));
+    a.lse.resize(size_t(p.batch * heads_ * p.R));
+    if (p.context)
+      cpu::attention_rows_forward(p.shape, p.rows, a.qkv.data(), ld, ws_.kv.data(), kvq, a.o.data(), a.lse.data());
+    else
+      cpu::attention_forward(p.shape, a.qkv.data(), a.o.data(), a.lse.data());
+  }
+  auto scope = time_op(p.timer, "attn_out_proj.fwd");
+  gemm(false, false, N, d, hq, T(1), a.o.data(), hq, param(prefix + "wo"), d, T(0), ws_.y.data(), d);
+}
+
+// Adds the MLP branch to y (beta = 1) or sets it: SwiGLU, or a mixture of experts (and its shared
+// experts) in the MoE layers, whose load-balancing loss is returned.
+template <class T>
+double PalmModel<T>::mlp_forward(const Pass& p, LayerActivations& a, int l, const std::string& prefix,
+                                 const std::vector<T>& h, T beta) {
+  if (!is_moe_layer(l)) {
+    swiglu_forward(p, a, dense_mlp(prefix, ff_), h, beta);
+    return 0.0;
+  }
+  const double balance_loss = moe_forward(moe_shape(p.N), moe_weights(l), h.data(), ws_.y.data(), beta != T(0),
+                                          a.moe, ws_.moe, p.ep, p.timer);
+  if (spec_.moe.shared_experts > 0) swiglu_forward(p, a, shared_experts_mlp(prefix, spec_.moe), h, T(1));
+  return balance_loss;
+}
+
+template <class T>
+void PalmModel<T>::swiglu_forward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h,
+                                  T beta) {
+  const int64_t N = p.N, d = spec_.d_model, width = mlp.width;
+  {
+    auto scope = time_op(p.timer, mlp.in_fwd);
+    a.u.resize(size_t(N * 2 * width));
+    gemm(false, false, N, 2 * width, d, T(1), h.data(), d, param(mlp.w_in), 2 * width, T(0), a.u.data(), 2 * width);
+  }
+  {
+    auto scope = time_op(p.timer, mlp.act_fwd);
+    a.m.resize(size_t(N * width));
+    cpu::swiglu_forward(a.u.data(), a.m.data(), N, width);
+  }
+  auto scope = time_op(p.timer, mlp.out_fwd);
+  gemm(false, false, N, d, width, T(1), a.m.data(), width, param(mlp.w_out), d, beta, ws_.y.data(), d);
+}
+
+template <class T>
+void PalmModel<T>::add_branches(const Pass& p) {
+  std::vector<T>& y = ws_.y;
+  if (tp_ > 1) {
+    auto scope = time_op(p.timer, "tp_allreduce.fwd");
+    p.tp->all_reduce(y.data(), y.size());
+  }
+  auto scope = time_op(p.timer, "residual.fwd");
+  std::vector<T>& x = ws_.x;
+  for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+}
+
+// Final LayerNorm, logits against the shared embedding scaled by 1/sqrt(d), and the loss (with
+// z-loss); the plain cross-entropy goes to plain_ce when given.
+template <class T>
+double PalmModel<T>::head_forward(const Pass& p, double* plain_ce) {
+  Workspace& w = ws_;
+  const int64_t N = p.N, d = spec_.d_model, V = spec_.vocab;
   if (palm_choices::kFinalLayerNorm) {
-    auto scope = time_op(timer, "final_ln.fwd");
-    hf.resize(size_t(N * d));
-    mean_f.resize(size_t(N));
-    rstd_f.resize(size_t(N));
-    cpu::layernorm_forward(x.data(), P("final_ln"), hf.data(), mean_f.data(), rstd_f.data(), N, d);
+    auto scope = time_op(p.timer, "final_ln.fwd");
+    w.hf.resize(size_t(N * d));
+    w.mean_f.resize(size_t(N));
+    w.rstd_f.resize(size_t(N));
+    cpu::layernorm_forward(w.x.data(), param("final_ln"), w.hf.data(), w.mean_f.data(), w.rstd_f.data(), N, d);
   }
   const T logit_scale = T(1.0 / std::sqrt(double(d)));
-  std::vector<T>&logits = w.logits, &log_z = w.log_z;
   {
-    auto scope = time_op(timer, "logits.fwd");
-    logits.resize(size_t(N * V));
-    log_z.resize(size_t(N));
-    gemm(false, true, N, V, d, logit_scale, hf.data(), d, E, d, T(0), logits.data(), V);
+    auto scope = time_op(p.timer, "logits.fwd");
+    w.logits.resize(size_t(N * V));
+    w.log_z.resize(size_t(N));
+    gemm(false, true, N, V, d, logit_scale, w.hf.data(), d, param("embedding"), d, T(0), w.logits.data(), V);
   }
-  double loss;
-  {
-    auto scope = time_op(timer, "loss.fwd");
-    loss = cpu::cross_entropy_forward(logits.data(), targets, log_z.data(), N, V, palm_choices::kZLossWeight, plain_ce);
-    loss += balance_loss;
-  }
-  if (!backward) return loss;
+  auto scope = time_op(p.timer, "loss.fwd");
+  return cpu::cross_entropy_forward(w.logits.data(), p.targets, w.log_z.data(), N, V, palm_choices::kZLossWeight,
+                                    plain_ce);
+}
 
-  // ---- backward ----
-  std::vector<T>& dlogits = logits;  // the logits are not needed once log Z is known
+// ---- backward ----
+
+template <class T>
+void PalmModel<T>::head_backward(const Pass& p) {
+  Workspace& w = ws_;
+  const int64_t N = p.N, d = spec_.d_model, V = spec_.vocab;
+  const T logit_scale = T(1.0 / std::sqrt(double(d)));
+  std::vector<T>& dlogits = w.logits;  // the logits are not needed once log Z is known
   {
-    auto scope = time_op(timer, "loss.bwd");
+    auto scope = time_op(p.timer, "loss.bwd");
     // In place: each gradient element depends only on the logit it replaces.
-    cpu::cross_entropy_backward(logits.data(), targets, log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
-    if (grad_scale != 1.0)
-      for (T& g : dlogits) g *= T(grad_scale);
-  }
-  std::vector<T>&dhf = w.dhf, &dx = w.dx;
-  {
-    auto scope = time_op(timer, "logits.bwd");
-    dhf.resize(size_t(N * d));
-    gemm(false, false, N, d, V, logit_scale, dlogits.data(), V, E, d, T(0), dhf.data(), d);
-    gemm(true, false, V, d, N, logit_scale, dlogits.data(), V, hf.data(), d, T(1), G("embedding"), d);
+    cpu::cross_entropy_backward(w.logits.data(), p.targets, w.log_z.data(), dlogits.data(), N, V,
+                                palm_choices::kZLossWeight);
+    if (p.grad_scale != 1.0)
+      for (T& g : dlogits) g *= T(p.grad_scale);
   }
   {
-    auto scope = time_op(timer, "final_ln.bwd");
-    dx.assign(size_t(N * d), T(0));
-    cpu::layernorm_backward(x.data(), P("final_ln"), mean_f.data(), rstd_f.data(), dhf.data(), dx.data(),
-                            G("final_ln"), N, d);
+    auto scope = time_op(p.timer, "logits.bwd");
+    w.dhf.resize(size_t(N * d));
+    gemm(false, false, N, d, V, logit_scale, dlogits.data(), V, param("embedding"), d, T(0), w.dhf.data(), d);
+    gemm(true, false, V, d, N, logit_scale, dlogits.data(), V, w.hf.data(), d, T(1), grad("embedding"), d);
   }
+  auto scope = time_op(p.timer, "final_ln.bwd");
+  w.dx.assign(size_t(N * d), T(0));
+  cpu::layernorm_backward(w.x.data(), param("final_ln"), w.mean_f.data(), w.rstd_f.data(), w.dhf.data(), w.dx.data(),
+                          grad("final_ln"), N, d);
+}
 
-  std::vector<T>&dy = w.dy, &dh = w.dh, &dm = w.dm, &du = w.du, &d_o = w.d_o, &dqkv = w.dqkv;
-  dh.resize(size_t(N * d));
-  // MLP branch backward from dy: accumulates into dh (beta) and the weight gradients.
-  auto swiglu_mlp_backward = [&](LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta) {
-    const int64_t width = mlp.width;
-    {
-      auto scope = time_op(timer, mlp.out_bwd);
-      dm.resize(size_t(N * width));
-      gemm(false, true, N, width, d, T(1), dy.data(), d, P(mlp.w_out), d, T(0), dm.data(), width);
-      gemm(true, false, width, d, N, T(1), a.m.data(), width, dy.data(), d, T(1), G(mlp.w_out), d);
-    }
-    {
-      auto scope = time_op(timer, mlp.act_bwd);
-      du.resize(size_t(N * 2 * width));
-      cpu::swiglu_backward(a.u.data(), dm.data(), du.data(), N, width);
-    }
-    auto scope = time_op(timer, mlp.in_bwd);
-    gemm(false, true, N, d, 2 * width, T(1), du.data(), 2 * width, P(mlp.w_in), 2 * width, beta, dh.data(), d);
-    gemm(true, false, d, 2 * width, N, T(1), h.data(), d, du.data(), 2 * width, T(1), G(mlp.w_in), 2 * width);
-  };
-  auto mlp_backward = [&](LayerActivations& a, int l, const std::string& p, const std::vector<T>& h, T beta) {
-    if (!is_moe_layer(l)) return swiglu_mlp_backward(a, dense_mlp(p, f), h, beta);
-    // beta is 0 here: the routed experts write dh, the shared ones add to it.
-    moe_backward(moe_shape(N), moe_weights(l), h.data(), dy.data(), dh.data(), moe_grads(l), a.moe, w.moe, grad_scale,
-                 ep, timer);
-    if (s.moe.shared_experts > 0) swiglu_mlp_backward(a, shared_experts_mlp(p, s.moe), h, T(1));
-  };
-  auto attention_backward = [&](LayerActivations& a, const std::string& p, T beta) {
-    {
-      auto scope = time_op(timer, "attn_out_proj.bwd");
-      d_o.resize(size_t(N * hq));
-      gemm(false, true, N, hq, d, T(1), dy.data(), d, P(p + "wo"), d, T(0), d_o.data(), hq);
-      gemm(true, false, hq, d, N, T(1), a.o.data(), hq, dy.data(), d, T(1), G(p + "wo"), d);
-    }
-    if (context) gather_kv(a.qkv, "cp_kv_allgather.bwd");
-    {
-      auto scope = time_op(timer, "attention.bwd");
-      dqkv.resize(size_t(N * ld));
-      if (context) {
-        w.dkv.resize(w.kv.size());
-        cpu::attention_rows_backward(shape, rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
-                                     d_o.data(), dqkv.data(), w.dkv.data());
-      } else {
-        cpu::attention_backward(shape, a.qkv.data(), a.o.data(), a.lse.data(), d_o.data(), dqkv.data());
-      }
-    }
-    if (context) {
-      // Every rank's queries sent gradient to every key: each row's owner receives the sum.
-      auto scope = time_op(timer, "cp_dkv_reducescatter.bwd");
-      context->reduce_scatter_dkv(cp, w.dkv, batch, kvq, dqkv.data(), ld, hq);
-    }
-    if (s.rope) {
-      auto scope = time_op(timer, "rope.bwd");
-      cpu::rope_backward(dqkv.data(), N, ld, heads_, q, R, rows.positions);
-      cpu::rope_backward(dqkv.data() + hq, N, ld, kv_heads_, q, R, rows.positions);
-    }
-    auto scope = time_op(timer, "qkv_proj.bwd");
-    gemm(false, true, N, d, hq, T(1), dqkv.data(), ld, P(p + "wq"), hq, beta, dh.data(), d);
-    gemm(false, true, N, d, kvq, T(1), dqkv.data() + hq, ld, P(p + "wkv"), kvq, T(1), dh.data(), d);
-    gemm(true, false, d, hq, N, T(1), a.h.data(), d, dqkv.data(), ld, T(1), G(p + "wq"), hq);
-    gemm(true, false, d, kvq, N, T(1), a.h.data(), d, dqkv.data() + hq, ld, T(1), G(p + "wkv"), kvq);
-  };
-  auto copy_residual = [&] {
-    auto scope = time_op(timer, "residual.bwd");
-    dy.assign(dx.begin(), dx.end());  // the gradient reaching the branch output; dx keeps flowing down the residual
-  };
-  auto layer_norm_backward = [&](const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
-                                 const std::vector<T>& rstd) {
-    auto scope = time_op(timer, "ln.bwd");
-    cpu::layernorm_backward(in.data(), P(g), mean.data(), rstd.data(), dh.data(), dx.data(), G(g), N, d);
-  };
-  auto reduce_dh = [&] {
-    if (tp_ == 1) return;
-    auto scope = time_op(timer, "tp_allreduce.bwd");
-    tp->all_reduce(dh.data(), dh.size());
-  };
+template <class T>
+void PalmModel<T>::layer_backward(const Pass& p, int l) {
+  LayerActivations& a = ws_.layers[size_t(l)];
+  const std::string prefix = layer_prefix(l);
+  if (spec_.parallel_block) {
+    residual_backward(p);
+    mlp_backward(p, a, l, prefix, a.h, T(0));
+    attention_backward(p, a, prefix, T(1));
+    reduce_dh(p);
+    layer_norm_backward(p, a.x, prefix + "ln", a.mean, a.rstd);
+    return;
+  }
+  residual_backward(p);
+  mlp_backward(p, a, l, prefix, a.h2, T(0));
+  reduce_dh(p);
+  layer_norm_backward(p, a.x_mid, prefix + "ln2", a.mean2, a.rstd2);
+  residual_backward(p);
+  attention_backward(p, a, prefix, T(0));
+  reduce_dh(p);
+  layer_norm_backward(p, a.x, prefix + "ln", a.mean, a.rstd);
+}
 
-  for (int l = s.n_layers - 1; l >= 0; --l) {
-    LayerActivations& a = acts[size_t(l)];
-    const std::string p = "layer" + std::to_string(l) + ".";
-    if (s.parallel_block) {
-      copy_residual();
-      mlp_backward(a, l, p, a.h, T(0));
-      attention_backward(a, p, T(1));
-      reduce_dh();
-      layer_norm_backward(a.x, p + "ln", a.mean, a.rstd);
+template <class T>
+void PalmModel<T>::residual_backward(const Pass& p) {
+  auto scope = time_op(p.timer, "residual.bwd");
+  ws_.dy.assign(ws_.dx.begin(), ws_.dx.end());  // dx keeps flowing down the residual
+}
+
+// From dy: accumulates into dh (beta) and the weight gradients. The routed experts write dh
+// (beta is 0 in MoE layers), the shared ones add to it.
+template <class T>
+void PalmModel<T>::mlp_backward(const Pass& p, LayerActivations& a, int l, const std::string& prefix,
+                                const std::vector<T>& h, T beta) {
+  if (!is_moe_layer(l)) return swiglu_backward(p, a, dense_mlp(prefix, ff_), h, beta);
+  moe_backward(moe_shape(p.N), moe_weights(l), h.data(), ws_.dy.data(), ws_.dh.data(), moe_grads(l), a.moe, ws_.moe,
+               p.grad_scale, p.ep, p.timer);
+  if (spec_.moe.shared_experts > 0) swiglu_backward(p, a, shared_experts_mlp(prefix, spec_.moe), h, T(1));
+}
+
+template <class T>
+void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h,
+                                   T beta) {
+  Workspace& w = ws_;
+  const int64_t N = p.N, d = spec_.d_model, width = mlp.width;
+  {
+    auto scope = time_op(p.timer, mlp.out_bwd);
+    w.dm.resize(size_t(N * width));
+    gemm(false, true, N, width, d, T(1), w.dy.data(), d, param(mlp.w_out), d, T(0), w.dm.data(), width);
+    gemm(true, false, width, d, N, T(1), a.m.data(), width, w.dy.data(), d, T(1), grad(mlp.w_out), d);
+  }
+  {
+    auto scope = time_op(p.timer, mlp.act_bwd);
+    w.du.resize(size_t(N * 2 * width));
+    cpu::swiglu_backward(a.u.data(), w.dm.data(), w.du.data(), N, width);
+  }
+  auto scope = time_op(p.timer, mlp.in_bwd);
+  gemm(false, true, N, d, 2 * width, T(1), w.du.data(), 2 * width, param(mlp.w_in), 2 * width, beta, w.dh.data(), d);
+  gemm(true, false, d, 2 * width, N, T(1), h.data(), d, w.du.data(), 2 * width, T(1), grad(mlp.w_in), 2 * width);
+}
+
+// Under context parallelism backward gathers the whole sequences' K/V again, and every rank's
+// queries sent gradient to every key: each row's owner receives the sum (cp_dkv_reducescatter).
+template <class T>
+void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta) {
+  Workspace& w = ws_;
+  const int64_t N = p.N, d = spec_.d_model, q = spec_.head_dim, hq = p.hq, kvq = p.kvq, ld = p.ld;
+  {
+    auto scope = time_op(p.timer, "attn_out_proj.bwd");
+    w.d_o.resize(size_t(N * hq));
+    gemm(false, true, N, hq, d, T(1), w.dy.data(), d, param(prefix + "wo"), d, T(0), w.d_o.data(), hq);
+    gemm(true, false, hq, d, N, T(1), a.o.data(), hq, w.dy.data(), d, T(1), grad(prefix + "wo"), d);
+  }
+  if (p.context) {
+    auto scope = time_op(p.timer, "cp_kv_allgather.bwd");
+    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, w.kv);
+  }
+  {
+    auto scope = time_op(p.timer, "attention.bwd");
+    w.dqkv.resize(size_t(N * ld));
+    if (p.context) {
+      w.dkv.resize(w.kv.size());
+      cpu::attention_rows_backward(p.shape, p.rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
+                                   w.d_o.data(), w.dqkv.data(), w.dkv.data());
     } else {
-      copy_residual();
-      mlp_backward(a, l, p, a.h2, T(0));
-      reduce_dh();
-      layer_norm_backward(a.x_mid, p + "ln2", a.mean2, a.rstd2);
-      copy_residual();
-      attention_backward(a, p, T(0));
-      reduce_dh();
-      layer_norm_backward(a.x, p + "ln", a.mean, a.rstd);
+      cpu::attention_backward(p.shape, a.qkv.data(), a.o.data(), a.lse.data(), w.d_o.data(), w.dqkv.data());
     }
   }
-  {
-    auto scope = time_op(timer, "embedding.bwd");
-    T* dE = G("embedding");
-    for (int64_t n = 0; n < N; ++n) {
-      T* row = dE + int64_t(tokens[n]) * d;
-      for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
-    }
+  if (p.context) {
+    auto scope = time_op(p.timer, "cp_dkv_reducescatter.bwd");
+    p.context->reduce_scatter_dkv(p.cp, w.dkv, p.batch, kvq, w.dqkv.data(), ld, hq);
   }
-  return loss;
+  if (spec_.rope) {
+    auto scope = time_op(p.timer, "rope.bwd");
+    cpu::rope_backward(w.dqkv.data(), N, ld, heads_, q, p.R, p.rows.positions);
+    cpu::rope_backward(w.dqkv.data() + hq, N, ld, kv_heads_, q, p.R, p.rows.positions);
+  }
+  auto scope = time_op(p.timer, "qkv_proj.bwd");
+  const T* dqkv = w.dqkv.data();
+  gemm(false, true, N, d, hq, T(1), dqkv, ld, param(prefix + "wq"), hq, beta, w.dh.data(), d);
+  gemm(false, true, N, d, kvq, T(1), dqkv + hq, ld, param(prefix + "wkv"), kvq, T(1), w.dh.data(), d);
+  gemm(true, false, d, hq, N, T(1), a.h.data(), d, dqkv, ld, T(1), grad(prefix + "wq"), hq);
+  gemm(true, false, d, kvq, N, T(1), a.h.data(), d, dqkv + hq, ld, T(1), grad(prefix + "wkv"), kvq);
+}
+
+template <class T>
+void PalmModel<T>::reduce_dh(const Pass& p) {
+  if (tp_ == 1) return;
+  auto scope = time_op(p.timer, "tp_allreduce.bwd");
+  p.tp->all_reduce(ws_.dh.data(), ws_.dh.size());
+}
+
+template <class T>
+void PalmModel<T>::layer_norm_backward(const Pass& p, const std::vector<T>& in, const std::string& g,
+                                       const std::vector<T>& mean, const std::vector<T>& rstd) {
+  auto scope = time_op(p.timer, "ln.bwd");
+  cpu::layernorm_backward(in.data(), param(g), mean.data(), rstd.data(), ws_.dh.data(), ws_.dx.data(), grad(g), p.N,
+                          spec_.d_model);
+}
+
+template <class T>
+void PalmModel<T>::embedding_backward(const Pass& p) {
+  auto scope = time_op(p.timer, "embedding.bwd");
+  const int64_t d = spec_.d_model;
+  T* dE = grad("embedding");
+  for (int64_t n = 0; n < p.N; ++n) {
+    T* row = dE + int64_t(p.tokens[n]) * d;
+    for (int64_t i = 0; i < d; ++i) row[i] += ws_.dx[size_t(n * d + i)];
+  }
 }
 
 template class PalmModel<float>;

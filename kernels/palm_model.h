@@ -21,6 +21,10 @@
 
 namespace palmsim {
 
+// A SwiGLU MLP's weight names, width on this rank and op names: the dense MLP, or a sparse
+// layer's shared experts (defined in palm_model.cpp).
+struct SwigluMlp;
+
 struct TensorInfo {
   std::string name;
   int64_t rows = 0, cols = 0;
@@ -93,8 +97,37 @@ class PalmModel {
     std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
     std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
   };
+  // One call's inputs, communicators, timer and shapes (defined in palm_model.cpp).
+  struct Pass;
   double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
              Communicator* cp, OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
+  Pass begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
+                  Communicator* cp, OpTimer* timer, double grad_scale);
+  T* param(const std::string& name) { return params_.data() + tensor(name).offset; }
+  T* grad(const std::string& name) { return grads_.data() + tensor(name).offset; }
+  // Forward, in the order a step runs it; the MoE layers' load-balancing loss is returned.
+  void embedding_forward(const Pass& p);
+  double layer_forward(const Pass& p, int layer);
+  void layer_norm_forward(const Pass& p, const std::vector<T>& in, const T* g, std::vector<T>& out,
+                          std::vector<T>& mean, std::vector<T>& rstd);
+  void attention_forward(const Pass& p, LayerActivations& a, const std::string& prefix, const std::vector<T>& h);
+  double mlp_forward(const Pass& p, LayerActivations& a, int layer, const std::string& prefix,
+                     const std::vector<T>& h, T beta);
+  void swiglu_forward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta);
+  void add_branches(const Pass& p);  // sums y over the tp ranks, then adds it to the residual x
+  double head_forward(const Pass& p, double* plain_ce);
+  // Backward, in reverse.
+  void head_backward(const Pass& p);
+  void layer_backward(const Pass& p, int layer);
+  void mlp_backward(const Pass& p, LayerActivations& a, int layer, const std::string& prefix, const std::vector<T>& h,
+                    T beta);
+  void swiglu_backward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta);
+  void attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta);
+  void residual_backward(const Pass& p);  // the gradient reaching a branch's output
+  void layer_norm_backward(const Pass& p, const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
+                           const std::vector<T>& rstd);
+  void reduce_dh(const Pass& p);
+  void embedding_backward(const Pass& p);
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
   void add_experts();
   MoeShape moe_shape(int64_t tokens) const;

@@ -5,6 +5,7 @@
 // wherever they feed a GEMM, fp32 residual stream, statistics and losses.
 // Tensor parallelism as on the CPU; `tp` communicators here take device pointers (NCCL).
 #include "kernels/communicator.h"
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gpu_op_timer.h"
@@ -52,8 +53,41 @@ class GpuPalmModel {
     DeviceBuffer<bf16> hf, dlogits, dy, dm, du, d_o, dqkv;
     DeviceBuffer<int32_t> tokens, targets, group_tokens, group_starts, positions;
   };
+  // One call's shapes, communicator and timer.
+  struct Pass {
+    int64_t batch = 0, N = 0;  // sequences, rows
+    Communicator* tp = nullptr;
+    GpuOpTimer* timer = nullptr;
+    double grad_scale = 1;
+    AttentionDims dims;
+    int64_t hq = 0, kvq = 0, ld = 0;  // query heads, K and V heads, both: the QKV leading dimension
+  };
   double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, GpuOpTimer* timer,
              bool backward, double grad_scale, double* plain_ce);
+  float* param(const std::string& name) { return params_.data() + offset(name); }
+  bf16* param_bf16(const std::string& name) { return params_bf16_.data() + offset(name); }
+  float* grad(const std::string& name) { return grads_.data() + offset(name); }
+  // Forward, in the order a step runs it (the names differ from kernels/cuda/ops.h's kernels).
+  void embed(const Pass& p);
+  void layer_forward(const Pass& p, int layer);
+  void layer_norm(const Pass& p, const DeviceBuffer<float>& in, const std::string& g, DeviceBuffer<bf16>& out,
+                  DeviceBuffer<float>& mean, DeviceBuffer<float>& rstd);
+  void attention_branch(const Pass& p, LayerActivations& a, const std::string& prefix, const DeviceBuffer<bf16>& h);
+  void mlp_branch(const Pass& p, LayerActivations& a, const std::string& prefix, const DeviceBuffer<bf16>& h,
+                  float beta);
+  void add_branches(const Pass& p);  // sums y over the tp ranks, then adds it to the residual x
+  void head_forward(const Pass& p);  // final LayerNorm, logits, per-row losses
+  // Backward, in reverse.
+  void head_backward(const Pass& p);
+  void layer_backward(const Pass& p, int layer);
+  void mlp_branch_backward(const Pass& p, LayerActivations& a, const std::string& prefix, const DeviceBuffer<bf16>& h,
+                           float beta);
+  void attention_branch_backward(const Pass& p, LayerActivations& a, const std::string& prefix, float beta);
+  void residual_backward(const Pass& p);
+  void layer_norm_backward(const Pass& p, const DeviceBuffer<float>& in, const std::string& g,
+                           const DeviceBuffer<float>& mean, const DeviceBuffer<float>& rstd);
+  void reduce_dh(const Pass& p);
+  void all_reduce(const Pass& p, DeviceBuffer<float>& v, const char* name);
   void upload_tokens(const int32_t* tokens, const int32_t* targets, int64_t n, bool backward);
   size_t offset(const std::string& name) const;
 
