@@ -40,7 +40,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.layout.sharding = c.train.zero1 ? Sharding::zero1 : Sharding::none;
   s.n_chips = s.layout.chips();
   s.global_batch = c.train.batch;
-  s.optimizer = Optimizer::adafactor;
+  s.optimizer = Optimizer::adafactor_unfactored;  // the trainer's (kernels/adafactor.h)
   check_layout(s.layout, s.model, s.n_chips, s.global_batch);
   return s;
 }

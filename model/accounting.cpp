@@ -56,6 +56,26 @@ int64_t parameter_count(const ModelSpec& m) {
   return layers_total(m, false) + embedding_parameters(m) + final_norm;
 }
 
+int64_t factored_second_moment_elements(const ModelSpec& m) {
+  const int64_t d = m.d_model, hq = int64_t(m.n_heads) * m.head_dim, kvq = int64_t(m.n_kv_heads) * m.head_dim;
+  const int gates = ffn_is_gated(m.ffn) ? 2 : 1;
+  auto ffn = [&](int64_t ff) { return gates * (d + ff) + (ff + d); };
+  const LayerParameters dense = layer_parameters(m);
+  // What layer_parameters counts beyond the matrices: norm scales and biases, kept whole.
+  ModelSpec no_bias = m;
+  no_bias.biases = false;
+  const LayerParameters matrices = layer_parameters(no_bias);
+  const int64_t vectors = dense.total() - matrices.attention - matrices.mlp;
+  const int64_t attention = (d + hq) + 2 * (d + kvq) + (hq + d);
+  const int64_t moe = m.moe_layers();
+  int64_t total = int64_t(m.n_layers) * (attention + vectors) - moe * (dense.mlp - matrices.mlp);
+  total += int64_t(m.n_layers - moe) * ffn(m.d_ff);
+  if (moe > 0)
+    total += moe * ((d + m.moe.n_experts) + (m.moe.n_experts + m.moe.shared_experts) * ffn(m.moe.expert_d_ff));
+  total += (m.tied_embeddings ? 1 : 2) * (m.vocab + d) + d * (m.biases ? 2 : 1);
+  return total;
+}
+
 int64_t active_parameter_count(const ModelSpec& m) {
   const int64_t final_norm = m.d_model * (m.biases ? 2 : 1);
   return layers_total(m, true) + embedding_parameters(m) + final_norm;

@@ -34,6 +34,9 @@ double mean_expert_parameters(const ModelSpec& m);
 int64_t active_parameter_count(const ModelSpec& m);
 int64_t embedding_parameters(const ModelSpec& m);  // V*d_model, twice when untied
 int64_t parameter_count(const ModelSpec& m);       // N, all parameters
+// Elements of a factored second moment (Adafactor): rows + columns of every weight matrix (the
+// gated FFN's gate and up halves as two matrices, every expert its own), vectors whole.
+int64_t factored_second_moment_elements(const ModelSpec& m);
 // Weight matrices and embeddings only: what PaLM Table 1 counts (540.35 B; with the LayerNorm
 // scales, 0.0004 % more, the total prints as 540.36 B).
 int64_t weight_matrix_parameters(const ModelSpec& m);

@@ -6,7 +6,6 @@
 
 namespace palmsim {
 
-const char* to_string(Optimizer o) { return o == Optimizer::adam ? "adam" : "adafactor"; }
 
 double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   const ModelSpec& m = plan.model;
@@ -70,7 +69,7 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   return bytes;
 }
 
-MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
+MemoryBreakdown memory_per_chip(const StepPlan& plan) {
   const Layout& l = plan.layout;
   const ModelSpec& m = plan.model;
   const int dp_pod = l.replicas_per_pod();
@@ -85,17 +84,16 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer) {
   auto sharded = [&](bool shard) { return shard ? dense / dp_pod + experts / edp : params; };
   MemoryBreakdown mem;
   mem.gradients = sharded(shard_grads) * plan.options.grad_reduce_bytes;
-  // fp32 master weights plus first and second moments; Adafactor as PaLM used it (no
-  // factorization, beta1 0.9) keeps the same three.
-  (void)optimizer;
+  // An fp32 master weight and the optimizer's moments (model/optimizer.h).
+  const double moments = optimizer_moment_bytes_per_parameter(plan.options.optimizer, m);
   if (l.sharding == Sharding::fsdp) {
     // FSDP2 under a bf16 MixedPrecisionPolicy keeps one copy of each shard, in fp32: it is the
     // optimizer's master weight, and the bf16 weights exist only as the gathered layers (working).
-    mem.weights = sharded(true) * 4.0;
-    mem.optimizer_state = sharded(true) * 8.0;
+    mem.weights = sharded(true) * kMasterWeightBytes;
+    mem.optimizer_state = sharded(true) * moments;
   } else {
     mem.weights = sharded(shard_weights) * plan.options.activation_bytes;
-    mem.optimizer_state = sharded(shard_state) * 12.0;
+    mem.optimizer_state = sharded(shard_state) * (kMasterWeightBytes + moments);
   }
 
   // Microbatches whose activations the first stage holds at the peak.

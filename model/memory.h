@@ -16,12 +16,10 @@ struct MemoryBreakdown {
   double total() const { return weights + gradients + optimizer_state + activations + working; }
 };
 
-enum class Optimizer { adam, adafactor };
-const char* to_string(Optimizer o);
 
 // Activation bytes one layer stores for one microbatch under `recompute`, per tensor-parallel rank.
 double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute);
 
-MemoryBreakdown memory_per_chip(const StepPlan& plan, Optimizer optimizer);
+MemoryBreakdown memory_per_chip(const StepPlan& plan);  // optimizer: plan.options.optimizer
 
 }  // namespace palmsim

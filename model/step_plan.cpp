@@ -617,10 +617,10 @@ class PlanBuilder {
     const double experts = p_.expert_params_on_device;
     const double params = (p_.params_on_device - experts) / (sharded_state ? l_.replicas_per_pod() : 1) +
                           experts / (sharded_state ? l_.expert_replicas_per_pod() : 1);
-    // Global gradient norm reads every fp32 gradient once; Adam/Adafactor reads gradient, fp32
-    // master, first and second moments and writes master, moments and the bf16 copy: 30 bytes.
+    // Global gradient norm reads every fp32 gradient once; the update's traffic is the optimizer's.
     add("grad_norm", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 4.0;
-    add("optimizer", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes = params * 30.0;
+    add("optimizer", Phase::optimizer, OpKind::memory, Repeat::per_step).bytes =
+        params * optimizer_step_bytes_per_parameter(o_.optimizer);
   }
 
   StepPlan& p_;

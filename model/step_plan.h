@@ -10,6 +10,7 @@
 #include "model/collective_kind.h"
 #include "model/layout.h"
 #include "model/model_spec.h"
+#include "model/optimizer.h"
 
 #include <cstdint>
 #include <vector>
@@ -69,6 +70,7 @@ struct PlanOptions {
   // (megatron/core/tensor_parallel/cross_entropy.py: calculate_logits_max, then in-place
   // subtraction, exp and gradient): 2 + 4 = 6.
   double loss_bytes_per_logit = 8;
+  Optimizer optimizer = Optimizer::adam;  // its state (memory) and update traffic (model/optimizer.h)
   bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
   bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
   double tp_overlap_fraction = 1; // with overlap_tp_comm: the share of their time that hides

@@ -103,7 +103,7 @@ struct Totals {
 }  // namespace
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
-                const CommModel& comm, Optimizer optimizer, const EstimateOptions& options) {
+                const CommModel& comm, const EstimateOptions& options) {
   const Layout& l = plan.layout;
   Totals t;
   Report r;
@@ -194,7 +194,7 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   const double cluster_peak = double(r.n_chips) * system.chip.peak_flops;
   r.mfu = flops_utilization(r.tokens_per_s, r.model_flops_per_token, cluster_peak);
   r.hfu = flops_utilization(r.tokens_per_s, r.hardware_flops_per_token, cluster_peak);
-  r.memory = memory_per_chip(plan, optimizer);
+  r.memory = memory_per_chip(plan);
   r.memory_capacity_bytes = system.chip.hbm_bytes;
   r.fits_in_memory = r.memory.total() <= r.memory_capacity_bytes;
   return r;

@@ -23,7 +23,7 @@ double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeM
                               const CommModel& comm);
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
-                const CommModel& comm, Optimizer optimizer, const EstimateOptions& options = {});
+                const CommModel& comm, const EstimateOptions& options = {});
 
 // Sets the report's stack, band and validated-range note (predict and simulate call it; the
 // estimator itself stays free of it, as search runs it for every layout) from the stack's fit (hwmodels/stack.h),

@@ -147,7 +147,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
                   l.recompute = recompute;
                   if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
                   const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
-                  const Report r = estimate(plan, s.system, compute, comm, s.optimizer);
+                  const Report r = estimate(plan, s.system, compute, comm);
                   ++mine.evaluated;
                   if (r.fits_in_memory) ++mine.fitting;
                   else if (require_fit) continue;

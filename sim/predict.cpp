@@ -13,6 +13,7 @@ constexpr size_t kMaxPlacements = 4096;
 PlanOptions plan_options_for(const Scenario& s) {
   PlanOptions o = plan_options_for(s.system);
   o.fp8_linears = s.precision == Precision::fp8;
+  o.optimizer = s.optimizer;
   return o;
 }
 
@@ -35,7 +36,7 @@ Report Predictor::predict(const Layout& layout, const EstimateOptions& options) 
   }
   if (it->second.error) std::rethrow_exception(it->second.error);
   const StepPlan plan = build_step_plan(s.model, layout, s.global_batch, plan_options_);
-  Report r = estimate(plan, s.system, compute_, *it->second.comm, s.optimizer, options);
+  Report r = estimate(plan, s.system, compute_, *it->second.comm, options);
   attach_band(r, s.system.stack, double(parameter_count(s.model)));
   return r;
 }

@@ -177,12 +177,7 @@ Scenario parse_scenario_sections(const YAML::Node& root, const std::string& path
   if (!tr["global_batch"]) throw InputError("training.global_batch", "missing");
   s.global_batch = read_int(tr["global_batch"], "training.global_batch");
   if (s.global_batch < 1) throw InputError("training.global_batch", "must be a positive number of sequences");
-  if (tr["optimizer"]) {
-    const std::string o = read_string(tr["optimizer"], "training.optimizer");
-    if (o == "adam") s.optimizer = Optimizer::adam;
-    else if (o == "adafactor") s.optimizer = Optimizer::adafactor;
-    else throw InputError("training.optimizer", "'" + o + "' is not an optimizer; allowed: adam, adafactor");
-  }
+  if (tr["optimizer"]) s.optimizer = parse_optimizer(read_string(tr["optimizer"], "training.optimizer"), "training.optimizer");
   if (tr["precision"]) s.precision = parse_precision(read_string(tr["precision"], "training.precision"), "training.precision");
   check_precision_supported(s, "training.precision");
   if (root["train"]) s.train = root["train"];

@@ -147,7 +147,9 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");
   s.global_batch = positive_int(r, "global_batch");
-  s.optimizer = s.system.fabric == Fabric::tpu_torus ? Optimizer::adafactor : Optimizer::adam;
+  // AdamW for the GPU stacks and MaxText (its default opt_type); PaLM's unfactored Adafactor keeps
+  // the same state and traffic.
+  s.optimizer = Optimizer::adam;
   s.precision = parse_precision(r.text("precision"), r.field("precision"));
   check_precision_supported(s, r.field("precision"));
   Layout& l = s.layout;

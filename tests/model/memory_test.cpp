@@ -38,8 +38,43 @@ TEST(Memory, StaticMemoryOfMixedPrecisionAdamIs18BytesPerParameterOnGpus) {
   // Megatron with bf16: bf16 weights (2), fp32 gradients (4), fp32 master + two moments (12).
   StepPlan p = gpt_plan(8, true, Recompute::selective, 1);
   p.options.grad_reduce_bytes = 4;
-  const MemoryBreakdown mem = memory_per_chip(p, Optimizer::adam);
+  const MemoryBreakdown mem = memory_per_chip(p);
   EXPECT_DOUBLE_EQ(mem.weights + mem.gradients + mem.optimizer_state, 18.0 * p.params_on_device);
+}
+
+// Adafactor as Shazeer & Stern define it keeps, per weight matrix, one row sum and one column sum
+// of the squared gradients and no first moment. PaLM 8B by hand (32 layers of 4096, 16 query heads
+// and 1 K/V head of 256, SwiGLU of 16384, parallel blocks, tied 256K embedding):
+//   attention (4096 + 4096) + 2 (4096 + 256) + (4096 + 4096) = 25088
+//   SwiGLU    2 (4096 + 16384) + (16384 + 4096)               = 61440
+//   LayerNorm scale (one per parallel block)                  =  4096
+//   32 layers x 90624 + embedding (256000 + 4096) + final norm 4096 = 3164160.
+// PaLM's own Adafactor ("without factorization", beta1 0.9) keeps Adam's two moments.
+TEST(Memory, FactoredAdafactorKeepsRowAndColumnSumsOnly) {
+  const ModelSpec m = model_preset("palm-8b");
+  ASSERT_EQ(factored_second_moment_elements(m), 3164160);
+  Layout l;
+  l.dp = 1, l.microbatch = 1;
+  PlanOptions o;
+  auto plan_with = [&](Optimizer opt) {
+    o.optimizer = opt;
+    return build_step_plan(m, l, 1, o);
+  };
+  const StepPlan adam = plan_with(Optimizer::adam), palm = plan_with(Optimizer::adafactor_unfactored),
+                 factored = plan_with(Optimizer::adafactor);
+  const double n = adam.params_on_device;
+  EXPECT_DOUBLE_EQ(memory_per_chip(adam).optimizer_state, 12.0 * n);
+  EXPECT_DOUBLE_EQ(memory_per_chip(palm).optimizer_state, 12.0 * n);
+  EXPECT_NEAR(memory_per_chip(factored).optimizer_state, 4.0 * n + 4.0 * 3164160, 1e-6 * n);
+  // The update streams 30 bytes per parameter under Adam (gradient, master and two moments read;
+  // master, moments and the bf16 copy written) and 18 factored (gradient twice, master, bf16 copy).
+  auto update_bytes = [](const StepPlan& p) {
+    for (const Op& op : p.ops)
+      if (std::string(op.name) == "optimizer") return op.bytes;
+    return 0.0;
+  };
+  EXPECT_DOUBLE_EQ(update_bytes(adam), 30.0 * n);
+  EXPECT_DOUBLE_EQ(update_bytes(factored), 18.0 * n);
 }
 
 TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
@@ -48,7 +83,7 @@ TEST(Memory, FsdpShardsEverythingOverDataParallelRanksOfAPod) {
   l.tp = 12, l.dp = 512, l.pods = 2, l.microbatch = 4, l.sp = true;
   l.sharding = Sharding::fsdp, l.recompute = Recompute::palm;
   const StepPlan p = build_step_plan(m, l, 2048, PlanOptions{});
-  const MemoryBreakdown mem = memory_per_chip(p, Optimizer::adafactor);
+  const MemoryBreakdown mem = memory_per_chip(p);
   // 540.35e9 parameters over 12 x 256 chips. FSDP keeps each shard once, in fp32 (4 bytes): it is
   // the master weight, so the optimizer adds only the two fp32 moments (8 bytes), and fp32
   // gradients make FSDP's static memory 16 bytes per parameter shard, not mixed precision's 18.
@@ -78,8 +113,8 @@ TEST(Memory, TheLossHoldsItsStacksBytesPerLogit) {
   o.loss_bytes_per_logit = 6;
   const StepPlan megatron_loss = gpt_oss_plan(4, o);
   const double logits = 4.0 * 4096 * 201088;
-  const double delta = memory_per_chip(torch_loss, Optimizer::adam).working -
-                       memory_per_chip(megatron_loss, Optimizer::adam).working;
+  const double delta = memory_per_chip(torch_loss).working -
+                       memory_per_chip(megatron_loss).working;
   EXPECT_DOUBLE_EQ(delta, 2.0 * logits);
 }
 
@@ -91,7 +126,7 @@ TEST(Memory, TheLogitsAndTheRebuiltLayerPeakAtDifferentTimes) {
   PlanOptions o;
   o.fused_attention = true;  // no score matrix: the rebuilt layer is its tensors only
   const StepPlan p = gpt_oss_plan(1, o);
-  EXPECT_DOUBLE_EQ(memory_per_chip(p, Optimizer::adam).working, 4096.0 * 201088 * 8);
+  EXPECT_DOUBLE_EQ(memory_per_chip(p).working, 4096.0 * 201088 * 8);
   const double rebuilt = activation_bytes_per_layer(p, Recompute::none);
   EXPECT_GT(rebuilt, 0.3e9);
   EXPECT_LT(rebuilt, 1.0e9);

@@ -134,7 +134,7 @@ TEST(Moe, ExpertParallelismSplitsExpertWeightsAndState) {
   EXPECT_NEAR(a.params_on_device - b.params_on_device, experts * 7.0 / 8.0, 1.0);
   EXPECT_NEAR(b.expert_params_on_device, experts / 8.0, 1.0);
   // ZeRO-1 shards the optimizer state of dense weights 8 ways; the experts have one replica each.
-  const MemoryBreakdown mb = memory_per_chip(b, Optimizer::adam);
+  const MemoryBreakdown mb = memory_per_chip(b);
   EXPECT_NEAR(mb.optimizer_state, ((b.params_on_device - experts / 8.0) / 8.0 + experts / 8.0) * 12.0, 16.0);
 }
 
