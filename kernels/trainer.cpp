@@ -97,6 +97,114 @@ double measured_sgemm_peak(int threads) {
   return 2.0 * double(n) * n * n / time_sgemm(n, n, n, 3, pool);
 }
 
+namespace {
+
+// What every rank of one training run shares.
+struct TrainRun {
+  const ModelSpec& model;
+  const TrainConfig& config;
+  const TokenizedCorpus& corpus;
+  const Checkpoint& resume;
+  bool resuming = false;
+  std::string fingerprint, checkpoint_path;
+  int64_t first_step = 1;
+  double peak_flops = 0;
+  std::ostream& log;
+  TrainSummary& summary;
+  std::ofstream metrics;
+  std::vector<RankTrainer*> trainers;  // every rank's, for the checkpoint rank 0 writes
+  std::atomic<bool> write_failed{false};
+  std::string write_error;
+};
+
+// Every rank waits while rank 0 writes all ranks' state; a failed write stops every rank.
+void save_checkpoint(TrainRun& run, const RankContext& ctx, int64_t step) {
+  ctx.world->barrier();
+  if (ctx.rank == 0) {
+    try {
+      Checkpoint c;
+      c.step = step;
+      c.fingerprint = run.fingerprint;
+      for (RankTrainer* t : run.trainers)
+        c.ranks.push_back({t->model().params(), t->optimizer().first_moment(), t->optimizer().second_moment()});
+      write_checkpoint(c, run.checkpoint_path);
+    } catch (const std::exception& e) {
+      run.write_error = e.what();
+      run.write_failed = true;
+    }
+  }
+  ctx.world->barrier();
+  if (run.write_failed) throw InputError("--out", run.write_error);
+}
+
+// Rank 0's metrics line and log line for one step; val_loss < 0: not evaluated this step.
+void record_step(TrainRun& run, int64_t step, double loss, double val_loss, double seconds) {
+  const TrainConfig& config = run.config;
+  const double tokens_per_step = double(config.batch) * double(run.model.seq_len);
+  const double tps = tokens_per_step / seconds;
+  const double mfu = flops_utilization(tps, model_flops_per_token(run.model), run.peak_flops);
+  nlohmann::json j = {{"step", step}, {"loss", loss}, {"step_time_s", seconds}, {"tokens_per_s", tps}, {"mfu", mfu}};
+  if (val_loss >= 0) j["val_loss"] = val_loss;
+  run.metrics << j.dump() << "\n" << std::flush;
+  TrainSummary& summary = run.summary;
+  summary.last_step = step;
+  summary.last_loss = loss;
+  summary.tokens_per_s = tps;
+  summary.mfu = mfu;
+  if (val_loss >= 0) summary.last_val_loss = val_loss;
+  if (step % config.log_every == 0 || val_loss >= 0 || step == config.steps)
+    run.log << fmt::format("step {:>5}/{}  loss {:.4f}{}  {:.0f} tokens/s  MFU {:.1f} %  {:.3f} s/step\n", step,
+                           config.steps, loss, val_loss >= 0 ? fmt::format("  held-out {:.4f}", val_loss) : "", tps,
+                           100 * mfu, seconds)
+        << std::flush;
+}
+
+// One rank's steps: its share of each batch, the step, held-out evaluation, checkpoints.
+void train_rank(TrainRun& run, const RankContext& ctx) {
+  const TrainConfig& config = run.config;
+  RankTrainer trainer(run.model, config, ctx);
+  run.trainers[size_t(ctx.rank)] = &trainer;
+  if (run.resuming) {
+    const RankState& s = run.resume.ranks[size_t(ctx.rank)];
+    trainer.model().params() = s.params;
+    trainer.optimizer().first_moment() = s.first_moment;
+    trainer.optimizer().second_moment() = s.second_moment;
+  } else {
+    trainer.model().init(config.seed);
+  }
+  const int64_t seq = run.model.seq_len, local = config.batch / config.dp;
+  SequenceSampler sampler(run.corpus.train, seq, config.seed);
+  const SequenceSampler held_out(run.corpus.held_out, seq, config.seed);
+  std::vector<int32_t> tokens(size_t(local * seq)), targets(tokens.size());
+  std::vector<int32_t> eval_tokens(size_t(local * config.eval_batches * seq)), eval_targets(eval_tokens.size());
+  const int dp_rank = trainer.dp_rank();
+  for (int64_t step = run.first_step; step <= config.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t base = (step - 1) * config.batch + dp_rank * local;
+    for (int64_t j = 0; j < local; ++j) sampler.fill(base + j, tokens.data() + j * seq, targets.data() + j * seq);
+    const double loss = trainer.step(tokens.data(), targets.data(), step, nullptr);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!std::isfinite(loss)) {  // every rank sees the same reduced loss: all stop here
+      if (ctx.rank == 0) {
+        run.summary.stopped_on_nan = true;
+        run.log << fmt::format("stopped: the loss is {} at step {}; the last good checkpoint is kept\n", loss, step);
+      }
+      return;
+    }
+    double val = -1;
+    if (step % config.eval_every == 0 || step == config.steps) {
+      const int64_t offset = int64_t(dp_rank) * local * config.eval_batches;
+      for (int64_t j = 0; j < local * config.eval_batches; ++j)
+        held_out.fill_in_order(offset + j, eval_tokens.data() + j * seq, eval_targets.data() + j * seq);
+      val = trainer.evaluate(eval_tokens.data(), eval_targets.data(), local * config.eval_batches);
+    }
+    if (ctx.rank == 0) record_step(run, step, loss, val, seconds);
+    if (step % config.checkpoint_every == 0 || step == config.steps) save_checkpoint(run, ctx, step);
+  }
+}
+
+}  // namespace
+
 TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std::string& out_dir, std::ostream& log) {
   prepare_out_dir(out_dir);
   const std::string ckpt_path = (fs::path(out_dir) / "checkpoint.bin").string();
@@ -135,88 +243,10 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   }
   if (first > config.steps) return summary;
 
-  const int64_t seq = model.seq_len, local = config.batch / config.dp;
-  const double tokens_per_step = double(config.batch) * double(seq);
-  const double flops_per_token = model_flops_per_token(model);
-  std::vector<RankTrainer*> trainers(size_t(config.ranks()), nullptr);
-  std::atomic<bool> write_failed{false};
-  std::string write_error;
-  std::ofstream metrics(metrics_path, std::ios::app);
-
-  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) {
-    RankTrainer trainer(model, config, ctx);
-    trainers[size_t(ctx.rank)] = &trainer;
-    if (resuming) {
-      const RankState& s = resume.ranks[size_t(ctx.rank)];
-      trainer.model().params() = s.params;
-      trainer.optimizer().first_moment() = s.first_moment;
-      trainer.optimizer().second_moment() = s.second_moment;
-    } else {
-      trainer.model().init(config.seed);
-    }
-    SequenceSampler sampler(corpus.train, seq, config.seed);
-    const SequenceSampler held_out(corpus.held_out, seq, config.seed);
-    std::vector<int32_t> tokens(size_t(local * seq)), targets(tokens.size());
-    std::vector<int32_t> eval_tokens(size_t(local * config.eval_batches * seq)), eval_targets(eval_tokens.size());
-    const int dp_rank = trainer.dp_rank();
-    auto save = [&](int64_t step) {
-      ctx.world->barrier();
-      if (ctx.rank == 0) {
-        try {
-          Checkpoint c;
-          c.step = step;
-          c.fingerprint = print;
-          for (RankTrainer* t : trainers)
-            c.ranks.push_back({t->model().params(), t->optimizer().first_moment(), t->optimizer().second_moment()});
-          write_checkpoint(c, ckpt_path);
-        } catch (const std::exception& e) {
-          write_error = e.what();
-          write_failed = true;
-        }
-      }
-      ctx.world->barrier();
-      if (write_failed) throw InputError("--out", write_error);
-    };
-
-    for (int64_t step = first; step <= config.steps; ++step) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const int64_t base = (step - 1) * config.batch + dp_rank * local;
-      for (int64_t j = 0; j < local; ++j) sampler.fill(base + j, tokens.data() + j * seq, targets.data() + j * seq);
-      const double loss = trainer.step(tokens.data(), targets.data(), step, nullptr);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (!std::isfinite(loss)) {  // every rank sees the same reduced loss: all stop here
-        if (ctx.rank == 0) {
-          summary.stopped_on_nan = true;
-          log << fmt::format("stopped: the loss is {} at step {}; the last good checkpoint is kept\n", loss, step);
-        }
-        return;
-      }
-      double val = -1;
-      if (step % config.eval_every == 0 || step == config.steps) {
-        const int64_t offset = int64_t(dp_rank) * local * config.eval_batches;
-        for (int64_t j = 0; j < local * config.eval_batches; ++j)
-          held_out.fill_in_order(offset + j, eval_tokens.data() + j * seq, eval_targets.data() + j * seq);
-        val = trainer.evaluate(eval_tokens.data(), eval_targets.data(), local * config.eval_batches);
-      }
-      if (ctx.rank == 0) {
-        const double tps = tokens_per_step / seconds, mfu = flops_utilization(tps, flops_per_token, peak);
-        nlohmann::json j = {{"step", step}, {"loss", loss}, {"step_time_s", seconds}, {"tokens_per_s", tps}, {"mfu", mfu}};
-        if (val >= 0) j["val_loss"] = val;
-        metrics << j.dump() << "\n" << std::flush;
-        summary.last_step = step;
-        summary.last_loss = loss;
-        summary.tokens_per_s = tps;
-        summary.mfu = mfu;
-        if (val >= 0) summary.last_val_loss = val;
-        if (step % config.log_every == 0 || val >= 0 || step == config.steps)
-          log << fmt::format("step {:>5}/{}  loss {:.4f}{}  {:.0f} tokens/s  MFU {:.1f} %  {:.3f} s/step\n", step,
-                             config.steps, loss, val >= 0 ? fmt::format("  held-out {:.4f}", val) : "", tps, 100 * mfu,
-                             seconds)
-              << std::flush;
-      }
-      if (step % config.checkpoint_every == 0 || step == config.steps) save(step);
-    }
-  });
+  TrainRun run{model, config, corpus, resume, resuming, print, ckpt_path, first, peak, log, summary,
+               std::ofstream(metrics_path, std::ios::app), std::vector<RankTrainer*>(size_t(config.ranks()), nullptr),
+               {false}, {}};
+  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) { train_rank(run, ctx); });
   return summary;
 }
 

@@ -100,20 +100,17 @@ struct Totals {
   double step_optimizer = 0;
 };
 
-}  // namespace
-
-Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
-                const CommModel& comm, const EstimateOptions& options) {
-  const Layout& l = plan.layout;
+// Sums the priced ops by where they sit on the step's timeline; with per_op, also each op's
+// seconds per step and what the stack's floors add to them.
+Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm, const EstimateOptions& options,
+               Report& r) {
   Totals t;
-  Report r;
   for (const Op& op : plan.ops) {
     const double s = op_seconds(op, plan, compute, comm);
     const double once = s * op.multiplicity;
     if (options.per_op) {
       const std::string phase = phase_suffix(op.phase);
       r.per_op_s[std::string(op.name) + "." + phase] += s * plan.occurrences(op);
-      // What the stack's floors and per-call costs add to these ops (already inside them).
       const double extra = stack_overhead_seconds(op, plan, compute, comm);
       if (extra > 0) r.per_op_s["(stack overhead)." + phase] += extra * plan.occurrences(op);
     }
@@ -150,7 +147,12 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
         break;
     }
   }
+  return t;
+}
 
+// The step from its sums: layers and microbatches, what overlap hides, the pipeline's bubble.
+Breakdown combine(const Totals& t, const StepPlan& plan) {
+  const Layout& l = plan.layout;
   const double layers = plan.layers_per_stage;
   const double mbs = double(plan.n_microbatches);
   const double fwd = t.layer_compute[int(Phase::forward)];
@@ -165,7 +167,7 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   const double layer_time = fwd + bwd + rec + t.layer_tp_comm + fsdp_exposed;
   const double mb_time = layers * layer_time + t.mb_compute_fwd_bwd + t.mb_p2p;
 
-  Breakdown& b = r.breakdown;
+  Breakdown b;
   b.compute_s = mbs * (layers * (fwd + bwd) + t.mb_compute_fwd_bwd);
   b.recompute_s = mbs * layers * rec;
   // Data-parallel gradient reduction overlaps the last microbatch's backward only without a
@@ -180,13 +182,22 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   // Fill and drain: pp - 1 microbatch slots, shortened vpp-fold by interleaving.
   b.bubble_s = (l.pp - 1) * mb_time / double(l.vpp);
   b.optimizer_s = t.step_optimizer;
+  return b;
+}
 
+}  // namespace
+
+Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
+                const CommModel& comm, const EstimateOptions& options) {
+  Report r;
+  r.breakdown = combine(sum_ops(plan, compute, comm, options, r), plan);
+  const Layout& l = plan.layout;
   r.model = plan.model.name;
   r.system = system.name;
   r.layout = l;
   r.n_chips = l.chips();
   r.global_batch = plan.global_batch;
-  r.step_time_s = b.total();
+  r.step_time_s = r.breakdown.total();
   const double tokens = double(plan.global_batch) * double(plan.model.seq_len);
   r.tokens_per_s = tokens / r.step_time_s;
   r.model_flops_per_token = model_flops_per_token(plan.model);

@@ -48,19 +48,21 @@ struct TopK {
   static bool worse_first(const Candidate& a, const Candidate& b) { return a.step_time_s < b.step_time_s; }
 };
 
-}  // namespace
+// One mesh to search: its tensor, pipeline and context degrees and how many pods hold it.
+struct Grid {
+  int tp, pp, pods, cp;
+};
 
-SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
-  const auto start = std::chrono::steady_clock::now();
+// Context parallelism, unless fixed: the scenario's, and on GPU clusters every degree whose 2 cp
+// chunks split the sequence evenly (layout_is_legal's rule; TPU pods do not model it). For each,
+// every tp x pp that divides the chips and the heads (stages may be uneven: PaLM 540B's 118 layers
+// on 8 stages, 15 on the heaviest; each needs a layer), over the pod counts the system allows.
+std::vector<Grid> mesh_grids(const Scenario& s, const LayoutConstraints& fixed) {
   const ModelSpec& m = s.model;
-  // Context parallelism, unless fixed: the scenario's, and on GPU clusters every degree whose 2 cp
-  // chunks split the sequence evenly (layout_is_legal's rule; TPU pods do not model it).
   std::vector<int> cps{fixed.cp.value_or(s.layout.cp)};
   if (!fixed.cp && s.system.fabric == Fabric::gpu_fat_tree)
     for (int c : divisors_of(s.n_chips))
       if (c > 1 && c != cps[0] && m.seq_len % (2 * int64_t(c)) == 0) cps.push_back(c);
-
-  struct Grid { int tp, pp, pods, cp; };
   std::vector<Grid> grids;
   for (int cp : cps) {
     if (cp < 1 || s.n_chips % cp) continue;
@@ -72,8 +74,6 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     if (fixed.pods) pod_counts = {*fixed.pods};
     for (int tp : choices(fixed.tp, divisors_of(chips)))
       for (int pp : choices(fixed.pp, divisors_of(chips / tp))) {
-        // Stages may be uneven (PaLM 540B's 118 layers on 8 stages: 15 on the heaviest); each
-        // needs a layer.
         if (chips % (int64_t(tp) * pp) || m.n_heads % tp || m.n_layers < pp) continue;
         const int64_t dp = chips / (int64_t(tp) * pp);
         if (fixed.dp && *fixed.dp != dp) continue;
@@ -84,78 +84,105 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
         }
       }
   }
+  return grids;
+}
 
-  // Only what the system's software stack can run.
+// What every mesh shares: the shardings and recomputes the system's software stack can run, the
+// compute model and the plan options.
+struct SearchSpace {
+  const Scenario& s;
+  const LayoutConstraints& fixed;
   std::vector<Sharding> shardings;
+  std::vector<Recompute> recomputes;
+  ComputeModel compute;
+  PlanOptions plan_options;
+  bool require_fit;
+  int top_k;
+};
+
+// Expert parallelism, unless fixed: every degree that divides the experts and the data- x
+// context-parallel ranks of a pod (Megatron-Core's folding); on a TPU slice those that split its
+// data-parallel axes (layout_fits_system). Dense models keep the scenario's ep.
+std::vector<int> expert_degrees(const SearchSpace& sp, const Layout& base) {
+  const ModelSpec& m = sp.s.model;
+  std::vector<int> eps{sp.fixed.ep.value_or(sp.s.layout.ep)};
+  if (sp.fixed.ep || !m.moe.sparse()) return eps;
+  eps.clear();
+  for (int e : divisors_of(int64_t(base.dp / base.pods) * base.cp))
+    if (m.moe.n_experts % e == 0) eps.push_back(e);
+  return eps;
+}
+
+// Every completion of one mesh: ep, vpp (the heaviest stage's layers split into vpp equal
+// chunks), schedule, microbatch, sp, sharding and recompute; the legal ones are estimated.
+void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
+  const Scenario& s = sp.s;
+  const ModelSpec& m = s.model;
+  const LayoutConstraints& fixed = sp.fixed;
+  const int tp = g.tp, pp = g.pp, cp = g.cp;
+  const int64_t chips = s.n_chips / cp;
+  Layout base;
+  base.tp = tp;
+  base.pp = pp;
+  base.dp = int(chips / (int64_t(tp) * pp));
+  base.pods = g.pods;
+  base.cp = cp;
+  const int64_t per_rank = s.global_batch / base.dp;
+  if (per_rank * base.dp != s.global_batch) return;
+  std::vector<int> vpps{1};
+  if (pp > 1)
+    for (int v : divisors_of((m.n_layers + pp - 1) / pp))
+      if (v > 1 && int64_t(pp) * v <= m.n_layers) vpps.push_back(v);
+  for (int ep : expert_degrees(sp, base)) {
+    base.ep = ep;
+    if (!layout_fits_system(s.system, base)) continue;
+    const CommModel comm(s.system, base, s.calibration.get());
+    for (int vpp : choices(fixed.vpp, vpps)) {
+      std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
+                                       : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
+                                                : std::vector<Schedule>{Schedule::one_f_one_b};
+      if (fixed.schedule) schedules = {*fixed.schedule};
+      for (Schedule schedule : schedules)
+        for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
+          for (bool seq_par : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
+            for (Sharding sharding : sp.shardings)
+              for (Recompute recompute : sp.recomputes) {
+                Layout l = base;
+                l.vpp = vpp;
+                l.schedule = schedule;
+                l.microbatch = mb;
+                l.sp = seq_par;
+                l.sharding = sharding;
+                l.recompute = recompute;
+                if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
+                const StepPlan plan = build_step_plan(m, l, s.global_batch, sp.plan_options);
+                const Report r = estimate(plan, s.system, sp.compute, comm);
+                ++mine.evaluated;
+                if (r.fits_in_memory) ++mine.fitting;
+                else if (sp.require_fit) continue;
+                mine.offer({r.step_time_s, l}, sp.top_k);
+              }
+    }
+  }
+}
+
+}  // namespace
+
+SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<Grid> grids = mesh_grids(s, fixed);
+  SearchSpace space{s, fixed, {}, {}, ComputeModel(stack_adjusted(s.system).chip, s.calibration.get()),
+                    plan_options_for(s), require_fit, top_k};
+  // Only what the system's software stack can run.
   for (Sharding x : choices(fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3,
                                              Sharding::fsdp}))
-    if (s.system.stack.supports(x)) shardings.push_back(x);
-  std::vector<Recompute> recomputes;
+    if (s.system.stack.supports(x)) space.shardings.push_back(x);
   for (Recompute x : choices(fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full,
                                                Recompute::palm, Recompute::minimal}))
-    if (s.system.stack.supports(x)) recomputes.push_back(x);
-  const ComputeModel compute(stack_adjusted(s.system).chip, s.calibration.get());
-  const PlanOptions plan_options = plan_options_for(s);
+    if (s.system.stack.supports(x)) space.recomputes.push_back(x);
 
   tbb::enumerable_thread_specific<TopK> workers;
-  tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) {
-    TopK& mine = workers.local();
-    const int tp = grids[gi].tp, pp = grids[gi].pp, cp = grids[gi].cp;
-    const int64_t chips = s.n_chips / cp;
-    Layout base;
-    base.tp = tp;
-    base.pp = pp;
-    base.dp = int(chips / (int64_t(tp) * pp));
-    base.pods = grids[gi].pods;
-    base.cp = cp;
-    const int64_t per_rank = s.global_batch / base.dp;
-    if (per_rank * base.dp != s.global_batch) return;
-    // Expert parallelism, unless fixed: every degree that divides the experts and the data- x
-    // context-parallel ranks of a pod (Megatron-Core's folding); on a TPU slice those that split
-    // its data-parallel axes (layout_fits_system). Dense models keep the scenario's ep.
-    std::vector<int> eps{fixed.ep.value_or(s.layout.ep)};
-    if (!fixed.ep && m.moe.sparse()) {
-      eps.clear();
-      for (int e : divisors_of(int64_t(base.dp / base.pods) * cp))
-        if (m.moe.n_experts % e == 0) eps.push_back(e);
-    }
-    // Interleaving: the heaviest stage's layers split into vpp equal chunks.
-    std::vector<int> vpps{1};
-    if (pp > 1)
-      for (int v : divisors_of((m.n_layers + pp - 1) / pp))
-        if (v > 1 && int64_t(pp) * v <= m.n_layers) vpps.push_back(v);
-    for (int ep : eps) {
-      base.ep = ep;
-      if (!layout_fits_system(s.system, base)) continue;
-      const CommModel comm(s.system, base, s.calibration.get());
-      for (int vpp : choices(fixed.vpp, vpps)) {
-        std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
-                                         : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
-                                                  : std::vector<Schedule>{Schedule::one_f_one_b};
-        if (fixed.schedule) schedules = {*fixed.schedule};
-        for (Schedule schedule : schedules)
-          for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
-            for (bool sp : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
-              for (Sharding sharding : shardings)
-                for (Recompute recompute : recomputes) {
-                  Layout l = base;
-                  l.vpp = vpp;
-                  l.schedule = schedule;
-                  l.microbatch = mb;
-                  l.sp = sp;
-                  l.sharding = sharding;
-                  l.recompute = recompute;
-                  if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
-                  const StepPlan plan = build_step_plan(m, l, s.global_batch, plan_options);
-                  const Report r = estimate(plan, s.system, compute, comm);
-                  ++mine.evaluated;
-                  if (r.fits_in_memory) ++mine.fitting;
-                  else if (require_fit) continue;
-                  mine.offer({r.step_time_s, l}, top_k);
-                }
-      }
-    }
-  });
+  tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) { search_mesh(space, grids[gi], workers.local()); });
 
   SearchResult result;
   std::vector<Candidate> all;

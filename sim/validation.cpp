@@ -130,10 +130,8 @@ ModelSpec row_model(const RowReader& r) {
   return m;
 }
 
-ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, size_t index) {
-  const RowReader r(t, row, index);
-  ValidationRow out;
-  out.id = r.text("id");
+// The run's model, system, stack, size and precision; its layout comes next.
+Scenario row_scenario(const CsvTable& t, const RowReader& r, size_t index) {
   Scenario s;
   s.path = "row " + std::to_string(index + 1);
   s.model = row_model(r);
@@ -141,8 +139,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   if (t.column("system_overrides") >= 0 && !r.empty("system_overrides"))
     apply_system_overrides(s.system, r.text("system_overrides"), r.field("system_overrides"));
   // The software stack the run used; empty: the system's default stack.
-  const bool stack_named = r.has("stack") && !r.empty("stack");
-  if (stack_named) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
+  if (r.has("stack") && !r.empty("stack")) s.system.stack = stack_preset(r.text("stack"), r.field("stack"));
   if (s.system.needs_calibration())
     throw InputError(r.field("system"), s.system.name + " needs a calibration file; validation rows take presets");
   s.n_chips = positive_int(r, "n_chips");
@@ -152,38 +149,49 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   s.optimizer = Optimizer::adam;
   s.precision = parse_precision(r.text("precision"), r.field("precision"));
   check_precision_supported(s, r.field("precision"));
+  return s;
+}
+
+// What the row publishes of its layout, as constraints for search; the published degrees are
+// also set on s.layout. tp, pp and dp may be unpublished ("the best layout that fits").
+struct PublishedLayout {
+  LayoutConstraints fixed;
+  bool mesh = false;         // tp, pp and dp given
+  bool ep = false;           // ep given (else derived from the mesh for a sparse model)
+  bool vpp_implied = false;  // one pipeline stage: no virtual stages, whatever the cell says
+};
+
+PublishedLayout published_layout(const RowReader& r, Scenario& s) {
+  PublishedLayout p;
+  LayoutConstraints& fixed = p.fixed;
   Layout& l = s.layout;
   l.pods = positive_int(r, "pods");
   l.cp = positive_int(r, "cp");
   // Expert parallelism: unpublished, the largest degree that divides the experts and the data- x
   // context-parallel ranks (one copy of each expert, no expert gradient reduction), as NeMo
   // AutoModel's recipes set it (ep_size 8 for gpt-oss-20b on 8 GPUs, 64 for gpt-oss-120b on 64).
-  const bool ep_published = r.has("ep") && !r.empty("ep");
-  if (ep_published) l.ep = positive_int(r, "ep");
-  // What palmsim cannot represent yet is said so, never approximated (a later issue adds them).
-  // tp, pp and dp may be unpublished ("the best layout that fits"): search fills them.
-  LayoutConstraints fixed;
+  p.ep = r.has("ep") && !r.empty("ep");
+  if (p.ep) l.ep = positive_int(r, "ep");
   fixed.pods = l.pods;
   fixed.cp = l.cp;
-  const bool mesh_published = !r.empty("tp") || !r.empty("pp") || !r.empty("dp");
-  out.mesh_published = mesh_published;
-  if (mesh_published) {
+  p.mesh = !r.empty("tp") || !r.empty("pp") || !r.empty("dp");
+  if (p.mesh) {
     l.tp = positive_int(r, "tp");
     l.pp = positive_int(r, "pp");
     l.dp = positive_int(r, "dp");
     fixed.tp = l.tp, fixed.pp = l.pp, fixed.dp = l.dp;
   }
-  if (s.model.moe.sparse() && !ep_published) {
-    if (!mesh_published) throw InputError(r.field("ep"), "a mixture-of-experts row needs ep, or tp, pp and dp to derive it");
+  if (s.model.moe.sparse() && !p.ep) {
+    if (!p.mesh) throw InputError(r.field("ep"), "a mixture-of-experts row needs ep, or tp, pp and dp to derive it");
     const int ranks = l.dp / l.pods * l.cp;
     for (int e = 1; e <= ranks; ++e)
       if (s.model.moe.n_experts % e == 0 && ranks % e == 0) l.ep = e;
   }
   fixed.ep = l.ep;
   // One pipeline stage has no virtual stages: an empty vpp cell beside a published pp of 1 is 1.
-  const bool vpp_implied = r.empty("vpp") && mesh_published && l.pp == 1;
-  if (!r.empty("vpp") || vpp_implied) {
-    fixed.vpp = vpp_implied ? 1 : positive_int(r, "vpp");
+  p.vpp_implied = r.empty("vpp") && p.mesh && l.pp == 1;
+  if (!r.empty("vpp") || p.vpp_implied) {
+    fixed.vpp = p.vpp_implied ? 1 : positive_int(r, "vpp");
     fixed.schedule = *fixed.vpp > 1 ? Schedule::interleaved : Schedule::one_f_one_b;
   }
   if (!r.empty("microbatch")) fixed.microbatch = positive_int(r, "microbatch");
@@ -194,54 +202,88 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   }
   if (!r.empty("sharding")) fixed.sharding = parse_sharding(r.text("sharding"), r.field("sharding"));
   if (!r.empty("recompute")) fixed.recompute = parse_recompute(r.text("recompute"), r.field("recompute"));
-  std::string stack_chosen;
-  {  // A published choice the stack cannot run is an error; the stack names what it runs.
-    auto runs_published = [&](const Stack& stack) {
-      return (!fixed.sharding || stack.supports(*fixed.sharding)) && (!fixed.recompute || stack.supports(*fixed.recompute));
-    };
-    if (!stack_named && !runs_published(s.system.stack)) {
-      // No stack named and the system's default cannot run the published layout (FSDP on
-      // Megatron-Core): the stack validated on this system with the most runs that can.
-      const Stack* best = nullptr;
-      std::vector<Stack> candidates;
-      for (const std::string& n : stack_preset_names()) candidates.push_back(stack_preset(n));
-      for (const Stack& c : candidates) {
-        const auto& on = c.band.systems;
-        if (runs_published(c) && std::find(on.begin(), on.end(), s.system.name) != on.end() &&
-            (!best || c.band.runs > best->band.runs))
-          best = &c;
-      }
-      if (best) {
-        s.system.stack = *best;
-        stack_chosen = "stack=" + best->name;
-      }
+  return p;
+}
+
+// A published choice the stack cannot run is an error; the stack names what it runs. With no stack
+// named and a system default that cannot run the published layout (FSDP on Megatron-Core), the
+// stack validated on this system with the most runs that can: returned as "stack=NAME", else "".
+std::string settle_stack(const RowReader& r, Scenario& s, const LayoutConstraints& fixed) {
+  std::string chosen;
+  auto runs_published = [&](const Stack& stack) {
+    return (!fixed.sharding || stack.supports(*fixed.sharding)) && (!fixed.recompute || stack.supports(*fixed.recompute));
+  };
+  const bool stack_named = r.has("stack") && !r.empty("stack");
+  if (!stack_named && !runs_published(s.system.stack)) {
+    const Stack* best = nullptr;
+    std::vector<Stack> candidates;
+    for (const std::string& n : stack_preset_names()) candidates.push_back(stack_preset(n));
+    for (const Stack& c : candidates) {
+      const auto& on = c.band.systems;
+      if (runs_published(c) && std::find(on.begin(), on.end(), s.system.name) != on.end() &&
+          (!best || c.band.runs > best->band.runs))
+        best = &c;
     }
-    Layout published = l;
-    Stack any = s.system.stack;
-    if (fixed.sharding) published.sharding = *fixed.sharding; else any.shardings.clear();
-    if (fixed.recompute) published.recompute = *fixed.recompute; else any.recomputes.clear();
-    check_stack_supports(any, published, r.field("sharding"), r.field("recompute"));
+    if (best) {
+      s.system.stack = *best;
+      chosen = "stack=" + best->name;
+    }
   }
+  Layout published = s.layout;
+  Stack any = s.system.stack;
+  if (fixed.sharding) published.sharding = *fixed.sharding; else any.shardings.clear();
+  if (fixed.recompute) published.recompute = *fixed.recompute; else any.recomputes.clear();
+  check_stack_supports(any, published, r.field("sharding"), r.field("recompute"));
   // `key=value;...` changes to that stack's choices for this run (torch.compile off).
   if (r.has("stack_overrides") && !r.empty("stack_overrides"))
     s.system.stack = parse_stack_onto(s.system.stack, key_value_map(r.text("stack_overrides"), r.field("stack_overrides")),
                                       r.field("stack_overrides"));
+  return chosen;
+}
+
+// What search (or the stack choice) filled in, as "key=value" words in the order of the columns.
+std::string chosen_cells(const RowReader& r, const Scenario& s, const PublishedLayout& p, const std::string& stack,
+                         const Layout& best) {
+  std::string chosen;
+  auto pick = [&](bool was_empty, const std::string& text) {
+    if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
+  };
+  pick(!stack.empty(), stack);
+  pick(s.model.moe.sparse() && !p.ep, fmt::format("ep={}", best.ep));
+  pick(!p.mesh, fmt::format("tp={} pp={} dp={}", best.tp, best.pp, best.dp));
+  pick(r.empty("vpp") && !p.vpp_implied, fmt::format("vpp={}", best.vpp));
+  pick(r.empty("microbatch"), fmt::format("microbatch={}", best.microbatch));
+  pick(r.empty("sp"), fmt::format("sp={}", best.sp ? 1 : 0));
+  pick(r.empty("sharding"), fmt::format("sharding={}", to_string(best.sharding)));
+  pick(r.empty("recompute"), fmt::format("recompute={}", to_string(best.recompute)));
+  return chosen;
+}
+
+ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, size_t index) {
+  const RowReader r(t, row, index);
+  ValidationRow out;
+  out.id = r.text("id");
+  Scenario s = row_scenario(t, r, index);
+  const PublishedLayout published = published_layout(r, s);
+  const LayoutConstraints& fixed = published.fixed;
+  out.mesh_published = published.mesh;
+  const std::string stack_chosen = settle_stack(r, s, fixed);
   if (!r.empty("measured_step_s")) out.measured_step_s = r.number("measured_step_s");
   if (t.column("measured_mfu") >= 0 && !r.empty("measured_mfu")) out.measured_mfu_pct = r.number("measured_mfu");
 
   // The published layout must itself be legal before any search fills the gaps.
-  Layout probe = l;
+  Layout probe = s.layout;
   probe.vpp = fixed.vpp.value_or(1);
   probe.schedule = fixed.schedule.value_or(Schedule::one_f_one_b);
   probe.microbatch = 1;
-  if (mesh_published && probe.chips() != s.n_chips)
+  if (published.mesh && probe.chips() != s.n_chips)
     throw InputError(r.field("n_chips"), fmt::format("tp*pp*dp*cp = {} but n_chips = {}", probe.chips(), s.n_chips));
 
   SearchResult found = search_layouts(s, 1, fixed);
   // Every layout cell published: the run is what it is, and it ran. When palmsim's memory estimate
   // says it cannot fit, its time is still predicted and `fits` says 0 (the memory model erred).
   const bool complete =
-      mesh_published && fixed.vpp && fixed.microbatch && fixed.sp && fixed.sharding && fixed.recompute;
+      published.mesh && fixed.vpp && fixed.microbatch && fixed.sp && fixed.sharding && fixed.recompute;
   if (found.top.empty() && found.evaluated > 0 && complete) found = search_layouts(s, 1, fixed, false);
   if (found.top.empty()) {
     out.error = found.evaluated == 0 ? "no legal layout completes the published one"
@@ -251,19 +293,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
   }
   const Report& best = found.top.front();
   s.layout = best.layout;
-  std::string chosen;
-  auto pick = [&](bool was_empty, const std::string& text) {
-    if (was_empty) chosen += (chosen.empty() ? "" : " ") + text;
-  };
-  pick(!stack_chosen.empty(), stack_chosen);
-  pick(s.model.moe.sparse() && !ep_published, fmt::format("ep={}", l.ep));
-  pick(!mesh_published, fmt::format("tp={} pp={} dp={}", best.layout.tp, best.layout.pp, best.layout.dp));
-  pick(r.empty("vpp") && !vpp_implied, fmt::format("vpp={}", best.layout.vpp));
-  pick(r.empty("microbatch"), fmt::format("microbatch={}", best.layout.microbatch));
-  pick(r.empty("sp"), fmt::format("sp={}", best.layout.sp ? 1 : 0));
-  pick(r.empty("sharding"), fmt::format("sharding={}", to_string(best.layout.sharding)));
-  pick(r.empty("recompute"), fmt::format("recompute={}", to_string(best.layout.recompute)));
-  out.chosen = chosen;
+  out.chosen = chosen_cells(r, s, published, stack_chosen, best.layout);
   out.pred_step_s = best.step_time_s;
   out.pred_mfu = best.mfu;
   out.pred_hfu = best.hfu;

@@ -74,52 +74,54 @@ void time_moe_ops(const ModelSpec& m, int64_t N, int reps, std::map<std::string,
   t["moe_shared_act.bwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dm.data(), du.data(), N, shared); });
 }
 
-}  // namespace
+// One rank's shapes, as PalmModel shards them: heads and d_ff split, K/V heads split when there
+// are at least tp of them (else every rank keeps them all), the vocabulary whole; under context
+// parallelism rank 0's rows of each sequence. The residual-stream buffers are shared by the norm,
+// residual and embedding timings, as the trainer's are.
+struct RankOps {
+  RankOps(const ModelSpec& model, const Layout& layout, int repetitions)
+      : m(model), cp(layout.cp), reps(repetitions), mb(layout.microbatch), S(m.seq_len), R(S / cp), N(mb * R),
+        d(m.d_model), q(m.head_dim), V(m.vocab), f(m.d_ff / layout.tp), heads(m.n_heads / layout.tp),
+        kv(m.n_kv_heads >= layout.tp ? m.n_kv_heads / layout.tp : m.n_kv_heads), ld((heads + 2 * kv) * q),
+        positions(cp > 1 ? context_positions(S, cp, 0) : std::vector<int32_t>{}),
+        pos(cp > 1 ? positions.data() : nullptr), x(filled(size_t(N * d), 1)), dy(filled(size_t(N * d), 2)),
+        y(size_t(N * d)), dx(size_t(N * d)) {}
 
-std::map<std::string, double> time_step_ops(const ModelSpec& m, const Layout& layout, int reps) {
-  // This rank's shapes, as PalmModel shards them: heads and d_ff split, K/V heads split when there
-  // are at least tp of them (else every rank keeps them all), the vocabulary whole, its experts;
-  // under context parallelism rank 0's rows of each sequence.
-  const int tp = layout.tp, ep = layout.ep, cp = layout.cp;
-  const int64_t mb = layout.microbatch;
-  PalmModel<float> model(m, tp, 0, true, ep, 0);
-  const std::vector<int32_t> positions = cp > 1 ? context_positions(m.seq_len, cp, 0) : std::vector<int32_t>{};
-  const int32_t* pos = cp > 1 ? positions.data() : nullptr;
-  const int64_t S = m.seq_len, R = S / cp, N = mb * R, d = m.d_model, q = m.head_dim, V = m.vocab, f = m.d_ff / tp;
-  const int64_t heads = m.n_heads / tp, kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : m.n_kv_heads;
-  const int64_t ld = (heads + 2 * kv) * q;
-  std::map<std::string, double> t;
-
-  auto x = filled(size_t(N * d), 1), dy = filled(size_t(N * d), 2), g = filled(size_t(d), 3);
-  std::vector<float> y(static_cast<size_t>(N * d)), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(static_cast<size_t>(N * d)), dg(static_cast<size_t>(d));
-  t["ln.fwd"] = mean_seconds_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
-  t["ln.bwd"] = mean_seconds_of(reps, [&] {
-    cpu::layernorm_backward(x.data(), g.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dg.data(), N, d);
-  });
-  t["final_ln.fwd"] = t["ln.fwd"];
-  t["final_ln.bwd"] = t["ln.bwd"];
-
-  auto qkv = filled(size_t(N * ld), 4, 0.5f);
-  if (m.rope) {
-    const auto rope = [&] {
-      cpu::rope_forward(qkv.data(), N, ld, heads, q, R, pos);
-      cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
-    };
-    t["rope.fwd"] = mean_seconds_of(reps, rope);
-    t["rope.bwd"] = mean_seconds_of(reps, [&] {
-      cpu::rope_backward(qkv.data(), N, ld, heads, q, R, pos);
-      cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
+  void norms() {
+    const auto g = filled(size_t(d), 3);
+    std::vector<float> mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dg(static_cast<size_t>(d));
+    t["ln.fwd"] = mean_seconds_of(reps, [&] { cpu::layernorm_forward(x.data(), g.data(), y.data(), mean.data(), rstd.data(), N, d); });
+    t["ln.bwd"] = mean_seconds_of(reps, [&] {
+      cpu::layernorm_backward(x.data(), g.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dg.data(), N, d);
     });
+    t["final_ln.fwd"] = t["ln.fwd"];
+    t["final_ln.bwd"] = t["ln.bwd"];
   }
-  const cpu::AttentionShape shape{mb, S, heads, kv, q};
-  std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * R)), dqkv(qkv.size());
-  auto d_o = filled(o.size(), 5);
-  if (cp == 1) {
-    t["attention.fwd"] = mean_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
-    t["attention.bwd"] = mean_seconds_of(reps, [&] {
-      cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
-    });
-  } else {  // this rank's rows against the whole sequences' gathered K/V, as the trainer runs them
+
+  // RoPE and attention; under context parallelism this rank's rows against the whole sequences'
+  // gathered K/V, as the trainer runs them.
+  void attention() {
+    auto qkv = filled(size_t(N * ld), 4, 0.5f);
+    if (m.rope) {
+      t["rope.fwd"] = mean_seconds_of(reps, [&] {
+        cpu::rope_forward(qkv.data(), N, ld, heads, q, R, pos);
+        cpu::rope_forward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
+      });
+      t["rope.bwd"] = mean_seconds_of(reps, [&] {
+        cpu::rope_backward(qkv.data(), N, ld, heads, q, R, pos);
+        cpu::rope_backward(qkv.data() + heads * q, N, ld, kv, q, R, pos);
+      });
+    }
+    const cpu::AttentionShape shape{mb, S, heads, kv, q};
+    std::vector<float> o(static_cast<size_t>(N * heads * q)), lse(static_cast<size_t>(mb * heads * R)), dqkv(qkv.size());
+    auto d_o = filled(o.size(), 5);
+    if (cp == 1) {
+      t["attention.fwd"] = mean_seconds_of(reps, [&] { cpu::attention_forward(shape, qkv.data(), o.data(), lse.data()); });
+      t["attention.bwd"] = mean_seconds_of(reps, [&] {
+        cpu::attention_backward(shape, qkv.data(), o.data(), lse.data(), d_o.data(), dqkv.data());
+      });
+      return;
+    }
     const cpu::QueryRows rows{R, pos};
     const int64_t kvq = 2 * kv * q;
     auto gathered = filled(size_t(mb * S * kvq), 17, 0.5f);
@@ -133,59 +135,83 @@ std::map<std::string, double> time_step_ops(const ModelSpec& m, const Layout& la
     });
   }
 
-  auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
-  std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());
-  t["mlp_act.fwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
-  t["mlp_act.bwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
+  // SwiGLU, and the residual: forward adds the branch sum into x, backward copies the gradient.
+  void elementwise() {
+    auto u = filled(size_t(N * 2 * f), 6), dh = filled(size_t(N * f), 7);
+    std::vector<float> h(static_cast<size_t>(N * f)), du(u.size());
+    t["mlp_act.fwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_forward(u.data(), h.data(), N, f); });
+    t["mlp_act.bwd"] = mean_seconds_of(reps, [&] { cpu::swiglu_backward(u.data(), dh.data(), du.data(), N, f); });
+    t["residual.fwd"] = mean_seconds_of(reps, [&] {
+      for (size_t i = 0; i < y.size(); ++i) x[i] += y[i];
+    });
+    t["residual.bwd"] = mean_seconds_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
+  }
 
-  // The trainer's residual forward adds the branch sum into x; its backward copies the gradient.
-  t["residual.fwd"] = mean_seconds_of(reps, [&] {
-    for (size_t i = 0; i < y.size(); ++i) x[i] += y[i];
-  });
-  t["residual.bwd"] = mean_seconds_of(reps, [&] { dx.assign(dy.begin(), dy.end()); });
+  void loss_and_embedding() {
+    auto logits = filled(size_t(N * V), 8);
+    std::vector<int32_t> targets(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7919) % V);
+    std::vector<float> log_z(static_cast<size_t>(N)), dlogits(logits.size());
+    t["loss.fwd"] = mean_seconds_of(reps, [&] {
+      cpu::cross_entropy_forward(logits.data(), targets.data(), log_z.data(), N, V, palm_choices::kZLossWeight);
+    });
+    t["loss.bwd"] = mean_seconds_of(reps, [&] {
+      cpu::cross_entropy_backward(logits.data(), targets.data(), log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
+    });
+    auto table = filled(size_t(V * d), 9);
+    t["embedding.fwd"] = mean_seconds_of(reps, [&] {
+      for (int64_t n = 0; n < N; ++n) std::copy_n(table.data() + int64_t(targets[size_t(n)]) * d, d, x.data() + n * d);
+    });
+    t["embedding.bwd"] = mean_seconds_of(reps, [&] {
+      for (int64_t n = 0; n < N; ++n) {
+        float* row = table.data() + int64_t(targets[size_t(n)]) * d;
+        for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
+      }
+    });
+  }
 
-  auto logits = filled(size_t(N * V), 8);
-  std::vector<int32_t> targets(static_cast<size_t>(N));
-  for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7919) % V);
-  std::vector<float> log_z(static_cast<size_t>(N)), dlogits(logits.size());
-  t["loss.fwd"] = mean_seconds_of(reps, [&] {
-    cpu::cross_entropy_forward(logits.data(), targets.data(), log_z.data(), N, V, palm_choices::kZLossWeight);
-  });
-  t["loss.bwd"] = mean_seconds_of(reps, [&] {
-    cpu::cross_entropy_backward(logits.data(), targets.data(), log_z.data(), dlogits.data(), N, V, palm_choices::kZLossWeight);
-  });
+  // The optimizer and the global norm over every parameter of this rank (its experts included).
+  void optimizer(const Layout& layout) {
+    PalmModel<float> model(m, layout.tp, 0, true, layout.ep, 0);
+    model.init(1);
+    std::vector<float> grads = filled(model.parameter_count(), 10, 1e-3f);
+    Adafactor<float> adafactor(OptimizerConfig{}, 0, model.parameter_count());
+    std::vector<double> rms(model.tensors().size(), 0.1);
+    int64_t step = 1;
+    // As the trainer's step does: clear the gradients, stage the reduced ones, update.
+    std::vector<float> cleared(grads.size()), staged(grads.size());
+    t["optimizer.opt"] = mean_seconds_of(reps, [&] {
+      std::fill(cleared.begin(), cleared.end(), 0.0f);
+      staged.assign(grads.begin(), grads.end());
+      adafactor.update(model.params().data(), grads.data(), model.tensors(), rms, step++, 1.0);
+    });
+    t["grad_norm.opt"] = mean_seconds_of(reps, [&] {
+      auto a = sum_of_squares_per_tensor(grads.data(), 0, model.parameter_count(), model.tensors());
+      auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
+      rms[0] = a[0] + b[0];
+    });
+  }
 
-  auto table = filled(size_t(V * d), 9);
-  t["embedding.fwd"] = mean_seconds_of(reps, [&] {
-    for (int64_t n = 0; n < N; ++n) std::copy_n(table.data() + int64_t(targets[size_t(n)]) * d, d, x.data() + n * d);
-  });
-  t["embedding.bwd"] = mean_seconds_of(reps, [&] {
-    for (int64_t n = 0; n < N; ++n) {
-      float* row = table.data() + int64_t(targets[size_t(n)]) * d;
-      for (int64_t i = 0; i < d; ++i) row[i] += dx[size_t(n * d + i)];
-    }
-  });
+  const ModelSpec& m;
+  const int cp, reps;
+  const int64_t mb, S, R, N, d, q, V, f, heads, kv, ld;
+  const std::vector<int32_t> positions;
+  const int32_t* pos;
+  std::vector<float> x, dy, y, dx;
+  std::map<std::string, double> t;
+};
 
-  // The optimizer and the global norm over every parameter of this rank.
-  model.init(1);
-  std::vector<float> grads = filled(model.parameter_count(), 10, 1e-3f);
-  Adafactor<float> adafactor(OptimizerConfig{}, 0, model.parameter_count());
-  std::vector<double> rms(model.tensors().size(), 0.1);
-  int64_t step = 1;
-  // As the trainer's step does: clear the gradients, stage the reduced ones, update.
-  std::vector<float> cleared(grads.size()), staged(grads.size());
-  t["optimizer.opt"] = mean_seconds_of(reps, [&] {
-    std::fill(cleared.begin(), cleared.end(), 0.0f);
-    staged.assign(grads.begin(), grads.end());
-    adafactor.update(model.params().data(), grads.data(), model.tensors(), rms, step++, 1.0);
-  });
-  t["grad_norm.opt"] = mean_seconds_of(reps, [&] {
-    auto a = sum_of_squares_per_tensor(grads.data(), 0, model.parameter_count(), model.tensors());
-    auto b = sum_of_squares_per_tensor(model.params().data(), 0, model.parameter_count(), model.tensors());
-    rms[0] = a[0] + b[0];
-  });
-  if (m.moe.sparse()) time_moe_ops(m, N, reps, t);
-  return t;
+}  // namespace
+
+std::map<std::string, double> time_step_ops(const ModelSpec& m, const Layout& layout, int reps) {
+  RankOps ops(m, layout, reps);
+  ops.norms();
+  ops.attention();
+  ops.elementwise();
+  ops.loss_and_embedding();
+  ops.optimizer(layout);
+  if (m.moe.sparse()) time_moe_ops(m, ops.N, reps, ops.t);
+  return ops.t;
 }
 
 }  // namespace palmsim
