@@ -47,7 +47,7 @@ void add_bench_step_verb(CLI::App& app, VerbAction& action) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("CONFIG", a->config, "trainer config (model: and train:)")->required();
+  cmd->add_option("CONFIG", a->config, "trainer config (model:, layout:, training:, train:)")->required();
   cmd->add_option("--backend", a->backend, "cpu or cuda");
   cmd->add_option("--steps", a->steps, "timed steps after one warm-up")->check(CLI::Range(1, 100000));
   cmd->add_flag("--json", a->json, "print one JSON object");

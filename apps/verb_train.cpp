@@ -17,7 +17,7 @@ void add_train_verb(CLI::App& app, VerbAction& action) {
     int64_t steps = 0;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("CONFIG", a->config, "trainer config (model: and train:)")->required();
+  cmd->add_option("CONFIG", a->config, "trainer config (model:, layout:, training:, train:)")->required();
   cmd->add_option("--backend", a->backend, "cpu or cuda");
   cmd->add_option("--steps", a->steps, "optimizer steps in total (default: train.steps)")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--out", a->out, "run folder: metrics.jsonl, checkpoint.bin, tokenizer (default out/<config name>)");

@@ -97,7 +97,7 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("CONFIG", a->config, "trainer config (model: and train:)")->required();
+  cmd->add_option("CONFIG", a->config, "trainer config (model:, layout:, training:, train:)")->required();
   cmd->add_option("--calibration", a->calibration, "calibration JSON from `palmsim calibrate`")->required();
   cmd->add_option("--backend", a->backend, "cpu or cuda");
   cmd->add_option("--steps", a->steps,

@@ -231,7 +231,7 @@ void router_backward(const MoeShape& s, const MoeWeights<T>& w, const T* h, cons
 
 void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
   if (!m.sparse()) {
-    if (ep > 1) throw InputError("train.ep", "expert parallelism needs a sparse model (model.moe.n_experts > 0)");
+    if (ep > 1) throw InputError("layout.ep", "expert parallelism needs a sparse model (model.moe.n_experts > 0)");
     return;
   }
   if (m.top_k < 1 || m.top_k > m.n_experts)
@@ -240,9 +240,9 @@ void check_trainable_moe(const MoeSpec& m, int tp, int ep) {
   if (m.layer_freq < 1) throw InputError("model.moe.layer_freq", "must be >= 1");
   if (m.capacity_factor < 0) throw InputError("model.moe.capacity_factor", "must be 0 (dropless) or > 0");
   if (m.shared_experts < 0) throw InputError("model.moe.shared_experts", "must be >= 0");
-  if (tp != 1) throw InputError("train.tp", "a sparse model trains with tp 1 (no expert tensor parallelism)");
+  if (tp != 1) throw InputError("layout.tp", "a sparse model trains with tp 1 (no expert tensor parallelism)");
   if (ep < 1 || m.n_experts % ep)
-    throw InputError("train.ep", "must divide model.moe.n_experts (" + std::to_string(m.n_experts) + ")");
+    throw InputError("layout.ep", "must divide model.moe.n_experts (" + std::to_string(m.n_experts) + ")");
 }
 
 template <class T>

@@ -4,53 +4,98 @@
 
 namespace palmsim {
 
-TrainConfig parse_train_node(const YAML::Node& n) {
-  TrainConfig c;
-  if (!n) return c;
-  check_keys(n, "train", {"steps", "batch", "microbatch", "lr", "lr_constant_steps", "seed", "log_every",
-                          "eval_every", "eval_batches", "checkpoint_every", "threads", "dp", "tp", "ep", "cp", "zero1",
-                          "corpus", "held_out_fraction"});
-  auto positive = [&](const char* key, int64_t& out, int64_t min) {
-    if (!n[key]) return;
-    out = read_int(n[key], std::string("train.") + key);
-    if (out < min) throw InputError(std::string("train.") + key, "must be >= " + std::to_string(min));
-  };
-  positive("steps", c.steps, 1);
-  positive("batch", c.batch, 1);
-  positive("microbatch", c.microbatch, 1);
-  positive("lr_constant_steps", c.optimizer.constant_steps, 0);
-  positive("log_every", c.log_every, 1);
-  positive("eval_every", c.eval_every, 1);
-  positive("eval_batches", c.eval_batches, 1);
-  positive("checkpoint_every", c.checkpoint_every, 1);
-  int64_t seed = int64_t(c.seed), threads = c.threads, dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp;
-  positive("seed", seed, 0);
-  positive("threads", threads, 0);
-  positive("dp", dp, 1);
-  positive("tp", tp, 1);
-  positive("ep", ep, 1);
-  positive("cp", cp, 1);
-  c.seed = uint64_t(seed), c.threads = int(threads), c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp);
+namespace {
+
+// Reads key of section n into out when present; below `min` is an error naming the field.
+void read_at_least(const YAML::Node& n, const std::string& section, const char* key, int64_t& out, int64_t min) {
+  if (!n || !n[key]) return;
+  const std::string field = section + "." + key;
+  out = read_int(n[key], field);
+  if (out < min) throw InputError(field, "must be >= " + std::to_string(min));
+}
+
+void parse_train(const YAML::Node& n, TrainConfig& c) {
+  if (!n) return;
+  // The ranks and the batch are the scenario's: one dialect for trainer and scenarios.
+  const std::pair<const char*, const char*> moved[] = {
+      {"dp", "layout.dp"}, {"tp", "layout.tp"}, {"cp", "layout.cp"}, {"ep", "layout.ep"},
+      {"microbatch", "layout.microbatch"}, {"zero1", "layout.sharding: zero1"}, {"batch", "training.global_batch"}};
+  for (const auto& [key, now] : moved)
+    if (n[key]) throw InputError(std::string("train.") + key, std::string("is ") + now + " now (the scenario's section)");
+  check_keys(n, "train", {"steps", "lr", "lr_constant_steps", "seed", "log_every", "eval_every", "eval_batches",
+                          "checkpoint_every", "threads", "corpus", "held_out_fraction"});
+  read_at_least(n, "train", "steps", c.steps, 1);
+  read_at_least(n, "train", "lr_constant_steps", c.optimizer.constant_steps, 0);
+  read_at_least(n, "train", "log_every", c.log_every, 1);
+  read_at_least(n, "train", "eval_every", c.eval_every, 1);
+  read_at_least(n, "train", "eval_batches", c.eval_batches, 1);
+  read_at_least(n, "train", "checkpoint_every", c.checkpoint_every, 1);
+  int64_t seed = int64_t(c.seed), threads = c.threads;
+  read_at_least(n, "train", "seed", seed, 0);
+  read_at_least(n, "train", "threads", threads, 0);
+  c.seed = uint64_t(seed), c.threads = int(threads);
   if (n["lr"]) {
     c.optimizer.peak_lr = read_double(n["lr"], "train.lr");
     if (!(c.optimizer.peak_lr > 0)) throw InputError("train.lr", "must be > 0");
   }
-  if (n["zero1"]) c.zero1 = read_bool(n["zero1"], "train.zero1");
   if (n["corpus"]) c.corpus = read_string(n["corpus"], "train.corpus");
   if (n["held_out_fraction"]) {
     c.held_out_fraction = read_double(n["held_out_fraction"], "train.held_out_fraction");
     if (!(c.held_out_fraction > 0 && c.held_out_fraction < 0.5))
       throw InputError("train.held_out_fraction", "must be between 0 and 0.5");
   }
-  if (c.batch % c.dp) throw InputError("train.batch", "must be a multiple of train.dp (" + std::to_string(c.dp) + ")");
+}
+
+// The trainer's ranks: what a scenario's layout says, where the trainer runs it. One pipeline stage,
+// no sequence parallelism, no recomputation: those layout keys are refused, not ignored.
+void parse_layout(const YAML::Node& n, TrainConfig& c) {
+  if (!n) return;
+  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "microbatch", "sharding"});
+  int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1;
+  read_at_least(n, "layout", "dp", dp, 1);
+  read_at_least(n, "layout", "tp", tp, 1);
+  read_at_least(n, "layout", "ep", ep, 1);
+  read_at_least(n, "layout", "cp", cp, 1);
+  read_at_least(n, "layout", "pp", pp, 1);
+  if (pp != 1) throw InputError("layout.pp", "the trainer runs one pipeline stage; use 1");
+  read_at_least(n, "layout", "microbatch", c.microbatch, 1);
+  c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp);
+  if (n["sharding"]) {
+    const std::string s = read_string(n["sharding"], "layout.sharding");
+    if (s != "none" && s != "zero1") throw InputError("layout.sharding", "'" + s + "': the trainer runs none or zero1");
+    c.zero1 = s == "zero1";
+  }
+}
+
+void parse_training(const YAML::Node& n, TrainConfig& c) {
+  if (!n) return;
+  check_keys(n, "training", {"global_batch", "optimizer"});
+  read_at_least(n, "training", "global_batch", c.batch, 1);
+  if (n["optimizer"]) {
+    const std::string o = read_string(n["optimizer"], "training.optimizer");
+    if (o != "adafactor-unfactored")
+      throw InputError("training.optimizer", "'" + o + "': the trainer runs adafactor-unfactored (PaLM's: "
+                                                       "no factorization, beta1 0.9; kernels/adafactor.h)");
+  }
+}
+
+}  // namespace
+
+TrainConfig parse_train_sections(const YAML::Node& root) {
+  TrainConfig c;
+  parse_train(root["train"], c);
+  parse_layout(root["layout"], c);
+  parse_training(root["training"], c);
+  if (c.batch % c.dp)
+    throw InputError("training.global_batch", "must be a multiple of layout.dp (" + std::to_string(c.dp) + ")");
   if ((c.batch / c.dp) % c.microbatch_size())
-    throw InputError("train.microbatch", "must divide batch / dp (" + std::to_string(c.batch / c.dp) + ")");
-  if (c.zero1 && c.gradient_ranks() == 1) throw InputError("train.zero1", "needs dp x cp > 1");
+    throw InputError("layout.microbatch", "must divide global_batch / dp (" + std::to_string(c.batch / c.dp) + ")");
+  if (c.zero1 && c.gradient_ranks() == 1) throw InputError("layout.sharding", "zero1 needs dp x cp > 1");
   // Megatron's "parallel folding" with the expert group the whole data-parallel group: each expert
   // then lives on one rank, which gathers its gradient from every rank's tokens.
   if (c.ep != 1 && c.ep != c.dp)
-    throw InputError("train.ep", "must be 1 or train.dp (" + std::to_string(c.dp) + "): experts are split over the data-parallel ranks");
-  if (c.ep > 1 && c.zero1) throw InputError("train.zero1", "is not implemented with expert parallelism (train.ep > 1)");
+    throw InputError("layout.ep", "must be 1 or layout.dp (" + std::to_string(c.dp) + "): experts are split over the data-parallel ranks");
+  if (c.ep > 1 && c.zero1) throw InputError("layout.sharding", "zero1 is not implemented with expert parallelism (layout.ep > 1)");
   return c;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
-// The `train:` section of a trainer config (scenarios/train-tiny.yaml). Unknown keys and bad values
-// are InputErrors naming the field.
+// A trainer config (scenarios/train-tiny.yaml) speaks the scenario dialect: the ranks and batch are
+// the `layout:` (tp, dp, cp, ep, pp 1, microbatch, sharding none or zero1) and `training:`
+// (global_batch, optimizer adafactor-unfactored) sections every scenario has, and `train:` holds
+// what only the trainer needs (steps, learning rate, seed, logging, checkpoints, corpus). Unknown
+// keys, what the trainer does not run and bad values are InputErrors naming the field.
 #include "kernels/adafactor.h"
 
 #include <yaml-cpp/yaml.h>
@@ -12,8 +15,8 @@ namespace palmsim {
 
 struct TrainConfig {
   int64_t steps = 200;
-  int64_t batch = 16;          // sequences per optimizer step (global, over data-parallel ranks)
-  int64_t microbatch = 0;      // sequences per forward/backward on one rank; 0 = batch / dp
+  int64_t batch = 16;          // training.global_batch: sequences per optimizer step, over dp ranks
+  int64_t microbatch = 0;      // layout.microbatch: sequences per forward/backward; 0 = batch / dp
   OptimizerConfig optimizer;
   uint64_t seed = 1;
   int64_t log_every = 10;
@@ -22,7 +25,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 50;
   int threads = 0;             // 0 = all cores
   int dp = 1, tp = 1;
-  bool zero1 = false;          // shard optimizer state over data-parallel ranks
+  bool zero1 = false;          // layout.sharding zero1: optimizer state sharded over dp x cp ranks
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
@@ -34,6 +37,7 @@ struct TrainConfig {
   int64_t microbatch_size() const { return microbatch > 0 ? microbatch : batch / dp; }
 };
 
-TrainConfig parse_train_node(const YAML::Node& node);
+// The config's train:, layout: and training: sections (any may be absent: defaults).
+TrainConfig parse_train_sections(const YAML::Node& root);
 
 }  // namespace palmsim

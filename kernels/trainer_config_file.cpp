@@ -17,22 +17,22 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
   } catch (const YAML::Exception& e) {
     throw InputError("config", "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
   }
-  if (!root.IsMap()) throw InputError("config", "'" + path + "' must be a YAML map with model: and train:");
+  if (!root.IsMap()) throw InputError("config", "'" + path + "' must be a YAML map with model: (and layout:, training:, train:)");
   check_keys(root, "config", {"model", "train", "system", "layout", "training", "description"});
   if (!root["model"]) throw InputError("model", "missing");
   TrainerConfigFile c;
   c.model = parse_model_node(root["model"]);
   if (c.model.ffn != Ffn::swiglu) throw InputError("model.ffn", "the training step implements swiglu only");
-  c.train = parse_train_node(root["train"]);
+  c.train = parse_train_sections(root);
   if (c.model.n_heads % c.train.tp || c.model.d_ff % c.train.tp)
-    throw InputError("train.tp", "must divide n_heads (" + std::to_string(c.model.n_heads) + ") and d_ff (" +
+    throw InputError("layout.tp", "must divide n_heads (" + std::to_string(c.model.n_heads) + ") and d_ff (" +
                                      std::to_string(c.model.d_ff) + ")");
   check_trainable_moe(c.model.moe, c.train.tp, c.train.ep);
   if (c.train.cp > 1 && c.model.seq_len % (2 * c.train.cp))
-    throw InputError("train.cp", "must split model.seq_len (" + std::to_string(c.model.seq_len) +
+    throw InputError("layout.cp", "must split model.seq_len (" + std::to_string(c.model.seq_len) +
                                      ") into 2 x cp equal chunks (seq_len a multiple of 2 x cp)");
   if (c.train.cp > 1 && c.model.moe.sparse())
-    throw InputError("train.cp", "context parallelism with a sparse model (model.moe) is not implemented; use 1");
+    throw InputError("layout.cp", "context parallelism with a sparse model (model.moe) is not implemented; use 1");
   return c;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// A trainer config file: `model:` (preset or fields) and `train:`; the other scenario sections
-// (system, layout, training) may sit beside them for validate-local.
+// A trainer config file: `model:` (preset or fields), the scenario's `layout:` and `training:`
+// (kernels/train_config.h), `train:` for the trainer's own knobs; `system:` may sit beside them,
+// so that `predict` reads the same file (system: {preset: local-cpu, calibration: FILE}).
 #include "kernels/train_config.h"
 #include "model/model_spec.h"
 

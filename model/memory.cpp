@@ -6,7 +6,6 @@
 
 namespace palmsim {
 
-
 double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   const ModelSpec& m = plan.model;
   const Layout& l = plan.layout;

@@ -11,7 +11,8 @@
 //   training: {global_batch: 2048, optimizer: adafactor, precision: bf16}
 //   stack: megatron-core        # optional: a shipped stack, {file: my.yaml}, or {preset:, ...fields}
 //
-// A `train:` section (the trainer's settings, kernels/) may sit beside them.
+// A `train:` section (the trainer's own settings: steps, learning rate, corpus; kernels/train_config.h)
+// may sit beside them: a trainer config is a scenario.
 #include "hwmodels/calibration.h"
 #include "hwmodels/system.h"
 #include "model/layout.h"

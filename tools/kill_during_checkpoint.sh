@@ -11,7 +11,8 @@ cp /usr/share/games/fortunes/computers /usr/share/games/fortunes/science "$work/
 cat > "$work/tiny.yaml" <<YAML
 model: {name: kill-test, n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, head_dim: 16, d_ff: 64,
         ffn: swiglu, vocab: 256, seq_len: 32}
-train: {steps: 6, batch: 4, checkpoint_every: 2, eval_every: 100, log_every: 100, corpus: $work/corpus,
+training: {global_batch: 4}
+train: {steps: 6, checkpoint_every: 2, eval_every: 100, log_every: 100, corpus: $work/corpus,
         held_out_fraction: 0.1}
 YAML
 

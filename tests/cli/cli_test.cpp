@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <string>
 
 #include <unistd.h>
@@ -286,7 +287,7 @@ std::string tiny_trainer_config() {
   return write_temp("vl_tiny_" + std::to_string(getpid()) + ".yaml",
                     "model: {name: vl-tiny, n_layers: 1, d_model: 64, n_heads: 2, n_kv_heads: 1, head_dim: 32,\n"
                     "        d_ff: 128, ffn: swiglu, vocab: 256, seq_len: 32, parallel_block: true}\n"
-                    "train: {batch: 4}\n");
+                    "training: {global_batch: 4}\n");
 }
 
 std::string calibration_with_reference(const std::string& name, int threads) {
@@ -294,6 +295,35 @@ std::string calibration_with_reference(const std::string& name, int threads) {
                     "{\"device\": \"test\", \"date\": \"2026-12-02\", \"peak_flops\": 50e9, \"memory_bytes_per_s\": 10e9,"
                     " \"reference\": {\"gemm_flops_per_s\": 100e9, \"memory_bytes_per_s\": 20e9, \"samples\": 3,"
                     " \"threads\": " + std::to_string(threads) + ", \"memory_probe_bytes\": 1048576}}");
+}
+
+// One dialect: a trainer config is a scenario. With a system beside its sections, `predict` reads
+// the very file `bench-step` runs, and the trainer times exactly the ops the prediction prices.
+TEST(Cli, OneFileIsTheTrainersConfigAndTheScenarioPredictReads) {
+  const std::string calibration = calibration_with_reference("one_dialect_cal", 1);
+  const std::string config = write_temp(
+      "one_dialect_" + std::to_string(getpid()) + ".yaml",
+      "model: {name: vl-tiny, n_layers: 1, d_model: 64, n_heads: 2, n_kv_heads: 1, head_dim: 32,\n"
+      "        d_ff: 128, ffn: swiglu, vocab: 256, seq_len: 32, parallel_block: true}\n"
+      "system: {preset: local-cpu, calibration: " + calibration + "}\n"
+      "layout: {dp: 2, microbatch: 1}\n"
+      "training: {global_batch: 4, optimizer: adafactor-unfactored}\n"
+      "train: {threads: 1}\n");
+  const CliRun predicted = run("predict " + config + " --json --per-op");
+  ASSERT_EQ(predicted.status, 0) << predicted.err;
+  const auto p = nlohmann::json::parse(predicted.out);
+  EXPECT_EQ(p["layout"]["dp"].get<int>(), 2);
+  EXPECT_EQ(p["global_batch"].get<int>(), 4);
+  const CliRun bench = run("bench-step " + config + " --steps 1 --json");
+  ASSERT_EQ(bench.status, 0) << bench.err;
+  const auto b = nlohmann::json::parse(bench.out);
+  EXPECT_EQ(b["batch"].get<int>(), 4);
+  std::set<std::string> priced, timed;
+  for (const auto& [op, seconds] : p["per_op_s"].items())
+    if (op.rfind("(stack overhead)", 0) != 0) priced.insert(op);
+  for (const auto& [op, seconds] : b["per_op"].items()) timed.insert(op);
+  EXPECT_EQ(timed, priced);
+  EXPECT_TRUE(priced.count("dp_allreduce.bwd"));  // two data-parallel ranks, from layout.dp
 }
 
 TEST(Cli, ValidateLocalCorrectsThePredictionByTheMeasuredDrift) {

@@ -1,4 +1,4 @@
-// The trainer's configuration file (`train`, `bench-step`, `validate-local`): its `train:` section.
+// The trainer's configuration file (`train`, `bench-step`, `validate-local`): its layout:, training: and train: sections.
 #include "kernels/trainer_config_file.h"
 #include "tests/fuzz/fuzz_input.h"
 

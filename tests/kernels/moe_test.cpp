@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <thread>
 
@@ -177,11 +178,15 @@ TEST(ThreadAllToAll, EveryRankReceivesItsBlockFromEveryRankInRankOrder) {
   }
 }
 
-std::string config_error(const std::string& moe, const std::string& train) {
+// A trainer config with the given model.moe, layout and (when not 0) training.global_batch.
+std::string config_error(const std::string& moe, const std::string& layout, int global_batch = 0,
+                         const std::string& more = "") {
   const std::filesystem::path path = std::filesystem::path(testing::TempDir()) / "moe_config.yaml";
   std::ofstream(path) << "model:\n  name: m\n  n_layers: 2\n  d_model: 16\n  n_heads: 2\n  n_kv_heads: 1\n"
                          "  head_dim: 8\n  d_ff: 32\n  ffn: swiglu\n  vocab: 64\n  seq_len: 8\n"
-                         "  moe: {" + moe + "}\ntrain: {" + train + "}\n";
+                         "  moe: {" + moe + "}\nlayout: {" + layout + "}\n" +
+                             (global_batch ? "training: {global_batch: " + std::to_string(global_batch) + "}\n" : "") +
+                             more;
   try {
     load_trainer_config(path.string());
   } catch (const InputError& e) {
@@ -192,24 +197,55 @@ std::string config_error(const std::string& moe, const std::string& train) {
 
 TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
   const std::string ok = "n_experts: 4, top_k: 2, expert_d_ff: 16";
-  EXPECT_EQ(config_error(ok, "batch: 4, dp: 2, ep: 2"), "");
-  EXPECT_EQ(config_error(ok + ", capacity_factor: 1.25", "batch: 4, dp: 2, ep: 2"), "");
+  EXPECT_EQ(config_error(ok, "dp: 2, ep: 2", 4), "");
+  EXPECT_EQ(config_error(ok + ", capacity_factor: 1.25", "dp: 2, ep: 2", 4), "");
   EXPECT_NE(config_error(ok + ", capacity_factor: -1", "").find("model.moe.capacity_factor"), std::string::npos);
-  EXPECT_EQ(config_error(ok + ", shared_experts: 2", "batch: 4, dp: 2, ep: 2"), "");
+  EXPECT_EQ(config_error(ok + ", shared_experts: 2", "dp: 2, ep: 2", 4), "");
   EXPECT_NE(config_error(ok + ", shared_experts: -1", "").find("model.moe.shared_experts"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 5, expert_d_ff: 16", "").find("model.moe.top_k"), std::string::npos);
-  EXPECT_NE(config_error(ok, "tp: 2").find("train.tp"), std::string::npos);
-  EXPECT_NE(config_error(ok, "batch: 8, dp: 4, ep: 2").find("train.ep"), std::string::npos);
-  EXPECT_NE(config_error("n_experts: 6, top_k: 2, expert_d_ff: 16", "batch: 8, dp: 4, ep: 4").find("train.ep"),
+  EXPECT_NE(config_error(ok, "tp: 2").find("layout.tp"), std::string::npos);
+  EXPECT_NE(config_error(ok, "dp: 4, ep: 2", 8).find("layout.ep"), std::string::npos);
+  EXPECT_NE(config_error("n_experts: 6, top_k: 2, expert_d_ff: 16", "dp: 4, ep: 4", 8).find("layout.ep"),
             std::string::npos);
-  EXPECT_NE(config_error(ok, "batch: 4, dp: 2, ep: 2, zero1: true").find("train.zero1"), std::string::npos);
+  EXPECT_NE(config_error(ok, "dp: 2, ep: 2, sharding: zero1", 4).find("layout.sharding"), std::string::npos);
 }
 
 TEST(TrainConfig, ContextParallelismItCannotRunIsRefusedNamingTheField) {
-  EXPECT_EQ(config_error("", "cp: 2"), "");                                        // 8 tokens in 4 chunks
-  EXPECT_NE(config_error("", "cp: 3").find("train.cp"), std::string::npos);       // 8 tokens, 6 chunks
-  EXPECT_NE(config_error("", "cp: 0").find("train.cp"), std::string::npos);
-  EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "cp: 2").find("train.cp"), std::string::npos);
+  EXPECT_EQ(config_error("", "cp: 2"), "");                                         // 8 tokens in 4 chunks
+  EXPECT_NE(config_error("", "cp: 3").find("layout.cp"), std::string::npos);       // 8 tokens, 6 chunks
+  EXPECT_NE(config_error("", "cp: 0").find("layout.cp"), std::string::npos);
+  EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "cp: 2").find("layout.cp"), std::string::npos);
+}
+
+// Every shipped trainer config loads, its ranks read from its layout section.
+TEST(TrainConfig, ShippedTrainerConfigsLoad) {
+  std::map<std::string, TrainConfig> loaded;
+  for (const auto& entry : std::filesystem::directory_iterator("scenarios")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
+  }
+  ASSERT_EQ(loaded.size(), 7u);
+  EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
+  EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
+  EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
+  EXPECT_EQ(loaded["train-tiny-tp2.yaml"].tp, 2);
+  EXPECT_EQ(loaded["train-tiny-cp2.yaml"].cp, 2);
+  EXPECT_EQ(loaded["train-tiny-moe-ep2.yaml"].ep, 2);
+  EXPECT_EQ(loaded["train-1b.yaml"].batch, 8);
+}
+
+// One dialect: the ranks and the batch are the scenario's layout and training sections. The old
+// train: keys say where they went; what the trainer does not run is refused, not ignored.
+TEST(TrainConfig, TheRanksAndBatchAreTheScenariosSections) {
+  EXPECT_EQ(config_error("", "dp: 2, cp: 2, sharding: zero1", 8), "");
+  EXPECT_NE(config_error("", "", 0, "train: {dp: 2}\n").find("train.dp: is layout.dp now"), std::string::npos);
+  EXPECT_NE(config_error("", "", 0, "train: {batch: 4}\n").find("training.global_batch"), std::string::npos);
+  EXPECT_NE(config_error("", "pp: 2").find("layout.pp"), std::string::npos);
+  EXPECT_NE(config_error("", "sp: true").find("layout.sp"), std::string::npos);
+  EXPECT_NE(config_error("", "sharding: fsdp").find("layout.sharding"), std::string::npos);
+  EXPECT_NE(config_error("", "dp: 3", 4).find("training.global_batch"), std::string::npos);
+  EXPECT_NE(config_error("", "", 0, "training: {optimizer: adam}\n").find("training.optimizer"), std::string::npos);
 }
 
 }  // namespace
