@@ -1,5 +1,7 @@
 #include "kernels/train_config.h"
 
+#include "model/layout.h"
+#include "model/optimizer.h"
 #include "model/yaml_fields.h"
 
 namespace palmsim {
@@ -61,9 +63,10 @@ void parse_layout(const YAML::Node& n, TrainConfig& c) {
   read_at_least(n, "layout", "microbatch", c.microbatch, 1);
   c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp);
   if (n["sharding"]) {
-    const std::string s = read_string(n["sharding"], "layout.sharding");
-    if (s != "none" && s != "zero1") throw InputError("layout.sharding", "'" + s + "': the trainer runs none or zero1");
-    c.zero1 = s == "zero1";
+    const Sharding s = parse_sharding(read_string(n["sharding"], "layout.sharding"), "layout.sharding");
+    if (s != Sharding::none && s != Sharding::zero1)
+      throw InputError("layout.sharding", std::string("'") + to_string(s) + "': the trainer runs none or zero1");
+    c.zero1 = s == Sharding::zero1;
   }
 }
 
@@ -72,10 +75,11 @@ void parse_training(const YAML::Node& n, TrainConfig& c) {
   check_keys(n, "training", {"global_batch", "optimizer"});
   read_at_least(n, "training", "global_batch", c.batch, 1);
   if (n["optimizer"]) {
-    const std::string o = read_string(n["optimizer"], "training.optimizer");
-    if (o != "adafactor-unfactored")
-      throw InputError("training.optimizer", "'" + o + "': the trainer runs adafactor-unfactored (PaLM's: "
-                                                       "no factorization, beta1 0.9; kernels/adafactor.h)");
+    const Optimizer o = parse_optimizer(read_string(n["optimizer"], "training.optimizer"), "training.optimizer");
+    if (o != Optimizer::adafactor_unfactored)
+      throw InputError("training.optimizer", std::string("'") + to_string(o) +
+                                                 "': the trainer runs adafactor-unfactored (PaLM's: no factorization, "
+                                                 "beta1 0.9; kernels/adafactor.h)");
   }
 }
 
