@@ -1,6 +1,7 @@
 #include "apps/verbs.h"
 #include "hwmodels/machine_drift.h"
 #include "kernels/cpu/speed_reference.h"
+#include "kernels/rank_trainer.h"
 #include "kernels/trainer.h"
 #include "kernels/trainer_config_file.h"
 #include "model/input_error.h"
@@ -36,6 +37,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.layout.dp = c.train.dp;
   s.layout.ep = c.train.ep;
   s.layout.cp = c.train.cp;
+  s.layout.pp = c.train.pp;
   s.layout.microbatch = int(c.train.microbatch_size());
   s.layout.sharding = c.train.zero1 ? Sharding::zero1 : Sharding::none;
   s.n_chips = s.layout.chips();
@@ -171,9 +173,17 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
 
       // Each op against its mean over the steps: the prediction is each op's expected cost
       // (calibration's means, mean_of in model/robust_statistics.h), the step's median their sum.
+      // A pipeline stage's waits for its neighbour are the bubble: the plan prices it as a whole.
+      const std::string wait = std::string(kPipelineWaitOp) + ".";
+      double measured_bubble_s = 0;
       std::set<std::string> names;
       for (const auto& [n, v] : predicted.per_op_s) names.insert(n);
-      for (const auto& [n, v] : last.bench.per_op_s) names.insert(n);
+      for (const auto& [n, v] : last.bench.per_op_s) {
+        if (n.starts_with(wait))
+          measured_bubble_s += v;
+        else
+          names.insert(n);
+      }
       nlohmann::json per_op = nlohmann::json::array();
       for (const std::string& n : names) {
         const double p = predicted.per_op_s.count(n) ? predicted.per_op_s.at(n) : 0.0;
@@ -227,6 +237,7 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
           {"abs_err_pct", {{"median", raw_d.median}, {"min", raw_d.min}, {"max", raw_d.max}}},
           {"abs_corrected_err_pct", {{"median", corrected_d.median}, {"min", corrected_d.min}, {"max", corrected_d.max}}},
           {"per_op", per_op}, {"model", c.model.name}, {"device", last.bench.device},
+          {"predicted_bubble_s", predicted.breakdown.bubble_s}, {"measured_bubble_s", measured_bubble_s},
           {"calibration", a->calibration}};
       if (then.measured()) j["reference_at_calibration"] = machine_speed_json(then);
       if (!no_drift.empty()) j["drift_not_measured_because"] = no_drift;
@@ -247,6 +258,10 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
       std::cout << fmt::format("  predicted {:.4f} s (analytic), {:.4f} s (simulated): {:.4f} s compute-bound, "
                                "{:.4f} s memory-bound\n",
                                predicted.step_time_s, simulated, compute_s, memory_s);
+      if (c.train.pp > 1)
+        std::cout << fmt::format("  pipeline bubble: predicted {:.4f} s (analytic, in the step above); measured "
+                                 "{:.4f} s (the last stage's waits for its neighbour, {}*, mean over the steps)\n",
+                                 predicted.breakdown.bubble_s, measured_bubble_s, wait);
       if (no_drift.empty())
         std::cout << fmt::format("  reference at calibration: GEMM {:.1f} GFLOP/s, triad {:.1f} GB/s ({} samples, "
                                  "spread {:.0f} % / {:.0f} %)\n",

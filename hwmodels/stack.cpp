@@ -44,6 +44,7 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("shard_activations_over_tp", s.shard_activations_over_tp);
   flag("vocab_parallel", s.vocab_parallel);
   flag("overlap_tp_comm", s.overlap_tp_comm);
+  flag("pipeline_paced_by_last_stage", s.pipeline_paced_by_last_stage);
   flag("fp8_rowwise", s.fp8_rowwise);
   flag("fp8_tp_allgather", s.fp8_tp_allgather);
   auto bytes = [&](const char* key, double& out) {
@@ -143,7 +144,7 @@ Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
                         "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel",
-                        "loss_bytes_per_logit", "overlap_tp_comm", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
+                        "loss_bytes_per_logit", "overlap_tp_comm", "pipeline_paced_by_last_stage", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -227,6 +228,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "vocab_parallel" << YAML::Value << s.vocab_parallel;
   e << YAML::Key << "loss_bytes_per_logit" << YAML::Value << short_number(s.loss_bytes_per_logit);
   e << YAML::Key << "overlap_tp_comm" << YAML::Value << s.overlap_tp_comm;
+  e << YAML::Key << "pipeline_paced_by_last_stage" << YAML::Value << s.pipeline_paced_by_last_stage;
   e << YAML::Key << "fp8_rowwise" << YAML::Value << s.fp8_rowwise;
   e << YAML::Key << "fp8_tp_allgather" << YAML::Value << s.fp8_tp_allgather;
   if (!s.shardings.empty()) {

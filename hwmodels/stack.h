@@ -51,6 +51,9 @@ struct Stack {
   // Tensor-parallel collectives run beside the layer's matmuls (XLA's asynchronous collectives
   // and collective matmul on TPU) instead of on the critical path.
   bool overlap_tp_comm = false;
+  // The pipeline's fill and drain run at the last stage's pace: every stage's slot as long as the
+  // last one's, logits and loss included (PlanOptions::pipeline_paced_by_last_stage).
+  bool pipeline_paced_by_last_stage = false;
   // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
   // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
   bool fp8_rowwise = false;

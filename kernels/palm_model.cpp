@@ -7,6 +7,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
 #include "kernels/palm_choices.h"
+#include "model/layout.h"
 
 #include <algorithm>
 #include <cmath>
@@ -42,38 +43,44 @@ std::string layer_prefix(int layer) { return "layer" + std::to_string(layer) + "
 }  // namespace
 
 template <class T>
-PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank)
-    : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank) {
+PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank, int pp,
+                        int pp_rank)
+    : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank), pp_(pp), pp_rank_(pp_rank) {
   if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
     throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
   if (spec.n_heads % tp || spec.d_ff % tp)
     throw std::invalid_argument("tensor parallelism must divide n_heads and d_ff");
+  if (pp < 1 || pp > spec.n_layers) throw std::invalid_argument("pipeline stages must be 1 to n_layers");
   check_trainable_moe(spec.moe, tp, ep);
+  const StageLayers stage = stage_layers(spec.n_layers, pp, pp_rank);
+  first_layer_ = stage.first, end_layer_ = stage.end;
   heads_ = spec.n_heads / tp;
   kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
   ff_ = spec.d_ff / tp;
   const int64_t d = spec.d_model, q = spec.head_dim;
   const bool sharded = tp > 1;
-  add_tensor("embedding", spec.vocab, d, false, 1.0);
+  // The tied embedding: looked up on the first stage, the logits' weights on the last.
+  add_tensor("embedding", spec.vocab, d, false, 1.0, first_stage() || last_stage());
   for (int l = 0; l < spec.n_layers; ++l) {
     const std::string p = "layer" + std::to_string(l) + ".";
-    add_tensor(p + "ln", 1, d, false, 0.0);
-    if (!spec.parallel_block) add_tensor(p + "ln2", 1, d, false, 0.0);
-    add_tensor(p + "wq", d, heads_ * q, sharded, 1.0 / std::sqrt(double(d)));
-    add_tensor(p + "wkv", d, 2 * kv_heads_ * q, sharded && spec.n_kv_heads >= tp, 1.0 / std::sqrt(double(d)));
-    add_tensor(p + "wo", heads_ * q, d, sharded, 1.0 / std::sqrt(double(spec.n_heads * q)));
+    const bool here = holds_layer(l);
+    add_tensor(p + "ln", 1, d, false, 0.0, here);
+    if (!spec.parallel_block) add_tensor(p + "ln2", 1, d, false, 0.0, here);
+    add_tensor(p + "wq", d, heads_ * q, sharded, 1.0 / std::sqrt(double(d)), here);
+    add_tensor(p + "wkv", d, 2 * kv_heads_ * q, sharded && spec.n_kv_heads >= tp, 1.0 / std::sqrt(double(d)), here);
+    add_tensor(p + "wo", heads_ * q, d, sharded, 1.0 / std::sqrt(double(spec.n_heads * q)), here);
     if (is_moe_layer(l)) {
-      add_tensor(p + "router", d, spec.moe.n_experts, false, 1.0 / std::sqrt(double(d)));
+      add_tensor(p + "router", d, spec.moe.n_experts, false, 1.0 / std::sqrt(double(d)), here);
       const int64_t shared = int64_t(spec.moe.shared_experts) * spec.moe.expert_d_ff;
       if (shared == 0) continue;
-      add_tensor(p + "shared_win", d, 2 * shared, false, 1.0 / std::sqrt(double(d)));
-      add_tensor(p + "shared_wout", shared, d, false, 1.0 / std::sqrt(double(shared)));
+      add_tensor(p + "shared_win", d, 2 * shared, false, 1.0 / std::sqrt(double(d)), here);
+      add_tensor(p + "shared_wout", shared, d, false, 1.0 / std::sqrt(double(shared)), here);
       continue;
     }
-    add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)));
-    add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)));
+    add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)), here);
+    add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)), here);
   }
-  add_tensor("final_ln", 1, d, false, 0.0);
+  add_tensor("final_ln", 1, d, false, 0.0, last_stage());
   n_dense_params_ = n_params_;
   add_experts();
   if (!allocate) return;
@@ -82,8 +89,11 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
 }
 
 template <class T>
-void PalmModel<T>::add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std) {
-  tensors_.push_back({name, rows, cols, n_params_, sharded, std, false, tensors_.size()});
+void PalmModel<T>::add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std,
+                              bool here) {
+  const size_t index = table_index_++;
+  if (!here) return;
+  tensors_.push_back({name, rows, cols, n_params_, sharded, std, false, index});
   n_params_ += size_t(rows * cols);
 }
 
@@ -93,15 +103,19 @@ bool PalmModel<T>::is_moe_layer(int layer) const {
 }
 
 // This rank's experts, layer by layer; each keeps the place it has in the one-rank table, so that
-// any ep initialises the same model.
+// any ep and pp initialise the same model.
 template <class T>
 void PalmModel<T>::add_experts() {
   const int E = spec_.moe.n_experts, local = spec_.moe.sparse() ? E / ep_ : 0;
   const int64_t d = spec_.d_model, f = spec_.moe.expert_d_ff;
-  const size_t dense_tensors = tensors_.size();
+  const size_t dense_tensors = table_index_;
   size_t moe_layer = 0;
   for (int l = 0; l < spec_.n_layers; ++l) {
     if (!is_moe_layer(l)) continue;
+    if (!holds_layer(l)) {
+      ++moe_layer;
+      continue;
+    }
     for (int e = ep_rank_ * local; e < (ep_rank_ + 1) * local; ++e) {
       const std::string p = "layer" + std::to_string(l) + ".expert" + std::to_string(e) + ".";
       const size_t global = dense_tensors + 2 * (moe_layer * size_t(E) + size_t(e));
@@ -205,40 +219,26 @@ template <class T>
 double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
                                       Communicator* tp, OpTimer* timer, double grad_scale, Communicator* ep,
                                       Communicator* cp) {
-  return run(tokens, targets, batch, tp, ep, cp, timer, true, grad_scale, nullptr);
+  const double loss = stage_forward(0, tokens, targets, batch, nullptr, tp, ep, cp, timer, grad_scale);
+  stage_backward(0, nullptr);
+  return loss;
 }
 
 template <class T>
 double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
                               Communicator* ep, Communicator* cp) {
   double ce = 0;
-  run(tokens, targets, batch, tp, ep, cp, nullptr, false, 1.0, &ce);
+  stage_forward(0, tokens, targets, batch, nullptr, tp, ep, cp, nullptr, 1.0, &ce);
   return ce;
 }
 
-// One call's state. Under context parallelism the rank computes on R rows of each sequence, at
-// their positions; otherwise R is the sequence length.
 template <class T>
-struct PalmModel<T>::Pass {
-  const int32_t* tokens = nullptr;  // this rank's rows
-  const int32_t* targets = nullptr;
-  int64_t batch = 0, R = 0, N = 0;  // sequences, rows of each on this rank, rows in all
-  Communicator *tp = nullptr, *ep = nullptr, *cp = nullptr;
-  OpTimer* timer = nullptr;
-  double grad_scale = 1;
-  ContextParallel<T>* context = nullptr;  // null without context parallelism
-  cpu::AttentionShape shape;
-  cpu::QueryRows rows;
-  // Local widths: query heads, K and V heads, and both (the QKV buffer's leading dimension).
-  int64_t hq = 0, kvq = 0, ld = 0;
-};
-
-template <class T>
-typename PalmModel<T>::Pass PalmModel<T>::begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch,
+const typename PalmModel<T>::Pass& PalmModel<T>::begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch,
                                                      Communicator* tp, Communicator* ep, Communicator* cp,
                                                      OpTimer* timer, double grad_scale) {
-  Workspace& w = ws_;
-  Pass p;
+  Workspace& w = ws();
+  Pass& p = w.pass;
+  p = Pass{};
   p.tokens = tokens, p.targets = targets, p.batch = batch;
   p.tp = tp, p.ep = ep, p.cp = cp, p.timer = timer, p.grad_scale = grad_scale;
   if (cp && cp->size() > 1) {
@@ -262,22 +262,34 @@ typename PalmModel<T>::Pass PalmModel<T>::begin_pass(const int32_t* tokens, cons
 // resize() keeps the memory of earlier calls; every buffer is fully overwritten before it is
 // read, except dx, which is cleared where backward starts accumulating into it.
 template <class T>
-double PalmModel<T>::run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
-                         Communicator* ep, Communicator* cp, OpTimer* timer, bool backward, double grad_scale,
-                         double* plain_ce) {
-  const Pass p = begin_pass(tokens, targets, batch, tp, ep, cp, timer, grad_scale);
-  embedding_forward(p);
-  ws_.layers.resize(size_t(spec_.n_layers));
-  ws_.y.resize(size_t(p.N * spec_.d_model));
-  double balance_loss = 0;
-  for (int l = 0; l < spec_.n_layers; ++l) balance_loss += layer_forward(p, l);
-  const double loss = head_forward(p, plain_ce) + balance_loss;
-  if (!backward) return loss;
-  head_backward(p);
-  ws_.dh.resize(size_t(p.N * spec_.d_model));
-  for (int l = spec_.n_layers - 1; l >= 0; --l) layer_backward(p, l);
-  embedding_backward(p);
-  return loss;
+double PalmModel<T>::stage_forward(int slot, const int32_t* tokens, const int32_t* targets, int64_t batch,
+                                   const T* input, Communicator* tp, Communicator* ep, Communicator* cp,
+                                   OpTimer* timer, double grad_scale, double* plain_ce) {
+  if (slots_.size() <= size_t(slot)) slots_.resize(size_t(slot) + 1);
+  slot_ = size_t(slot);
+  const Pass& p = begin_pass(tokens, targets, batch, tp, ep, cp, timer, grad_scale);
+  if (first_stage())
+    embedding_forward(p);
+  else
+    ws().x.assign(input, input + p.N * spec_.d_model);
+  ws().layers.resize(size_t(spec_.n_layers));
+  ws().y.resize(size_t(p.N * spec_.d_model));
+  double loss = 0;  // the MoE layers' balance loss, then this stage's cross-entropy
+  for (int l = first_layer_; l < end_layer_; ++l) loss += layer_forward(p, l);
+  return last_stage() ? head_forward(p, plain_ce) + loss : loss;
+}
+
+template <class T>
+void PalmModel<T>::stage_backward(int slot, const T* output_grad) {
+  slot_ = size_t(slot);
+  const Pass& p = ws().pass;
+  if (last_stage())
+    head_backward(p);
+  else
+    ws().dx.assign(output_grad, output_grad + p.N * spec_.d_model);
+  ws().dh.resize(size_t(p.N * spec_.d_model));
+  for (int l = end_layer_ - 1; l >= first_layer_; --l) layer_backward(p, l);
+  if (first_stage()) embedding_backward(p);
 }
 
 // ---- forward ----
@@ -287,16 +299,16 @@ void PalmModel<T>::embedding_forward(const Pass& p) {
   auto scope = time_op(p.timer, "embedding.fwd");
   const int64_t d = spec_.d_model;
   const T* E = param("embedding");
-  ws_.x.resize(size_t(p.N * d));
-  for (int64_t n = 0; n < p.N; ++n) std::copy_n(E + int64_t(p.tokens[n]) * d, d, ws_.x.data() + n * d);
+  ws().x.resize(size_t(p.N * d));
+  for (int64_t n = 0; n < p.N; ++n) std::copy_n(E + int64_t(p.tokens[n]) * d, d, ws().x.data() + n * d);
 }
 
 // A parallel block sums both branches into y before one all-reduce; a serial block adds the
 // attention branch to the residual before its MLP reads it.
 template <class T>
 double PalmModel<T>::layer_forward(const Pass& p, int l) {
-  std::vector<T>& x = ws_.x;
-  LayerActivations& a = ws_.layers[size_t(l)];
+  std::vector<T>& x = ws().x;
+  LayerActivations& a = ws().layers[size_t(l)];
   const std::string prefix = layer_prefix(l);
   a.x.assign(x.begin(), x.end());
   layer_norm_forward(p, x, param(prefix + "ln"), a.h, a.mean, a.rstd);
@@ -344,19 +356,19 @@ void PalmModel<T>::attention_forward(const Pass& p, LayerActivations& a, const s
   }
   if (p.context) {
     auto scope = time_op(p.timer, "cp_kv_allgather.fwd");
-    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, ws_.kv);
+    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, ws().kv);
   }
   {
     auto scope = time_op(p.timer, "attention.fwd");
     a.o.resize(size_t(N * hq));
     a.lse.resize(size_t(p.batch * heads_ * p.R));
     if (p.context)
-      cpu::attention_rows_forward(p.shape, p.rows, a.qkv.data(), ld, ws_.kv.data(), kvq, a.o.data(), a.lse.data());
+      cpu::attention_rows_forward(p.shape, p.rows, a.qkv.data(), ld, ws().kv.data(), kvq, a.o.data(), a.lse.data());
     else
       cpu::attention_forward(p.shape, a.qkv.data(), a.o.data(), a.lse.data());
   }
   auto scope = time_op(p.timer, "attn_out_proj.fwd");
-  gemm(false, false, N, d, hq, T(1), a.o.data(), hq, param(prefix + "wo"), d, T(0), ws_.y.data(), d);
+  gemm(false, false, N, d, hq, T(1), a.o.data(), hq, param(prefix + "wo"), d, T(0), ws().y.data(), d);
 }
 
 // Adds the MLP branch to y (beta = 1) or sets it: SwiGLU, or a mixture of experts (and its shared
@@ -368,8 +380,8 @@ double PalmModel<T>::mlp_forward(const Pass& p, LayerActivations& a, int l, cons
     swiglu_forward(p, a, dense_mlp(prefix, ff_), h, beta);
     return 0.0;
   }
-  const double balance_loss = moe_forward(moe_shape(p.N), moe_weights(l), h.data(), ws_.y.data(), beta != T(0),
-                                          a.moe, ws_.moe, p.ep, p.timer);
+  const double balance_loss = moe_forward(moe_shape(p.N), moe_weights(l), h.data(), ws().y.data(), beta != T(0),
+                                          a.moe, ws().moe, p.ep, p.timer);
   if (spec_.moe.shared_experts > 0) swiglu_forward(p, a, shared_experts_mlp(prefix, spec_.moe), h, T(1));
   return balance_loss;
 }
@@ -389,18 +401,18 @@ void PalmModel<T>::swiglu_forward(const Pass& p, LayerActivations& a, const Swig
     cpu::swiglu_forward(a.u.data(), a.m.data(), N, width);
   }
   auto scope = time_op(p.timer, mlp.out_fwd);
-  gemm(false, false, N, d, width, T(1), a.m.data(), width, param(mlp.w_out), d, beta, ws_.y.data(), d);
+  gemm(false, false, N, d, width, T(1), a.m.data(), width, param(mlp.w_out), d, beta, ws().y.data(), d);
 }
 
 template <class T>
 void PalmModel<T>::add_branches(const Pass& p) {
-  std::vector<T>& y = ws_.y;
+  std::vector<T>& y = ws().y;
   if (tp_ > 1) {
     auto scope = time_op(p.timer, "tp_allreduce.fwd");
     p.tp->all_reduce(y.data(), y.size());
   }
   auto scope = time_op(p.timer, "residual.fwd");
-  std::vector<T>& x = ws_.x;
+  std::vector<T>& x = ws().x;
   for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
 }
 
@@ -408,7 +420,7 @@ void PalmModel<T>::add_branches(const Pass& p) {
 // z-loss); the plain cross-entropy goes to plain_ce when given.
 template <class T>
 double PalmModel<T>::head_forward(const Pass& p, double* plain_ce) {
-  Workspace& w = ws_;
+  Workspace& w = ws();
   const int64_t N = p.N, d = spec_.d_model, V = spec_.vocab;
   if (palm_choices::kFinalLayerNorm) {
     auto scope = time_op(p.timer, "final_ln.fwd");
@@ -433,7 +445,7 @@ double PalmModel<T>::head_forward(const Pass& p, double* plain_ce) {
 
 template <class T>
 void PalmModel<T>::head_backward(const Pass& p) {
-  Workspace& w = ws_;
+  Workspace& w = ws();
   const int64_t N = p.N, d = spec_.d_model, V = spec_.vocab;
   const T logit_scale = T(1.0 / std::sqrt(double(d)));
   std::vector<T>& dlogits = w.logits;  // the logits are not needed once log Z is known
@@ -459,7 +471,7 @@ void PalmModel<T>::head_backward(const Pass& p) {
 
 template <class T>
 void PalmModel<T>::layer_backward(const Pass& p, int l) {
-  LayerActivations& a = ws_.layers[size_t(l)];
+  LayerActivations& a = ws().layers[size_t(l)];
   const std::string prefix = layer_prefix(l);
   if (spec_.parallel_block) {
     residual_backward(p);
@@ -482,7 +494,7 @@ void PalmModel<T>::layer_backward(const Pass& p, int l) {
 template <class T>
 void PalmModel<T>::residual_backward(const Pass& p) {
   auto scope = time_op(p.timer, "residual.bwd");
-  ws_.dy.assign(ws_.dx.begin(), ws_.dx.end());  // dx keeps flowing down the residual
+  ws().dy.assign(ws().dx.begin(), ws().dx.end());  // dx keeps flowing down the residual
 }
 
 // From dy: accumulates into dh (beta) and the weight gradients. The routed experts write dh
@@ -491,7 +503,7 @@ template <class T>
 void PalmModel<T>::mlp_backward(const Pass& p, LayerActivations& a, int l, const std::string& prefix,
                                 const std::vector<T>& h, T beta) {
   if (!is_moe_layer(l)) return swiglu_backward(p, a, dense_mlp(prefix, ff_), h, beta);
-  moe_backward(moe_shape(p.N), moe_weights(l), h.data(), ws_.dy.data(), ws_.dh.data(), moe_grads(l), a.moe, ws_.moe,
+  moe_backward(moe_shape(p.N), moe_weights(l), h.data(), ws().dy.data(), ws().dh.data(), moe_grads(l), a.moe, ws().moe,
                p.grad_scale, p.ep, p.timer);
   if (spec_.moe.shared_experts > 0) swiglu_backward(p, a, shared_experts_mlp(prefix, spec_.moe), h, T(1));
 }
@@ -499,7 +511,7 @@ void PalmModel<T>::mlp_backward(const Pass& p, LayerActivations& a, int l, const
 template <class T>
 void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h,
                                    T beta) {
-  Workspace& w = ws_;
+  Workspace& w = ws();
   const int64_t N = p.N, d = spec_.d_model, width = mlp.width;
   {
     auto scope = time_op(p.timer, mlp.out_bwd);
@@ -521,7 +533,7 @@ void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const Swi
 // queries sent gradient to every key: each row's owner receives the sum (cp_dkv_reducescatter).
 template <class T>
 void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta) {
-  Workspace& w = ws_;
+  Workspace& w = ws();
   const int64_t N = p.N, d = spec_.d_model, q = spec_.head_dim, hq = p.hq, kvq = p.kvq, ld = p.ld;
   {
     auto scope = time_op(p.timer, "attn_out_proj.bwd");
@@ -565,14 +577,14 @@ template <class T>
 void PalmModel<T>::reduce_dh(const Pass& p) {
   if (tp_ == 1) return;
   auto scope = time_op(p.timer, "tp_allreduce.bwd");
-  p.tp->all_reduce(ws_.dh.data(), ws_.dh.size());
+  p.tp->all_reduce(ws().dh.data(), ws().dh.size());
 }
 
 template <class T>
 void PalmModel<T>::layer_norm_backward(const Pass& p, const std::vector<T>& in, const std::string& g,
                                        const std::vector<T>& mean, const std::vector<T>& rstd) {
   auto scope = time_op(p.timer, "ln.bwd");
-  cpu::layernorm_backward(in.data(), param(g), mean.data(), rstd.data(), ws_.dh.data(), ws_.dx.data(), grad(g), p.N,
+  cpu::layernorm_backward(in.data(), param(g), mean.data(), rstd.data(), ws().dh.data(), ws().dx.data(), grad(g), p.N,
                           spec_.d_model);
 }
 
@@ -583,7 +595,7 @@ void PalmModel<T>::embedding_backward(const Pass& p) {
   T* dE = grad("embedding");
   for (int64_t n = 0; n < p.N; ++n) {
     T* row = dE + int64_t(p.tokens[n]) * d;
-    for (int64_t i = 0; i < d; ++i) row[i] += ws_.dx[size_t(n * d + i)];
+    for (int64_t i = 0; i < d; ++i) row[i] += ws().dx[size_t(n * d + i)];
   }
 }
 

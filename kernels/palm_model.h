@@ -8,8 +8,11 @@
 // (kernels/moe_mlp.h) replace the MLP; its experts are split over the expert-parallel ranks and
 // their tensors follow every dense one in the flat buffers, so the dense part is one prefix.
 // Context parallelism (kernels/context_parallel.h) gives each rank some rows of every sequence.
+// Pipeline parallelism gives each stage some layers (model/layout.h stage_layers); the first stage
+// looks tokens up, the last computes logits and loss, and both hold the shared embedding.
 #include "kernels/communicator.h"
 #include "kernels/context_parallel.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/moe_mlp.h"
 #include "kernels/op_timer.h"
 #include "model/model_spec.h"
@@ -43,7 +46,9 @@ class PalmModel {
   // `allocate` only the tensor table is built (the CUDA backend keeps its buffers on the device);
   // init() then allocates the parameters alone.
   // ep ranks split a sparse model's experts (n_experts / ep each); a sparse model needs tp = 1.
-  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true, int ep = 1, int ep_rank = 0);
+  // pp stages split the layers; this rank is stage pp_rank.
+  PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true, int ep = 1, int ep_rank = 0,
+            int pp = 1, int pp_rank = 0);
 
   // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
@@ -61,6 +66,24 @@ class PalmModel {
   // Mean plain cross-entropy (nats per token), forward only.
   double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
                   Communicator* ep = nullptr, Communicator* cp = nullptr);
+
+  // One pipeline stage's part of a microbatch, kept in workspace `slot` between its forward and its
+  // backward (a schedule with k microbatches in flight uses slots 0..k-1). `input` is the previous
+  // stage's output, [this rank's rows, d_model] (null on the first stage, which reads `tokens`; the
+  // last reads `targets`). Returns the part of the loss this stage computes: cross-entropy with
+  // z-loss on the last stage, its MoE layers' balance loss; the plain cross-entropy goes to
+  // plain_ce when given. With one stage, forward_backward is stage_forward then stage_backward.
+  double stage_forward(int slot, const int32_t* tokens, const int32_t* targets, int64_t batch, const T* input,
+                       Communicator* tp, Communicator* ep, Communicator* cp, OpTimer* timer, double grad_scale,
+                       double* plain_ce = nullptr);
+  const std::vector<T>& stage_output(int slot) const { return slots_[size_t(slot)].x; }
+  // `output_grad`: the next stage's gradient of this stage's output (null on the last stage).
+  void stage_backward(int slot, const T* output_grad);
+  const std::vector<T>& stage_input_grad(int slot) const { return slots_[size_t(slot)].dx; }
+  bool first_stage() const { return pp_rank_ == 0; }
+  bool last_stage() const { return pp_rank_ == pp_ - 1; }
+  int first_layer() const { return first_layer_; }
+  int end_layer() const { return end_layer_; }
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -83,6 +106,21 @@ class PalmModel {
   std::vector<T> shard_of(const TensorInfo& local, const double* full) const;
 
  private:
+  // One microbatch's inputs, communicators, timer and shapes. Under context parallelism the rank
+  // computes on R rows of each sequence, at their positions; otherwise R is the sequence length.
+  struct Pass {
+    const int32_t* tokens = nullptr;  // this rank's rows
+    const int32_t* targets = nullptr;
+    int64_t batch = 0, R = 0, N = 0;  // sequences, rows of each on this rank, rows in all
+    Communicator *tp = nullptr, *ep = nullptr, *cp = nullptr;
+    OpTimer* timer = nullptr;
+    double grad_scale = 1;
+    ContextParallel<T>* context = nullptr;  // null without context parallelism
+    cpu::AttentionShape shape;
+    cpu::QueryRows rows;
+    // Local widths: query heads, K and V heads, and both (the QKV buffer's leading dimension).
+    int64_t hq = 0, kvq = 0, ld = 0;
+  };
   struct LayerActivations {
     std::vector<T> x, mean, rstd, h, qkv, lse, o, u, m;
     std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
@@ -96,12 +134,10 @@ class PalmModel {
     std::unique_ptr<ContextParallel<T>> cp;  // for the cp size and rank last seen
     std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
     std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
+    Pass pass;                               // the microbatch in this workspace
   };
-  // One call's inputs, communicators, timer and shapes (defined in palm_model.cpp).
-  struct Pass;
-  double run(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
-             Communicator* cp, OpTimer* timer, bool backward, double grad_scale, double* plain_ce);
-  Pass begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
+  Workspace& ws() { return slots_[slot_]; }
+  const Pass& begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
                   Communicator* cp, OpTimer* timer, double grad_scale);
   T* param(const std::string& name) { return params_.data() + tensor(name).offset; }
   T* grad(const std::string& name) { return grads_.data() + tensor(name).offset; }
@@ -128,19 +164,24 @@ class PalmModel {
                            const std::vector<T>& rstd);
   void reduce_dh(const Pass& p);
   void embedding_backward(const Pass& p);
-  void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std);
+  // Counts the tensor in the whole model's table (its place seeds its values); keeps it when `here`.
+  void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std, bool here = true);
+  bool holds_layer(int layer) const { return layer >= first_layer_ && layer < end_layer_; }
   void add_experts();
   MoeShape moe_shape(int64_t tokens) const;
   MoeWeights<T> moe_weights(int layer) const;
   MoeGrads<T> moe_grads(int layer);
 
   ModelSpec spec_;
-  int tp_, tp_rank_, ep_, ep_rank_;
+  int tp_, tp_rank_, ep_, ep_rank_, pp_, pp_rank_;
+  int first_layer_ = 0, end_layer_ = 0;  // this stage's
   int64_t heads_, kv_heads_, ff_;  // this rank's
   std::vector<TensorInfo> tensors_;
   std::vector<T> params_, grads_;
   size_t n_params_ = 0, n_dense_params_ = 0;
-  Workspace ws_;
+  size_t table_index_ = 0;  // tensors counted so far in the whole model's table
+  std::vector<Workspace> slots_{1};
+  size_t slot_ = 0;  // the workspace the running call uses
 };
 
 }  // namespace palmsim

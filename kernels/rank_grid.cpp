@@ -13,27 +13,33 @@
 
 namespace palmsim {
 
-void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankContext&)>& fn) {
-  const int n = dp * cp * tp;
+void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankContext&)>& fn, int pp) {
+  const int stage_ranks = dp * cp * tp, n = pp * stage_ranks;
   auto world = std::make_shared<ThreadGroup>(n);
   auto groups = [](int count, int size) {
     std::vector<std::shared_ptr<ThreadGroup>> g;
     for (int i = 0; i < count; ++i) g.push_back(std::make_shared<ThreadGroup>(size));
     return g;
   };
-  const auto tp_groups = groups(dp * cp, tp), cp_groups = groups(dp * tp, cp), dp_groups = groups(cp * tp, dp);
-  const auto grad_groups = groups(tp, dp * cp);
+  const auto tp_groups = groups(pp * dp * cp, tp), cp_groups = groups(pp * dp * tp, cp);
+  const auto dp_groups = groups(pp * cp * tp, dp), grad_groups = groups(pp * tp, dp * cp);
+  const auto pp_groups = groups(stage_ranks, pp), embedding_groups = groups(stage_ranks, 2);
   std::exception_ptr error;
   std::mutex error_mutex;
   auto body = [&](int rank) {
-    const int tp_rank = rank % tp, cp_rank = rank / tp % cp, dp_rank = rank / (tp * cp);
+    const int in_stage = rank % stage_ranks, stage = rank / stage_ranks;
+    const int tp_rank = rank % tp, cp_rank = rank / tp % cp, dp_rank = in_stage / (tp * cp);
     ThreadCommunicator tp_comm(tp_groups[size_t(rank / tp)], tp_rank);
-    ThreadCommunicator cp_comm(cp_groups[size_t(dp_rank * tp + tp_rank)], cp_rank);
-    ThreadCommunicator dp_comm(dp_groups[size_t(cp_rank * tp + tp_rank)], dp_rank);
-    ThreadCommunicator grad_comm(grad_groups[size_t(tp_rank)], rank / tp);
+    ThreadCommunicator cp_comm(cp_groups[size_t((stage * dp + dp_rank) * tp + tp_rank)], cp_rank);
+    ThreadCommunicator dp_comm(dp_groups[size_t((stage * cp + cp_rank) * tp + tp_rank)], dp_rank);
+    ThreadCommunicator grad_comm(grad_groups[size_t(stage * tp + tp_rank)], in_stage / tp);
+    ThreadCommunicator pp_comm(pp_groups[size_t(in_stage)], stage);
+    ThreadCommunicator embedding_comm(embedding_groups[size_t(in_stage)], stage == 0 ? 0 : 1);
     ThreadCommunicator world_comm(world, rank);
+    const bool holds_embedding = pp > 1 && (stage == 0 || stage == pp - 1);
     try {
-      fn(RankContext{rank, &tp_comm, &cp_comm, &dp_comm, cp > 1 ? &grad_comm : &dp_comm, &world_comm});
+      fn(RankContext{rank, &tp_comm, &cp_comm, &dp_comm, cp > 1 ? &grad_comm : &dp_comm, &pp_comm,
+                     holds_embedding ? &embedding_comm : nullptr, &world_comm});
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();

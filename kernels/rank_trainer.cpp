@@ -12,13 +12,16 @@ RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const
       cp_(config.cp > 1 ? ranks.cp : nullptr),
       grad_(ranks.grad),
       ep_(config.ep > 1 ? ranks.dp : nullptr),
-      model_(spec, config.tp, ranks.rank % config.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0) {
+      pp_(config.pp > 1 ? ranks.pp : nullptr),
+      embedding_(config.pp > 1 ? ranks.embedding : nullptr),
+      model_(spec, config.tp, ranks.rank % config.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0, config.pp,
+             stage()) {
   size_t begin = 0, end = model_.parameter_count();
   const int grad_ranks = config.gradient_ranks();
   if (config.zero1) {
     model_.pad_to_multiple(size_t(grad_ranks));
     const size_t shard = model_.params().size() / size_t(grad_ranks);
-    begin = shard * size_t(rank_ / config.tp);
+    begin = shard * size_t(rank_ % config.stage_ranks() / config.tp);
     end = begin + shard;
     shard_grads_.assign(shard, 0.0f);
   }
@@ -48,13 +51,14 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     auto scope = time_op(timer, "optimizer.opt");
     std::fill(grads.begin(), grads.end(), 0.0f);
   }
-  const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
-  double loss = 0;
-  for (int64_t i = 0; i < micro; ++i) {
-    const int64_t offset = i * mb * spec.seq_len;
-    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro), ep_, cp_);
+  double loss = config_.pp > 1 ? pipeline_1f1b(tokens, targets, timer) : microbatches(tokens, targets, timer);
+  if (embedding_) {
+    // The tied embedding: the first stage's lookups and the last stage's logits each gave part of
+    // its gradient (Megatron-LM's embedding group).
+    auto scope = time_op(timer, "embedding_allreduce.bwd");
+    const TensorInfo& e = model_.tensor("embedding");
+    embedding_->all_reduce(grads.data() + e.offset, e.size());
   }
-  loss /= double(micro);
 
   if (config_.tp > 1) {
     // Replicated K/V projections: every rank's query heads contributed a part of their gradient.
@@ -91,9 +95,14 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     reduce_tensor_sums(grad_sq);
     reduce_tensor_sums(param_sq);
     double norm_sq = 0, experts_sq = 0;  // split experts: every rank's count once in the norm
-    for (size_t t = 0; t < grad_sq.size(); ++t) (model_.tensors()[t].ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
+    for (size_t t = 0; t < grad_sq.size(); ++t) {
+      const TensorInfo& info = model_.tensors()[t];
+      if (embedding_ && model_.first_stage() && info.name == "embedding") continue;  // the last stage counts it
+      (info.ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
+    }
     if (config_.ep > 1) ep_->all_reduce(&experts_sq, 1);
     norm_sq += experts_sq;
+    if (pp_) pp_->all_reduce(&norm_sq, 1);  // every stage's tensors
     const double norm = std::sqrt(norm_sq);
     clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
     for (size_t t = 0; t < param_sq.size(); ++t) {
@@ -118,12 +127,96 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
   return loss;
 }
 
+double RankTrainer::microbatches(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
+  const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
+  const int64_t seq = model_.spec().seq_len;
+  double loss = 0;
+  for (int64_t i = 0; i < micro; ++i) {
+    const int64_t offset = i * mb * seq;
+    loss += model_.forward_backward(tokens + offset, targets + offset, mb, tp_, timer, 1.0 / double(micro), ep_, cp_);
+  }
+  return loss / double(micro);
+}
+
+// 1F1B: stage s runs pp - 1 - s forwards ahead, then alternates one forward and one backward, then
+// drains its backwards. At most pp - s microbatches are in flight on it, so microbatch i can use
+// workspace i mod pp. Sends are buffered (kernels/thread_communicator.h): a stage never waits for
+// its neighbour to take a message, only for one to arrive. Moving a message, out of this stage or
+// into it, is the plan's pp_send of its phase (one copy through memory); waiting for one to arrive
+// is pp_wait.
+double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
+  const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
+  const int64_t seq = model_.spec().seq_len;
+  const int stages = config_.pp, s = stage();
+  const size_t message = size_t(mb * seq / config_.cp * model_.spec().d_model);  // this rank's rows
+  received_.resize(message);
+  double loss = 0;
+  auto forward = [&](int64_t i) {
+    if (!model_.first_stage()) {
+      {
+        auto scope = time_op(timer, kPipelineWaitForward);
+        pp_->wait_for(s - 1);
+      }
+      auto scope = time_op(timer, "pp_send.fwd");
+      pp_->recv(received_.data(), message, s - 1);
+    }
+    const int64_t offset = i * mb * seq;
+    loss += model_.stage_forward(int(i % stages), tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
+                                 cp_, timer, 1.0 / double(micro));
+    if (model_.last_stage()) return;
+    auto scope = time_op(timer, "pp_send.fwd");
+    pp_->send(model_.stage_output(int(i % stages)).data(), message, s + 1);
+  };
+  auto backward = [&](int64_t i) {
+    if (!model_.last_stage()) {
+      {
+        auto scope = time_op(timer, kPipelineWaitBackward);
+        pp_->wait_for(s + 1);
+      }
+      auto scope = time_op(timer, "pp_send.bwd");
+      pp_->recv(received_.data(), message, s + 1);
+    }
+    model_.stage_backward(int(i % stages), received_.data());
+    if (model_.first_stage()) return;
+    auto scope = time_op(timer, "pp_send.bwd");
+    pp_->send(model_.stage_input_grad(int(i % stages)).data(), message, s - 1);
+  };
+  const int64_t warmup = std::min<int64_t>(stages - 1 - s, micro);
+  for (int64_t i = 0; i < warmup; ++i) forward(i);
+  for (int64_t i = warmup; i < micro; ++i) {
+    forward(i);
+    backward(i - warmup);
+  }
+  for (int64_t i = micro - warmup; i < micro; ++i) backward(i);
+  loss /= double(micro);
+  // The last stage's cross-entropy, every stage's balance loss. The stages meet here: a later stage
+  // waits for the earlier ones' last backwards, the pipeline's drain.
+  auto scope = time_op(timer, kPipelineWaitBackward);
+  pp_->all_reduce(&loss, 1);
+  return loss;
+}
+
+// Forward only, stage after stage; the last stage's cross-entropy is shared with every stage.
+double RankTrainer::pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch) {
+  const int64_t seq = model_.spec().seq_len;
+  const size_t message = size_t(batch * seq / config_.cp * model_.spec().d_model);
+  received_.resize(message);
+  double ce = 0;
+  if (!model_.first_stage()) pp_->recv(received_.data(), message, stage() - 1);
+  model_.stage_forward(0, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &ce);
+  if (!model_.last_stage()) pp_->send(model_.stage_output(0).data(), message, stage() + 1);
+  if (!model_.last_stage()) ce = 0;
+  pp_->all_reduce(&ce, 1);
+  return ce;
+}
+
 double RankTrainer::evaluate(const int32_t* tokens, const int32_t* targets, int64_t sequences) {
   const int64_t mb = config_.microbatch_size(), seq = model_.spec().seq_len;
   double ce = 0;
   int64_t batches = 0;
   for (int64_t i = 0; i + mb <= sequences; i += mb, ++batches)
-    ce += model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_, cp_);
+    ce += pp_ ? pipeline_evaluate(tokens + i * seq, targets + i * seq, mb)
+              : model_.evaluate(tokens + i * seq, targets + i * seq, mb, tp_, ep_, cp_);
   ce /= double(std::max<int64_t>(1, batches));
   if (config_.gradient_ranks() > 1) {
     grad_->all_reduce(&ce, 1);

@@ -5,7 +5,11 @@
 // flat parameter buffer (the rest all-gathered after). Gradients are averaged over the dp x cp
 // ranks: each holds as many tokens, so their mean is the gradient of the global batch's mean loss.
 // With expert parallelism (ep = dp) a sparse model's experts are split over the data-parallel
-// ranks, which exchange tokens through the data-parallel group's all-to-all.
+// ranks, which exchange tokens through the data-parallel group's all-to-all. With pipeline stages
+// (pp > 1) each rank holds one stage's layers and runs the 1F1B schedule (PipeDream-flush,
+// Narayanan et al. 2021): activations go to the next stage and their gradients come back point to
+// point; the first and last stages sum the tied embedding's gradient; the gradient norm and the
+// loss are summed over the stages.
 #include "kernels/adafactor.h"
 #include "kernels/communicator.h"
 #include "kernels/op_timer.h"
@@ -16,6 +20,12 @@
 #include <memory>
 
 namespace palmsim {
+
+// What a pipeline stage spends waiting for its neighbour's activation or gradient (timed as
+// pp_wait.fwd and pp_wait.bwd): the bubble, and any imbalance between stages, as measured.
+inline constexpr const char* kPipelineWaitOp = "pp_wait";
+inline constexpr const char* kPipelineWaitForward = "pp_wait.fwd";
+inline constexpr const char* kPipelineWaitBackward = "pp_wait.bwd";
 
 class RankTrainer {
  public:
@@ -33,18 +43,26 @@ class RankTrainer {
 
   PalmModel<float>& model() { return model_; }
   Adafactor<float>& optimizer() { return *optimizer_; }
-  int dp_rank() const { return rank_ / (config_.tp * config_.cp); }
+  int dp_rank() const { return rank_ % config_.stage_ranks() / (config_.tp * config_.cp); }
   int tp_rank() const { return rank_ % config_.tp; }
+  int stage() const { return rank_ / config_.stage_ranks(); }
 
  private:
   // Sums per-tensor partial sums of squares over the ranks that hold other pieces of each tensor.
   void reduce_tensor_sums(std::vector<double>& sums);
+  // Forward and backward of every microbatch: in turn, or through the pipeline's stages (1F1B).
+  double microbatches(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
+  double pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
+  double pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch);
   TrainConfig config_;
   int rank_;
   Communicator* tp_;
   Communicator* cp_;
   Communicator* grad_;  // dp x cp: gradients, ZeRO-1 shards, the loss's mean
   Communicator* ep_;  // the data-parallel group when the experts are split over it, else null
+  Communicator* pp_;         // the stages one microbatch flows through; null without a pipeline
+  Communicator* embedding_;  // the first and last stage, which both hold the tied embedding
+  std::vector<float> received_;  // an activation or its gradient from the neighbouring stage
   PalmModel<float> model_;
   std::unique_ptr<Adafactor<float>> optimizer_;
   std::vector<float> shard_grads_, reduced_grads_;

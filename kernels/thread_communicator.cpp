@@ -82,6 +82,12 @@ void ThreadCommunicator::send(const float* data, size_t n, int peer) {
   group_->mailbox_cv_.notify_all();
 }
 
+void ThreadCommunicator::wait_for(int peer) {
+  std::unique_lock<std::mutex> lock(group_->mailbox_mutex_);
+  auto& box = group_->mailboxes_[{peer, rank_}];
+  group_->mailbox_cv_.wait(lock, [&] { return !box.empty(); });
+}
+
 void ThreadCommunicator::recv(float* data, size_t n, int peer) {
   std::unique_lock<std::mutex> lock(group_->mailbox_mutex_);
   auto& box = group_->mailboxes_[{peer, rank_}];

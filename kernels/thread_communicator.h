@@ -1,6 +1,7 @@
 #pragma once
 // Ranks as threads of one process: collectives read each other's buffers after a barrier. Each
 // rank reduces its own slice, summing ranks 0..n-1 in order, so every run gives the same bits.
+// Point-to-point sends are buffered (copied into the receiver's mailbox): a sender never waits.
 #include "kernels/communicator.h"
 
 #include <barrier>
@@ -45,6 +46,7 @@ class ThreadCommunicator final : public Communicator {
                   const std::vector<size_t>& recv_counts) override;
   void send(const float* data, size_t n, int peer) override;
   void recv(float* data, size_t n, int peer) override;
+  void wait_for(int peer) override;
   void barrier() override { group_->sync_.arrive_and_wait(); }
 
  private:

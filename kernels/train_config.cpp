@@ -48,20 +48,26 @@ void parse_train(const YAML::Node& n, TrainConfig& c) {
   }
 }
 
-// The trainer's ranks: what a scenario's layout says, where the trainer runs it. One pipeline stage,
-// no sequence parallelism, no recomputation: those layout keys are refused, not ignored.
+// The trainer's ranks: what a scenario's layout says, where the trainer runs it. Pipelines run the
+// 1F1B schedule; no sequence parallelism, no recomputation: those layout keys are refused, not
+// ignored.
 void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (!n) return;
-  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "microbatch", "sharding"});
+  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "microbatch", "sharding", "schedule"});
   int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1;
   read_at_least(n, "layout", "dp", dp, 1);
   read_at_least(n, "layout", "tp", tp, 1);
   read_at_least(n, "layout", "ep", ep, 1);
   read_at_least(n, "layout", "cp", cp, 1);
   read_at_least(n, "layout", "pp", pp, 1);
-  if (pp != 1) throw InputError("layout.pp", "the trainer runs one pipeline stage; use 1");
   read_at_least(n, "layout", "microbatch", c.microbatch, 1);
-  c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp);
+  c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp), c.pp = int(pp);
+  if (n["schedule"]) {
+    const Schedule s = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
+    if (s != Schedule::one_f_one_b)
+      throw InputError("layout.schedule", std::string("'") + to_string(s) + "': the trainer runs " +
+                                              to_string(Schedule::one_f_one_b));
+  }
   if (n["sharding"]) {
     const Sharding s = parse_sharding(read_string(n["sharding"], "layout.sharding"), "layout.sharding");
     if (s != Sharding::none && s != Sharding::zero1)

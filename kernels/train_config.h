@@ -1,6 +1,6 @@
 #pragma once
 // A trainer config (scenarios/train-tiny.yaml) speaks the scenario dialect: the ranks and batch are
-// the `layout:` (tp, dp, cp, ep, pp 1, microbatch, sharding none or zero1) and `training:`
+// the `layout:` (tp, dp, cp, ep, pp with the 1F1B schedule, microbatch, sharding none or zero1) and `training:`
 // (global_batch, optimizer adafactor-unfactored) sections every scenario has, and `train:` holds
 // what only the trainer needs (steps, learning rate, seed, logging, checkpoints, corpus). Unknown
 // keys, what the trainer does not run and bad values are InputErrors naming the field.
@@ -28,10 +28,12 @@ struct TrainConfig {
   bool zero1 = false;          // layout.sharding zero1: optimizer state sharded over dp x cp ranks
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
+  int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h), 1F1B
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 
-  int ranks() const { return dp * cp * tp; }
+  int stage_ranks() const { return dp * cp * tp; }
+  int ranks() const { return pp * stage_ranks(); }
   // The ranks a gradient is averaged over (and ZeRO-1 shards): dp x cp, each as many tokens.
   int gradient_ranks() const { return dp * cp; }
   int64_t microbatch_size() const { return microbatch > 0 ? microbatch : batch / dp; }

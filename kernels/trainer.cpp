@@ -52,6 +52,7 @@ std::string fingerprint(const ModelSpec& m, const TrainConfig& c) {
     f += fmt::format(" | moe E{} k{} F{} every{} ep{}", m.moe.n_experts, m.moe.top_k, m.moe.expert_d_ff,
                      m.moe.layer_freq, c.ep);
   if (c.cp > 1) f += fmt::format(" | cp{}", c.cp);  // ZeRO-1 shards and ranks' rows depend on it
+  if (c.pp > 1) f += fmt::format(" | pp{}", c.pp);  // each rank holds one stage's tensors
   return f;
 }
 
@@ -222,11 +223,12 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   const double peak = measured_sgemm_peak(threads);
   set_threads(config);
 
-  log << fmt::format("train: {} ({} parameters{}) on {} thread(s), dp {} tp {}{}{}{}\n", model.name,
+  log << fmt::format("train: {} ({} parameters{}) on {} thread(s), dp {} tp {}{}{}{}{}\n", model.name,
                      parameter_count(model),
                      model.moe.sparse() ? fmt::format(", {} active", active_parameter_count(model)) : "", threads,
                      config.dp, config.tp, config.cp > 1 ? fmt::format(" cp {}", config.cp) : "",
-                     config.ep > 1 ? fmt::format(" ep {}", config.ep) : "", config.zero1 ? " zero1" : "");
+                     config.ep > 1 ? fmt::format(" ep {}", config.ep) : "",
+                     config.pp > 1 ? fmt::format(" pp {} (1f1b)", config.pp) : "", config.zero1 ? " zero1" : "");
   const auto docs = read_fortune_documents(config.corpus);
   const TokenizedCorpus corpus =
       tokenize_corpus(docs, (fs::path(out_dir) / "tokenizer").string(), int(model.vocab), config.held_out_fraction);
@@ -246,7 +248,7 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
   TrainRun run{model, config, corpus, resume, resuming, print, ckpt_path, first, peak, log, summary,
                std::ofstream(metrics_path, std::ios::app), std::vector<RankTrainer*>(size_t(config.ranks()), nullptr),
                {false}, {}};
-  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) { train_rank(run, ctx); });
+  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) { train_rank(run, ctx); }, config.pp);
   return summary;
 }
 
@@ -265,25 +267,33 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
   std::vector<double> step_s;
   std::vector<std::map<std::string, double>> step_ops;
-  run_on_ranks(config.dp, config.cp, config.tp, [&](const RankContext& ctx) {
-    RankTrainer trainer(model, config, ctx);
-    trainer.model().init(config.seed);
-    trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
-    // Rank 0 runs `between_steps` while the other ranks wait at the next barrier: the machine is
-    // otherwise idle then, and the timed steps never include it.
-    if (ctx.rank == 0 && between_steps) between_steps();
-    for (int s = 0; s < steps; ++s) {
-      OpTimer step_timer;
-      ctx.world->barrier();
-      const auto t0 = std::chrono::steady_clock::now();
-      trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == 0 ? &step_timer : nullptr);
-      ctx.world->barrier();
-      if (ctx.rank != 0) continue;
-      step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      step_ops.push_back(step_timer.seconds());
-      if (between_steps) between_steps();
-    }
-  });
+  // The timed rank is the last stage's first: the chip the step plan describes (model/step_plan.h),
+  // rank 0 without a pipeline.
+  const int timed = (config.pp - 1) * config.stage_ranks();
+  run_on_ranks(
+      config.dp, config.cp, config.tp,
+      [&](const RankContext& ctx) {
+        RankTrainer trainer(model, config, ctx);
+        trainer.model().init(config.seed);
+        trainer.step(tokens.data(), targets.data(), 1, nullptr);  // warm-up: first touches, thread pools
+        // Rank 0 runs `between_steps` while the other ranks wait at the next barrier: the machine is
+        // otherwise idle then, and the timed steps never include it.
+        if (ctx.rank == 0 && between_steps) between_steps();
+        for (int s = 0; s < steps; ++s) {
+          OpTimer step_timer;
+          ctx.world->barrier();
+          const auto t0 = std::chrono::steady_clock::now();
+          trainer.step(tokens.data(), targets.data(), 2 + s, ctx.rank == timed ? &step_timer : nullptr);
+          ctx.world->barrier();
+          if (ctx.rank == timed) {
+            step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            step_ops.push_back(step_timer.seconds());
+          }
+          ctx.world->barrier();  // the timed rank's figures are recorded before rank 0 samples
+          if (ctx.rank == 0 && between_steps) between_steps();
+        }
+      },
+      config.pp);
   record_steps(result, step_s, step_ops);
   result.tokens_per_s = double(config.batch) * double(seq) / result.step_time_s;
   result.mfu = flops_utilization(result.tokens_per_s, model_flops_per_token(model), result.peak_flops);

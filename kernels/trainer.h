@@ -1,5 +1,5 @@
 #pragma once
-// `palmsim train` and `palmsim bench-step` on the CPU backend: thread ranks (dp x cp x tp), real text,
+// `palmsim train` and `palmsim bench-step` on the CPU backend: thread ranks (pp x dp x cp x tp), real text,
 // metrics, held-out loss, atomic checkpoints, resume, and per-op timing under StepPlan names.
 #include "kernels/bench_result.h"
 #include "kernels/train_config.h"

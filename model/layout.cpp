@@ -2,6 +2,8 @@
 
 #include "model/input_error.h"
 
+#include <algorithm>
+
 namespace palmsim {
 
 const char* to_string(Sharding s) {
@@ -58,6 +60,15 @@ Schedule parse_schedule(const std::string& t, const std::string& field) {
   if (t == "1f1b") return Schedule::one_f_one_b;
   if (t == "interleaved") return Schedule::interleaved;
   throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved");
+}
+
+StageLayers stage_layers(int64_t n_layers, int pp, int stage) {
+  const int base = int(n_layers / pp), extra = int(n_layers % pp);
+  const int longer_before = std::max(0, stage - (pp - extra));  // earlier stages holding one more
+  StageLayers s;
+  s.first = stage * base + longer_before;
+  s.end = s.first + base + (stage >= pp - extra ? 1 : 0);
+  return s;
 }
 
 int64_t microbatches(const Layout& l, int64_t global_batch) {

@@ -56,6 +56,15 @@ Sharding parse_sharding(const std::string& text, const std::string& field);
 Recompute parse_recompute(const std::string& text, const std::string& field);
 Schedule parse_schedule(const std::string& text, const std::string& field);
 
+// The layers pipeline stage `stage` of `pp` holds, [first, end), without interleaving:
+// n_layers / pp each, one more on each of the last n_layers % pp stages. The last stage also holds
+// the logits and loss, so it is the heaviest, the one the step plan prices (model/step_plan.cpp).
+struct StageLayers {
+  int first = 0, end = 0;
+  int count() const { return end - first; }
+};
+StageLayers stage_layers(int64_t n_layers, int pp, int stage);
+
 // Microbatches per data-parallel rank per step: global_batch / (dp * microbatch).
 int64_t microbatches(const Layout& layout, int64_t global_batch);
 

@@ -521,6 +521,15 @@ class PlanBuilder {
       op.group = CommGroup::pp;
       op.comm_bytes = message;
     }
+    if (!m_.tied_embeddings) return;
+    // A tied embedding lives on the first stage (lookups) and the last (logits): each holds part
+    // of its gradient, summed between the two once per step after backward (Megatron-LM's
+    // embedding group). Priced as an all-reduce over the pipeline group: exact for pp 2; beyond,
+    // the ring over pp ranks charges up to twice the two ranks' exchange, on one matrix a step.
+    Op& op = add("embedding_allreduce", Phase::backward, OpKind::collective, Repeat::per_step);
+    op.collective = CollectiveKind::all_reduce;
+    op.group = CommGroup::pp;
+    op.comm_bytes = double(p_.vocab) / vocab_ranks(p_.options, l_) * m_.d_model * o_.grad_reduce_bytes;
   }
 
   void data_parallel() {

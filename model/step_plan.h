@@ -74,6 +74,12 @@ struct PlanOptions {
   bool shard_activations_over_tp = false;  // as sequence parallelism, whatever layout.sp says
   bool overlap_tp_comm = false;   // tensor-parallel collectives beside the layer's compute
   double tp_overlap_fraction = 1; // with overlap_tp_comm: the share of their time that hides
+  // How the pipeline fills and drains. false: each earlier stage at its own pace (its layers and
+  // its send), as a schedule whose stages run ahead with buffered sends does (palmsim's CPU
+  // trainer, measured: kernels/results/); the logits and loss of the last stage are then in its
+  // steady state only. true: at the last stage's pace, logits and loss included, what the 1440
+  // Megatron-DeepSpeed runs show (hwmodels/stacks/megatron-deepspeed.yaml).
+  bool pipeline_paced_by_last_stage = false;
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
   bool fp8_linears = false;

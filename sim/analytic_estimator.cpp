@@ -24,6 +24,7 @@ PlanOptions plan_options_for(const System& system) {
   o.loss_bytes_per_logit = st.loss_bytes_per_logit;
   o.overlap_tp_comm = st.overlap_tp_comm;
   o.tp_overlap_fraction = st.tp_overlap_fraction;
+  o.pipeline_paced_by_last_stage = st.pipeline_paced_by_last_stage;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
   o.fp8_rowwise = st.fp8_rowwise;
   o.kernel_floor_s = st.kernel_floor_s;
@@ -95,6 +96,7 @@ struct Totals {
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
   double mb_p2p = 0;
+  double mb_stage_end_comm = 0;  // the last stage's per-microbatch collectives (the loss's)
   double step_overlapped_with_backward = 0;
   double step_blocking_comm = 0;
   double step_optimizer = 0;
@@ -134,8 +136,10 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
       case Repeat::per_microbatch:
         if (is_compute(op.kind))
           t.mb_compute_fwd_bwd += once;
-        else
+        else if (op.kind == OpKind::p2p)
           t.mb_p2p += once;
+        else
+          t.mb_stage_end_comm += once;
         break;
       case Repeat::per_step:
         if (op.phase == Phase::optimizer && is_compute(op.kind))
@@ -165,7 +169,6 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
                               std::max(0.0, t.layer_fsdp_bwd - (bwd + rec));
   const double fsdp_startup = (t.layer_fsdp_fwd + t.layer_fsdp_bwd) / 2.0;
   const double layer_time = fwd + bwd + rec + t.layer_tp_comm + fsdp_exposed;
-  const double mb_time = layers * layer_time + t.mb_compute_fwd_bwd + t.mb_p2p;
 
   Breakdown b;
   b.compute_s = mbs * (layers * (fwd + bwd) + t.mb_compute_fwd_bwd);
@@ -176,11 +179,16 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   double dp_exposed = t.step_overlapped_with_backward;
   if (l.pp == 1)
     dp_exposed = std::max(dp_exposed - layers * (bwd + rec), dp_exposed / std::max(1.0, layers));
-  b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p) +
+  b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p + t.mb_stage_end_comm) +
                      (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
   b.all_to_all_s = mbs * layers * t.layer_all_to_all;
-  // Fill and drain: pp - 1 microbatch slots, shortened vpp-fold by interleaving.
-  b.bubble_s = (l.pp - 1) * mb_time / double(l.vpp);
+  // Fill and drain: the first microbatch's forward through the pp - 1 stages before this one and
+  // the last one's backward back through them, a chunk's layers (and its send) each, shortened
+  // vpp-fold by interleaving. The logits and loss run on this, the last, stage alone, inside its
+  // steady state, unless the stack paces every stage by the last (PlanOptions).
+  const double stage_end = t.mb_compute_fwd_bwd + t.mb_stage_end_comm;
+  const double paced = plan.options.pipeline_paced_by_last_stage ? stage_end : 0.0;
+  b.bubble_s = (l.pp - 1) * (layers * layer_time + t.mb_p2p + paced) / double(l.vpp);
   b.optimizer_s = t.step_optimizer;
   return b;
 }

@@ -146,6 +146,7 @@ BenchResult bench_multi_process(const ModelSpec& model, const TrainConfig& confi
 
 BenchResult bench_step_cuda(const ModelSpec& model, const TrainConfig& config, int steps) {
   if (config.cp > 1) throw InputError("layout.cp", "the CUDA backend has no context parallelism yet; use 1, or --backend cpu");
+  if (config.pp > 1) throw InputError("layout.pp", "the CUDA backend runs one pipeline stage; use 1, or --backend cpu");
   if (config.ranks() > 1) return bench_multi_process(model, config, steps);
   if (device_count() == 0) throw InputError("--backend", "cuda needs an NVIDIA GPU; none is visible to this process");
   cudaStream_t stream;

@@ -273,6 +273,17 @@ void receive(World& w, Chip& c, bool forward, int chunk) {
   record(w, c, Track::pipeline, forward ? "recv_activation" : "recv_gradient", start);
 }
 
+// A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): an
+// earlier stage's slot lasts as long as the last stage's, whose logits and loss it waits out.
+void pace_by_last_stage(World& w, Chip& c, double seconds) {
+  const double s = seconds * w.compute_factor[c.id];
+  if (!w.plan.options.pipeline_paced_by_last_stage || s <= 0) return;
+  const double start = s4u::Engine::get_clock();
+  s4u::this_actor::sleep_for(s);
+  c.times.bubble_s += s;
+  record(w, c, Track::pipeline, "paced_by_last_stage", start);
+}
+
 void send(World& w, int dst, bool forward, int chunk) {
   w.result.flows += 1;
   w.pipe_box(dst, forward, chunk)->put_init(&payload, uint64_t(std::llround(w.work.p2p_bytes)))->detach();
@@ -289,6 +300,7 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
     const double start = s4u::Engine::get_clock();
     layer_pass(w, c, true, false);
     if (last) compute(w, c, w.work.stage_end_forward_s, &ChipTimes::compute_s, "logits_loss");
+    else pace_by_last_stage(w, c, w.work.stage_end_forward_s);
     record(w, c, Track::schedule, "F", start, item.microbatch, item.chunk);
     if (!last) {
       r.pp = (stage + 1) % pp;
@@ -299,6 +311,7 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
   if (!last) receive(w, c, false, item.chunk);
   const double start = s4u::Engine::get_clock();
   if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
+  else pace_by_last_stage(w, c, w.work.stage_end_backward_s);
   layer_pass(w, c, false, buckets);
   record(w, c, Track::schedule, "B", start, item.microbatch, item.chunk);
   if (!first) {

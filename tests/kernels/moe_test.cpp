@@ -225,13 +225,16 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
     if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
   }
-  ASSERT_EQ(loaded.size(), 7u);
+  ASSERT_EQ(loaded.size(), 9u);
   EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
   EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
   EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
   EXPECT_EQ(loaded["train-tiny-tp2.yaml"].tp, 2);
   EXPECT_EQ(loaded["train-tiny-cp2.yaml"].cp, 2);
   EXPECT_EQ(loaded["train-tiny-moe-ep2.yaml"].ep, 2);
+  EXPECT_EQ(loaded["train-tiny-pp2.yaml"].pp, 2);
+  EXPECT_EQ(loaded["train-tiny-pp2.yaml"].ranks(), 2);
+  EXPECT_EQ(loaded["train-tiny-pp2-dp2.yaml"].ranks(), 4);
   EXPECT_EQ(loaded["train-1b.yaml"].batch, 8);
 }
 
@@ -241,7 +244,9 @@ TEST(TrainConfig, TheRanksAndBatchAreTheScenariosSections) {
   EXPECT_EQ(config_error("", "dp: 2, cp: 2, sharding: zero1", 8), "");
   EXPECT_NE(config_error("", "", 0, "train: {dp: 2}\n").find("train.dp: is layout.dp now"), std::string::npos);
   EXPECT_NE(config_error("", "", 0, "train: {batch: 4}\n").find("training.global_batch"), std::string::npos);
-  EXPECT_NE(config_error("", "pp: 2").find("layout.pp"), std::string::npos);
+  EXPECT_EQ(config_error("", "pp: 2, schedule: 1f1b"), "");  // one layer on each stage
+  EXPECT_NE(config_error("", "pp: 3").find("layout.pp: must not exceed model.n_layers (2)"), std::string::npos);
+  EXPECT_NE(config_error("", "pp: 2, schedule: gpipe").find("layout.schedule"), std::string::npos);
   EXPECT_NE(config_error("", "sp: true").find("layout.sp"), std::string::npos);
   EXPECT_NE(config_error("", "sharding: fsdp").find("layout.sharding"), std::string::npos);
   EXPECT_NE(config_error("", "dp: 3", 4).find("training.global_batch"), std::string::npos);

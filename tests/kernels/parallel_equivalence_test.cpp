@@ -1,6 +1,7 @@
-// Data parallel, ZeRO-1, tensor parallel, context parallel and (for a sparse model) expert parallel
-// with 2 and 4 thread ranks give the same loss, gradients and updated parameters as one rank on the
-// same global batch (float tolerance).
+// Data parallel, ZeRO-1, tensor parallel, context parallel, pipeline parallel and (for a sparse
+// model) expert parallel with 2 and 4 thread ranks give the same loss, gradients and updated
+// parameters as one rank on the same global batch (float tolerance; bitwise where the order of the
+// sums is the same).
 #include "kernels/rank_grid.h"
 #include "kernels/rank_trainer.h"
 
@@ -8,6 +9,7 @@
 
 #include <cmath>
 #include <mutex>
+#include <set>
 
 namespace palmsim {
 namespace {
@@ -40,15 +42,16 @@ struct RankResult {
   std::vector<float> grads, params;  // reduced gradients (optimizer range) and updated params
   std::vector<TensorInfo> tensors;
   size_t begin = 0;
-  int tp_rank = 0;
+  int tp_rank = 0, stage = 0;
 };
 
 // `microbatch` 0: each rank's whole share at once.
 std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b, int ep = 1,
-                            int64_t microbatch = 0, int cp = 1) {
+                            int64_t microbatch = 0, int cp = 1, int pp = 1) {
   TrainConfig c;
   c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch, c.cp = cp;
-  std::vector<RankResult> results(size_t(dp * cp * tp));
+  c.pp = pp;
+  std::vector<RankResult> results(size_t(c.ranks()));
   run_on_ranks(dp, cp, tp, [&](const RankContext& ctx) {
     RankTrainer trainer(m, c, ctx);
     trainer.model().init(7);
@@ -60,7 +63,8 @@ std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, cons
     r.tensors = trainer.model().tensors();
     r.begin = trainer.optimizer().begin();
     r.tp_rank = trainer.tp_rank();
-  });
+    r.stage = trainer.stage();
+  }, pp);
   return results;
 }
 
@@ -173,6 +177,56 @@ TEST_F(ParallelEquivalence, ContextParallel) {
     expect_close(std::vector<float>(r.params.begin(), r.params.begin() + long(reference_.params.size())),
                  reference_.params, "cp2 x dp2 zero1 params");
   }
+}
+
+// Pipeline stages, 1F1B: with the same microbatches and no other parallelism, every stage's layer
+// gradients are the unpipelined run's bit for bit (each sums the same microbatches in the same
+// order), and so is the loss of a dense model (the other stages add zeros). The tied embedding's gradient is the sum of the
+// first stage's lookups and the last stage's logits, so it (and through the gradient norm, every
+// update) agrees to float tolerance. Two layers on two stages with 4 microbatches; alone, beside
+// dp 2 (with ZeRO-1) and beside tp 2; and three layers unevenly on two stages (1 and 2).
+TEST_F(ParallelEquivalence, PipelineStages1F1B) {
+  auto check = [&](const ModelSpec& m, const RankResult& reference, const std::vector<RankResult>& ranks, int tp,
+                   const std::string& what, bool bitwise) {
+    std::set<int> stages;
+    for (const RankResult& r : ranks) {
+      stages.insert(r.stage);
+      EXPECT_NEAR(r.loss, reference.loss, 1e-6 * reference.loss) << what;
+      palmsim::compare_tensors(m, reference, r, tp, what);
+      if (!bitwise) continue;
+      EXPECT_EQ(r.loss, reference.loss) << what;
+      const PalmModel<float> whole(m);
+      for (const TensorInfo& t : r.tensors) {
+        if (t.name == "embedding") continue;
+        const TensorInfo& full = whole.tensor(t.name);
+        for (size_t i = 0; i < t.size(); ++i)
+          ASSERT_EQ(r.grads[t.offset + i], reference.grads[full.offset + i]) << what << " " << t.name << " [" << i << "]";
+      }
+    }
+    EXPECT_EQ(stages, (std::set<int>{0, 1})) << what;
+  };
+  const RankResult by_two = run(1, 1, false, model_, batch_, 1, 2)[0];
+  check(model_, by_two, run(1, 1, false, model_, batch_, 1, 2, 1, 2), 1, "pp2", true);
+  check(model_, by_two, run(1, 2, false, model_, batch_, 1, 2, 1, 2), 2, "pp2 x tp2", false);
+  const RankResult by_one = run(1, 1, false, model_, batch_, 1, 1)[0];
+  check(model_, by_one, run(2, 1, false, model_, batch_, 1, 1, 1, 2), 1, "pp2 x dp2", false);
+  for (const RankResult& r : run(2, 1, true, model_, batch_, 1, 1, 1, 2)) {
+    EXPECT_NEAR(r.loss, by_one.loss, 1e-6 * by_one.loss) << "pp2 x dp2 zero1";
+    const PalmModel<float> stage(model_, 1, 0, true, 1, 0, 2, r.stage), whole(model_);
+    for (const TensorInfo& t : stage.tensors()) {
+      const TensorInfo& full = whole.tensor(t.name);
+      expect_close(std::vector<float>(r.params.begin() + long(t.offset), r.params.begin() + long(t.offset + t.size())),
+                   std::vector<float>(by_one.params.begin() + long(full.offset),
+                                      by_one.params.begin() + long(full.offset + full.size())),
+                   "pp2 x dp2 zero1 " + t.name);
+    }
+  }
+  ModelSpec three = model_;
+  three.n_layers = 3;
+  const RankResult three_by_two = run(1, 1, false, three, batch_, 1, 2)[0];
+  const auto uneven = run(1, 1, false, three, batch_, 1, 2, 1, 2);
+  check(three, three_by_two, uneven, 1, "3 layers on pp2", true);
+  EXPECT_EQ(uneven[0].tensors.size(), 1u + 6u) << "the first stage: the embedding and layer 0 (ln, wq, wkv, wo, win, wout)";
 }
 
 // Four experts, top-2, and a shared expert, in every other layer. The load-balancing loss counts
