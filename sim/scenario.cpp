@@ -131,7 +131,12 @@ Scenario parse_scenario_sections(const YAML::Node& root, const std::string& path
   s.model = parse_model_node(root["model"]);
 
   const YAML::Node sys = root["system"];
-  if (!sys) throw InputError("system", "missing; give a preset name or {preset:, chips:}");
+  // A trainer config's machine is this one, known from a calibration: say how, as the file may be one.
+  if (!sys)
+    throw InputError("system", "missing; give a preset name or {preset:, chips:}. A trainer config is predicted on "
+                               "this machine: add system: {preset: local-cpu, calibration: FILE} (`palmsim calibrate "
+                               "--config " + path + " -o FILE` writes one), or run `palmsim validate-local " + path +
+                               " --calibration FILE`");
   if (sys.IsScalar()) {
     s.system = system_preset(sys.Scalar());
   } else {

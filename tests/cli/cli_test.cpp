@@ -326,6 +326,39 @@ TEST(Cli, OneFileIsTheTrainersConfigAndTheScenarioPredictReads) {
   EXPECT_TRUE(priced.count("dp_allreduce.bwd"));  // two data-parallel ranks, from layout.dp
 }
 
+// A pipelined trainer config: validate-local predicts its bubble and measures it as the last stage's
+// waits for the first, which it keeps out of the op table (the plan prices the bubble as a whole);
+// the ops it compares are the plan's, the pipeline's sends and the tied embedding's reduction among
+// them. Without a system, predict says how a trainer config is predicted.
+TEST(Cli, APipelinedTrainerConfigListsItsBubble) {
+  const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  const std::string config = write_temp(
+      "vl_pp2_" + std::to_string(getpid()) + ".yaml",
+      "model: {name: vl-tiny, n_layers: 2, d_model: 64, n_heads: 2, n_kv_heads: 1, head_dim: 32,\n"
+      "        d_ff: 128, ffn: swiglu, vocab: 256, seq_len: 32, parallel_block: true}\n"
+      "layout: {pp: 2, microbatch: 1}\n"
+      "training: {global_batch: 4}\n");
+  const CliRun r = run("validate-local " + config + " --calibration " + calibration_with_reference("vl_pp_cal", threads) +
+                       " --steps 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["predicted_bubble_s"].get<double>(), 0);
+  EXPECT_LT(j["predicted_bubble_s"].get<double>(), j["predicted_step_s"].get<double>());
+  EXPECT_GT(j["measured_bubble_s"].get<double>(), 0);
+  EXPECT_LT(j["measured_bubble_s"].get<double>(), j["measured_step_s"].get<double>());
+  std::set<std::string> names;
+  for (const auto& op : j["per_op"]) names.insert(op["name"].get<std::string>());
+  for (const char* op : {"pp_send.fwd", "pp_send.bwd", "embedding_allreduce.bwd", "logits.fwd"})
+    EXPECT_TRUE(names.count(op)) << op;
+  for (const std::string& n : names) EXPECT_FALSE(n.starts_with("pp_wait")) << n;
+  EXPECT_FALSE(names.count("embedding.fwd")) << "the last stage does not look tokens up";
+
+  const CliRun predicted = run("predict " + config);
+  EXPECT_EQ(predicted.status, 2);
+  EXPECT_NE(predicted.err.find("A trainer config is predicted on this machine: add system: {preset: local-cpu"), std::string::npos)
+      << predicted.err;
+}
+
 TEST(Cli, ValidateLocalCorrectsThePredictionByTheMeasuredDrift) {
   const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const std::string config = tiny_trainer_config();
