@@ -144,22 +144,28 @@ double RankTrainer::microbatches(const int32_t* tokens, const int32_t* targets, 
 // its neighbour to take a message, only for one to arrive. Moving a message, out of this stage or
 // into it, is the plan's pp_send of its phase (one copy through memory); waiting for one to arrive
 // is pp_wait.
+size_t RankTrainer::stage_message(int64_t sequences) const {
+  return size_t(sequences * model_.spec().seq_len / config_.cp * model_.spec().d_model);  // this rank's rows
+}
+
+void RankTrainer::receive(int peer, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer) {
+  received_.resize(n);
+  {
+    auto scope = time_op(timer, wait_op);
+    pp_->wait_for(peer);
+  }
+  auto scope = time_op(timer, copy_op);
+  pp_->recv(received_.data(), n, peer);
+}
+
 double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
   const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
   const int64_t seq = model_.spec().seq_len;
   const int stages = config_.pp, s = stage();
-  const size_t message = size_t(mb * seq / config_.cp * model_.spec().d_model);  // this rank's rows
-  received_.resize(message);
+  const size_t message = stage_message(mb);
   double loss = 0;
   auto forward = [&](int64_t i) {
-    if (!model_.first_stage()) {
-      {
-        auto scope = time_op(timer, kPipelineWaitForward);
-        pp_->wait_for(s - 1);
-      }
-      auto scope = time_op(timer, "pp_send.fwd");
-      pp_->recv(received_.data(), message, s - 1);
-    }
+    if (!model_.first_stage()) receive(s - 1, message, kPipelineWaitForward, "pp_send.fwd", timer);
     const int64_t offset = i * mb * seq;
     loss += model_.stage_forward(int(i % stages), tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
                                  cp_, timer, 1.0 / double(micro));
@@ -168,14 +174,7 @@ double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets,
     pp_->send(model_.stage_output(int(i % stages)).data(), message, s + 1);
   };
   auto backward = [&](int64_t i) {
-    if (!model_.last_stage()) {
-      {
-        auto scope = time_op(timer, kPipelineWaitBackward);
-        pp_->wait_for(s + 1);
-      }
-      auto scope = time_op(timer, "pp_send.bwd");
-      pp_->recv(received_.data(), message, s + 1);
-    }
+    if (!model_.last_stage()) receive(s + 1, message, kPipelineWaitBackward, "pp_send.bwd", timer);
     model_.stage_backward(int(i % stages), received_.data());
     if (model_.first_stage()) return;
     auto scope = time_op(timer, "pp_send.bwd");
@@ -198,11 +197,9 @@ double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets,
 
 // Forward only, stage after stage; the last stage's cross-entropy is shared with every stage.
 double RankTrainer::pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch) {
-  const int64_t seq = model_.spec().seq_len;
-  const size_t message = size_t(batch * seq / config_.cp * model_.spec().d_model);
-  received_.resize(message);
+  const size_t message = stage_message(batch);
   double ce = 0;
-  if (!model_.first_stage()) pp_->recv(received_.data(), message, stage() - 1);
+  if (!model_.first_stage()) receive(stage() - 1, message, kPipelineWaitForward, "pp_send.fwd", nullptr);
   model_.stage_forward(0, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &ce);
   if (!model_.last_stage()) pp_->send(model_.stage_output(0).data(), message, stage() + 1);
   if (!model_.last_stage()) ce = 0;

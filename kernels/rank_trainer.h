@@ -54,6 +54,10 @@ class RankTrainer {
   double microbatches(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
   double pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
   double pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch);
+  // Floats in one message between stages: `sequences` of this rank's rows, d_model wide.
+  size_t stage_message(int64_t sequences) const;
+  // Receives n floats from stage `peer` into received_, timing the wait and the copy apart.
+  void receive(int peer, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer);
   TrainConfig config_;
   int rank_;
   Communicator* tp_;
