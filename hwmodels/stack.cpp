@@ -144,13 +144,14 @@ Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
                         "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel",
-                        "loss_bytes_per_logit", "overlap_tp_comm", "pipeline_paced_by_last_stage", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "parameters",
+                        "loss_bytes_per_logit", "overlap_tp_comm", "pipeline_paced_by_last_stage", "fp8_rowwise", "fp8_tp_allgather", "shardings", "recomputes", "schedules", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
   read_choices(n, field, s);
   if (n["shardings"]) read_list(n["shardings"], field + ".shardings", s.shardings, parse_sharding);
   if (n["recomputes"]) read_list(n["recomputes"], field + ".recomputes", s.recomputes, parse_recompute);
+  if (n["schedules"]) read_list(n["schedules"], field + ".schedules", s.schedules, parse_schedule);
   if (n["parameters"]) read_parameters(n["parameters"], field + ".parameters", s);
   if (n["fit"]) read_fit(n["fit"], field + ".fit", s);
   return s;
@@ -195,9 +196,12 @@ bool Stack::supports(Sharding x) const {
 bool Stack::supports(Recompute x) const {
   return recomputes.empty() || std::find(recomputes.begin(), recomputes.end(), x) != recomputes.end();
 }
+bool Stack::supports(Schedule x) const {
+  return schedules.empty() || std::find(schedules.begin(), schedules.end(), x) != schedules.end();
+}
 
 void check_stack_supports(const Stack& s, const Layout& l, const std::string& sharding_field,
-                          const std::string& recompute_field) {
+                          const std::string& recompute_field, const std::string& schedule_field) {
   auto list = [](const auto& values) {
     std::string out;
     for (auto v : values) out += (out.empty() ? "" : ", ") + std::string(to_string(v));
@@ -209,6 +213,9 @@ void check_stack_supports(const Stack& s, const Layout& l, const std::string& sh
   if (!s.supports(l.recompute))
     throw InputError(recompute_field, "stack " + s.name + " does not run recompute " + to_string(l.recompute) +
                                           "; it runs: " + list(s.recomputes));
+  if (l.pp > 1 && !s.supports(l.schedule))
+    throw InputError(schedule_field, "stack " + s.name + " does not run schedule " + to_string(l.schedule) +
+                                         "; it runs: " + list(s.schedules));
 }
 
 std::string stack_yaml(const Stack& s) {
@@ -239,6 +246,11 @@ std::string stack_yaml(const Stack& s) {
   if (!s.recomputes.empty()) {
     e << YAML::Key << "recomputes" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (Recompute x : s.recomputes) e << to_string(x);
+    e << YAML::EndSeq;
+  }
+  if (!s.schedules.empty()) {
+    e << YAML::Key << "schedules" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (Schedule x : s.schedules) e << to_string(x);
     e << YAML::EndSeq;
   }
   e << YAML::Key << "parameters" << YAML::Value << YAML::BeginMap;

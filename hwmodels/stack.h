@@ -66,8 +66,13 @@ struct Stack {
   // parameter sharding; torchtitan shards with FSDP; XLA rematerializes as PaLM and MaxText do.
   std::vector<Sharding> shardings;
   std::vector<Recompute> recomputes;
+  // Pipeline schedules: Megatron runs 1F1B and interleaved 1F1B; zero-bubble schedules live in
+  // forks (sail-sg's Megatron-LM fork, ColossalAI) and in PyTorch's pipelining, so a stack lists
+  // them only where its framework runs them.
+  std::vector<Schedule> schedules;
   bool supports(Sharding s) const;
   bool supports(Recompute r) const;
+  bool supports(Schedule s) const;
   // Costs (the fitted parameters; see stack_parameters()).
   double kernel_floor_s = 0;        // shortest time any GPU kernel takes (launch, ramp, tail)
   double host_overhead_s = 0;       // framework CPU time per kernel launched (eager dispatch)
@@ -105,8 +110,9 @@ std::vector<std::string> stack_preset_names();
 // The stack as YAML text in the shipped files' format (what `fit -o` writes).
 std::string stack_yaml(const Stack& stack);
 
-// InputError naming `field` when the stack cannot run the layout's sharding or recompute mode.
+// InputError naming the field when the stack cannot run the layout's sharding, recompute mode or
+// pipeline schedule.
 void check_stack_supports(const Stack& stack, const Layout& layout, const std::string& sharding_field,
-                          const std::string& recompute_field);
+                          const std::string& recompute_field, const std::string& schedule_field);
 
 }  // namespace palmsim

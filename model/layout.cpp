@@ -33,6 +33,7 @@ const char* to_string(Schedule s) {
     case Schedule::gpipe: return "gpipe";
     case Schedule::one_f_one_b: return "1f1b";
     case Schedule::interleaved: return "interleaved";
+    case Schedule::zero_bubble_h1: return "zb-h1";
   }
   return "?";
 }
@@ -59,7 +60,8 @@ Schedule parse_schedule(const std::string& t, const std::string& field) {
   if (t == "gpipe") return Schedule::gpipe;
   if (t == "1f1b") return Schedule::one_f_one_b;
   if (t == "interleaved") return Schedule::interleaved;
-  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved");
+  if (t == "zb-h1") return Schedule::zero_bubble_h1;
+  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved, zb-h1");
 }
 
 StageLayers stage_layers(int64_t n_layers, int pp, int stage) {
@@ -172,6 +174,16 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       });
   } else if (l.vpp != 1) {
     return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved"); });
+  }
+  if (l.schedule == Schedule::zero_bubble_h1) {
+    if (l.pp < 2) return fail("layout.schedule", [&] { return std::string("zb-h1 needs pp >= 2"); });
+    // Weights gathered layer by layer would have to be gathered again for each deferred weight
+    // gradient; palmsim does not model that traffic.
+    if (l.sharding == Sharding::fsdp || l.sharding == Sharding::zero3)
+      return fail("layout.schedule", [&] {
+        return std::string("zb-h1 with sharding ") + to_string(l.sharding) +
+               " (weights gathered per layer) is not modelled; allowed shardings: none, zero1, zero2";
+      });
   }
   return {};
 }

@@ -19,8 +19,11 @@ enum class Sharding { none, zero1, zero2, zero3, fsdp };
 // and the element-wise ops (MaxText remat_policy=minimal, JAX checkpoint_dots_with_no_batch_dims).
 enum class Recompute { none, selective, full, palm, minimal };
 // gpipe: all forwards then all backwards. one_f_one_b: PipeDream-flush. interleaved: 1F1B over vpp
-// model chunks per stage (Narayanan et al. 2021).
-enum class Schedule { gpipe, one_f_one_b, interleaved };
+// model chunks per stage (Narayanan et al. 2021). zero_bubble_h1: ZB-H1 (Qi et al. 2023, "Zero
+// Bubble Pipeline Parallelism", ICLR 2024): backward split into the input gradient (B), which the
+// stage before waits for, and the weight gradient (W), which a stage defers into what would be
+// bubble; the same activation memory as 1F1B and a third of its bubble when F = B = W.
+enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1 };
 
 struct Layout {
   int tp = 1;

@@ -101,6 +101,9 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
   switch (l.schedule) {
     case Schedule::gpipe: in_flight = mb; break;
     case Schedule::one_f_one_b: in_flight = std::min(mb, double(l.pp)); break;
+    // ZB-H1: the first stage holds what it holds under 1F1B (stage i defers i weight gradients,
+    // so the later stages reach the same count, partly as the inputs their W passes keep).
+    case Schedule::zero_bubble_h1: in_flight = std::min(mb, double(l.pp)); break;
     case Schedule::interleaved:
       in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
       break;

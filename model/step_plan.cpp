@@ -117,11 +117,12 @@ class PlanBuilder {
     return p_.ops.back();
   }
 
-  void gemm(const char* name, Phase phase, int64_t m, int64_t n, int64_t k, double mult) {
+  Op& gemm(const char* name, Phase phase, int64_t m, int64_t n, int64_t k, double mult) {
     Op& op = add(name, phase, OpKind::gemm, Repeat::per_layer_microbatch, mult);
     op.m = m, op.n = n, op.k = k;
     op.flops = 2.0 * double(m) * double(n) * double(k);
     op.bytes = w_ * (double(m) * k + double(k) * n + double(m) * n);
+    return op;
   }
 
   // Forward GEMM and, in backward, its two gradient GEMMs (input grad and weight grad).
@@ -129,7 +130,7 @@ class PlanBuilder {
     const int64_t tokens = p_.tokens_per_microbatch;
     if (phase == Phase::backward) {
       gemm(name, phase, tokens, k_in, n_out, mult);   // dX = dY W^T
-      gemm(name, phase, k_in, n_out, tokens, mult);   // dW = X^T dY
+      gemm(name, phase, k_in, n_out, tokens, mult).weight_gradient = true;  // dW = X^T dY
     } else {
       gemm(name, phase, tokens, n_out, k_in, mult);
     }
@@ -227,15 +228,16 @@ class PlanBuilder {
     };
     // Grouped GEMMs of the local experts (batch = experts on this rank), and their gradients.
     auto experts = [&](const char* name, int64_t n_out, int64_t k_in) {
-      auto grouped = [&](int64_t m, int64_t n, int64_t k) {
+      auto grouped = [&](int64_t m, int64_t n, int64_t k) -> Op& {
         Op& op = add(name, phase, OpKind::gemm, Repeat::per_layer_microbatch, mult);
         op.m = m, op.n = n, op.k = k, op.batch = local;
         op.flops = 2.0 * double(m) * double(n) * double(k) * local;
         op.bytes = w_ * local * (double(m) * k + double(k) * n + double(m) * n);
+        return op;
       };
       if (bwd) {
         grouped(per_expert, k_in, n_out);
-        grouped(k_in, n_out, per_expert);
+        grouped(k_in, n_out, per_expert).weight_gradient = true;
       } else {
         grouped(per_expert, n_out, k_in);
       }
@@ -481,6 +483,7 @@ class PlanBuilder {
         if (phase == Phase::backward && g == 0)
           op.m = p_.tokens_per_microbatch, op.n = m_.d_model, op.k = int64_t(vocab_shard);
         if (g == 1) op.m = m_.d_model, op.n = int64_t(vocab_shard), op.k = p_.tokens_per_microbatch;
+        op.weight_gradient = g == 1;
         op.flops = 2.0 * t_ * d * vocab_shard;
         op.bytes = w_ * (double(op.m) * op.k + double(op.k) * op.n + double(op.m) * op.n);
       }

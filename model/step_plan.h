@@ -48,6 +48,9 @@ struct Op {
   double comm_bytes = 0;  // collective buffer size (see collective_cost.h) or p2p message
   Overlap overlap = Overlap::blocking;
   double kernels = 1;     // GPU kernels per occurrence (launch floor and host time scale with it)
+  // A backward GEMM that computes a weight's gradient (dW = X^T dY), not its input's: zero-bubble
+  // schedules run it apart from the input gradient, later (Schedule::zero_bubble_h1).
+  bool weight_gradient = false;
 };
 
 // What the software stack (hwmodels/stack.h) implies for the plan and the pricing of its ops.

@@ -91,6 +91,7 @@ namespace {
 // Per-layer, per-microbatch sums by phase; per-microbatch and per-step sums.
 struct Totals {
   double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
+  double layer_weight_gradient = 0;        // of backward's, the weight-gradient GEMMs (W)
   double layer_tp_comm = 0;                // blocking collectives inside a layer
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
@@ -118,9 +119,10 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
     }
     switch (op.repeat) {
       case Repeat::per_layer_microbatch:
-        if (is_compute(op.kind))
+        if (is_compute(op.kind)) {
           t.layer_compute[int(op.phase)] += once;
-        else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
+          if (op.weight_gradient) t.layer_weight_gradient += once;
+        } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
           // Overlapped tensor-parallel collectives: their hidden share runs beside the layer's
           // compute (with the FSDP traffic), the rest stays on the critical path.
           const double hidden = plan.options.tp_overlap_fraction * once;
@@ -188,7 +190,12 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   // steady state, unless the stack paces every stage by the last (PlanOptions).
   const double stage_end = t.mb_compute_fwd_bwd + t.mb_stage_end_comm;
   const double paced = plan.options.pipeline_paced_by_last_stage ? stage_end : 0.0;
-  b.bubble_s = (l.pp - 1) * (layers * layer_time + t.mb_p2p + paced) / double(l.vpp);
+  double slot = layers * layer_time + t.mb_p2p + paced;
+  // ZB-H1 fills and drains with the input gradients only, and its deferred weight gradients fill
+  // what is left: (pp - 1)(F + B - W) against 1F1B's (pp - 1)(F + B + W) (Qi et al. 2023, Sec. 3;
+  // DeepSeek-V3 report Table 2 writes it (PP - 1)(F + B - 2W) with B the whole backward).
+  if (l.schedule == Schedule::zero_bubble_h1) slot -= 2.0 * layers * t.layer_weight_gradient;
+  b.bubble_s = (l.pp - 1) * slot / double(l.vpp);
   b.optimizer_s = t.step_optimizer;
   return b;
 }

@@ -94,6 +94,8 @@ struct SearchSpace {
   const LayoutConstraints& fixed;
   std::vector<Sharding> shardings;
   std::vector<Recompute> recomputes;
+  std::vector<Schedule> pipeline_schedules;  // pp > 1, one chunk per stage
+  std::vector<Schedule> chunked_schedules;   // vpp > 1
   ComputeModel compute;
   PlanOptions plan_options;
   bool require_fit;
@@ -138,8 +140,8 @@ void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
     if (!layout_fits_system(s.system, base)) continue;
     const CommModel comm(s.system, base, s.calibration.get());
     for (int vpp : choices(fixed.vpp, vpps)) {
-      std::vector<Schedule> schedules = vpp > 1 ? std::vector<Schedule>{Schedule::interleaved}
-                                       : pp > 1 ? std::vector<Schedule>{Schedule::one_f_one_b, Schedule::gpipe}
+      std::vector<Schedule> schedules = vpp > 1 ? sp.chunked_schedules
+                                       : pp > 1 ? sp.pipeline_schedules
                                                 : std::vector<Schedule>{Schedule::one_f_one_b};
       if (fixed.schedule) schedules = {*fixed.schedule};
       for (Schedule schedule : schedules)
@@ -171,7 +173,7 @@ void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
 SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraints& fixed, bool require_fit) {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<Grid> grids = mesh_grids(s, fixed);
-  SearchSpace space{s, fixed, {}, {}, ComputeModel(stack_adjusted(s.system).chip, s.calibration.get()),
+  SearchSpace space{s, fixed, {}, {}, {}, {}, ComputeModel(stack_adjusted(s.system).chip, s.calibration.get()),
                     plan_options_for(s), require_fit, top_k};
   // Only what the system's software stack can run.
   for (Sharding x : choices(fixed.sharding, {Sharding::none, Sharding::zero1, Sharding::zero2, Sharding::zero3,
@@ -180,6 +182,9 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   for (Recompute x : choices(fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full,
                                                Recompute::palm, Recompute::minimal}))
     if (s.system.stack.supports(x)) space.recomputes.push_back(x);
+  for (Schedule x : {Schedule::one_f_one_b, Schedule::gpipe, Schedule::zero_bubble_h1})
+    if (s.system.stack.supports(x)) space.pipeline_schedules.push_back(x);
+  if (s.system.stack.supports(Schedule::interleaved)) space.chunked_schedules.push_back(Schedule::interleaved);
 
   tbb::enumerable_thread_specific<TopK> workers;
   tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) { search_mesh(space, grids[gi], workers.local()); });

@@ -198,7 +198,7 @@ void check_scenario_layout(const Scenario& s, const Layout& layout, int64_t n_ch
                                         " pods of " + s.system.name + " (at most " +
                                         std::to_string(s.system.max_chips_per_pod) + " chips per pod)");
   check_layout(layout, s.model, n_chips, s.global_batch);
-  check_stack_supports(s.system.stack, layout, "layout.sharding", "layout.recompute");
+  check_stack_supports(s.system.stack, layout, "layout.sharding", "layout.recompute", "layout.schedule");
 }
 
 Scenario parse_scenario(const YAML::Node& root, const std::string& path) {

@@ -233,7 +233,7 @@ std::string settle_stack(const RowReader& r, Scenario& s, const LayoutConstraint
   Stack any = s.system.stack;
   if (fixed.sharding) published.sharding = *fixed.sharding; else any.shardings.clear();
   if (fixed.recompute) published.recompute = *fixed.recompute; else any.recomputes.clear();
-  check_stack_supports(any, published, r.field("sharding"), r.field("recompute"));
+  check_stack_supports(any, published, r.field("sharding"), r.field("recompute"), r.field("vpp"));
   // `key=value;...` changes to that stack's choices for this run (torch.compile off).
   if (r.has("stack_overrides") && !r.empty("stack_overrides"))
     s.system.stack = parse_stack_onto(s.system.stack, key_value_map(r.text("stack_overrides"), r.field("stack_overrides")),

@@ -30,11 +30,32 @@ std::vector<ChunkWork> interleaved(int pp, int vpp, int stage, int m) {
   return out;
 }
 
+// ZB-H1: stage s may hold s weight gradients back. The last stage, which starts the backward
+// chain, then runs its input gradients without waiting on its weight gradients, and the earlier
+// stages spend the waits of the drain on theirs: (pp - 1)(F + B - W) of bubble.
+std::vector<ChunkWork> zero_bubble_h1(int pp, int stage, int m) {
+  std::vector<ChunkWork> out;
+  int f = 0, b = 0, w = 0;
+  auto backward = [&] {
+    out.push_back({false, b++, 0});
+    while (b - w > stage) out.push_back({false, w++, 0, true});
+  };
+  for (const int warmup = std::min(pp - stage - 1, m); f < warmup;) out.push_back({true, f++, 0});
+  while (f < m) {
+    out.push_back({true, f++, 0});
+    backward();
+  }
+  while (b < m) backward();
+  while (w < m) out.push_back({false, w++, 0, true});
+  return out;
+}
+
 }  // namespace
 
 std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m) {
   // Model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
   if (vpp > 1) return interleaved(pp, vpp, stage, m);
+  if (schedule == Schedule::zero_bubble_h1) return zero_bubble_h1(pp, stage, m);
   std::vector<ChunkWork> out;
   if (schedule == Schedule::gpipe) {
     for (int i = 0; i < m; ++i) out.push_back({true, i, 0});
@@ -50,6 +71,13 @@ std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int st
   }
   while (b < m) out.push_back({false, b++, 0});
   return out;
+}
+
+size_t last_backward_pass(const std::vector<ChunkWork>& schedule) {
+  size_t last = 0;
+  for (size_t i = 0; i < schedule.size(); ++i)
+    if (!schedule[i].forward && !schedule[i].weight) last = i;
+  return last;
 }
 
 }  // namespace palmsim::simulation

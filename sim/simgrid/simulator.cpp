@@ -252,7 +252,7 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
       compute(w, c, n * k.recompute.compute_s, &ChipTimes::recompute_s, "recompute");
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
       blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
-      compute(w, c, n * k.backward.compute_s, &ChipTimes::compute_s, "backward");
+      compute(w, c, n * k.input_gradient_s(), &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");
       blocking_collective(w, c, k.backward.ep, n, "ep_backward");
     }
@@ -308,6 +308,12 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
     }
     return;
   }
+  if (item.weight) {  // a zero-bubble schedule's deferred weight gradients: no message either way
+    const double start = s4u::Engine::get_clock();
+    compute(w, c, w.work.layers_per_chunk * w.work.weight_gradient_s, &ChipTimes::compute_s, "weight_gradient");
+    record(w, c, Track::schedule, "W", start, item.microbatch, item.chunk);
+    return;
+  }
   if (!last) receive(w, c, false, item.chunk);
   const double start = s4u::Engine::get_clock();
   if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
@@ -332,9 +338,7 @@ void chip_actor(World* w, int id) {
     s4u::Actor::create(std::string("stream").append(std::to_string(id)), s4u::this_actor::get_host(), stream_actor, w, id);
   }
   const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches));
-  size_t last_backward = 0;
-  for (size_t i = 0; i < schedule.size(); ++i)
-    if (!schedule[i].forward) last_backward = i;
+  const size_t last_backward = last_backward_pass(schedule);
   for (size_t i = 0; i < schedule.size(); ++i)
     run_chunk(*w, c, schedule[i], k.buckets_in_backward && i == last_backward);
   if (side_stream) wait_stream(*w, c, w->streams[id].submitted);
@@ -399,12 +403,11 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
   };
   const Layout& l = plan.layout;
   const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, stage, int(k.microbatches));
-  size_t last_backward = 0;
-  for (size_t i = 0; i < schedule.size(); ++i)
-    if (!schedule[i].forward) last_backward = i;
+  const size_t last_backward = last_backward_pass(schedule);
   double n = 0;
   for (size_t i = 0; i < schedule.size(); ++i) {
     const ChunkWork& item = schedule[i];
+    if (item.weight) continue;  // compute only
     const int v = item.chunk * l.pp + stage;
     const bool first = v == 0, last = v == l.pp * l.vpp - 1;
     n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward);

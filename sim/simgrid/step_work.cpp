@@ -22,6 +22,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   StepWork w;
   w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
   w.microbatches = plan.n_microbatches;
+  w.defer_weight_gradients = plan.layout.schedule == Schedule::zero_bubble_h1;
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
     LayerPhase& layer = op.phase == Phase::forward     ? w.forward
@@ -31,6 +32,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
       case Repeat::per_layer_microbatch:
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
+          if (op.weight_gradient) w.weight_gradient_s += seconds;
         } else if (op.overlap == Overlap::with_layer_compute &&
                    (op.group == CommGroup::dp || op.group == CommGroup::edp || op.group == CommGroup::cp)) {
           // The side stream: FSDP's weights and gradients, context parallelism's K/V.

@@ -31,6 +31,13 @@ struct SideCalls {
 
 struct StepWork {
   LayerPhase forward, recompute, backward;
+  // Of backward's compute, the weight-gradient GEMMs (Op::weight_gradient). A zero-bubble
+  // schedule runs them as their own pass (ChunkWork::weight), after the input gradients.
+  double weight_gradient_s = 0;
+  bool defer_weight_gradients = false;
+  double input_gradient_s() const {
+    return defer_weight_gradients ? backward.compute_s - weight_gradient_s : backward.compute_s;
+  }
   // The routed experts' FSDP traffic runs over their own data-parallel group (edp), the rest over dp.
   SideCalls fsdp_dense, fsdp_experts;
   bool fsdp() const { return !fsdp_dense.empty() || !fsdp_experts.empty(); }

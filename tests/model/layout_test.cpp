@@ -69,5 +69,28 @@ TEST(Layout, InterleavingNeedsMicrobatchesInMultiplesOfStages) {
   EXPECT_EQ(field_of_error(l, m, 64, 12), "layout.vpp");  // 12 microbatches not a multiple of 8
 }
 
+TEST(Layout, ZeroBubbleH1NeedsAPipelineAndWeightsThatStayPut) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.pp = 8, l.dp = 1, l.schedule = Schedule::zero_bubble_h1, l.sharding = Sharding::zero1;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "");
+  EXPECT_EQ(field_of_error(l, m, 64, 4), "");  // fewer microbatches than stages: legal, as 1F1B
+  l.sharding = Sharding::fsdp;  // weights gathered per layer: the deferred W's regathers not modelled
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  l.sharding = Sharding::zero1, l.vpp = 2;  // one chunk per stage
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.vpp");
+  l.vpp = 1, l.pp = 1, l.dp = 8;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  EXPECT_EQ(parse_schedule("zb-h1", "layout.schedule"), Schedule::zero_bubble_h1);
+  EXPECT_STREQ(to_string(Schedule::zero_bubble_h1), "zb-h1");
+  try {
+    parse_schedule("zbv", "layout.schedule");
+    ADD_FAILURE() << "zbv accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "layout.schedule");
+    EXPECT_NE(std::string(e.what()).find("zb-h1"), std::string::npos);  // the allowed ones listed
+  }
+}
+
 }  // namespace
 }  // namespace palmsim

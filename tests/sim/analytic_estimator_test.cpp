@@ -1,6 +1,8 @@
 // The analytic estimator on PaLM's own run (Chowdhery et al. 2022, Sec. 4 and Table 3):
 // MFU 46.2 %, HFU 57.8 %, fits in 32 GiB, and two pods at 1.95x one pod's throughput.
 #include "hwmodels/comm_model.h"
+#include "hwmodels/compute_model.h"
+#include "hwmodels/system.h"
 #include "model/accounting.h"
 #include "sim/predict.h"
 
@@ -83,6 +85,34 @@ TEST(AnalyticEstimator, PipelineBubbleOfOneF1BByHand) {
   s.layout.vpp = 3, s.layout.schedule = Schedule::interleaved;
   const Report ri = predict(s);
   EXPECT_NEAR(ri.breakdown.bubble_s / r.breakdown.bubble_s, 1.0 / 3, 0.01);
+}
+
+// ZB-H1 by hand: the same 175B pipeline, its fill and drain shortened by twice the weight
+// gradients of a stage's 12 layers, (pp - 1)(F + B - W) against (pp - 1)(F + B + W). W of one layer
+// on a tensor-parallel rank of 8: dW = X^T dY of Megatron's four linear layers (d 12288, 96 heads
+// of 128 over 8 ranks, FFN 4d, 2048 tokens), priced at the chip's GEMM efficiency for that shape.
+TEST(AnalyticEstimator, ZeroBubbleH1BubbleByHand) {
+  Scenario s = load_scenario("scenarios/palm-540b-h100-6144.yaml");
+  s.model = model_preset("gpt3-175b");
+  s.system = system_preset("a100-80g-dgx");
+  s.system.stack.schedules.clear();  // a stack that runs any schedule
+  s.n_chips = 64;
+  s.global_batch = 64;
+  s.layout = Layout{};
+  s.layout.tp = 8, s.layout.pp = 8, s.layout.dp = 1, s.layout.microbatch = 1, s.layout.sp = true;
+  s.layout.recompute = Recompute::selective;
+  const Report one_f_one_b = predict(s);
+  s.layout.schedule = Schedule::zero_bubble_h1;
+  const Report zb = predict(s);
+  const ComputeModel compute(stack_adjusted(s.system).chip);
+  const double w = compute.gemm_seconds(12288, 3 * 1536, 2048) + compute.gemm_seconds(1536, 12288, 2048) +
+                   compute.gemm_seconds(12288, 6144, 2048) + compute.gemm_seconds(6144, 12288, 2048);
+  EXPECT_NEAR(one_f_one_b.breakdown.bubble_s - zb.breakdown.bubble_s, 7 * 2 * 12 * w, 1e-9 * zb.step_time_s);
+  // Only the bubble moves: the same work, communication and memory.
+  EXPECT_NEAR(one_f_one_b.step_time_s - zb.step_time_s, one_f_one_b.breakdown.bubble_s - zb.breakdown.bubble_s,
+              1e-9 * zb.step_time_s);
+  EXPECT_DOUBLE_EQ(one_f_one_b.memory.total(), zb.memory.total());
+  EXPECT_GT(zb.breakdown.bubble_s, 0.0);
 }
 
 // Expert parallelism on a TPU slice: the dispatch all-to-all is bisection-bound over the

@@ -28,7 +28,7 @@ TEST(LayoutSearch, CountsEveryLegalLayoutOfASmallCase) {
       base.tp = tp, base.pp = pp, base.dp = 16 / (tp * pp);
       if (!layout_fits_system(s.system, base)) continue;
       for (int vpp = 1; vpp <= 32; ++vpp)
-        for (Schedule sch : {Schedule::gpipe, Schedule::one_f_one_b, Schedule::interleaved})
+        for (Schedule sch : {Schedule::gpipe, Schedule::one_f_one_b, Schedule::interleaved, Schedule::zero_bubble_h1})
           for (int mb = 1; mb <= 16; ++mb)
             for (bool sp : {false, true})
               for (int sh = 0; sh < 5; ++sh)
@@ -38,6 +38,7 @@ TEST(LayoutSearch, CountsEveryLegalLayoutOfASmallCase) {
                   l.sharding = Sharding(sh), l.recompute = Recompute(rc);
                   if (sp && tp == 1) continue;             // sp means nothing without tp
                   if (!s.system.stack.supports(l.sharding) || !s.system.stack.supports(l.recompute)) continue;
+                  if (pp > 1 && !s.system.stack.supports(sch)) continue;
                   if (sch == Schedule::gpipe && pp == 1) continue;  // same as 1F1B there
                   if (s.model.n_layers % (pp * vpp)) continue;  // search proposes even chunks only
                   if (layout_is_legal(l, s.model, 16, 16)) ++expected;
@@ -48,6 +49,43 @@ TEST(LayoutSearch, CountsEveryLegalLayoutOfASmallCase) {
   for (size_t i = 1; i < r.top.size(); ++i) EXPECT_LE(r.top[i - 1].step_time_s, r.top[i].step_time_s);
   // The winner is what predict says for its layout.
   EXPECT_DOUBLE_EQ(predict(s, r.top[0].layout).step_time_s, r.top[0].step_time_s);
+}
+
+// Search proposes only the schedules the stack runs. Megatron-LM's (the A100 default) lists
+// 1F1B and interleaved, not ZB-H1, so its pipelines never show ZB-H1; a stack that runs ZB-H1 wins
+// with it on a pipeline whose mesh is fixed: the same work and memory, less bubble. A scenario asking
+// for a schedule its stack does not run is refused naming layout.schedule.
+TEST(LayoutSearch, SchedulesAreThoseTheStackRuns) {
+  Scenario s = parse_scenario(YAML::Load(R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 8, dp: 1, microbatch: 1, sp: true, recompute: selective}
+training: {global_batch: 64, optimizer: adam}
+)"), "test");
+  LayoutConstraints mesh;
+  mesh.tp = 8, mesh.pp = 8, mesh.vpp = 1, mesh.microbatch = 1, mesh.sp = true;
+  mesh.recompute = Recompute::selective, mesh.sharding = Sharding::none, mesh.cp = 1, mesh.pods = 1;
+  ASSERT_FALSE(s.system.stack.supports(Schedule::zero_bubble_h1));
+  const SearchResult megatron = search_layouts(s, 5, mesh);
+  ASSERT_FALSE(megatron.top.empty());
+  for (const Report& r : megatron.top) EXPECT_NE(r.layout.schedule, Schedule::zero_bubble_h1);
+  EXPECT_EQ(megatron.top[0].layout.schedule, Schedule::one_f_one_b);
+  s.system.stack.schedules.push_back(Schedule::zero_bubble_h1);
+  const SearchResult zb = search_layouts(s, 5, mesh);
+  EXPECT_EQ(zb.evaluated, megatron.evaluated + 1);
+  EXPECT_EQ(zb.top[0].layout.schedule, Schedule::zero_bubble_h1);
+  EXPECT_LT(zb.top[0].step_time_s, megatron.top[0].step_time_s);
+  try {
+    parse_scenario(YAML::Load(R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 8, dp: 1, microbatch: 1, schedule: zb-h1}
+training: {global_batch: 64, optimizer: adam}
+)"), "test");
+    ADD_FAILURE() << "zb-h1 accepted on a stack that does not run it";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "layout.schedule");
+  }
 }
 
 TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
