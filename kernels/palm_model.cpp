@@ -280,9 +280,12 @@ double PalmModel<T>::stage_forward(int slot, const int32_t* tokens, const int32_
 }
 
 template <class T>
-void PalmModel<T>::stage_backward(int slot, const T* output_grad) {
+void PalmModel<T>::stage_backward(int slot, const T* output_grad, bool defer_weight_gradients) {
   slot_ = size_t(slot);
   const Pass& p = ws().pass;
+  ws().defer_weight_gradients = defer_weight_gradients;
+  ws().deferred.clear();
+  ws().deferred_dy.clear();
   if (last_stage())
     head_backward(p);
   else
@@ -517,7 +520,7 @@ void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const Swi
     auto scope = time_op(p.timer, mlp.out_bwd);
     w.dm.resize(size_t(N * width));
     gemm(false, true, N, width, d, T(1), w.dy.data(), d, param(mlp.w_out), d, T(0), w.dm.data(), width);
-    gemm(true, false, width, d, N, T(1), a.m.data(), width, w.dy.data(), d, T(1), grad(mlp.w_out), d);
+    weight_gradient(mlp.out_bwd, width, d, N, a.m.data(), width, w.dy.data(), d, grad(mlp.w_out), d);
   }
   {
     auto scope = time_op(p.timer, mlp.act_bwd);
@@ -526,7 +529,7 @@ void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const Swi
   }
   auto scope = time_op(p.timer, mlp.in_bwd);
   gemm(false, true, N, d, 2 * width, T(1), w.du.data(), 2 * width, param(mlp.w_in), 2 * width, beta, w.dh.data(), d);
-  gemm(true, false, d, 2 * width, N, T(1), h.data(), d, w.du.data(), 2 * width, T(1), grad(mlp.w_in), 2 * width);
+  weight_gradient(mlp.in_bwd, d, 2 * width, N, h.data(), d, w.du.data(), 2 * width, grad(mlp.w_in), 2 * width);
 }
 
 // Under context parallelism backward gathers the whole sequences' K/V again, and every rank's
@@ -536,10 +539,11 @@ void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const 
   Workspace& w = ws();
   const int64_t N = p.N, d = spec_.d_model, q = spec_.head_dim, hq = p.hq, kvq = p.kvq, ld = p.ld;
   {
-    auto scope = time_op(p.timer, "attn_out_proj.bwd");
+    const char* op = "attn_out_proj.bwd";
+    auto scope = time_op(p.timer, op);
     w.d_o.resize(size_t(N * hq));
     gemm(false, true, N, hq, d, T(1), w.dy.data(), d, param(prefix + "wo"), d, T(0), w.d_o.data(), hq);
-    gemm(true, false, hq, d, N, T(1), a.o.data(), hq, w.dy.data(), d, T(1), grad(prefix + "wo"), d);
+    weight_gradient(op, hq, d, N, a.o.data(), hq, w.dy.data(), d, grad(prefix + "wo"), d);
   }
   if (p.context) {
     auto scope = time_op(p.timer, "cp_kv_allgather.bwd");
@@ -565,12 +569,39 @@ void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const 
     cpu::rope_backward(w.dqkv.data(), N, ld, heads_, q, p.R, p.rows.positions);
     cpu::rope_backward(w.dqkv.data() + hq, N, ld, kv_heads_, q, p.R, p.rows.positions);
   }
-  auto scope = time_op(p.timer, "qkv_proj.bwd");
+  const char* op = "qkv_proj.bwd";
+  auto scope = time_op(p.timer, op);
   const T* dqkv = w.dqkv.data();
   gemm(false, true, N, d, hq, T(1), dqkv, ld, param(prefix + "wq"), hq, beta, w.dh.data(), d);
   gemm(false, true, N, d, kvq, T(1), dqkv + hq, ld, param(prefix + "wkv"), kvq, T(1), w.dh.data(), d);
-  gemm(true, false, d, hq, N, T(1), a.h.data(), d, dqkv, ld, T(1), grad(prefix + "wq"), hq);
-  gemm(true, false, d, kvq, N, T(1), a.h.data(), d, dqkv + hq, ld, T(1), grad(prefix + "wkv"), kvq);
+  weight_gradient(op, d, hq, N, a.h.data(), d, dqkv, ld, grad(prefix + "wq"), hq);
+  weight_gradient(op, d, kvq, N, a.h.data(), d, dqkv + hq, ld, grad(prefix + "wkv"), kvq);
+}
+
+template <class T>
+void PalmModel<T>::weight_gradient(const char* op, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+                                   const T* dy, int64_t ldy, T* dw, int64_t ldw) {
+  Workspace& w = ws();
+  if (!w.defer_weight_gradients) {
+    gemm(true, false, m, n, k, T(1), a, lda, dy, ldy, T(1), dw, ldw);
+    return;
+  }
+  const size_t at = w.deferred_dy.size();
+  w.deferred_dy.resize(at + size_t(k * n));
+  for (int64_t r = 0; r < k; ++r) std::copy(dy + r * ldy, dy + r * ldy + n, w.deferred_dy.begin() + ptrdiff_t(at + size_t(r * n)));
+  w.deferred.push_back({op, m, n, k, a, lda, at, dw, ldw});
+}
+
+template <class T>
+void PalmModel<T>::stage_weight_gradients(int slot) {
+  slot_ = size_t(slot);
+  Workspace& w = ws();
+  for (const DeferredWeightGradient& g : w.deferred) {
+    auto scope = time_op(w.pass.timer, g.op);
+    gemm(true, false, g.m, g.n, g.k, T(1), g.a, g.lda, w.deferred_dy.data() + g.dy, g.n, T(1), g.dw, g.ldw);
+  }
+  w.deferred.clear();
+  w.deferred_dy.clear();
 }
 
 template <class T>

@@ -78,7 +78,13 @@ class PalmModel {
                        double* plain_ce = nullptr);
   const std::vector<T>& stage_output(int slot) const { return slots_[size_t(slot)].x; }
   // `output_grad`: the next stage's gradient of this stage's output (null on the last stage).
-  void stage_backward(int slot, const T* output_grad);
+  // With `defer_weight_gradients` (a zero-bubble schedule's B pass) the layers' weight-gradient
+  // GEMMs (dW = X^T dY) do not run: each keeps a copy of its dY for stage_weight_gradients, the
+  // schedule's W pass; the logits' and the LayerNorms' weight gradients still run here.
+  void stage_backward(int slot, const T* output_grad, bool defer_weight_gradients = false);
+  // The weight-gradient GEMMs stage_backward deferred for `slot`, in the order it met them, each
+  // timed as the op it belongs to. The same GEMMs on the same values: gradients equal 1F1B's.
+  void stage_weight_gradients(int slot);
   const std::vector<T>& stage_input_grad(int slot) const { return slots_[size_t(slot)].dx; }
   bool first_stage() const { return pp_rank_ == 0; }
   bool last_stage() const { return pp_rank_ == pp_ - 1; }
@@ -126,6 +132,17 @@ class PalmModel {
     std::vector<T> x_mid, mean2, rstd2, h2;  // serial block only
     MoeActivations<T> moe;                   // MoE layers only
   };
+  // A deferred dW += A^T dY: A [k, m] is the layer's input, kept in the slot's activations until
+  // its next forward; dY [k, n] is copied (the backward's buffers are reused layer after layer).
+  struct DeferredWeightGradient {
+    const char* op;
+    int64_t m, n, k;
+    const T* a;
+    int64_t lda;
+    size_t dy;  // offset of the copy in Workspace::deferred_dy
+    T* dw;
+    int64_t ldw;
+  };
   // Buffers reused from call to call: fresh allocations each step cost page faults.
   struct Workspace {
     std::vector<LayerActivations> layers;
@@ -135,6 +152,9 @@ class PalmModel {
     std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
     std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
     Pass pass;                               // the microbatch in this workspace
+    bool defer_weight_gradients = false;     // this backward keeps its weight gradients for later
+    std::vector<DeferredWeightGradient> deferred;
+    std::vector<T> deferred_dy;
   };
   Workspace& ws() { return slots_[slot_]; }
   const Pass& begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
@@ -163,6 +183,9 @@ class PalmModel {
   void layer_norm_backward(const Pass& p, const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
                            const std::vector<T>& rstd);
   void reduce_dh(const Pass& p);
+  // dW += A^T dY now, or kept for stage_weight_gradients when this backward defers them.
+  void weight_gradient(const char* op, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* dy,
+                       int64_t ldy, T* dw, int64_t ldw);
   void embedding_backward(const Pass& p);
   // Counts the tensor in the whole model's table (its place seeds its values); keeps it when `here`.
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std, bool here = true);

@@ -1,5 +1,7 @@
 #include "kernels/rank_trainer.h"
 
+#include "model/pipeline_schedule.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -41,8 +43,33 @@ void RankTrainer::reduce_tensor_sums(std::vector<double>& sums) {
   }
 }
 
+// The gradient's global norm over every rank's tensors (each counted once) against the clipping
+// threshold, and each tensor's parameter RMS (Adafactor's update scale), from this rank's range.
+double RankTrainer::clip_scale(const float* range_grads, size_t begin, size_t end, std::vector<double>& rms) {
+  std::vector<double> grad_sq = sum_of_squares_per_tensor(range_grads, begin, end, model_.tensors());
+  std::vector<double> param_sq = sum_of_squares_per_tensor(model_.params().data() + begin, begin, end, model_.tensors());
+  reduce_tensor_sums(grad_sq);
+  reduce_tensor_sums(param_sq);
+  double norm_sq = 0, experts_sq = 0;  // split experts: every rank's count once in the norm
+  for (size_t t = 0; t < grad_sq.size(); ++t) {
+    const TensorInfo& info = model_.tensors()[t];
+    if (embedding_ && model_.first_stage() && info.name == "embedding") continue;  // the last stage counts it
+    (info.ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
+  }
+  if (config_.ep > 1) ep_->all_reduce(&experts_sq, 1);
+  norm_sq += experts_sq;
+  if (pp_) pp_->all_reduce(&norm_sq, 1);  // every stage's tensors
+  const double norm = std::sqrt(norm_sq);
+  const double clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
+  for (size_t t = 0; t < param_sq.size(); ++t) {
+    const TensorInfo& info = model_.tensors()[t];
+    const double elements = double(info.size()) * (info.tp_sharded ? config_.tp : 1);
+    rms.push_back(std::sqrt(param_sq[t] / elements));
+  }
+  return clip;
+}
+
 double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t step_number, OpTimer* timer) {
-  const ModelSpec& spec = model_.spec();
   std::vector<float>& grads = model_.grads();
   {
     // Clearing the gradients and (below) staging the reduced ones are the optimizer step's passes
@@ -51,7 +78,7 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     auto scope = time_op(timer, "optimizer.opt");
     std::fill(grads.begin(), grads.end(), 0.0f);
   }
-  double loss = config_.pp > 1 ? pipeline_1f1b(tokens, targets, timer) : microbatches(tokens, targets, timer);
+  double loss = config_.pp > 1 ? pipeline(tokens, targets, timer) : microbatches(tokens, targets, timer);
   if (embedding_) {
     // The tied embedding: the first stage's lookups and the last stage's logits each gave part of
     // its gradient (Megatron-LM's embedding group).
@@ -86,30 +113,11 @@ double RankTrainer::step(const int32_t* tokens, const int32_t* targets, int64_t 
     reduced_grads_.assign(range_grads, range_grads + (end - begin));
   }
 
-  double clip = 1.0;
   std::vector<double> rms;
+  double clip = 1.0;
   {
     auto scope = time_op(timer, "grad_norm.opt");
-    std::vector<double> grad_sq = sum_of_squares_per_tensor(range_grads, begin, end, model_.tensors());
-    std::vector<double> param_sq = sum_of_squares_per_tensor(model_.params().data() + begin, begin, end, model_.tensors());
-    reduce_tensor_sums(grad_sq);
-    reduce_tensor_sums(param_sq);
-    double norm_sq = 0, experts_sq = 0;  // split experts: every rank's count once in the norm
-    for (size_t t = 0; t < grad_sq.size(); ++t) {
-      const TensorInfo& info = model_.tensors()[t];
-      if (embedding_ && model_.first_stage() && info.name == "embedding") continue;  // the last stage counts it
-      (info.ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
-    }
-    if (config_.ep > 1) ep_->all_reduce(&experts_sq, 1);
-    norm_sq += experts_sq;
-    if (pp_) pp_->all_reduce(&norm_sq, 1);  // every stage's tensors
-    const double norm = std::sqrt(norm_sq);
-    clip = norm > config_.optimizer.clip_norm ? config_.optimizer.clip_norm / norm : 1.0;
-    for (size_t t = 0; t < param_sq.size(); ++t) {
-      const TensorInfo& info = model_.tensors()[t];
-      const double elements = double(info.size()) * (info.tp_sharded ? config_.tp : 1);
-      rms.push_back(std::sqrt(param_sq[t] / elements));
-    }
+    clip = clip_scale(range_grads, begin, end, rms);
   }
   {
     auto scope = time_op(timer, "optimizer.opt");
@@ -158,7 +166,7 @@ void RankTrainer::receive(int peer, size_t n, const char* wait_op, const char* c
   pp_->recv(received_.data(), n, peer);
 }
 
-double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
+double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
   const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
   const int64_t seq = model_.spec().seq_len;
   const int stages = config_.pp, s = stage();
@@ -173,20 +181,21 @@ double RankTrainer::pipeline_1f1b(const int32_t* tokens, const int32_t* targets,
     auto scope = time_op(timer, "pp_send.fwd");
     pp_->send(model_.stage_output(int(i % stages)).data(), message, s + 1);
   };
+  const bool deferred = config_.schedule == Schedule::zero_bubble_h1;
   auto backward = [&](int64_t i) {
     if (!model_.last_stage()) receive(s + 1, message, kPipelineWaitBackward, "pp_send.bwd", timer);
-    model_.stage_backward(int(i % stages), received_.data());
+    model_.stage_backward(int(i % stages), received_.data(), deferred);
     if (model_.first_stage()) return;
     auto scope = time_op(timer, "pp_send.bwd");
     pp_->send(model_.stage_input_grad(int(i % stages)).data(), message, s - 1);
   };
-  const int64_t warmup = std::min<int64_t>(stages - 1 - s, micro);
-  for (int64_t i = 0; i < warmup; ++i) forward(i);
-  for (int64_t i = warmup; i < micro; ++i) {
-    forward(i);
-    backward(i - warmup);
+  // Microbatch i lives in workspace i mod pp: under both schedules a stage holds at most pp
+  // microbatches between their forward and their last backward pass.
+  for (const ChunkWork& item : stage_schedule(config_.schedule, stages, 1, s, int(micro))) {
+    if (item.forward) forward(item.microbatch);
+    else if (item.weight) model_.stage_weight_gradients(item.microbatch % stages);
+    else backward(item.microbatch);
   }
-  for (int64_t i = micro - warmup; i < micro; ++i) backward(i);
   loss /= double(micro);
   // The last stage's cross-entropy, every stage's balance loss. The stages meet here: a later stage
   // waits for the earlier ones' last backwards, the pipeline's drain.

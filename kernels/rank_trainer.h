@@ -6,8 +6,10 @@
 // ranks: each holds as many tokens, so their mean is the gradient of the global batch's mean loss.
 // With expert parallelism (ep = dp) a sparse model's experts are split over the data-parallel
 // ranks, which exchange tokens through the data-parallel group's all-to-all. With pipeline stages
-// (pp > 1) each rank holds one stage's layers and runs the 1F1B schedule (PipeDream-flush,
-// Narayanan et al. 2021): activations go to the next stage and their gradients come back point to
+// (pp > 1) each rank holds one stage's layers and runs its stage's order of the schedule
+// (model/pipeline_schedule.h, the simulator's too): 1F1B (PipeDream-flush, Narayanan et al. 2021)
+// or ZB-H1 (Qi et al. 2023: backward passes without the layers' weight gradients, which run later
+// as their own passes). Activations go to the next stage and their gradients come back point to
 // point; the first and last stages sum the tied embedding's gradient; the gradient norm and the
 // loss are summed over the stages.
 #include "kernels/adafactor.h"
@@ -50,9 +52,11 @@ class RankTrainer {
  private:
   // Sums per-tensor partial sums of squares over the ranks that hold other pieces of each tensor.
   void reduce_tensor_sums(std::vector<double>& sums);
-  // Forward and backward of every microbatch: in turn, or through the pipeline's stages (1F1B).
+  // The clipping factor of the gradient's global norm; fills each tensor's parameter RMS.
+  double clip_scale(const float* range_grads, size_t begin, size_t end, std::vector<double>& rms);
+  // Forward and backward of every microbatch: in turn, or through the pipeline's stages.
   double microbatches(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
-  double pipeline_1f1b(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
+  double pipeline(const int32_t* tokens, const int32_t* targets, OpTimer* timer);
   double pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch);
   // Floats in one message between stages: `sequences` of this rank's rows, d_model wide.
   size_t stage_message(int64_t sequences) const;

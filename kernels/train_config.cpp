@@ -49,8 +49,8 @@ void parse_train(const YAML::Node& n, TrainConfig& c) {
 }
 
 // The trainer's ranks: what a scenario's layout says, where the trainer runs it. Pipelines run the
-// 1F1B schedule; no sequence parallelism, no recomputation: those layout keys are refused, not
-// ignored.
+// 1F1B or the ZB-H1 schedule; no sequence parallelism, no recomputation: those layout keys are
+// refused, not ignored.
 void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (!n) return;
   check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "microbatch", "sharding", "schedule"});
@@ -64,9 +64,11 @@ void parse_layout(const YAML::Node& n, TrainConfig& c) {
   c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp), c.pp = int(pp);
   if (n["schedule"]) {
     const Schedule s = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
-    if (s != Schedule::one_f_one_b)
+    if (s != Schedule::one_f_one_b && s != Schedule::zero_bubble_h1)
       throw InputError("layout.schedule", std::string("'") + to_string(s) + "': the trainer runs " +
-                                              to_string(Schedule::one_f_one_b));
+                                              to_string(Schedule::one_f_one_b) + " or " +
+                                              to_string(Schedule::zero_bubble_h1));
+    c.schedule = s;
   }
   if (n["sharding"]) {
     const Sharding s = parse_sharding(read_string(n["sharding"], "layout.sharding"), "layout.sharding");
@@ -106,6 +108,8 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
   if (c.ep != 1 && c.ep != c.dp)
     throw InputError("layout.ep", "must be 1 or layout.dp (" + std::to_string(c.dp) + "): experts are split over the data-parallel ranks");
   if (c.ep > 1 && c.zero1) throw InputError("layout.sharding", "zero1 is not implemented with expert parallelism (layout.ep > 1)");
+  if (c.schedule == Schedule::zero_bubble_h1 && c.pp < 2)
+    throw InputError("layout.schedule", "zb-h1 needs pipeline stages (layout.pp >= 2)");
   return c;
 }
 

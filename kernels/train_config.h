@@ -5,6 +5,7 @@
 // what only the trainer needs (steps, learning rate, seed, logging, checkpoints, corpus). Unknown
 // keys, what the trainer does not run and bad values are InputErrors naming the field.
 #include "kernels/adafactor.h"
+#include "model/layout.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -28,7 +29,10 @@ struct TrainConfig {
   bool zero1 = false;          // layout.sharding zero1: optimizer state sharded over dp x cp ranks
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
-  int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h), 1F1B
+  int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h)
+  // Their order (model/pipeline_schedule.h): 1F1B, or ZB-H1 with the layers' weight gradients
+  // deferred (PalmModel::stage_weight_gradients).
+  Schedule schedule = Schedule::one_f_one_b;
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 

@@ -228,7 +228,7 @@ TrainSummary train(const ModelSpec& model, const TrainConfig& config, const std:
                      model.moe.sparse() ? fmt::format(", {} active", active_parameter_count(model)) : "", threads,
                      config.dp, config.tp, config.cp > 1 ? fmt::format(" cp {}", config.cp) : "",
                      config.ep > 1 ? fmt::format(" ep {}", config.ep) : "",
-                     config.pp > 1 ? fmt::format(" pp {} (1f1b)", config.pp) : "", config.zero1 ? " zero1" : "");
+                     config.pp > 1 ? fmt::format(" pp {} ({})", config.pp, to_string(config.schedule)) : "", config.zero1 ? " zero1" : "");
   const auto docs = read_fortune_documents(config.corpus);
   const TokenizedCorpus corpus =
       tokenize_corpus(docs, (fs::path(out_dir) / "tokenizer").string(), int(model.vocab), config.held_out_fraction);

@@ -1,7 +1,7 @@
 #include "sim/simgrid/simulator.h"
 
 #include "sim/simgrid/collective_flows.h"
-#include "sim/simgrid/pipeline_schedule.h"
+#include "model/pipeline_schedule.h"
 
 #include <simgrid/s4u/Actor.hpp>
 #include <simgrid/s4u/Comm.hpp>

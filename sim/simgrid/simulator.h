@@ -1,6 +1,6 @@
 #pragma once
 // One training step as a discrete-event simulation on SimGrid's S4U API: an actor per chip runs
-// its pipeline stage's schedule (pipeline_schedule.h) layer block by layer block, sleeping for the
+// its pipeline stage's schedule (model/pipeline_schedule.h) layer block by layer block, sleeping for the
 // compute model's seconds and turning every collective into flows (collective_flows.h) on the
 // platform (platform_builder.h); a second actor per chip is the side stream where the real system
 // overlaps communication with compute (FSDP gathers and reduce-scatters, gradient buckets).

@@ -47,10 +47,11 @@ struct RankResult {
 
 // `microbatch` 0: each rank's whole share at once.
 std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b, int ep = 1,
-                            int64_t microbatch = 0, int cp = 1, int pp = 1) {
+                            int64_t microbatch = 0, int cp = 1, int pp = 1,
+                            Schedule schedule = Schedule::one_f_one_b) {
   TrainConfig c;
   c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch, c.cp = cp;
-  c.pp = pp;
+  c.pp = pp, c.schedule = schedule;
   std::vector<RankResult> results(size_t(c.ranks()));
   run_on_ranks(dp, cp, tp, [&](const RankContext& ctx) {
     RankTrainer trainer(m, c, ctx);
@@ -227,6 +228,40 @@ TEST_F(ParallelEquivalence, PipelineStages1F1B) {
   const auto uneven = run(1, 1, false, three, batch_, 1, 2, 1, 2);
   check(three, three_by_two, uneven, 1, "3 layers on pp2", true);
   EXPECT_EQ(uneven[0].tensors.size(), 1u + 6u) << "the first stage: the embedding and layer 0 (ln, wq, wkv, wo, win, wout)";
+}
+
+// ZB-H1 runs the same GEMMs as 1F1B, its layers' weight gradients later: each stage sums the same
+// microbatches in the same order, so every gradient, the loss and every updated parameter equal the
+// 1F1B pipeline's bit for bit, the tied embedding included (its logits part stays in the B pass).
+// Two layers on two stages, alone and beside tp 2 and dp 2 with ZeRO-1; four layers on four stages,
+// where the last stage defers three microbatches' weight gradients.
+TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleH1) {
+  auto same = [](const std::vector<RankResult>& zb, const std::vector<RankResult>& one_f_one_b, const std::string& what) {
+    ASSERT_EQ(zb.size(), one_f_one_b.size()) << what;
+    for (size_t i = 0; i < zb.size(); ++i) {
+      EXPECT_EQ(zb[i].loss, one_f_one_b[i].loss) << what;
+      EXPECT_EQ(zb[i].grads, one_f_one_b[i].grads) << what << " rank " << i;
+      EXPECT_EQ(zb[i].params, one_f_one_b[i].params) << what << " rank " << i;
+    }
+  };
+  const Schedule zb = Schedule::zero_bubble_h1;
+  same(run(1, 1, false, model_, batch_, 1, 2, 1, 2, zb), run(1, 1, false, model_, batch_, 1, 2, 1, 2), "pp2");
+  same(run(1, 2, false, model_, batch_, 1, 2, 1, 2, zb), run(1, 2, false, model_, batch_, 1, 2, 1, 2), "pp2 x tp2");
+  same(run(2, 1, true, model_, batch_, 1, 1, 1, 2, zb), run(2, 1, true, model_, batch_, 1, 1, 1, 2), "pp2 x dp2 zero1");
+  ModelSpec four = model_;
+  four.n_layers = 4;
+  const auto deep = run(1, 1, false, four, batch_, 1, 1, 1, 4, zb);
+  same(deep, run(1, 1, false, four, batch_, 1, 1, 1, 4), "pp4, 8 microbatches");
+  // And the unpipelined model's: each layer's gradient bit for bit.
+  const RankResult whole = run(1, 1, false, four, batch_, 1, 1)[0];
+  const PalmModel<float> reference(four);
+  for (const RankResult& r : deep)
+    for (const TensorInfo& t : r.tensors) {
+      if (t.name == "embedding") continue;
+      const TensorInfo& full = reference.tensor(t.name);
+      for (size_t i = 0; i < t.size(); ++i)
+        ASSERT_EQ(r.grads[t.offset + i], whole.grads[full.offset + i]) << t.name << " [" << i << "]";
+    }
 }
 
 // Four experts, top-2, and a shared expert, in every other layer. The load-balancing loss counts

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 namespace palmsim {
 namespace {
@@ -73,14 +74,15 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
   l.dp = 8, l.ep = 8, l.microbatch = 2;
   const StepPlan p = build_step_plan(m, l, 64, PlanOptions{});
   const double t = 2.0 * 4096;  // tokens of a microbatch
-  int all_to_alls = 0;
+  int all_to_alls = 0, expert_in = 0;
   for (const Op& op : p.ops) {
     if (op.kind == OpKind::collective && op.collective == CollectiveKind::all_to_all) {
       ++all_to_alls;
       EXPECT_EQ(op.group, CommGroup::ep);
       EXPECT_DOUBLE_EQ(op.comm_bytes, t * 8 * 2048 * 2.0);  // t x top_k rows of d_model, bf16
     }
-    if (op.name == "moe_expert_in" && op.phase == Phase::forward) {
+    if (std::string_view(op.name) == "moe_expert_in" && op.phase == Phase::forward) {
+      ++expert_in;
       EXPECT_EQ(op.batch, 16);                  // 128 experts / ep 8 on this rank
       EXPECT_EQ(op.m, int64_t(t * 8 / 16));     // its t x top_k rows over 16 local experts
       EXPECT_EQ(op.n, 2 * 768);                 // gate and up projections
@@ -88,6 +90,7 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
     }
   }
   EXPECT_EQ(all_to_alls, 4);  // dispatch and combine, forward and backward
+  EXPECT_EQ(expert_in, 1);
 }
 
 // fp8 expert layers (tensorwise scales, as Transformer Engine runs them): the casts of one

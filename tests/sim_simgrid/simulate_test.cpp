@@ -5,7 +5,7 @@
 #include "sim/simgrid/simulate.h"
 #include "sim/simgrid/trace_writer.h"
 #include "hwmodels/collective_cost.h"
-#include "sim/simgrid/pipeline_schedule.h"
+#include "model/pipeline_schedule.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -1,14 +1,15 @@
 #pragma once
 // The order in which one pipeline stage runs its microbatches' forward and backward chunks: the
 // simulator executes this list and blocks on its neighbours' sends, so fill, drain and the
-// interleaved schedule's smaller bubble come out of the events rather than a formula.
+// interleaved schedule's smaller bubble come out of the events rather than a formula; the CPU
+// trainer's pipeline stages run the same list (kernels/rank_trainer.cpp).
 #include "model/layout.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-namespace palmsim::simulation {
+namespace palmsim {
 
 struct ChunkWork {
   bool forward = true;
@@ -33,4 +34,4 @@ std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int st
 // behind backward start.
 size_t last_backward_pass(const std::vector<ChunkWork>& schedule);
 
-}  // namespace palmsim::simulation
+}  // namespace palmsim

@@ -1,10 +1,10 @@
-#include "sim/simgrid/pipeline_schedule.h"
+#include "model/pipeline_schedule.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-namespace palmsim::simulation {
+namespace palmsim {
 namespace {
 
 TEST(PipelineSchedule, OneFOneBWarmsUpByDistanceToTheLastStage) {
@@ -69,4 +69,4 @@ TEST(PipelineSchedule, ZeroBubbleH1DefersAsManyWeightGradientsAsTheStageIndex) {
 }
 
 }  // namespace
-}  // namespace palmsim::simulation
+}  // namespace palmsim

@@ -1,8 +1,8 @@
-#include "sim/simgrid/pipeline_schedule.h"
+#include "model/pipeline_schedule.h"
 
 #include <algorithm>
 
-namespace palmsim::simulation {
+namespace palmsim {
 
 namespace {
 
@@ -80,4 +80,4 @@ size_t last_backward_pass(const std::vector<ChunkWork>& schedule) {
   return last;
 }
 
-}  // namespace palmsim::simulation
+}  // namespace palmsim
