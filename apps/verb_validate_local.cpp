@@ -39,6 +39,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.layout.cp = c.train.cp;
   s.layout.pp = c.train.pp;
   s.layout.schedule = c.train.schedule;
+  s.layout.vpp = c.train.vpp;
   s.layout.microbatch = int(c.train.microbatch_size());
   s.layout.sharding = c.train.zero1 ? Sharding::zero1 : Sharding::none;
   s.n_chips = s.layout.chips();

@@ -24,12 +24,15 @@ class Communicator {
   // from each rank s, in rank order. Each rank's recv_counts[s] must equal rank s's send_counts[rank].
   virtual void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
                           const std::vector<size_t>& recv_counts) = 0;
-  // Point to point (pipeline stages): messages from one peer arrive in the order they were sent.
-  virtual void send(const float* data, size_t n, int peer) = 0;
-  virtual void recv(float* data, size_t n, int peer) = 0;
-  // Blocks until recv from `peer` will not wait, so that a caller can time the wait apart from the
-  // copy; where the transport cannot tell (NCCL), returns at once and recv itself waits.
-  virtual void wait_for(int peer) { (void)peer; }
+  // Point to point (pipeline stages): messages from one peer under one tag arrive in the order
+  // they were sent. Tags keep apart the streams one pair of ranks carries (under the interleaved
+  // schedule the last stage's activations wrap round to the first stage beside the gradients that
+  // stage sends back).
+  virtual void send(const float* data, size_t n, int peer, int tag) = 0;
+  virtual void recv(float* data, size_t n, int peer, int tag) = 0;
+  // Blocks until recv from `peer` under `tag` will not wait, so that a caller can time the wait
+  // apart from the copy; where the transport cannot tell (NCCL), returns at once and recv waits.
+  virtual void wait_for(int peer, int tag) { (void)peer, (void)tag; }
   virtual void barrier() = 0;
 };
 

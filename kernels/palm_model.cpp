@@ -44,16 +44,16 @@ std::string layer_prefix(int layer) { return "layer" + std::to_string(layer) + "
 
 template <class T>
 PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank, int pp,
-                        int pp_rank)
+                        int pp_rank, int vpp)
     : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank), pp_(pp), pp_rank_(pp_rank) {
   if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
     throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
   if (spec.n_heads % tp || spec.d_ff % tp)
     throw std::invalid_argument("tensor parallelism must divide n_heads and d_ff");
-  if (pp < 1 || pp > spec.n_layers) throw std::invalid_argument("pipeline stages must be 1 to n_layers");
+  if (pp < 1 || vpp < 1 || int64_t(pp) * vpp > spec.n_layers)
+    throw std::invalid_argument("pipeline stages times model chunks must be 1 to n_layers");
   check_trainable_moe(spec.moe, tp, ep);
-  const StageLayers stage = stage_layers(spec.n_layers, pp, pp_rank);
-  first_layer_ = stage.first, end_layer_ = stage.end;
+  for (int chunk = 0; chunk < vpp; ++chunk) chunks_.push_back(stage_layers(spec.n_layers, pp * vpp, chunk * pp + pp_rank));
   heads_ = spec.n_heads / tp;
   kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
   ff_ = spec.d_ff / tp;
@@ -219,8 +219,8 @@ template <class T>
 double PalmModel<T>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t batch,
                                       Communicator* tp, OpTimer* timer, double grad_scale, Communicator* ep,
                                       Communicator* cp) {
-  const double loss = stage_forward(0, tokens, targets, batch, nullptr, tp, ep, cp, timer, grad_scale);
-  stage_backward(0, nullptr);
+  const double loss = stage_forward(0, 0, tokens, targets, batch, nullptr, tp, ep, cp, timer, grad_scale);
+  stage_backward(0, 0, nullptr);
   return loss;
 }
 
@@ -228,7 +228,7 @@ template <class T>
 double PalmModel<T>::evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
                               Communicator* ep, Communicator* cp) {
   double ce = 0;
-  stage_forward(0, tokens, targets, batch, nullptr, tp, ep, cp, nullptr, 1.0, &ce);
+  stage_forward(0, 0, tokens, targets, batch, nullptr, tp, ep, cp, nullptr, 1.0, &ce);
   return ce;
 }
 
@@ -262,37 +262,46 @@ const typename PalmModel<T>::Pass& PalmModel<T>::begin_pass(const int32_t* token
 // resize() keeps the memory of earlier calls; every buffer is fully overwritten before it is
 // read, except dx, which is cleared where backward starts accumulating into it.
 template <class T>
-double PalmModel<T>::stage_forward(int slot, const int32_t* tokens, const int32_t* targets, int64_t batch,
-                                   const T* input, Communicator* tp, Communicator* ep, Communicator* cp,
-                                   OpTimer* timer, double grad_scale, double* plain_ce) {
+double PalmModel<T>::stage_forward(int slot, int chunk, const int32_t* tokens, const int32_t* targets,
+                                   int64_t batch, const T* input, Communicator* tp, Communicator* ep,
+                                   Communicator* cp, OpTimer* timer, double grad_scale, double* plain_ce) {
   if (slots_.size() <= size_t(slot)) slots_.resize(size_t(slot) + 1);
   slot_ = size_t(slot);
   const Pass& p = begin_pass(tokens, targets, batch, tp, ep, cp, timer, grad_scale);
-  if (first_stage())
+  if (first_virtual(chunk))
     embedding_forward(p);
   else
     ws().x.assign(input, input + p.N * spec_.d_model);
   ws().layers.resize(size_t(spec_.n_layers));
   ws().y.resize(size_t(p.N * spec_.d_model));
-  double loss = 0;  // the MoE layers' balance loss, then this stage's cross-entropy
-  for (int l = first_layer_; l < end_layer_; ++l) loss += layer_forward(p, l);
-  return last_stage() ? head_forward(p, plain_ce) + loss : loss;
+  double loss = 0;  // the MoE layers' balance loss, then this chunk's cross-entropy
+  const StageLayers& layers = chunks_[size_t(chunk)];
+  for (int l = layers.first; l < layers.end; ++l) loss += layer_forward(p, l);
+  return last_virtual(chunk) ? head_forward(p, plain_ce) + loss : loss;
 }
 
 template <class T>
-void PalmModel<T>::stage_backward(int slot, const T* output_grad, bool defer_weight_gradients) {
+void PalmModel<T>::stage_backward(int slot, int chunk, const T* output_grad, bool defer_weight_gradients) {
   slot_ = size_t(slot);
   const Pass& p = ws().pass;
   ws().defer_weight_gradients = defer_weight_gradients;
   ws().deferred.clear();
   ws().deferred_dy.clear();
-  if (last_stage())
+  if (last_virtual(chunk))
     head_backward(p);
   else
     ws().dx.assign(output_grad, output_grad + p.N * spec_.d_model);
   ws().dh.resize(size_t(p.N * spec_.d_model));
-  for (int l = end_layer_ - 1; l >= first_layer_; --l) layer_backward(p, l);
-  if (first_stage()) embedding_backward(p);
+  const StageLayers& layers = chunks_[size_t(chunk)];
+  for (int l = layers.end - 1; l >= layers.first; --l) layer_backward(p, l);
+  if (first_virtual(chunk)) embedding_backward(p);
+}
+
+template <class T>
+bool PalmModel<T>::holds_layer(int layer) const {
+  for (const StageLayers& c : chunks_)
+    if (layer >= c.first && layer < c.end) return true;
+  return false;
 }
 
 // ---- forward ----

@@ -9,12 +9,14 @@
 // their tensors follow every dense one in the flat buffers, so the dense part is one prefix.
 // Context parallelism (kernels/context_parallel.h) gives each rank some rows of every sequence.
 // Pipeline parallelism gives each stage some layers (model/layout.h stage_layers); the first stage
-// looks tokens up, the last computes logits and loss, and both hold the shared embedding.
+// looks tokens up, the last computes logits and loss, and both hold the shared embedding. Under
+// the interleaved schedule a stage holds vpp model chunks, virtual stages chunk * pp + stage.
 #include "kernels/communicator.h"
 #include "kernels/context_parallel.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/moe_mlp.h"
 #include "kernels/op_timer.h"
+#include "model/layout.h"
 #include "model/model_spec.h"
 
 #include <cstdint>
@@ -46,9 +48,10 @@ class PalmModel {
   // `allocate` only the tensor table is built (the CUDA backend keeps its buffers on the device);
   // init() then allocates the parameters alone.
   // ep ranks split a sparse model's experts (n_experts / ep each); a sparse model needs tp = 1.
-  // pp stages split the layers; this rank is stage pp_rank.
+  // pp stages split the layers; this rank is stage pp_rank; with vpp > 1 its layers are the vpp
+  // virtual stages chunk * pp + pp_rank of pp * vpp.
   PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true, int ep = 1, int ep_rank = 0,
-            int pp = 1, int pp_rank = 0);
+            int pp = 1, int pp_rank = 0, int vpp = 1);
 
   // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
@@ -67,29 +70,30 @@ class PalmModel {
   double evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp,
                   Communicator* ep = nullptr, Communicator* cp = nullptr);
 
-  // One pipeline stage's part of a microbatch, kept in workspace `slot` between its forward and its
-  // backward (a schedule with k microbatches in flight uses slots 0..k-1). `input` is the previous
-  // stage's output, [this rank's rows, d_model] (null on the first stage, which reads `tokens`; the
-  // last reads `targets`). Returns the part of the loss this stage computes: cross-entropy with
-  // z-loss on the last stage, its MoE layers' balance loss; the plain cross-entropy goes to
-  // plain_ce when given. With one stage, forward_backward is stage_forward then stage_backward.
-  double stage_forward(int slot, const int32_t* tokens, const int32_t* targets, int64_t batch, const T* input,
-                       Communicator* tp, Communicator* ep, Communicator* cp, OpTimer* timer, double grad_scale,
-                       double* plain_ce = nullptr);
+  // One pipeline stage's model chunk `chunk` of a microbatch, kept in workspace `slot` between its
+  // forward and its backward (a schedule with k microbatches in flight uses slots 0..k-1; a
+  // microbatch's chunks share its slot: they hold different layers). `input` is the previous
+  // virtual stage's output, [this rank's rows, d_model] (null on the first virtual stage, which
+  // reads `tokens`; the last reads `targets`). Returns the part of the loss this chunk computes:
+  // cross-entropy with z-loss on the last virtual stage, its MoE layers' balance loss; the plain
+  // cross-entropy goes to plain_ce when given. With one stage, forward_backward is stage_forward
+  // then stage_backward.
+  double stage_forward(int slot, int chunk, const int32_t* tokens, const int32_t* targets, int64_t batch,
+                       const T* input, Communicator* tp, Communicator* ep, Communicator* cp, OpTimer* timer,
+                       double grad_scale, double* plain_ce = nullptr);
   const std::vector<T>& stage_output(int slot) const { return slots_[size_t(slot)].x; }
   // `output_grad`: the next stage's gradient of this stage's output (null on the last stage).
   // With `defer_weight_gradients` (a zero-bubble schedule's B pass) the layers' weight-gradient
   // GEMMs (dW = X^T dY) do not run: each keeps a copy of its dY for stage_weight_gradients, the
   // schedule's W pass; the logits' and the LayerNorms' weight gradients still run here.
-  void stage_backward(int slot, const T* output_grad, bool defer_weight_gradients = false);
+  void stage_backward(int slot, int chunk, const T* output_grad, bool defer_weight_gradients = false);
   // The weight-gradient GEMMs stage_backward deferred for `slot`, in the order it met them, each
   // timed as the op it belongs to. The same GEMMs on the same values: gradients equal 1F1B's.
   void stage_weight_gradients(int slot);
   const std::vector<T>& stage_input_grad(int slot) const { return slots_[size_t(slot)].dx; }
   bool first_stage() const { return pp_rank_ == 0; }
   bool last_stage() const { return pp_rank_ == pp_ - 1; }
-  int first_layer() const { return first_layer_; }
-  int end_layer() const { return end_layer_; }
+  int chunks() const { return int(chunks_.size()); }
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -189,7 +193,10 @@ class PalmModel {
   void embedding_backward(const Pass& p);
   // Counts the tensor in the whole model's table (its place seeds its values); keeps it when `here`.
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std, bool here = true);
-  bool holds_layer(int layer) const { return layer >= first_layer_ && layer < end_layer_; }
+  bool holds_layer(int layer) const;
+  // The first and the last virtual stage: where the embedding lookup and the logits and loss run.
+  bool first_virtual(int chunk) const { return first_stage() && chunk == 0; }
+  bool last_virtual(int chunk) const { return last_stage() && chunk == chunks() - 1; }
   void add_experts();
   MoeShape moe_shape(int64_t tokens) const;
   MoeWeights<T> moe_weights(int layer) const;
@@ -197,7 +204,7 @@ class PalmModel {
 
   ModelSpec spec_;
   int tp_, tp_rank_, ep_, ep_rank_, pp_, pp_rank_;
-  int first_layer_ = 0, end_layer_ = 0;  // this stage's
+  std::vector<StageLayers> chunks_;  // this stage's layers, per model chunk
   int64_t heads_, kv_heads_, ff_;  // this rank's
   std::vector<TensorInfo> tensors_;
   std::vector<T> params_, grads_;

@@ -27,8 +27,8 @@ void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankCon
   std::exception_ptr error;
   std::mutex error_mutex;
   auto body = [&](int rank) {
-    const int in_stage = rank % stage_ranks, stage = rank / stage_ranks;
-    const int tp_rank = rank % tp, cp_rank = rank / tp % cp, dp_rank = in_stage / (tp * cp);
+    const RankCoords at = megatron_coords(rank, {tp, cp, dp});
+    const int in_stage = rank % stage_ranks, stage = at.pp, tp_rank = at.tp, cp_rank = at.cp, dp_rank = at.dp;
     ThreadCommunicator tp_comm(tp_groups[size_t(rank / tp)], tp_rank);
     ThreadCommunicator cp_comm(cp_groups[size_t((stage * dp + dp_rank) * tp + tp_rank)], cp_rank);
     ThreadCommunicator dp_comm(dp_groups[size_t((stage * cp + cp_rank) * tp + tp_rank)], dp_rank);
@@ -38,7 +38,7 @@ void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankCon
     ThreadCommunicator world_comm(world, rank);
     const bool holds_embedding = pp > 1 && (stage == 0 || stage == pp - 1);
     try {
-      fn(RankContext{rank, &tp_comm, &cp_comm, &dp_comm, cp > 1 ? &grad_comm : &dp_comm, &pp_comm,
+      fn(RankContext{rank, at, &tp_comm, &cp_comm, &dp_comm, cp > 1 ? &grad_comm : &dp_comm, &pp_comm,
                      holds_embedding ? &embedding_comm : nullptr, &world_comm});
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);

@@ -1,7 +1,7 @@
 #pragma once
 // Runs one function per rank of a pp x dp x cp x tp grid, each on its own thread (its oneTBB work
-// in an arena of its share of the cores). Ranks are numbered in Megatron's order, tp fastest, then
-// cp, then dp, then pp: rank = ((pp_rank * dp + dp_rank) * cp + cp_rank) * tp + tp_rank. Each rank
+// in an arena of its share of the cores). Ranks are numbered in Megatron's order (model/rank_order.h:
+// tp fastest, then cp, dp, pp), and each rank is told its coordinates. Each rank
 // gets, within its pipeline stage, its tensor-parallel group (same dp and cp rank), its
 // context-parallel group (same dp and tp rank), its data-parallel group (same cp and tp rank: the
 // ranks that read different sequences) and the group its gradients are reduced over (dp x cp, same
@@ -11,6 +11,7 @@
 // can fail on one rank only must agree on failure collectively so the others do not wait at a
 // barrier forever.
 #include "kernels/communicator.h"
+#include "model/rank_order.h"
 
 #include <functional>
 
@@ -18,6 +19,7 @@ namespace palmsim {
 
 struct RankContext {
   int rank = 0;
+  RankCoords coords;  // tp, cp, dp rank and pipeline stage
   Communicator* tp = nullptr;
   Communicator* cp = nullptr;
   Communicator* dp = nullptr;

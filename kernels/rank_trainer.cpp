@@ -9,21 +9,21 @@ namespace palmsim {
 
 RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const RankContext& ranks)
     : config_(config),
-      rank_(ranks.rank),
+      coords_(ranks.coords),
       tp_(ranks.tp),
       cp_(config.cp > 1 ? ranks.cp : nullptr),
       grad_(ranks.grad),
       ep_(config.ep > 1 ? ranks.dp : nullptr),
       pp_(config.pp > 1 ? ranks.pp : nullptr),
       embedding_(config.pp > 1 ? ranks.embedding : nullptr),
-      model_(spec, config.tp, ranks.rank % config.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0, config.pp,
-             stage()) {
+      model_(spec, config.tp, coords_.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0, config.pp,
+             stage(), config.vpp) {
   size_t begin = 0, end = model_.parameter_count();
   const int grad_ranks = config.gradient_ranks();
   if (config.zero1) {
     model_.pad_to_multiple(size_t(grad_ranks));
     const size_t shard = model_.params().size() / size_t(grad_ranks);
-    begin = shard * size_t(rank_ % config.stage_ranks() / config.tp);
+    begin = shard * size_t(coords_.dp * config.cp + coords_.cp);  // its place in the dp x cp group, cp fastest
     end = begin + shard;
     shard_grads_.assign(shard, 0.0f);
   }
@@ -146,55 +146,66 @@ double RankTrainer::microbatches(const int32_t* tokens, const int32_t* targets, 
   return loss / double(micro);
 }
 
-// 1F1B: stage s runs pp - 1 - s forwards ahead, then alternates one forward and one backward, then
-// drains its backwards. At most pp - s microbatches are in flight on it, so microbatch i can use
-// workspace i mod pp. Sends are buffered (kernels/thread_communicator.h): a stage never waits for
-// its neighbour to take a message, only for one to arrive. Moving a message, out of this stage or
-// into it, is the plan's pp_send of its phase (one copy through memory); waiting for one to arrive
-// is pp_wait.
+// Each stage runs its order of the schedule (model/pipeline_schedule.h). Sends are buffered
+// (kernels/thread_communicator.h): a stage never waits for its neighbour to take a message, only
+// for one to arrive. Moving a message, out of this stage or into it, is the plan's pp_send of its
+// phase (one copy through memory); waiting for one to arrive is pp_wait. A message's tag names the
+// virtual stage it is for and its direction: under the interleaved schedule the last stage's
+// activations wrap round to the first stage beside the gradients that stage sends back.
 size_t RankTrainer::stage_message(int64_t sequences) const {
   return size_t(sequences * model_.spec().seq_len / config_.cp * model_.spec().d_model);  // this rank's rows
 }
 
-void RankTrainer::receive(int peer, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer) {
+void RankTrainer::receive(int peer, int tag, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer) {
   received_.resize(n);
   {
     auto scope = time_op(timer, wait_op);
-    pp_->wait_for(peer);
+    pp_->wait_for(peer, tag);
   }
   auto scope = time_op(timer, copy_op);
-  pp_->recv(received_.data(), n, peer);
+  pp_->recv(received_.data(), n, peer, tag);
 }
+
+namespace {
+// Virtual stage v = chunk * pp + stage; its neighbours sit on the next and previous stage, round
+// the ring from the last stage to the first.
+int message_tag(int virtual_stage, bool forward) { return 2 * virtual_stage + (forward ? 0 : 1); }
+}  // namespace
 
 double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
   const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
   const int64_t seq = model_.spec().seq_len;
-  const int stages = config_.pp, s = stage();
+  const int stages = config_.pp, s = stage(), chunks = config_.vpp;
+  const int last_virtual = stages * chunks - 1;
+  const int next = (s + 1) % stages, previous = (s + stages - 1) % stages;
   const size_t message = stage_message(mb);
+  // 1F1B and ZB-H1 hold at most pp microbatches between their forward and their last backward
+  // pass, so microbatch i can use workspace i mod pp; interleaved, each microbatch has its own.
+  auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % stages); };
   double loss = 0;
-  auto forward = [&](int64_t i) {
-    if (!model_.first_stage()) receive(s - 1, message, kPipelineWaitForward, "pp_send.fwd", timer);
+  auto forward = [&](int64_t i, int chunk) {
+    const int v = chunk * stages + s;
+    if (v > 0) receive(previous, message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", timer);
     const int64_t offset = i * mb * seq;
-    loss += model_.stage_forward(int(i % stages), tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
+    loss += model_.stage_forward(slot(i), chunk, tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
                                  cp_, timer, 1.0 / double(micro));
-    if (model_.last_stage()) return;
+    if (v == last_virtual) return;
     auto scope = time_op(timer, "pp_send.fwd");
-    pp_->send(model_.stage_output(int(i % stages)).data(), message, s + 1);
+    pp_->send(model_.stage_output(slot(i)).data(), message, next, message_tag(v + 1, true));
   };
   const bool deferred = config_.schedule == Schedule::zero_bubble_h1;
-  auto backward = [&](int64_t i) {
-    if (!model_.last_stage()) receive(s + 1, message, kPipelineWaitBackward, "pp_send.bwd", timer);
-    model_.stage_backward(int(i % stages), received_.data(), deferred);
-    if (model_.first_stage()) return;
+  auto backward = [&](int64_t i, int chunk) {
+    const int v = chunk * stages + s;
+    if (v < last_virtual) receive(next, message_tag(v, false), message, kPipelineWaitBackward, "pp_send.bwd", timer);
+    model_.stage_backward(slot(i), chunk, received_.data(), deferred);
+    if (v == 0) return;
     auto scope = time_op(timer, "pp_send.bwd");
-    pp_->send(model_.stage_input_grad(int(i % stages)).data(), message, s - 1);
+    pp_->send(model_.stage_input_grad(slot(i)).data(), message, previous, message_tag(v - 1, false));
   };
-  // Microbatch i lives in workspace i mod pp: under both schedules a stage holds at most pp
-  // microbatches between their forward and their last backward pass.
-  for (const ChunkWork& item : stage_schedule(config_.schedule, stages, 1, s, int(micro))) {
-    if (item.forward) forward(item.microbatch);
-    else if (item.weight) model_.stage_weight_gradients(item.microbatch % stages);
-    else backward(item.microbatch);
+  for (const ChunkWork& item : stage_schedule(config_.schedule, stages, chunks, s, int(micro))) {
+    if (item.forward) forward(item.microbatch, item.chunk);
+    else if (item.weight) model_.stage_weight_gradients(slot(item.microbatch));
+    else backward(item.microbatch, item.chunk);
   }
   loss /= double(micro);
   // The last stage's cross-entropy, every stage's balance loss. The stages meet here: a later stage
@@ -204,14 +215,20 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
   return loss;
 }
 
-// Forward only, stage after stage; the last stage's cross-entropy is shared with every stage.
+// Forward only, virtual stage after virtual stage; the last one's cross-entropy is shared with
+// every stage.
 double RankTrainer::pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch) {
   const size_t message = stage_message(batch);
+  const int stages = config_.pp, s = stage(), last_virtual = stages * config_.vpp - 1;
   double ce = 0;
-  if (!model_.first_stage()) receive(stage() - 1, message, kPipelineWaitForward, "pp_send.fwd", nullptr);
-  model_.stage_forward(0, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &ce);
-  if (!model_.last_stage()) pp_->send(model_.stage_output(0).data(), message, stage() + 1);
-  if (!model_.last_stage()) ce = 0;
+  for (int chunk = 0; chunk < config_.vpp; ++chunk) {
+    const int v = chunk * stages + s;
+    if (v > 0) receive((s + stages - 1) % stages, message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", nullptr);
+    double chunk_ce = 0;
+    model_.stage_forward(0, chunk, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &chunk_ce);
+    if (v == last_virtual) ce = chunk_ce;
+    else pp_->send(model_.stage_output(0).data(), message, (s + 1) % stages, message_tag(v + 1, true));
+  }
   pp_->all_reduce(&ce, 1);
   return ce;
 }

@@ -7,9 +7,9 @@
 // With expert parallelism (ep = dp) a sparse model's experts are split over the data-parallel
 // ranks, which exchange tokens through the data-parallel group's all-to-all. With pipeline stages
 // (pp > 1) each rank holds one stage's layers and runs its stage's order of the schedule
-// (model/pipeline_schedule.h, the simulator's too): 1F1B (PipeDream-flush, Narayanan et al. 2021)
-// or ZB-H1 (Qi et al. 2023: backward passes without the layers' weight gradients, which run later
-// as their own passes). Activations go to the next stage and their gradients come back point to
+// (model/pipeline_schedule.h, the simulator's too): 1F1B (PipeDream-flush, Narayanan et al. 2021),
+// interleaved 1F1B over vpp model chunks a stage (Narayanan et al. 2021) or ZB-H1 (Qi et al. 2023:
+// backward passes without the layers' weight gradients, which run later as their own passes). Activations go to the next stage and their gradients come back point to
 // point; the first and last stages sum the tied embedding's gradient; the gradient norm and the
 // loss are summed over the stages.
 #include "kernels/adafactor.h"
@@ -45,9 +45,9 @@ class RankTrainer {
 
   PalmModel<float>& model() { return model_; }
   Adafactor<float>& optimizer() { return *optimizer_; }
-  int dp_rank() const { return rank_ % config_.stage_ranks() / (config_.tp * config_.cp); }
-  int tp_rank() const { return rank_ % config_.tp; }
-  int stage() const { return rank_ / config_.stage_ranks(); }
+  int dp_rank() const { return coords_.dp; }
+  int tp_rank() const { return coords_.tp; }
+  int stage() const { return coords_.pp; }
 
  private:
   // Sums per-tensor partial sums of squares over the ranks that hold other pieces of each tensor.
@@ -60,10 +60,10 @@ class RankTrainer {
   double pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch);
   // Floats in one message between stages: `sequences` of this rank's rows, d_model wide.
   size_t stage_message(int64_t sequences) const;
-  // Receives n floats from stage `peer` into received_, timing the wait and the copy apart.
-  void receive(int peer, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer);
+  // Receives n floats from stage `peer` under `tag` into received_, timing the wait and the copy apart.
+  void receive(int peer, int tag, size_t n, const char* wait_op, const char* copy_op, OpTimer* timer);
   TrainConfig config_;
-  int rank_;
+  RankCoords coords_;  // from rank_grid: Megatron's order, written once (model/rank_order.h)
   Communicator* tp_;
   Communicator* cp_;
   Communicator* grad_;  // dp x cp: gradients, ZeRO-1 shards, the loss's mean

@@ -74,23 +74,23 @@ void ThreadCommunicator::all_to_all(const float* in, const std::vector<size_t>& 
   barrier();
 }
 
-void ThreadCommunicator::send(const float* data, size_t n, int peer) {
+void ThreadCommunicator::send(const float* data, size_t n, int peer, int tag) {
   {
     std::lock_guard<std::mutex> lock(group_->mailbox_mutex_);
-    group_->mailboxes_[{rank_, peer}].emplace_back(data, data + n);
+    group_->mailboxes_[{rank_, peer, tag}].emplace_back(data, data + n);
   }
   group_->mailbox_cv_.notify_all();
 }
 
-void ThreadCommunicator::wait_for(int peer) {
+void ThreadCommunicator::wait_for(int peer, int tag) {
   std::unique_lock<std::mutex> lock(group_->mailbox_mutex_);
-  auto& box = group_->mailboxes_[{peer, rank_}];
+  auto& box = group_->mailboxes_[{peer, rank_, tag}];
   group_->mailbox_cv_.wait(lock, [&] { return !box.empty(); });
 }
 
-void ThreadCommunicator::recv(float* data, size_t n, int peer) {
+void ThreadCommunicator::recv(float* data, size_t n, int peer, int tag) {
   std::unique_lock<std::mutex> lock(group_->mailbox_mutex_);
-  auto& box = group_->mailboxes_[{peer, rank_}];
+  auto& box = group_->mailboxes_[{peer, rank_, tag}];
   group_->mailbox_cv_.wait(lock, [&] { return !box.empty(); });
   std::copy_n(box.front().begin(), std::min(n, box.front().size()), data);
   box.pop_front();

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -29,7 +30,7 @@ class ThreadGroup {
   std::vector<const std::vector<size_t>*> counts_{size_t(size_), nullptr};  // all_to_all's send counts
   std::mutex mailbox_mutex_;
   std::condition_variable mailbox_cv_;
-  std::map<std::pair<int, int>, std::deque<std::vector<float>>> mailboxes_;  // (from, to)
+  std::map<std::tuple<int, int, int>, std::deque<std::vector<float>>> mailboxes_;  // (from, to, tag)
 };
 
 class ThreadCommunicator final : public Communicator {
@@ -44,9 +45,9 @@ class ThreadCommunicator final : public Communicator {
   void broadcast(float* data, size_t n, int root) override;
   void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
                   const std::vector<size_t>& recv_counts) override;
-  void send(const float* data, size_t n, int peer) override;
-  void recv(float* data, size_t n, int peer) override;
-  void wait_for(int peer) override;
+  void send(const float* data, size_t n, int peer, int tag) override;
+  void recv(float* data, size_t n, int peer, int tag) override;
+  void wait_for(int peer, int tag) override;
   void barrier() override { group_->sync_.arrive_and_wait(); }
 
  private:

@@ -49,25 +49,25 @@ void parse_train(const YAML::Node& n, TrainConfig& c) {
 }
 
 // The trainer's ranks: what a scenario's layout says, where the trainer runs it. Pipelines run the
-// 1F1B or the ZB-H1 schedule; no sequence parallelism, no recomputation: those layout keys are
-// refused, not ignored.
+// 1F1B, interleaved (vpp chunks a stage) or ZB-H1 schedule; no sequence parallelism, no
+// recomputation: those layout keys are refused, not ignored.
 void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (!n) return;
-  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "microbatch", "sharding", "schedule"});
-  int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1;
+  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "vpp", "microbatch", "sharding", "schedule"});
+  int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1, vpp = 1;
   read_at_least(n, "layout", "dp", dp, 1);
   read_at_least(n, "layout", "tp", tp, 1);
   read_at_least(n, "layout", "ep", ep, 1);
   read_at_least(n, "layout", "cp", cp, 1);
   read_at_least(n, "layout", "pp", pp, 1);
+  read_at_least(n, "layout", "vpp", vpp, 1);
   read_at_least(n, "layout", "microbatch", c.microbatch, 1);
-  c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp), c.pp = int(pp);
+  c.dp = int(dp), c.tp = int(tp), c.ep = int(ep), c.cp = int(cp), c.pp = int(pp), c.vpp = int(vpp);
+  if (vpp > 1) c.schedule = Schedule::interleaved;  // as a scenario's layout reads it
   if (n["schedule"]) {
     const Schedule s = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
-    if (s != Schedule::one_f_one_b && s != Schedule::zero_bubble_h1)
-      throw InputError("layout.schedule", std::string("'") + to_string(s) + "': the trainer runs " +
-                                              to_string(Schedule::one_f_one_b) + " or " +
-                                              to_string(Schedule::zero_bubble_h1));
+    if (s == Schedule::gpipe)
+      throw InputError("layout.schedule", "'gpipe': the trainer runs 1f1b, interleaved or zb-h1");
     c.schedule = s;
   }
   if (n["sharding"]) {
@@ -110,6 +110,14 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
   if (c.ep > 1 && c.zero1) throw InputError("layout.sharding", "zero1 is not implemented with expert parallelism (layout.ep > 1)");
   if (c.schedule == Schedule::zero_bubble_h1 && c.pp < 2)
     throw InputError("layout.schedule", "zb-h1 needs pipeline stages (layout.pp >= 2)");
+  if (c.schedule == Schedule::interleaved && (c.pp < 2 || c.vpp < 2))
+    throw InputError("layout.schedule", "interleaved needs layout.pp >= 2 and layout.vpp >= 2");
+  if (c.schedule != Schedule::interleaved && c.vpp > 1)
+    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved");
+  const int64_t micro = c.batch / c.dp / c.microbatch_size();
+  if (c.schedule == Schedule::interleaved && micro % c.pp)
+    throw InputError("layout.vpp", "interleaved 1F1B needs the microbatch count (" + std::to_string(micro) +
+                                       ") to be a multiple of layout.pp (" + std::to_string(c.pp) + ")");
   return c;
 }
 

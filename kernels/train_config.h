@@ -30,9 +30,10 @@ struct TrainConfig {
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
   int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h)
-  // Their order (model/pipeline_schedule.h): 1F1B, or ZB-H1 with the layers' weight gradients
-  // deferred (PalmModel::stage_weight_gradients).
+  // Their order (model/pipeline_schedule.h): 1F1B, interleaved 1F1B over vpp model chunks a
+  // stage, or ZB-H1 with the layers' weight gradients deferred (PalmModel::stage_weight_gradients).
   Schedule schedule = Schedule::one_f_one_b;
+  int vpp = 1;
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 

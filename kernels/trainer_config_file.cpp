@@ -39,6 +39,9 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
   if (c.train.pp > c.model.n_layers)
     throw InputError("layout.pp", "must not exceed model.n_layers (" + std::to_string(c.model.n_layers) +
                                      "): each pipeline stage holds at least one layer");
+  if (int64_t(c.train.pp) * c.train.vpp > c.model.n_layers)
+    throw InputError("layout.vpp", "pp x vpp must not exceed model.n_layers (" + std::to_string(c.model.n_layers) +
+                                      "): each model chunk holds at least one layer");
   return c;
 }
 

@@ -100,11 +100,13 @@ void NcclCommunicator::all_to_all(const float* in, const std::vector<size_t>& se
   NCCL_CHECK(ncclGroupEnd());
 }
 
-void NcclCommunicator::send(const float* data, size_t n, int peer) {
+void NcclCommunicator::send(const float* data, size_t n, int peer, int tag) {
+  if (tag != 0) throw std::logic_error("NCCL point to point has no tags (only tag 0)");
   NCCL_CHECK(ncclSend(data, n, ncclFloat32, peer, comm_, stream_));
 }
 
-void NcclCommunicator::recv(float* data, size_t n, int peer) {
+void NcclCommunicator::recv(float* data, size_t n, int peer, int tag) {
+  if (tag != 0) throw std::logic_error("NCCL point to point has no tags (only tag 0)");
   NCCL_CHECK(ncclRecv(data, n, ncclFloat32, peer, comm_, stream_));
 }
 

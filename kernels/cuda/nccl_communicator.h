@@ -30,8 +30,9 @@ class NcclCommunicator final : public Communicator {
   void broadcast(float* data, size_t n, int root) override;
   void all_to_all(const float* in, const std::vector<size_t>& send_counts, float* out,
                   const std::vector<size_t>& recv_counts) override;
-  void send(const float* data, size_t n, int peer) override;
-  void recv(float* data, size_t n, int peer) override;
+  // NCCL has no tags: its messages between two ranks match in order, so only tag 0 is taken.
+  void send(const float* data, size_t n, int peer, int tag) override;
+  void recv(float* data, size_t n, int peer, int tag) override;
   void barrier() override;  // a one-element all-reduce, then the host waits for the stream
 
  private:

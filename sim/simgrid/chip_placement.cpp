@@ -1,5 +1,7 @@
 #include "sim/simgrid/chip_placement.h"
 
+#include "model/rank_order.h"
+
 namespace palmsim::simulation {
 
 ChipPlacement::ChipPlacement(const System& system, const Layout& layout, const TorusMapping& torus)
@@ -21,8 +23,10 @@ int ChipPlacement::chip_at(int pod, const std::array<int, 3>& c) const {
 
 ChipRank ChipPlacement::rank(int chip) const {
   const Layout& l = layout_;
-  if (system_.fabric != Fabric::tpu_torus)
-    return {chip % l.tp, (chip / (l.tp * l.cp)) % l.dp, chip / (l.tp * l.cp * l.dp), (chip / l.tp) % l.cp};
+  if (system_.fabric != Fabric::tpu_torus) {
+    const RankCoords c = megatron_coords(chip, {l.tp, l.cp, l.dp});
+    return {c.tp, c.dp, c.pp, c.cp};
+  }
   // Each group's index is mixed-radix over the axes, axis 0 fastest.
   const auto c = coord(chip);
   const auto& f = torus_.factor;
@@ -40,7 +44,7 @@ ChipRank ChipPlacement::rank(int chip) const {
 
 int ChipPlacement::chip(const ChipRank& r) const {
   const Layout& l = layout_;
-  if (system_.fabric != Fabric::tpu_torus) return r.tp + l.tp * (r.cp + l.cp * (r.dp + l.dp * r.pp));
+  if (system_.fabric != Fabric::tpu_torus) return megatron_rank({r.tp, r.cp, r.dp, r.pp}, {l.tp, l.cp, l.dp});
   const std::array<int, kLayoutGroups> index{r.tp, r.pp, r.dp % l.dp_per_pod()};
   const auto& f = torus_.factor;
   std::array<int, kLayoutGroups> rest = index;

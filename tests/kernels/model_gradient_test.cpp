@@ -50,9 +50,9 @@ TEST(ModelGradients, DeferredWeightGradientsRunInTheirOwnPass) {
     std::fill(one_pass.grads().begin(), one_pass.grads().end(), 0.0);
     std::fill(split.grads().begin(), split.grads().end(), 0.0);
     const double loss = one_pass.forward_backward(tokens.data(), targets.data(), 2, nullptr, nullptr);
-    EXPECT_EQ(split.stage_forward(0, tokens.data(), targets.data(), 2, nullptr, nullptr, nullptr, nullptr, nullptr, 1.0),
+    EXPECT_EQ(split.stage_forward(0, 0, tokens.data(), targets.data(), 2, nullptr, nullptr, nullptr, nullptr, nullptr, 1.0),
               loss);
-    split.stage_backward(0, nullptr, true);
+    split.stage_backward(0, 0, nullptr, true);
     auto is_weight = [](const std::string& name) {
       for (const char* w : {"wq", "wkv", "wo", "win", "wout"})
         if (name.ends_with(std::string(".") + w)) return true;

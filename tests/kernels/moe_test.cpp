@@ -225,7 +225,7 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
     if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
   }
-  ASSERT_EQ(loaded.size(), 10u);
+  ASSERT_EQ(loaded.size(), 11u);
   EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
   EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
   EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
@@ -237,6 +237,8 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
   EXPECT_EQ(loaded["train-tiny-pp2-dp2.yaml"].ranks(), 4);
   EXPECT_EQ(loaded["train-tiny-pp2-zb.yaml"].schedule, Schedule::zero_bubble_h1);
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].schedule, Schedule::one_f_one_b);
+  EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].schedule, Schedule::interleaved);
+  EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].vpp, 2);
   EXPECT_EQ(loaded["train-1b.yaml"].batch, 8);
 }
 
@@ -250,6 +252,10 @@ TEST(TrainConfig, TheRanksAndBatchAreTheScenariosSections) {
   EXPECT_NE(config_error("", "pp: 3").find("layout.pp: must not exceed model.n_layers (2)"), std::string::npos);
   EXPECT_NE(config_error("", "pp: 2, schedule: gpipe").find("layout.schedule"), std::string::npos);
   EXPECT_EQ(config_error("", "pp: 2, schedule: zb-h1"), "");
+  EXPECT_NE(config_error("", "pp: 2, vpp: 2, microbatch: 1").find("layout.vpp: pp x vpp must not exceed model.n_layers (2)"),
+            std::string::npos);  // 4 chunks of 2 layers
+  EXPECT_NE(config_error("", "pp: 1, vpp: 2, schedule: 1f1b").find("layout.vpp"), std::string::npos);
+  EXPECT_NE(config_error("", "pp: 2, schedule: interleaved").find("layout.schedule"), std::string::npos);
   EXPECT_NE(config_error("", "schedule: zb-h1").find("layout.schedule: zb-h1 needs pipeline stages"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "pp: 2, schedule: zb-h1").find("layout.schedule"),
             std::string::npos);

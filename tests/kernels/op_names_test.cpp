@@ -1,7 +1,7 @@
 // One vocabulary for a step (issue 11, item 3): the trainer times its ops under exactly the names
 // the StepPlan of its layout gives them ("name.phase"), so validate-local compares every op and
 // predicts none the trainer does not run. Checked for one rank, tp 2, dp 2 with and without ZeRO-1,
-// cp 2, pp 2 alone, beside tp 2 and in the ZB-H1 schedule (timed on the last stage, the chip the plan describes; its waits
+// cp 2, pp 2 alone, beside tp 2, in the ZB-H1 and the interleaved schedule (timed on the last stage, the chip the plan describes; its waits
 // for the other stage, pp_wait, are the bubble, which the plan prices as a whole, not as an op), and
 // a sparse model with its experts over 2 ranks.
 #include "kernels/calibrate/calibrate_cpu.h"
@@ -46,17 +46,20 @@ TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
     bool zero1, sparse;
     int pp = 1;
     Schedule schedule = Schedule::one_f_one_b;
+    int vpp = 1;
   };
   for (const Case& k : {Case{"one rank", 1, 1, 1, 1, false, false}, Case{"tp 2", 1, 2, 1, 1, false, false},
                         Case{"dp 2", 2, 1, 1, 1, false, false}, Case{"dp 2 zero1", 2, 1, 1, 1, true, false},
                         Case{"cp 2", 1, 1, 2, 1, false, false}, Case{"sparse, ep 2", 2, 1, 1, 2, false, true},
                         Case{"pp 2", 1, 1, 1, 1, false, false, 2}, Case{"pp 2 x tp 2", 1, 2, 1, 1, false, false, 2},
-                        Case{"pp 2 zb-h1", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_h1}}) {
+                        Case{"pp 2 zb-h1", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_h1},
+                        Case{"pp 2 interleaved", 1, 1, 1, 1, false, false, 2, Schedule::interleaved, 2}}) {
     TrainConfig c;
     c.batch = 4, c.dp = k.dp, c.tp = k.tp, c.cp = k.cp, c.ep = k.ep, c.zero1 = k.zero1, c.threads = 2, c.pp = k.pp;
-    c.schedule = k.schedule;
+    c.schedule = k.schedule, c.vpp = k.vpp;
     if (k.pp > 1) c.microbatch = 1;  // 4 microbatches through the pipeline
-    const ModelSpec m = small_model(k.sparse);
+    ModelSpec m = small_model(k.sparse);
+    m.n_layers *= k.vpp;  // a layer in each model chunk of each stage
     EXPECT_EQ(timed_names(m, c), plan_names(m, c)) << k.what;
   }
 }
