@@ -227,6 +227,14 @@ std::vector<FlowPhase> CollectiveFlows::phases(int chip, const CommCall& call, d
     for (const auto& [peer, share] : ring.out) phase.flows.push_back({peer, volume * share});
     out.push_back(std::move(phase));
   }
+  // On GPUs each NCCL call also pays its base latency once, whatever the algorithm, as the closed
+  // form charges it (CommModel::gpu_collective): carried by the call's first phase.
+  const System& sys = placement_.system();
+  if (!out.empty() && sys.fabric == Fabric::gpu_fat_tree) {
+    double calls = 0;
+    for (const auto& p : call.parts) calls += p.times * scale;
+    out.front().extra_latency_s += calls * sys.fat_tree.collective_base_latency_s;
+  }
   return out;
 }
 

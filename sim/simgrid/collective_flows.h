@@ -42,7 +42,8 @@ struct Flow {
 struct FlowPhase {
   int level = 0;  // separates the mailboxes of phases that follow each other
   std::vector<Flow> flows;
-  // Per-step latencies of the ring the single flow does not carry (it carries one hop).
+  // Per-step latencies of the ring the single flow does not carry (it carries one hop), and on
+  // GPUs the base latency of each NCCL call (on a call's first phase).
   double extra_latency_s = 0;
 };
 
