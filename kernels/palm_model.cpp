@@ -8,6 +8,7 @@
 #include "kernels/cpu/swiglu.h"
 #include "kernels/palm_choices.h"
 #include "model/layout.h"
+#include "model/pipeline_schedule.h"
 
 #include <algorithm>
 #include <cmath>
@@ -53,7 +54,8 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
   if (pp < 1 || vpp < 1 || int64_t(pp) * vpp > spec.n_layers)
     throw std::invalid_argument("pipeline stages times model chunks must be 1 to n_layers");
   check_trainable_moe(spec.moe, tp, ep);
-  for (int chunk = 0; chunk < vpp; ++chunk) chunks_.push_back(stage_layers(spec.n_layers, pp * vpp, chunk * pp + pp_rank));
+  for (int chunk = 0; chunk < vpp; ++chunk)
+    chunks_.push_back(stage_layers(spec.n_layers, pp * vpp, virtual_stage(pp, pp_rank, chunk)));
   heads_ = spec.n_heads / tp;
   kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
   ff_ = spec.d_ff / tp;

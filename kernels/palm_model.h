@@ -94,6 +94,9 @@ class PalmModel {
   bool first_stage() const { return pp_rank_ == 0; }
   bool last_stage() const { return pp_rank_ == pp_ - 1; }
   int chunks() const { return int(chunks_.size()); }
+  // The first and the last virtual stage: where the embedding lookup and the logits and loss run.
+  bool first_virtual(int chunk) const { return first_stage() && chunk == 0; }
+  bool last_virtual(int chunk) const { return last_stage() && chunk == chunks() - 1; }
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -194,9 +197,6 @@ class PalmModel {
   // Counts the tensor in the whole model's table (its place seeds its values); keeps it when `here`.
   void add_tensor(const std::string& name, int64_t rows, int64_t cols, bool sharded, double std, bool here = true);
   bool holds_layer(int layer) const;
-  // The first and the last virtual stage: where the embedding lookup and the logits and loss run.
-  bool first_virtual(int chunk) const { return first_stage() && chunk == 0; }
-  bool last_virtual(int chunk) const { return last_stage() && chunk == chunks() - 1; }
   void add_experts();
   MoeShape moe_shape(int64_t tokens) const;
   MoeWeights<T> moe_weights(int layer) const;

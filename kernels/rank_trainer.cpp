@@ -167,40 +167,39 @@ void RankTrainer::receive(int peer, int tag, size_t n, const char* wait_op, cons
 }
 
 namespace {
-// Virtual stage v = chunk * pp + stage; its neighbours sit on the next and previous stage, round
-// the ring from the last stage to the first.
-int message_tag(int virtual_stage, bool forward) { return 2 * virtual_stage + (forward ? 0 : 1); }
+// A message is tagged with the virtual stage it is for (model/pipeline_schedule.h) and its direction.
+int message_tag(int virtual_stage_index, bool forward) { return 2 * virtual_stage_index + (forward ? 0 : 1); }
 }  // namespace
 
 double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTimer* timer) {
   const int64_t local = config_.batch / config_.dp, mb = config_.microbatch_size(), micro = local / mb;
   const int64_t seq = model_.spec().seq_len;
   const int stages = config_.pp, s = stage(), chunks = config_.vpp;
-  const int last_virtual = stages * chunks - 1;
-  const int next = (s + 1) % stages, previous = (s + stages - 1) % stages;
   const size_t message = stage_message(mb);
   // 1F1B and ZB-H1 hold at most pp microbatches between their forward and their last backward
   // pass, so microbatch i can use workspace i mod pp; interleaved, each microbatch has its own.
   auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % stages); };
   double loss = 0;
   auto forward = [&](int64_t i, int chunk) {
-    const int v = chunk * stages + s;
-    if (v > 0) receive(previous, message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", timer);
+    const int v = virtual_stage(stages, s, chunk);
+    if (!model_.first_virtual(chunk))
+      receive(previous_stage(), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", timer);
     const int64_t offset = i * mb * seq;
     loss += model_.stage_forward(slot(i), chunk, tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
                                  cp_, timer, 1.0 / double(micro));
-    if (v == last_virtual) return;
+    if (model_.last_virtual(chunk)) return;
     auto scope = time_op(timer, "pp_send.fwd");
-    pp_->send(model_.stage_output(slot(i)).data(), message, next, message_tag(v + 1, true));
+    pp_->send(model_.stage_output(slot(i)).data(), message, next_stage(), message_tag(v + 1, true));
   };
   const bool deferred = config_.schedule == Schedule::zero_bubble_h1;
   auto backward = [&](int64_t i, int chunk) {
-    const int v = chunk * stages + s;
-    if (v < last_virtual) receive(next, message_tag(v, false), message, kPipelineWaitBackward, "pp_send.bwd", timer);
+    const int v = virtual_stage(stages, s, chunk);
+    if (!model_.last_virtual(chunk))
+      receive(next_stage(), message_tag(v, false), message, kPipelineWaitBackward, "pp_send.bwd", timer);
     model_.stage_backward(slot(i), chunk, received_.data(), deferred);
-    if (v == 0) return;
+    if (model_.first_virtual(chunk)) return;
     auto scope = time_op(timer, "pp_send.bwd");
-    pp_->send(model_.stage_input_grad(slot(i)).data(), message, previous, message_tag(v - 1, false));
+    pp_->send(model_.stage_input_grad(slot(i)).data(), message, previous_stage(), message_tag(v - 1, false));
   };
   for (const ChunkWork& item : stage_schedule(config_.schedule, stages, chunks, s, int(micro))) {
     if (item.forward) forward(item.microbatch, item.chunk);
@@ -219,15 +218,15 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
 // every stage.
 double RankTrainer::pipeline_evaluate(const int32_t* tokens, const int32_t* targets, int64_t batch) {
   const size_t message = stage_message(batch);
-  const int stages = config_.pp, s = stage(), last_virtual = stages * config_.vpp - 1;
   double ce = 0;
   for (int chunk = 0; chunk < config_.vpp; ++chunk) {
-    const int v = chunk * stages + s;
-    if (v > 0) receive((s + stages - 1) % stages, message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", nullptr);
+    const int v = virtual_stage(config_.pp, stage(), chunk);
+    if (!model_.first_virtual(chunk))
+      receive(previous_stage(), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", nullptr);
     double chunk_ce = 0;
     model_.stage_forward(0, chunk, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &chunk_ce);
-    if (v == last_virtual) ce = chunk_ce;
-    else pp_->send(model_.stage_output(0).data(), message, (s + 1) % stages, message_tag(v + 1, true));
+    if (model_.last_virtual(chunk)) ce = chunk_ce;
+    else pp_->send(model_.stage_output(0).data(), message, next_stage(), message_tag(v + 1, true));
   }
   pp_->all_reduce(&ce, 1);
   return ce;

@@ -9,9 +9,10 @@
 // (pp > 1) each rank holds one stage's layers and runs its stage's order of the schedule
 // (model/pipeline_schedule.h, the simulator's too): 1F1B (PipeDream-flush, Narayanan et al. 2021),
 // interleaved 1F1B over vpp model chunks a stage (Narayanan et al. 2021) or ZB-H1 (Qi et al. 2023:
-// backward passes without the layers' weight gradients, which run later as their own passes). Activations go to the next stage and their gradients come back point to
-// point; the first and last stages sum the tied embedding's gradient; the gradient norm and the
-// loss are summed over the stages.
+// backward passes without the layers' weight gradients, which run later as their own passes).
+// Activations go to the next stage and their gradients come back point to point; the first and
+// last stages sum the tied embedding's gradient; the gradient norm and the loss are summed over
+// the stages.
 #include "kernels/adafactor.h"
 #include "kernels/communicator.h"
 #include "kernels/op_timer.h"
@@ -48,6 +49,9 @@ class RankTrainer {
   int dp_rank() const { return coords_.dp; }
   int tp_rank() const { return coords_.tp; }
   int stage() const { return coords_.pp; }
+  // The stages this one's activations go to and come from, round the ring (interleaving wraps).
+  int next_stage() const { return (stage() + 1) % config_.pp; }
+  int previous_stage() const { return (stage() + config_.pp - 1) % config_.pp; }
 
  private:
   // Sums per-tensor partial sums of squares over the ranks that hold other pieces of each tensor.

@@ -11,6 +11,10 @@
 
 namespace palmsim {
 
+// The interleaved schedule's placement (Narayanan et al. 2021): model chunk `chunk` of stage
+// `stage` is virtual stage chunk * pp + stage of pp * vpp; without interleaving, the stage itself.
+inline int virtual_stage(int pp, int stage, int chunk) { return chunk * pp + stage; }
+
 struct ChunkWork {
   bool forward = true;
   int microbatch = 0;

@@ -293,7 +293,7 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
   const int pp = w.plan.layout.pp, vpp = w.plan.layout.vpp;
   ChipRank r = w.placement.rank(c.id);
   const int stage = r.pp;
-  const int v = item.chunk * pp + stage;
+  const int v = virtual_stage(pp, stage, item.chunk);
   const bool first = v == 0, last = v == pp * vpp - 1;
   if (item.forward) {
     if (!first) receive(w, c, true, item.chunk);
@@ -408,7 +408,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
   for (size_t i = 0; i < schedule.size(); ++i) {
     const ChunkWork& item = schedule[i];
     if (item.weight) continue;  // compute only
-    const int v = item.chunk * l.pp + stage;
+    const int v = virtual_stage(l.pp, stage, item.chunk);
     const bool first = v == 0, last = v == l.pp * l.vpp - 1;
     n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward);
     if (item.forward ? !last : !first) n += 1;  // the pipeline send
