@@ -26,6 +26,7 @@ const std::vector<StackParameter>& stack_parameters() {
       {"fp8_gemm_efficiency_scale", &Stack::fp8_gemm_efficiency_scale, 1.0, 0.4, 1.1},
       {"tp_overlap_fraction", &Stack::tp_overlap_fraction, 1.0, 0.0, 1.0},
       {"fp8_rowwise_gemm_efficiency_scale", &Stack::fp8_rowwise_gemm_efficiency_scale, 1.0, 0.2, 1.1},
+      {"host_sync_us", &Stack::host_sync_s, 1e-6, 0.0, 20000.0},
   };
   return table;
 }

@@ -246,6 +246,11 @@ class PlanBuilder {
     auto route = [&] {  // router GEMM(s), then softmax, top-k and the load-balancing loss in fp32
       linear("moe_router", phase, e.n_experts, m_.d_model, mult);
       memory("moe_route", phase, grad * t_ * e.n_experts * 4.0 * 3.0, mult, bwd ? 3.0 : 4.0);
+      // Dropless, the tokens each expert receives are known only on the device, and the host needs
+      // them: they are the all-to-all's split sizes and the grouped GEMMs' shapes (Megatron-Core's
+      // all-to-all dispatcher copies them to the host and waits). Each forward, recomputed ones
+      // included, synchronises once; a capacity factor fixes every shape in advance.
+      if (!bwd && e.capacity_factor == 0) p_.ops.back().host_syncs = 1;
     };
     auto dispatch = [&] {
       memory("moe_permute", phase, grad * 2.0 * routed * d * w_, mult, 2.0);

@@ -51,6 +51,9 @@ struct Op {
   // A backward GEMM that computes a weight's gradient (dW = X^T dY), not its input's: zero-bubble
   // schedules run it apart from the input gradient, later (Schedule::zero_bubble_h1).
   bool weight_gradient = false;
+  // Host-device synchronisations the op makes: the eager host blocks until the device has drained
+  // its queue (a dropless router's tokens-per-expert copy). Priced by PlanOptions::host_sync_s.
+  int host_syncs = 0;
 };
 
 // What the software stack (hwmodels/stack.h) implies for the plan and the pricing of its ops.
@@ -93,6 +96,7 @@ struct PlanOptions {
   double kernel_floor_s = 0;      // shortest any kernel takes on the device
   double host_overhead_s = 0;     // host time to issue one kernel
   double p2p_overhead_s = 0;      // per pipeline send/receive
+  double host_sync_s = 0;         // device time lost per host-device synchronisation (Op::host_syncs)
 };
 
 // The vocabulary the plan's embedding and logits use: padded up to a multiple of multiple * tp.

@@ -44,7 +44,8 @@ nlohmann::json report_json(const Report& r) {
                     {"bubble_s", r.breakdown.bubble_s},
                     {"optimizer_s", r.breakdown.optimizer_s},
                     {"recompute_s", r.breakdown.recompute_s},
-                    {"all_to_all_s", r.breakdown.all_to_all_s}};
+                    {"all_to_all_s", r.breakdown.all_to_all_s},
+                    {"host_sync_s", r.breakdown.host_sync_s}};
   j["layout"] = layout_json(r.layout);
   j["n_chips"] = r.n_chips;
   j["global_batch"] = r.global_batch;
@@ -90,6 +91,8 @@ std::string report_table(const Report& r, const std::string& title) {
                      r.memory.activations / GiB, r.memory.working / GiB);
   out += "  breakdown\n";
   out += fmt::format("    compute         {:9.3f} s  {:5.1f} %\n", b.compute_s, pct(b.compute_s));
+  if (b.host_sync_s > 0)
+    out += fmt::format("      host syncs    {:9.3f} s  {:5.1f} %\n", b.host_sync_s, pct(b.host_sync_s));
   out += fmt::format("    recompute       {:9.3f} s  {:5.1f} %\n", b.recompute_s, pct(b.recompute_s));
   out += fmt::format("    exposed comm    {:9.3f} s  {:5.1f} %\n", b.exposed_comm_s, pct(b.exposed_comm_s));
   if (b.all_to_all_s > 0)

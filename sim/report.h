@@ -18,6 +18,7 @@ struct Breakdown {
   double optimizer_s = 0;     // gradient norm and update
   double recompute_s = 0;     // forward work done again for backward
   double all_to_all_s = 0;    // of exposed_comm_s: the expert-parallel all-to-alls (dispatch, combine)
+  double host_sync_s = 0;     // of compute_s and recompute_s: device time lost at host synchronisations
   double total() const { return compute_s + exposed_comm_s + bubble_s + optimizer_s + recompute_s; }
 };
 

@@ -80,8 +80,9 @@ YAML::Node key_value_map(const std::string& text, const std::string& field) {
   return map;
 }
 
-// The optional MoE columns (n_experts, top_k, expert_d_ff, moe_layer_freq): a row with more than
-// one expert is a mixture-of-experts model; "balanced" routing, as the published runs force it.
+// The optional MoE columns (n_experts, top_k, expert_d_ff, moe_layer_freq, capacity_factor): a
+// row with more than one expert is a mixture-of-experts model; "balanced" routing, as the published
+// runs force it; dropless unless a capacity factor is given (token-drop runs pad to it).
 void read_moe(const RowReader& r, ModelSpec& m) {
   if (!r.has("n_experts") || r.empty("n_experts")) return;
   const int64_t experts = r.integer("n_experts");
@@ -90,6 +91,11 @@ void read_moe(const RowReader& r, ModelSpec& m) {
   m.moe.top_k = positive_int(r, "top_k");
   m.moe.expert_d_ff = r.has("expert_d_ff") && !r.empty("expert_d_ff") ? positive_int(r, "expert_d_ff") : m.d_ff;
   if (r.has("moe_layer_freq") && !r.empty("moe_layer_freq")) m.moe.layer_freq = positive_int(r, "moe_layer_freq");
+  if (r.has("capacity_factor") && !r.empty("capacity_factor")) {
+    m.moe.capacity_factor = r.number("capacity_factor");
+    if (!(m.moe.capacity_factor >= 1 && m.moe.capacity_factor <= 16))
+      throw InputError(r.field("capacity_factor"), "must be 1..16 (empty: dropless)");
+  }
 }
 
 // Model flags the CSV does not carry follow the family the FFN names: GELU/ReLU rows are

@@ -93,6 +93,29 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
   EXPECT_EQ(expert_in, 1);
 }
 
+// A dropless router's tokens per expert are the all-to-all's split sizes and the grouped GEMMs'
+// shapes, which the host needs: each MoE layer's forward synchronises once, a recomputed forward
+// again; backward reuses the sizes. A capacity factor fixes every shape in advance: no sync.
+TEST(Moe, DroplessForwardsSynchroniseTheHostOncePerMoeLayer) {
+  ModelSpec m = small_moe();
+  Layout l;
+  l.dp = 8, l.ep = 8, l.microbatch = 2, l.recompute = Recompute::full;
+  auto syncs = [&](Phase phase) {
+    int n = 0;
+    for (const Op& op : build_step_plan(m, l, 64, PlanOptions{}).ops)
+      if (op.phase == phase) {
+        n += op.host_syncs;
+        if (op.host_syncs) EXPECT_EQ(std::string_view(op.name), "moe_route");
+      }
+    return n;
+  };
+  EXPECT_EQ(syncs(Phase::forward), 1);
+  EXPECT_EQ(syncs(Phase::recompute), 1);
+  EXPECT_EQ(syncs(Phase::backward), 0);
+  m.moe.capacity_factor = 1.25;
+  EXPECT_EQ(syncs(Phase::forward) + syncs(Phase::recompute), 0);
+}
+
 // fp8 expert layers (tensorwise scales, as Transformer Engine runs them): the casts of one
 // gpt-oss-120b layer by hand, 4096 tokens, ep 8. Forward, the inputs of Q/K/V (d) and of the output
 // projection (heads x q), and each token's 4 dispatched rows into W_in (d) and W_out (expert_d_ff),

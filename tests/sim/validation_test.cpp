@@ -132,9 +132,28 @@ TEST(Validation, SystemOverridesChangeThePresetByHand) {
   EXPECT_THROW(apply_system_overrides(s, "nic_gbps", "f"), InputError);
 }
 
+// Megatron-Bridge's Qwen3-30B-A3B on 16 H100s, the same recipe dropless (25.11) and with token
+// drop (25.09): the capacity_factor column makes the second a padded, synchronisation-free MoE;
+// out of range it is an error naming the column and the row.
+TEST(Validation, CapacityFactorColumnMakesATokenDropRow) {
+  CsvTable table = read_validation_csv("scenarios/published/megatron_bridge_qwen3_h100.csv");
+  auto rows = validate_table(table);
+  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_TRUE(rows[0].error.empty() && rows[1].error.empty());
+  EXPECT_EQ(rows[0].scenario->model.moe.capacity_factor, 0.0);
+  EXPECT_EQ(rows[1].scenario->model.moe.capacity_factor, 1.0);
+  // Dropless pays Megatron-Core's host synchronisation in every MoE layer's forward; token drop
+  // does not, so the same layout predicts faster.
+  EXPECT_LT(rows[1].pred_step_s, 0.7 * rows[0].pred_step_s);
+  table.rows[1][size_t(table.column("capacity_factor"))] = std::string("0.5");
+  rows = validate_table(table);
+  EXPECT_NE(rows[1].error.find("capacity_factor"), std::string::npos) << rows[1].error;
+  EXPECT_NE(rows[1].error.find("1..16"), std::string::npos) << rows[1].error;
+}
+
 TEST(Validation, FoldersExpandToTheirCsvFilesSorted) {
   const auto files = validation_files({"scenarios/published"});
-  ASSERT_EQ(files.size(), 8u);
+  ASSERT_EQ(files.size(), 9u);
   EXPECT_TRUE(std::is_sorted(files.begin(), files.end()));
   EXPECT_THROW(validation_files({"scenarios/no-such-folder"}), InputError);
 }
