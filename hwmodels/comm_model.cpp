@@ -60,6 +60,9 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
                                    std::to_string(system.torus.max_axis) + " long, and at most " +
                                    std::to_string(system.max_chips_per_pod) + " chips per pod)");
   }
+  if (layout.ep > 1 && layout.tp > 1)
+    throw InputError("layout.tp", "on a TPU torus, expert parallelism folds over the data-parallel axes only: "
+                                  "a mixture-of-experts model needs tp = 1 there");
   if (layout.ep > 1 && !torus_.split_expert_groups(layout.ep, ep_segments_, edp_segments_))
     throw InputError("layout.ep", "expert parallelism folds over the data-parallel torus axes, lowest first: ep=" +
                                       std::to_string(layout.ep) + " must take whole ones and divide the next");
@@ -78,9 +81,10 @@ NodeSpread CommModel::spread(CommGroup group) const {
     case CommGroup::tp: return place(tp, 1);
     case CommGroup::cp: return place(cp, tp);
     case CommGroup::dp: return place(dp * cp, tp);  // the weights' replicas: dp x cp
-    // Expert parallelism folds over the dp x cp ranks, neighbours first (Megatron-Core's order).
-    case CommGroup::ep: return place(ep, tp);
-    case CommGroup::edp: return place(dp * cp / ep, tp * ep);
+    // Expert parallelism folds over the tp x cp x dp ranks, neighbours first (Megatron-Core's
+    // order, expert tensor parallelism 1).
+    case CommGroup::ep: return place(ep, 1);
+    case CommGroup::edp: return place(tp * dp * cp / ep, ep);
     case CommGroup::pp: return place(pp, tp * cp * dp);
     case CommGroup::cross_pod: return {1, 1};
   }
@@ -112,7 +116,7 @@ double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind
                     : group == CommGroup::pp ? layout_.pp
                     : group == CommGroup::cp ? layout_.cp
                     : group == CommGroup::ep ? layout_.ep
-                    : group == CommGroup::edp ? layout_.dp * layout_.cp / layout_.ep
+                    : group == CommGroup::edp ? layout_.tp * layout_.dp * layout_.cp / layout_.ep
                                              : layout_.dp * layout_.cp;
   if (ranks <= 1) return 0.0;
   if (calibration_) {

@@ -109,19 +109,34 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
   if (l.ep > 1 && !m.moe.sparse())
     return fail("layout.ep", [&] { return std::string("expert parallelism needs a mixture-of-experts model (model.moe)"); });
   if (m.moe.sparse()) {
-    if (l.ep > 1 && (int64_t(l.dp / std::max(1, l.pods)) * l.cp) % l.ep != 0)
+    const int64_t folded = int64_t(l.tp) * (l.dp / std::max(1, l.pods)) * l.cp;
+    if (l.ep > 1 && folded % l.ep != 0)
       return fail("layout.ep", [&] {
-        return "must divide the data- x context-parallel ranks of a pod (" +
-               to_string(int64_t(l.dp / std::max(1, l.pods)) * l.cp) + "), got " + to_string(l.ep);
+        return "must divide the tensor- x data- x context-parallel ranks of a pod (" + to_string(folded) +
+               "), got " + to_string(l.ep);
       });
     if (m.moe.n_experts % l.ep != 0)
       return fail("layout.ep", [&] {
         return "must divide n_experts (" + to_string(m.moe.n_experts) + "), got " + to_string(l.ep);
       });
-    if (l.tp > 1)
+    // With tp > 1 the attention is split tp ways and each MoE layer routes its rank's
+    // sequence-parallel tokens to whole experts (Megatron-Core with expert tensor parallelism 1,
+    // which requires sequence parallelism). Not modelled: a parallel block (attention and MoE
+    // share one tensor-parallel region) and shared experts (a tensor-parallel MLP of their own).
+    if (l.tp > 1 && !l.sp)
+      return fail("layout.sp", [&] {
+        return std::string("a mixture-of-experts model with tp > 1 needs sequence parallelism (sp: true): "
+                           "its MoE layers route each rank's share of the tokens");
+      });
+    if (l.tp > 1 && l.ep == 1)
+      return fail("layout.ep", [&] {
+        return std::string("a mixture-of-experts model with tp > 1 needs ep > 1: experts whole on every "
+                           "rank of a stage are not modelled");
+      });
+    if (l.tp > 1 && (m.parallel_block || m.moe.shared_experts > 0))
       return fail("layout.tp", [&] {
-        return std::string("tensor parallelism of expert layers (Megatron's expert tensor parallelism) is not "
-                           "modelled yet: a mixture-of-experts model needs tp = 1");
+        return std::string("tensor parallelism of a mixture-of-experts model with ") +
+               (m.parallel_block ? "a parallel block" : "shared experts") + " is not modelled: it needs tp = 1";
       });
   }
   if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });

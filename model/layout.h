@@ -32,9 +32,10 @@ struct Layout {
   int pods = 1;  // dp is split evenly over pods; cross-pod reduction is its own stage
   int cp = 1;
   // Expert parallelism (mixture-of-experts models): each expert lives on one of ep ranks taken
-  // from the data- and context-parallel ranks of a stage (Megatron's "parallel folding"); tokens
-  // travel to their experts and back by all-to-all. Expert gradients are reduced over the
-  // dp x cp / ep ranks that hold the same experts.
+  // from the tensor-, context- and data-parallel ranks of a stage, tp fastest (Megatron's
+  // "parallel folding", expert tensor parallelism 1); tokens travel to their experts and back by
+  // all-to-all. Expert gradients are reduced over the tp x dp x cp / ep ranks that hold the same
+  // experts.
   int ep = 1;
   int vpp = 1;
   int microbatch = 1;  // sequences per microbatch per data-parallel rank
@@ -48,8 +49,8 @@ struct Layout {
   // Ranks of a pod that hold the same weights: data- and context-parallel (gradients are reduced,
   // and FSDP shards, over both; Megatron's rank order puts cp inside dp, after tp).
   int replicas_per_pod() const { return dp / pods * cp; }
-  // Ranks of a pod that hold the same experts.
-  int expert_replicas_per_pod() const { return replicas_per_pod() / ep; }
+  // Ranks of a pod that hold the same experts (whole experts: tensor parallelism folds in too).
+  int expert_replicas_per_pod() const { return tp * replicas_per_pod() / ep; }
 };
 
 const char* to_string(Sharding s);

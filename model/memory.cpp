@@ -26,9 +26,11 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   const double moe_share = double(m.moe_layers()) / m.n_layers;
   double moe_bytes = 0;
   if (m.moe.sparse()) {
-    const double rows_routed = t * m.moe.top_k * m.moe.load();
+    const double routed_tokens = t * outside;  // with tp > 1, the rank's sequence-parallel share
+    const double rows_routed = routed_tokens * m.moe.top_k * m.moe.load();
     const double gates = ffn_is_gated(m.ffn) ? 3.0 : 2.0;
-    moe_bytes = 4.0 * t * m.moe.n_experts + w * rows_routed * (2.0 * d + gates * double(m.moe.expert_d_ff)) +
+    moe_bytes = 4.0 * routed_tokens * m.moe.n_experts +
+                w * rows_routed * (2.0 * d + gates * double(m.moe.expert_d_ff)) +
                 gates * w * t * double(m.moe.shared_experts) * double(m.moe.expert_d_ff);
   }
 

@@ -126,8 +126,8 @@ class PlanBuilder {
   }
 
   // Forward GEMM and, in backward, its two gradient GEMMs (input grad and weight grad).
-  void linear(const char* name, Phase phase, int64_t n_out, int64_t k_in, double mult) {
-    const int64_t tokens = p_.tokens_per_microbatch;
+  void linear(const char* name, Phase phase, int64_t n_out, int64_t k_in, double mult, int64_t rows = 0) {
+    const int64_t tokens = rows > 0 ? rows : p_.tokens_per_microbatch;
     if (phase == Phase::backward) {
       gemm(name, phase, tokens, k_in, n_out, mult);   // dX = dY W^T
       gemm(name, phase, k_in, n_out, tokens, mult).weight_gradient = true;  // dW = X^T dY
@@ -170,7 +170,7 @@ class PlanBuilder {
   double activation_kernels() const { return o_.fused_elementwise || !m_.biases ? 1.0 : 2.0; }
 
   void tp_collective(const char* name, Phase phase, CollectiveKind kind, double mult) {
-    if (l_.tp == 1) return;
+    if (l_.tp == 1 || mult == 0) return;
     Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
     op.collective = kind;
     op.group = CommGroup::tp;
@@ -178,6 +178,10 @@ class PlanBuilder {
     op.comm_bytes = t_ * double(m_.d_model) * (fp8 ? 1.0 : w_);
     if (o_.overlap_tp_comm) op.overlap = Overlap::with_layer_compute;
   }
+
+  // Of the layers, those whose MLP is a tensor-parallel region: all of them, but MoE layers with
+  // tp > 1, which route their sequence-parallel tokens as they are (moe_mlp), gather nothing.
+  double mlp_tp_share() const { return l_.tp > 1 ? dense_share_ : 1.0; }
 
   // The collective that enters a tensor-parallel region (f in Megatron: all-gather with sequence
   // parallelism, nothing without) and the one that leaves it (g: reduce-scatter or all-reduce).
@@ -210,11 +214,15 @@ class PlanBuilder {
   // per projection, and a second all-to-all brings the results back to be unpermuted and summed
   // with the router's weights. Backward runs the same in reverse (two all-to-alls more). Each rank
   // sends t x top_k token rows; its local experts compute that many, times the capacity factor
-  // (padded buffers) or the imbalance of a dropless router on the busiest rank.
+  // (padded buffers) or the imbalance of a dropless router on the busiest rank. With tp > 1 the
+  // layer routes the rank's own sequence-parallel share of the tokens (Megatron-Core, expert tensor
+  // parallelism 1): experts are whole on their rank, and the expert-parallel group folds over the
+  // tp x cp x dp ranks.
   void moe_mlp(Phase phase, double mult) {
     const MoeSpec& e = m_.moe;
     const bool bwd = phase == Phase::backward;
-    const double d = double(m_.d_model), routed = t_ * e.top_k;
+    const double t = t_ / l_.tp;  // tp > 1 needs sequence parallelism (check_layout)
+    const double d = double(m_.d_model), routed = t * e.top_k;
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     const int local = e.n_experts / l_.ep;
     const int64_t per_expert = int64_t(std::ceil(routed * e.load() / local));
@@ -244,8 +252,8 @@ class PlanBuilder {
     };
     const double grad = bwd ? 2.0 : 1.0;  // memory-bound backward ops move about twice the bytes
     auto route = [&] {  // router GEMM(s), then softmax, top-k and the load-balancing loss in fp32
-      linear("moe_router", phase, e.n_experts, m_.d_model, mult);
-      memory("moe_route", phase, grad * t_ * e.n_experts * 4.0 * 3.0, mult, bwd ? 3.0 : 4.0);
+      linear("moe_router", phase, e.n_experts, m_.d_model, mult, int64_t(t));
+      memory("moe_route", phase, grad * t * e.n_experts * 4.0 * 3.0, mult, bwd ? 3.0 : 4.0);
       // Dropless, the tokens each expert receives are known only on the device, and the host needs
       // them: they are the all-to-all's split sizes and the grouped GEMMs' shapes (Megatron-Core's
       // all-to-all dispatcher copies them to the host and waits). Each forward, recomputed ones
@@ -258,7 +266,7 @@ class PlanBuilder {
     };
     auto combine = [&] {
       all_to_all("moe_combine");
-      memory("moe_unpermute", phase, grad * (2.0 * routed + t_) * d * w_, mult, 2.0);
+      memory("moe_unpermute", phase, grad * (2.0 * routed + t) * d * w_, mult, 2.0);
     };
     auto shared = [&](bool reverse) {
       if (e.shared_experts == 0) return;
@@ -280,7 +288,7 @@ class PlanBuilder {
       shared(false);
     } else {  // reverse order: the combine's gradient is dispatched first
       shared(true);
-      memory("moe_unpermute", phase, grad * (2.0 * routed + t_) * d * w_, mult, 2.0);
+      memory("moe_unpermute", phase, grad * (2.0 * routed + t) * d * w_, mult, 2.0);
       all_to_all("moe_combine");
       experts("moe_expert_out", m_.d_model, eff);
       memory("moe_expert_act", phase, act_bytes, mult, activation_kernels());
@@ -354,7 +362,7 @@ class PlanBuilder {
     linear("attn_out_proj", phase, m_.d_model, int64_t(heads_ * q), gemm_share);
     if (!m_.parallel_block) {  // the MLP of a serial block needs the attention branch's output
       leave_tp(phase, 1.0);
-      enter_tp(phase, 1.0);
+      enter_tp(phase, mlp_tp_share());
     }
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     if (dense_share_ > 0) {
@@ -363,12 +371,12 @@ class PlanBuilder {
       linear("mlp_out_proj", phase, m_.d_model, ff_, gemm_share * dense_share_);
     }
     if (moe_share_ > 0) moe_mlp(phase, gemm_share * moe_share_);
-    if (with_leave) leave_tp(phase, 1.0);
+    if (with_leave) leave_tp(phase, mlp_tp_share());
     if (o_.fp8_linears) {
       // Casts to fp8 (read bf16, write fp8, amax) of the linears' inputs: QKV and output
       // projection, then the dense MLP's two or, in MoE layers, the experts' (their dispatched
       // rows) and the shared experts'; weights are cast once per microbatch too.
-      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false);
+      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false) / l_.tp;
       if (o_.fp8_rowwise) inputs = 2.0 * ((3.0 + gates) * d + heads_ * q + ff_);
       memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
@@ -395,10 +403,10 @@ class PlanBuilder {
     if (o_.fp8_linears) {
       // The output gradients of the linears cast to fp8 for the input- and weight-gradient GEMMs.
       const double grads = (heads_ + 2.0 * kv_) * q + d + dense_share_ * (d + double(gates) * ff_) +
-                           moe_share_ * moe_fp8_cast(true);
+                           moe_share_ * moe_fp8_cast(true) / l_.tp;
       memory("fp8_cast", b, (o_.fp8_rowwise ? 2.0 : 1.0) * 3.0 * t_ * grads, 1.0, 4.0);
     }
-    enter_tp(b, 1.0);  // all-gather of the output gradient with sequence parallelism
+    enter_tp(b, mlp_tp_share());  // all-gather of the output gradient with sequence parallelism
     if (dense_share_ > 0) {
       linear("mlp_out_proj", b, m_.d_model, ff_, dense_share_);
       memory("mlp_act", b, 2.0 * (gates + 1.0) * t_ * ff_ * w_, dense_share_, activation_kernels());
@@ -406,7 +414,7 @@ class PlanBuilder {
     }
     if (moe_share_ > 0) moe_mlp(b, moe_share_);
     if (!m_.parallel_block) {
-      leave_tp(b, 1.0);
+      leave_tp(b, mlp_tp_share());
       enter_tp(b, 1.0);
     }
     linear("attn_out_proj", b, m_.d_model, int64_t(heads_ * q), 1.0);
@@ -600,7 +608,7 @@ class PlanBuilder {
   }
 
   // Expert parallelism: the routed experts' gradients are reduced (and FSDP-sharded, and gathered
-  // after a sharded update) over the ranks that hold the same experts, the dp x cp / ep of edp.
+  // after a sharded update) over the ranks that hold the same experts, the tp x dp x cp / ep of edp.
   void expert_data_parallel(bool sharded_weights) {
     const int edp = l_.expert_replicas_per_pod();
     if (l_.ep == 1 || edp == 1) return;
@@ -682,7 +690,7 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
   const double embedding_matrices = layout.pp == 1 && !model.tied_embeddings ? 2.0 : 1.0;
-  // Routed experts under expert parallelism: 1/ep of them on each rank (tp = 1 for such models).
+  // Routed experts under expert parallelism: 1/ep of them on each rank, whole (not split over tp).
   const double experts = layout.ep > 1 ? mean_expert_parameters(model) : 0.0;
   plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.ep;
   plan.params_on_device =

@@ -38,8 +38,10 @@ int CollectiveFlows::group_size(CommGroup group) const {
     case CommGroup::cp: return l.cp;
     case CommGroup::ep: return l.ep;
     // One pod on TPU (simulate refuses expert parallelism over several).
+    // Without expert parallelism there is no expert group. On GPUs it folds over tp x dp x cp.
     case CommGroup::edp:
-      return (placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp) * l.cp / l.ep;
+      if (l.ep == 1) return 1;
+      return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() * l.cp / l.ep : l.tp * l.dp * l.cp / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }
   return 1;
@@ -119,28 +121,34 @@ std::vector<CollectiveFlows::Ring> CollectiveFlows::gpu_rings(int chip, CommGrou
   const CommModel comm(placement_.system(), placement_.layout());
   const NodeSpread s = comm.spread(group);
   const ChipRank self = placement_.rank(chip);
-  const int ep = placement_.layout().ep, cp = placement_.layout().cp;
+  const int ep = placement_.layout().ep, cp = placement_.layout().cp, tp = placement_.layout().tp;
   // The chip of member m of this chip's group. Gradients are reduced over the dp x cp replicas;
-  // expert parallelism folds over them (Megatron-Core's parallel folding): ep consecutive ones
-  // form an expert group, and the ranks ep apart hold the same experts (edp).
+  // expert parallelism folds over the tp x cp x dp ranks, tp fastest (Megatron-Core's parallel
+  // folding, expert tensor parallelism 1): ep consecutive ones form an expert group, and the ranks
+  // ep apart hold the same experts (edp).
   const int replica = self.replica(cp);
+  const int folded = self.tp + tp * replica;
   auto member_of = [&](const ChipRank& r) {
     switch (group) {
       case CommGroup::tp: return r.tp;
       case CommGroup::cp: return r.cp;
-      case CommGroup::ep: return replica % ep;
-      case CommGroup::edp: return replica / ep;
+      case CommGroup::ep: return folded % ep;
+      case CommGroup::edp: return folded / ep;
       case CommGroup::pp: return r.pp;
       default: return replica;
     }
   };
   auto chip_of = [&](int m) {
     ChipRank r = self;
+    auto set_folded = [&](int f) {
+      r.tp = f % tp;
+      r.set_replica(f / tp, cp);
+    };
     switch (group) {
       case CommGroup::tp: r.tp = m; break;
       case CommGroup::cp: r.cp = m; break;
-      case CommGroup::ep: r.set_replica(replica - replica % ep + m, cp); break;
-      case CommGroup::edp: r.set_replica(m * ep + replica % ep, cp); break;
+      case CommGroup::ep: set_folded(folded - folded % ep + m); break;
+      case CommGroup::edp: set_folded(m * ep + folded % ep); break;
       case CommGroup::pp: r.pp = m; break;
       default: r.set_replica(m, cp);
     }

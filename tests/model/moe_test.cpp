@@ -93,6 +93,55 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
   EXPECT_EQ(expert_in, 1);
 }
 
+// Tensor parallelism 2 beside expert parallelism 8 (Megatron-Core, expert tensor parallelism 1):
+// attention is split as in a dense model; each MoE layer routes the rank's sequence-parallel half
+// of the tokens to whole experts on 8 ranks folded over tp x dp, with no tensor-parallel
+// collective around it. Against tp 1, ep 8 on the same 16 ranks, by hand: the all-to-all buffers
+// and expert GEMM rows halve, expert weights per rank do not, the experts' gradients are reduced
+// over 16 / 8 = 2 ranks, and only the attention block's all-gather and reduce-scatter remain.
+TEST(Moe, TensorParallelRanksRouteTheirSequenceShareToWholeExperts) {
+  const ModelSpec m = small_moe();  // 128 experts of 768, top-8, d 2048, SwiGLU, 48 layers
+  Layout l;
+  l.tp = 2, l.dp = 8, l.ep = 8, l.microbatch = 2, l.sp = true;
+  check_layout(l, m, 16, 64);
+  const StepPlan p = build_step_plan(m, l, 64, PlanOptions{});
+  const double t = 2.0 * 4096 / 2;  // this rank's sequence-parallel share of a microbatch
+  int all_to_alls = 0, gathers = 0, scatters = 0, edp = 0;
+  for (const Op& op : p.ops) {
+    const std::string_view name(op.name);
+    if (op.kind == OpKind::collective && op.collective == CollectiveKind::all_to_all) {
+      ++all_to_alls;
+      EXPECT_DOUBLE_EQ(op.comm_bytes, t * 8 * 2048 * 2.0);
+    }
+    if (name == "moe_expert_in" && op.phase == Phase::forward) {
+      EXPECT_EQ(op.batch, 16);               // 128 / 8 whole experts
+      EXPECT_EQ(op.m, int64_t(t * 8 / 16));  // t x top_k rows over them
+      EXPECT_EQ(op.n, 2 * 768);              // not split over tp
+    }
+    if (name == "moe_router" && op.phase == Phase::forward) EXPECT_EQ(op.m, int64_t(t));
+    if (name == "tp_allgather" && op.repeat == Repeat::per_layer_microbatch) gathers += op.phase == Phase::forward;
+    if (name == "tp_reducescatter" && op.repeat == Repeat::per_layer_microbatch)
+      scatters += op.phase == Phase::forward;
+    if (name == "edp_allreduce") {
+      ++edp;
+      EXPECT_DOUBLE_EQ(op.comm_bytes, p.expert_params_on_device * 2.0);  // over the 2 holders
+    }
+  }
+  EXPECT_EQ(edp, 1);
+  EXPECT_EQ(all_to_alls, 4);
+  EXPECT_EQ(gathers, 1);  // the attention block's, none for the MoE block
+  EXPECT_EQ(scatters, 1);
+  EXPECT_EQ(l.expert_replicas_per_pod(), 2);
+  // Expert weights on this rank: 16 whole experts a layer, as at tp 1 with ep 8.
+  Layout one = l;
+  one.tp = 1, one.dp = 16, one.sp = false;
+  const StepPlan q = build_step_plan(m, one, 64, PlanOptions{});
+  EXPECT_DOUBLE_EQ(p.expert_params_on_device, q.expert_params_on_device);
+  // The rest (attention, norms, router, embeddings) is split over tp.
+  const double dense_q = q.params_on_device - q.expert_params_on_device;
+  EXPECT_NEAR(p.params_on_device - p.expert_params_on_device, dense_q / 2, 1e-9 * dense_q);
+}
+
 // A dropless router's tokens per expert are the all-to-all's split sizes and the grouped GEMMs'
 // shapes, which the host needs: each MoE layer's forward synchronises once, a recomputed forward
 // again; backward reuses the sizes. A capacity factor fixes every shape in advance: no sync.
@@ -181,7 +230,19 @@ TEST(Moe, LayoutsItDoesNotModelAreRefusedNamingTheField) {
   l.ep = 8;
   EXPECT_EQ(field_of(l, m), "legal");
   l.tp = 2, l.dp = 4, l.ep = 4;
-  EXPECT_EQ(field_of(l, m), "layout.tp");  // expert tensor parallelism
+  EXPECT_EQ(field_of(l, m), "layout.sp");  // tp > 1: the MoE layers route sequence-parallel shares
+  l.sp = true;
+  EXPECT_EQ(field_of(l, m), "legal");
+  l.ep = 8;  // folds over tp x dp: 8 of them
+  EXPECT_EQ(field_of(l, m), "legal");
+  l.ep = 16;
+  EXPECT_EQ(field_of(l, m), "layout.ep");
+  l.ep = 1;
+  EXPECT_EQ(field_of(l, m), "layout.ep");  // whole experts on every rank: not modelled
+  l.ep = 4;
+  ModelSpec shared = m;
+  shared.moe.shared_experts = 1;
+  EXPECT_EQ(field_of(l, shared), "layout.tp");
   Layout dense;
   dense.dp = 8, dense.ep = 2;
   EXPECT_EQ(field_of(dense, model_preset("palm-8b")), "layout.ep");

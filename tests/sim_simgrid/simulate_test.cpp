@@ -191,6 +191,23 @@ TEST(Simulate, ExpertAllToAllsAgreeWithPredict) {
     }
 }
 
+// The same experts beside tensor parallelism 2 (sequence parallel, expert tensor parallelism 1):
+// the expert groups fold over tp x dp, tp fastest, so ep 8 stays inside a node and ep 16 spans
+// both; the simulated flows go to those ranks, and without contention the step is the closed form.
+TEST(Simulate, ExpertsFoldedOverTensorParallelRanksAgreeWithPredict) {
+  for (int ep : {8, 16}) {
+    Scenario s = scenario(kExperts);
+    s.layout.tp = 2, s.layout.dp = 8, s.layout.sp = true, s.layout.ep = ep;
+    const Simulation sim = simulate(s);
+    const Report pred = predict(s);
+    std::printf("experts over tp 2, ep %d: simulate %.4f s, predict %.4f s (%+.2f %%); all-to-all %.4f / %.4f s\n",
+                ep, sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s),
+                sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s);
+    EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, 0.03 * pred.step_time_s) << "ep " << ep;
+    EXPECT_NEAR(sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, 0.15 * pred.breakdown.all_to_all_s);
+  }
+}
+
 // The same experts on a TPU v4 slice of 64 chips (4x4x4): ep 16 takes the first 16 data-parallel
 // ranks along the torus, so each all-to-all is a flow to 15 chips routed dimension-order over two
 // axes; the experts' gradients (and, under FSDP, their weights) go over the other four.
