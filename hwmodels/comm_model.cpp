@@ -1,6 +1,7 @@
 #include "hwmodels/comm_model.h"
 
 #include "model/input_error.h"
+#include "model/rank_order.h"
 
 #include <algorithm>
 #include <string>
@@ -69,26 +70,12 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
 }
 
 NodeSpread CommModel::spread(CommGroup group) const {
+  // The group's members in Megatron's order (model/rank_order.h): `stride` ranks apart, so as many
+  // share a node as fit in its GPUs.
+  const RankGroup r = megatron_group(group, layout_);
   const int g = system_.fat_tree.gpus_per_node;
-  const int tp = layout_.tp, dp = layout_.dp, pp = layout_.pp, cp = layout_.cp, ep = layout_.ep;
-  auto place = [g](int size, int stride) {
-    // Members `stride` ranks apart: how many share a node.
-    const int per_node = stride >= g ? 1 : std::min(size, g / stride);
-    return NodeSpread{per_node, size / per_node};
-  };
-  switch (group) {
-    // Megatron's rank order: tp fastest, then cp, then dp, then pp.
-    case CommGroup::tp: return place(tp, 1);
-    case CommGroup::cp: return place(cp, tp);
-    case CommGroup::dp: return place(dp * cp, tp);  // the weights' replicas: dp x cp
-    // Expert parallelism folds over the tp x cp x dp ranks, neighbours first (Megatron-Core's
-    // order, expert tensor parallelism 1).
-    case CommGroup::ep: return place(ep, 1);
-    case CommGroup::edp: return place(tp * dp * cp / ep, ep);
-    case CommGroup::pp: return place(pp, tp * cp * dp);
-    case CommGroup::cross_pod: return {1, 1};
-  }
-  return {};
+  const int per_node = r.stride >= g ? 1 : std::min(r.size, g / r.stride);
+  return NodeSpread{per_node, r.size / per_node};
 }
 
 double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const {
@@ -112,12 +99,7 @@ double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes
 }
 
 double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const {
-  const int ranks = group == CommGroup::tp   ? layout_.tp
-                    : group == CommGroup::pp ? layout_.pp
-                    : group == CommGroup::cp ? layout_.cp
-                    : group == CommGroup::ep ? layout_.ep
-                    : group == CommGroup::edp ? layout_.tp * layout_.dp * layout_.cp / layout_.ep
-                                             : layout_.dp * layout_.cp;
+  const int ranks = megatron_group(group, layout_).size;
   if (ranks <= 1) return 0.0;
   if (calibration_) {
     const double measured = calibration_->collective_seconds(to_string(kind), ranks, bytes);

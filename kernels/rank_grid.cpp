@@ -15,25 +15,36 @@ namespace palmsim {
 
 void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankContext&)>& fn, int pp) {
   const int stage_ranks = dp * cp * tp, n = pp * stage_ranks;
+  const RankGridSizes sizes{tp, cp, dp, pp, 1};
   auto world = std::make_shared<ThreadGroup>(n);
-  auto groups = [](int count, int size) {
-    std::vector<std::shared_ptr<ThreadGroup>> g;
-    for (int i = 0; i < count; ++i) g.push_back(std::make_shared<ThreadGroup>(size));
-    return g;
+  // Every group of a kind, indexed by its first member's rank (model/rank_order.h's table).
+  auto groups = [n](const RankGroup& g) {
+    std::vector<std::shared_ptr<ThreadGroup>> by_first(size_t(n), nullptr);
+    for (int rank = 0; rank < n; ++rank)
+      if (group_member(rank, g) == 0) by_first[size_t(rank)] = std::make_shared<ThreadGroup>(g.size);
+    return by_first;
   };
-  const auto tp_groups = groups(pp * dp * cp, tp), cp_groups = groups(pp * dp * tp, cp);
-  const auto dp_groups = groups(pp * cp * tp, dp), grad_groups = groups(pp * tp, dp * cp);
-  const auto pp_groups = groups(stage_ranks, pp), embedding_groups = groups(stage_ranks, 2);
+  // The data-parallel ranks of one context-parallel rank (data loading, ZeRO-1 without cp): dp of
+  // them, tp x cp apart; the weights' replicas (CommGroup::dp) add the cp ranks between.
+  const RankGroup tp_group = megatron_group(CommGroup::tp, sizes), cp_group = megatron_group(CommGroup::cp, sizes);
+  const RankGroup dp_group{dp, tp * cp}, grad_group = megatron_group(CommGroup::dp, sizes);
+  const RankGroup pp_group = megatron_group(CommGroup::pp, sizes);
+  const auto tp_groups = groups(tp_group), cp_groups = groups(cp_group), dp_groups = groups(dp_group);
+  const auto grad_groups = groups(grad_group), pp_groups = groups(pp_group);
+  // The first and last stages' copies of the embedding (tied weights under a pipeline).
+  std::vector<std::shared_ptr<ThreadGroup>> embedding_groups;
+  for (int i = 0; i < stage_ranks; ++i) embedding_groups.push_back(std::make_shared<ThreadGroup>(2));
   std::exception_ptr error;
   std::mutex error_mutex;
   auto body = [&](int rank) {
     const RankCoords at = megatron_coords(rank, {tp, cp, dp});
-    const int in_stage = rank % stage_ranks, stage = at.pp, tp_rank = at.tp, cp_rank = at.cp, dp_rank = at.dp;
-    ThreadCommunicator tp_comm(tp_groups[size_t(rank / tp)], tp_rank);
-    ThreadCommunicator cp_comm(cp_groups[size_t((stage * dp + dp_rank) * tp + tp_rank)], cp_rank);
-    ThreadCommunicator dp_comm(dp_groups[size_t((stage * cp + cp_rank) * tp + tp_rank)], dp_rank);
-    ThreadCommunicator grad_comm(grad_groups[size_t(stage * tp + tp_rank)], in_stage / tp);
-    ThreadCommunicator pp_comm(pp_groups[size_t(in_stage)], stage);
+    const int in_stage = rank % stage_ranks, stage = at.pp;
+    auto comm = [rank](const std::vector<std::shared_ptr<ThreadGroup>>& of, const RankGroup& g) {
+      return ThreadCommunicator(of[size_t(group_peer(rank, g, 0))], group_member(rank, g));
+    };
+    ThreadCommunicator tp_comm = comm(tp_groups, tp_group), cp_comm = comm(cp_groups, cp_group);
+    ThreadCommunicator dp_comm = comm(dp_groups, dp_group), grad_comm = comm(grad_groups, grad_group);
+    ThreadCommunicator pp_comm = comm(pp_groups, pp_group);
     ThreadCommunicator embedding_comm(embedding_groups[size_t(in_stage)], stage == 0 ? 0 : 1);
     ThreadCommunicator world_comm(world, rank);
     const bool holds_embedding = pp > 1 && (stage == 0 || stage == pp - 1);

@@ -3,7 +3,12 @@
 // into dp): tensor-parallel ranks fastest, then context, then data, then pipeline,
 //   rank = ((pp * dp_size + dp) * cp_size + cp) * tp_size + tp.
 // The one place palmsim writes it: the CPU trainer's thread ranks (kernels/rank_grid.cpp) and the
-// simulator's GPU placement (sim/simgrid/chip_placement.cpp) both derive their coordinates here.
+// simulator's GPU placement (sim/simgrid/chip_placement.cpp) derive their coordinates here, and
+// every group of ranks (megatron_group below) is a slice of it: the closed form's placement of a
+// group on nodes (CommModel::spread), the simulator's rings and the trainer's communicators.
+#include "model/comm_group.h"
+#include "model/layout.h"
+
 namespace palmsim {
 
 struct RankCoords {
@@ -11,7 +16,8 @@ struct RankCoords {
 };
 
 struct RankGridSizes {
-  int tp = 1, cp = 1, dp = 1;  // pp needs no size: it is the slowest digit
+  int tp = 1, cp = 1, dp = 1;  // pp needs no size for the order: it is the slowest digit
+  int pp = 1, ep = 1;          // for the groups
 };
 
 inline RankCoords megatron_coords(int rank, const RankGridSizes& s) {
@@ -20,6 +26,36 @@ inline RankCoords megatron_coords(int rank, const RankGridSizes& s) {
 
 inline int megatron_rank(const RankCoords& c, const RankGridSizes& s) {
   return c.tp + s.tp * (c.cp + s.cp * (c.dp + s.dp * c.pp));
+}
+
+// A group of ranks in that order: `size` members `stride` ranks apart. Member m of the group of
+// rank r is r + (m - member(r)) * stride. Adding a parallel dimension is one entry here.
+struct RankGroup {
+  int size = 1, stride = 1;
+};
+
+inline RankGroup megatron_group(CommGroup g, const RankGridSizes& s) {
+  switch (g) {
+    case CommGroup::tp: return {s.tp, 1};
+    case CommGroup::cp: return {s.cp, s.tp};
+    case CommGroup::dp: return {s.dp * s.cp, s.tp};  // the weights' replicas: dp x cp
+    case CommGroup::pp: return {s.pp, s.tp * s.cp * s.dp};
+    // Expert parallelism folds over the tp x cp x dp ranks of a stage, tp fastest (Megatron-Core's
+    // parallel folding, expert tensor parallelism 1); the ranks ep apart hold the same experts.
+    case CommGroup::ep: return {s.ep, 1};
+    case CommGroup::edp: return {s.ep > 1 ? s.tp * s.cp * s.dp / s.ep : 1, s.ep};
+    case CommGroup::cross_pod: return {1, 1};  // GPU clusters are one pod
+  }
+  return {};
+}
+
+// A layout's sizes (one pod: GPU clusters and the CPU trainer).
+inline RankGridSizes grid_sizes(const Layout& l) { return {l.tp, l.cp, l.dp, l.pp, l.ep}; }
+inline RankGroup megatron_group(CommGroup g, const Layout& l) { return megatron_group(g, grid_sizes(l)); }
+
+inline int group_member(int rank, const RankGroup& g) { return rank / g.stride % g.size; }
+inline int group_peer(int rank, const RankGroup& g, int member) {
+  return rank + (member - group_member(rank, g)) * g.stride;
 }
 
 }  // namespace palmsim

@@ -12,6 +12,8 @@
 #include "model/model_spec.h"
 #include "model/optimizer.h"
 
+#include "model/comm_group.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -19,10 +21,6 @@ namespace palmsim {
 
 enum class Phase : uint8_t { forward, backward, recompute, optimizer };
 enum class OpKind : uint8_t { gemm, attention, memory, collective, p2p };
-// dp: the ranks that hold the same weights (data x context parallel); cp: one sequence's ranks.
-// ep: the expert-parallel ranks (all-to-all of routed tokens); edp: the ranks holding the same
-// experts, over which expert gradients are reduced (dp x cp / ep).
-enum class CommGroup : uint8_t { tp, pp, dp, cp, ep, edp, cross_pod };
 enum class Repeat : uint8_t { per_layer_microbatch, per_microbatch, per_step };
 // blocking: on the critical path. with_layer_compute: prefetch/reduction that runs beside the
 // compute of the neighbouring layer (FSDP). with_backward: gradient reduction that runs beside the

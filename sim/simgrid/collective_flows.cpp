@@ -1,6 +1,7 @@
 #include "sim/simgrid/collective_flows.h"
 
 #include "hwmodels/comm_model.h"
+#include "model/rank_order.h"
 
 #include <algorithm>
 #include <array>
@@ -29,19 +30,16 @@ CollectiveFlows::CollectiveFlows(const ChipPlacement& placement) : placement_(pl
 
 int CollectiveFlows::group_size(CommGroup group) const {
   const Layout& l = placement_.layout();
+  if (placement_.system().fabric != Fabric::tpu_torus) return megatron_group(group, l).size;
+  // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group; expert
+  // parallelism folds over one pod's data-parallel ranks (simulate refuses it over several).
   switch (group) {
     case CommGroup::tp: return l.tp;
     case CommGroup::pp: return l.pp;
-    // On TPU the data-parallel group is the pod's; pods are joined by the cross-pod group. On GPUs
-    // the weights' replicas are the dp x cp ranks (TPU slices have no context parallelism).
-    case CommGroup::dp: return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() : l.dp * l.cp;
+    case CommGroup::dp: return l.dp_per_pod();
     case CommGroup::cp: return l.cp;
     case CommGroup::ep: return l.ep;
-    // One pod on TPU (simulate refuses expert parallelism over several).
-    // Without expert parallelism there is no expert group. On GPUs it folds over tp x dp x cp.
-    case CommGroup::edp:
-      if (l.ep == 1) return 1;
-      return placement_.system().fabric == Fabric::tpu_torus ? l.dp_per_pod() * l.cp / l.ep : l.tp * l.dp * l.cp / l.ep;
+    case CommGroup::edp: return l.dp_per_pod() / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }
   return 1;
@@ -120,41 +118,11 @@ std::vector<CollectiveFlows::Ring> CollectiveFlows::gpu_rings(int chip, CommGrou
   if (size <= 1 || group == CommGroup::cross_pod) return out;
   const CommModel comm(placement_.system(), placement_.layout());
   const NodeSpread s = comm.spread(group);
-  const ChipRank self = placement_.rank(chip);
-  const int ep = placement_.layout().ep, cp = placement_.layout().cp, tp = placement_.layout().tp;
-  // The chip of member m of this chip's group. Gradients are reduced over the dp x cp replicas;
-  // expert parallelism folds over the tp x cp x dp ranks, tp fastest (Megatron-Core's parallel
-  // folding, expert tensor parallelism 1): ep consecutive ones form an expert group, and the ranks
-  // ep apart hold the same experts (edp).
-  const int replica = self.replica(cp);
-  const int folded = self.tp + tp * replica;
-  auto member_of = [&](const ChipRank& r) {
-    switch (group) {
-      case CommGroup::tp: return r.tp;
-      case CommGroup::cp: return r.cp;
-      case CommGroup::ep: return folded % ep;
-      case CommGroup::edp: return folded / ep;
-      case CommGroup::pp: return r.pp;
-      default: return replica;
-    }
-  };
-  auto chip_of = [&](int m) {
-    ChipRank r = self;
-    auto set_folded = [&](int f) {
-      r.tp = f % tp;
-      r.set_replica(f / tp, cp);
-    };
-    switch (group) {
-      case CommGroup::tp: r.tp = m; break;
-      case CommGroup::cp: r.cp = m; break;
-      case CommGroup::ep: set_folded(folded - folded % ep + m); break;
-      case CommGroup::edp: set_folded(m * ep + folded % ep); break;
-      case CommGroup::pp: r.pp = m; break;
-      default: r.set_replica(m, cp);
-    }
-    return placement_.chip(r);
-  };
-  const int member = member_of(self);
+  // On GPUs a chip's number is its rank in Megatron's order, and a group a slice of that order
+  // (model/rank_order.h): member m of this chip's group is `stride` ranks per member away.
+  const RankGroup g = megatron_group(group, placement_.layout());
+  auto chip_of = [&](int m) { return group_peer(chip, g, m); };
+  const int member = group_member(chip, g);
   if (group == CommGroup::ep) {  // all-to-all: a flow to every other member, an equal share each
     Ring all;
     for (int m = 1; m < size; ++m) all.out.push_back({chip_of((member + m) % size), 1.0 / size});

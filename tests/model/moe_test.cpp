@@ -118,7 +118,9 @@ TEST(Moe, TensorParallelRanksRouteTheirSequenceShareToWholeExperts) {
       EXPECT_EQ(op.m, int64_t(t * 8 / 16));  // t x top_k rows over them
       EXPECT_EQ(op.n, 2 * 768);              // not split over tp
     }
-    if (name == "moe_router" && op.phase == Phase::forward) EXPECT_EQ(op.m, int64_t(t));
+    if (name == "moe_router" && op.phase == Phase::forward) {
+      EXPECT_EQ(op.m, int64_t(t));
+    }
     if (name == "tp_allgather" && op.repeat == Repeat::per_layer_microbatch) gathers += op.phase == Phase::forward;
     if (name == "tp_reducescatter" && op.repeat == Repeat::per_layer_microbatch)
       scatters += op.phase == Phase::forward;
@@ -154,7 +156,9 @@ TEST(Moe, DroplessForwardsSynchroniseTheHostOncePerMoeLayer) {
     for (const Op& op : build_step_plan(m, l, 64, PlanOptions{}).ops)
       if (op.phase == phase) {
         n += op.host_syncs;
-        if (op.host_syncs) EXPECT_EQ(std::string_view(op.name), "moe_route");
+        if (op.host_syncs) {
+          EXPECT_EQ(std::string_view(op.name), "moe_route");
+        }
       }
     return n;
   };

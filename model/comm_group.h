@@ -1,0 +1,14 @@
+#pragma once
+// The groups of ranks palmsim's collectives run over. Their ranks in Megatron's order are
+// model/rank_order.h's megatron_group, the one table every consumer derives them from.
+#include <cstdint>
+
+namespace palmsim {
+
+// tp: the tensor-parallel ranks; cp: one sequence's ranks; dp: the ranks that hold the same
+// weights (data x context parallel); pp: the pipeline's stages; ep: the expert-parallel ranks
+// (all-to-all of routed tokens); edp: the ranks holding the same experts, over which expert
+// gradients are reduced (tp x dp x cp / ep); cross_pod: the same rank of every TPU pod.
+enum class CommGroup : uint8_t { tp, pp, dp, cp, ep, edp, cross_pod };
+
+}  // namespace palmsim
