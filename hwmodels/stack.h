@@ -87,10 +87,10 @@ struct Stack {
   // first chunk's communication and the rest of the layer's collectives stay exposed.
   double tp_overlap_fraction = 1;
   double fp8_rowwise_gemm_efficiency_scale = 1;  // rowwise-scaled fp8 GEMMs against per-tensor ones
-  // Device time lost each time the host waits for the device (Op::host_syncs: a dropless MoE
-  // layer's forward). An eager host normally runs ahead of the device; blocked until the device
-  // drains, it then issues the rest of the layer kernel by kernel while the device waits, and any
-  // rank's lag holds the next all-to-all for the whole expert-parallel group.
+  // The host's time to issue a layer pass that synchronises with the device (Op::host_syncs: a
+  // dropless MoE layer's forward). An eager host normally runs ahead of the device and hides this;
+  // once it has waited for the device to drain, the pass cannot end before the host has issued it
+  // again, so a pass whose device work is shorter takes this long (host_sync_exposed_seconds).
   double host_sync_s = 0;
   StackBand band;
 };

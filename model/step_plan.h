@@ -94,7 +94,7 @@ struct PlanOptions {
   double kernel_floor_s = 0;      // shortest any kernel takes on the device
   double host_overhead_s = 0;     // host time to issue one kernel
   double p2p_overhead_s = 0;      // per pipeline send/receive
-  double host_sync_s = 0;         // device time lost per host-device synchronisation (Op::host_syncs)
+  double host_sync_s = 0;         // host time to issue a synchronising layer pass (Op::host_syncs)
 };
 
 // The vocabulary the plan's embedding and logits use: padded up to a multiple of multiple * tp.

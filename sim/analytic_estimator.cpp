@@ -76,12 +76,14 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
   // No kernel finishes faster than the launch floor, nor before an eager host has issued it: an
   // op shorter than its kernels' host time leaves the device idle for the rest (the host gets
   // little ahead of the device in eager frameworks, which synchronise on collectives, allocations
-  // and checkpoint boundaries). A pipeline send also pays the framework's synchronisation, and an
-  // op that makes the host wait for the device pays what the device then loses (Op::host_syncs).
+  // and checkpoint boundaries). A pipeline send also pays the framework's synchronisation.
   s = std::max(s, op.kernels * std::max(o.kernel_floor_s, o.host_overhead_s));
   if (op.kind == OpKind::p2p) s += o.p2p_overhead_s;
-  s += op.host_syncs * o.host_sync_s;
   return s;
+}
+
+double host_sync_exposed_seconds(double syncs, double device_s, const PlanOptions& options) {
+  return syncs * std::max(0.0, options.host_sync_s - device_s);
 }
 
 double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
@@ -97,7 +99,7 @@ struct Totals {
   double layer_weight_gradient = 0;        // of backward's, the weight-gradient GEMMs (W)
   double layer_tp_comm = 0;                // blocking collectives inside a layer
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
-  double layer_host_sync = 0;              // of the compute, host synchronisations (Op::host_syncs)
+  double layer_syncs[4] = {0, 0, 0, 0};   // host synchronisations per layer, by Phase (Op::host_syncs)
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
   double mb_p2p = 0;
@@ -126,7 +128,7 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
         if (is_compute(op.kind)) {
           t.layer_compute[int(op.phase)] += once;
           if (op.weight_gradient) t.layer_weight_gradient += once;
-          t.layer_host_sync += op.host_syncs * plan.options.host_sync_s * op.multiplicity;
+          t.layer_syncs[int(op.phase)] += op.host_syncs * op.multiplicity;
         } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
           // Overlapped tensor-parallel collectives: their hidden share runs beside the layer's
           // compute (with the FSDP traffic), the rest stays on the critical path.
@@ -166,9 +168,14 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   const Layout& l = plan.layout;
   const double layers = plan.layers_per_stage;
   const double mbs = double(plan.n_microbatches);
-  const double fwd = t.layer_compute[int(Phase::forward)];
+  // A synchronising pass (a dropless MoE layer's forward) takes at least the host's time for it.
+  const double sync_fwd = host_sync_exposed_seconds(t.layer_syncs[int(Phase::forward)],
+                                                    t.layer_compute[int(Phase::forward)], plan.options);
+  const double sync_rec = host_sync_exposed_seconds(t.layer_syncs[int(Phase::recompute)],
+                                                    t.layer_compute[int(Phase::recompute)], plan.options);
+  const double fwd = t.layer_compute[int(Phase::forward)] + sync_fwd;
   const double bwd = t.layer_compute[int(Phase::backward)];
-  const double rec = t.layer_compute[int(Phase::recompute)];
+  const double rec = t.layer_compute[int(Phase::recompute)] + sync_rec;
   // FSDP gathers for the next layer run beside this layer's forward; in backward the gather for
   // the next layer and the reduce-scatter of the previous one run beside recompute + backward. The
   // first gather of each pass cannot hide.
@@ -189,7 +196,7 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p + t.mb_stage_end_comm) +
                      (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
   b.all_to_all_s = mbs * layers * t.layer_all_to_all;
-  b.host_sync_s = mbs * layers * t.layer_host_sync;
+  b.host_sync_s = mbs * layers * (sync_fwd + sync_rec);
   // Fill and drain: the first microbatch's forward through the pp - 1 stages before this one and
   // the last one's backward back through them, a chunk's layers (and its send) each, shortened
   // vpp-fold by interleaving. The logits and loss run on this, the last, stage alone, inside its

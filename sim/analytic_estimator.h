@@ -22,6 +22,13 @@ double op_seconds(const Op& op, const StepPlan& plan, const ComputeModel& comput
 double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
                               const CommModel& comm);
 
+// What a layer pass whose device work takes `device_s` loses to its host synchronisations
+// (Op::host_syncs, `syncs` of them per layer, fractional for a mix of layers): once the host has
+// waited for the device it must issue the whole pass again before the device can finish it, so
+// the pass takes at least the stack's host time for it (host_sync_s); the device waits for the
+// rest. Estimator and simulator both add it to the pass.
+double host_sync_exposed_seconds(double syncs, double device_s, const PlanOptions& options);
+
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options = {});
 

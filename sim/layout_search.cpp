@@ -102,15 +102,16 @@ struct SearchSpace {
   int top_k;
 };
 
-// Expert parallelism, unless fixed: every degree that divides the experts and the data- x
-// context-parallel ranks of a pod (Megatron-Core's folding); on a TPU slice those that split its
-// data-parallel axes (layout_fits_system). Dense models keep the scenario's ep.
+// Expert parallelism, unless fixed: every degree that divides the experts and the tensor- x
+// data- x context-parallel ranks of a pod (Megatron-Core's folding; check_layout refuses ep 1
+// beside tp > 1); on a TPU slice those that split its data-parallel axes (layout_fits_system).
+// Dense models keep the scenario's ep.
 std::vector<int> expert_degrees(const SearchSpace& sp, const Layout& base) {
   const ModelSpec& m = sp.s.model;
   std::vector<int> eps{sp.fixed.ep.value_or(sp.s.layout.ep)};
   if (sp.fixed.ep || !m.moe.sparse()) return eps;
   eps.clear();
-  for (int e : divisors_of(int64_t(base.dp / base.pods) * base.cp))
+  for (int e : divisors_of(int64_t(base.tp) * (base.dp / base.pods) * base.cp))
     if (m.moe.n_experts % e == 0) eps.push_back(e);
   return eps;
 }

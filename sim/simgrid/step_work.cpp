@@ -23,8 +23,10 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
   w.microbatches = plan.n_microbatches;
   w.defer_weight_gradients = plan.layout.schedule == Schedule::zero_bubble_h1;
+  double syncs[4] = {0, 0, 0, 0};  // host synchronisations per layer, by Phase
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
+    if (op.repeat == Repeat::per_layer_microbatch) syncs[int(op.phase)] += op.host_syncs * op.multiplicity;
     LayerPhase& layer = op.phase == Phase::forward     ? w.forward
                         : op.phase == Phase::recompute ? w.recompute
                                                        : w.backward;
@@ -88,6 +90,10 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         break;
     }
   }
+  // As the closed form: a synchronising pass takes at least the host's time for it.
+  w.forward.compute_s += host_sync_exposed_seconds(syncs[int(Phase::forward)], w.forward.compute_s, plan.options);
+  w.recompute.compute_s +=
+      host_sync_exposed_seconds(syncs[int(Phase::recompute)], w.recompute.compute_s, plan.options);
   return w;
 }
 

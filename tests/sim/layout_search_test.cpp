@@ -130,6 +130,21 @@ TEST(LayoutSearch, ExpertParallelismIsSearchedOverItsLegalDegrees) {
   LayoutConstraints thirty_two = mesh;
   thirty_two.ep = 32;  // does not divide dp 16
   EXPECT_EQ(search_layouts(s, 1, thirty_two).evaluated, 0);
+
+  // Beside tp 2 (sequence parallel) the experts fold over tp x dp = 16 ranks: ep 2 to 16, not 1.
+  LayoutConstraints tp2 = mesh;
+  tp2.tp = 2, tp2.sp = true;
+  const SearchResult folded = search_layouts(s, 1, tp2);
+  ASSERT_FALSE(folded.top.empty());
+  int64_t folded_sum = 0;
+  for (int ep : {1, 2, 4, 8, 16, 32}) {
+    LayoutConstraints one = tp2;
+    one.ep = ep;
+    const int64_t n = search_layouts(s, 1, one).evaluated;
+    EXPECT_EQ(n > 0, ep > 1 && ep <= 16) << "ep " << ep;
+    folded_sum += n;
+  }
+  EXPECT_EQ(folded.evaluated, folded_sum);
 }
 
 // Context parallelism: on a GPU cluster search varies cp over every degree whose 2 cp chunks split

@@ -136,9 +136,9 @@ TEST(Validation, SystemOverridesChangeThePresetByHand) {
 // drop (25.09): the capacity_factor column makes the second a padded, synchronisation-free MoE;
 // out of range it is an error naming the column and the row.
 TEST(Validation, CapacityFactorColumnMakesATokenDropRow) {
-  CsvTable table = read_validation_csv("scenarios/published/megatron_bridge_qwen3_h100.csv");
+  CsvTable table = read_validation_csv("scenarios/published/megatron_bridge_h100.csv");
   auto rows = validate_table(table);
-  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_EQ(rows.size(), 7u);
   ASSERT_TRUE(rows[0].error.empty() && rows[1].error.empty());
   EXPECT_EQ(rows[0].scenario->model.moe.capacity_factor, 0.0);
   EXPECT_EQ(rows[1].scenario->model.moe.capacity_factor, 1.0);
