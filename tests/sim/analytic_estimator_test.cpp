@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string_view>
 
 namespace palmsim {
 namespace {
@@ -154,6 +155,28 @@ training: {global_batch: 256, optimizer: adam}
     EXPECT_NEAR(all_to_all, 6 * per_call * layers, 1e-9 * all_to_all) << "ep " << ep;
     EXPECT_LT(r.breakdown.all_to_all_s, r.breakdown.exposed_comm_s);
   }
+}
+
+// Switch-style routing (Fedus et al. 2021): top-1, a capacity factor of 1.25, experts in every
+// other layer. With ep 64 each rank holds one expert whose buffer is padded to 1.25 x its fair
+// share of a rank's 2048 routed tokens, ceil(2048 x 1 x 1.25 / 1) = 2560 rows, whatever the router
+// does; the shapes are fixed, so nothing synchronises with the host.
+TEST(Moe, SwitchStyleCapacityPadsEachExpertsBufferByHand) {
+  const Scenario s = load_scenario("scenarios/switch-style-64e-tpuv4-512.yaml");
+  const StepPlan p = build_step_plan(s.model, s.layout, s.global_batch, PlanOptions{});
+  int expert_in = 0, syncs = 0;
+  for (const Op& op : p.ops) {
+    syncs += op.host_syncs;
+    if (std::string_view(op.name) == "moe_expert_in" && op.phase == Phase::forward) {
+      ++expert_in;
+      EXPECT_EQ(op.batch, 1);
+      EXPECT_EQ(op.m, 2560);
+      EXPECT_EQ(op.n, 2 * 10240);  // gated GELU: gate and up
+      EXPECT_DOUBLE_EQ(op.multiplicity, 0.5);  // every other layer
+    }
+  }
+  EXPECT_EQ(expert_in, 1);
+  EXPECT_EQ(syncs, 0);
 }
 
 }  // namespace
