@@ -50,7 +50,8 @@ struct Op {
   // schedules run it apart from the input gradient, later (Schedule::zero_bubble_h1).
   bool weight_gradient = false;
   // Host-device synchronisations the op makes: the eager host blocks until the device has drained
-  // its queue (a dropless router's tokens-per-expert copy). Priced by PlanOptions::host_sync_s.
+  // its queue (a dropless router's tokens-per-expert copy). The layer pass then takes at least
+  // PlanOptions::host_sync_s (host_sync_exposed_seconds in sim/analytic_estimator.h).
   int host_syncs = 0;
 };
 
