@@ -18,6 +18,7 @@ void read_at_least(const YAML::Node& n, const std::string& section, const char* 
 
 void parse_train(const YAML::Node& n, TrainConfig& c) {
   if (!n) return;
+  if (!n.IsMap()) throw InputError("train", "must be a map of keys to values");  // before any lookup
   // The ranks and the batch are the scenario's: one dialect for trainer and scenarios.
   const std::pair<const char*, const char*> moved[] = {
       {"dp", "layout.dp"}, {"tp", "layout.tp"}, {"cp", "layout.cp"}, {"ep", "layout.ep"},
