@@ -37,7 +37,7 @@ void run_on_ranks(int dp, int cp, int tp, const std::function<void(const RankCon
   std::exception_ptr error;
   std::mutex error_mutex;
   auto body = [&](int rank) {
-    const RankCoords at = megatron_coords(rank, {tp, cp, dp});
+    const RankCoords at = megatron_coords(rank, sizes);
     const int in_stage = rank % stage_ranks, stage = at.pp;
     auto comm = [rank](const std::vector<std::shared_ptr<ThreadGroup>>& of, const RankGroup& g) {
       return ThreadCommunicator(of[size_t(group_peer(rank, g, 0))], group_member(rank, g));

@@ -221,7 +221,7 @@ class PlanBuilder {
   void moe_mlp(Phase phase, double mult) {
     const MoeSpec& e = m_.moe;
     const bool bwd = phase == Phase::backward;
-    const double t = t_ / l_.tp;  // tp > 1 needs sequence parallelism (check_layout)
+    const double t = t_ / sp_div_;  // the sequence-parallel share (tp > 1 requires sp: check_layout)
     const double d = double(m_.d_model), routed = t * e.top_k;
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     const int local = e.n_experts / l_.ep;
@@ -376,7 +376,7 @@ class PlanBuilder {
       // Casts to fp8 (read bf16, write fp8, amax) of the linears' inputs: QKV and output
       // projection, then the dense MLP's two or, in MoE layers, the experts' (their dispatched
       // rows) and the shared experts'; weights are cast once per microbatch too.
-      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false) / l_.tp;
+      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false) / sp_div_;
       if (o_.fp8_rowwise) inputs = 2.0 * ((3.0 + gates) * d + heads_ * q + ff_);
       memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
@@ -403,7 +403,7 @@ class PlanBuilder {
     if (o_.fp8_linears) {
       // The output gradients of the linears cast to fp8 for the input- and weight-gradient GEMMs.
       const double grads = (heads_ + 2.0 * kv_) * q + d + dense_share_ * (d + double(gates) * ff_) +
-                           moe_share_ * moe_fp8_cast(true) / l_.tp;
+                           moe_share_ * moe_fp8_cast(true) / sp_div_;
       memory("fp8_cast", b, (o_.fp8_rowwise ? 2.0 : 1.0) * 3.0 * t_ * grads, 1.0, 4.0);
     }
     enter_tp(b, mlp_tp_share());  // all-gather of the output gradient with sequence parallelism

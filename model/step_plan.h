@@ -8,11 +8,10 @@
 // layer and microbatch counts. The device described is one chip of the last pipeline stage (it
 // holds the logits and loss, the busiest stage); with pp = 1 that is every chip.
 #include "model/collective_kind.h"
+#include "model/comm_group.h"
 #include "model/layout.h"
 #include "model/model_spec.h"
 #include "model/optimizer.h"
-
-#include "model/comm_group.h"
 
 #include <cstdint>
 #include <vector>

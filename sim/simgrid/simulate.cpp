@@ -134,8 +134,8 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
                          }) - chips.begin());
   const ChipTimes& t = chips[sim.slowest_chip];
   r.step_time_s = sim.result.step_time_s;
-  // Host synchronisations are a fixed time inside each MoE layer's forward, which the simulation
-  // runs as part of that layer's compute: their share is the plan's, as predicted.
+  // What host synchronisations add is part of each synchronising layer pass's compute in the
+  // simulation (host_sync_exposed_seconds, as in the closed form): their share is the predicted one.
   r.breakdown = {t.compute_s,   t.exposed_comm_s, t.bubble_s,
                  t.optimizer_s, t.recompute_s,    t.all_to_all_s, r.breakdown.host_sync_s};
   const double tokens = double(s.global_batch) * double(s.model.seq_len);
