@@ -45,8 +45,8 @@ std::string layer_prefix(int layer) { return "layer" + std::to_string(layer) + "
 
 template <class T>
 PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocate, int ep, int ep_rank, int pp,
-                        int pp_rank, int vpp)
-    : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank), pp_(pp), pp_rank_(pp_rank) {
+                        int pp_rank, int vpp, Schedule schedule)
+    : spec_(spec), tp_(tp), tp_rank_(tp_rank), ep_(ep), ep_rank_(ep_rank), pp_(pp), pp_rank_(pp_rank), schedule_(schedule) {
   if (!ffn_is_gated(spec.ffn) || spec.ffn != Ffn::swiglu)
     throw std::invalid_argument("the training step implements PaLM's SwiGLU feed-forward");
   if (spec.n_heads % tp || spec.d_ff % tp)
@@ -55,14 +55,14 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
     throw std::invalid_argument("pipeline stages times model chunks must be 1 to n_layers");
   check_trainable_moe(spec.moe, tp, ep);
   for (int chunk = 0; chunk < vpp; ++chunk)
-    chunks_.push_back(stage_layers(spec.n_layers, pp * vpp, virtual_stage(pp, pp_rank, chunk)));
+    chunks_.push_back(stage_layers(spec.n_layers, pp * vpp, virtual_stage(schedule, pp, pp_rank, chunk)));
   heads_ = spec.n_heads / tp;
   kv_heads_ = spec.n_kv_heads >= tp ? spec.n_kv_heads / tp : spec.n_kv_heads;
   ff_ = spec.d_ff / tp;
   const int64_t d = spec.d_model, q = spec.head_dim;
   const bool sharded = tp > 1;
   // The tied embedding: looked up on the first stage, the logits' weights on the last.
-  add_tensor("embedding", spec.vocab, d, false, 1.0, first_stage() || last_stage());
+  add_tensor("embedding", spec.vocab, d, false, 1.0, holds_embedding());
   for (int l = 0; l < spec.n_layers; ++l) {
     const std::string p = "layer" + std::to_string(l) + ".";
     const bool here = holds_layer(l);
@@ -82,7 +82,7 @@ PalmModel<T>::PalmModel(const ModelSpec& spec, int tp, int tp_rank, bool allocat
     add_tensor(p + "win", d, 2 * ff_, sharded, 1.0 / std::sqrt(double(d)), here);
     add_tensor(p + "wout", ff_, d, sharded, 1.0 / std::sqrt(double(spec.d_ff)), here);
   }
-  add_tensor("final_ln", 1, d, false, 0.0, last_stage());
+  add_tensor("final_ln", 1, d, false, 0.0, holds_logits());
   n_dense_params_ = n_params_;
   add_experts();
   if (!allocate) return;
@@ -287,8 +287,11 @@ void PalmModel<T>::stage_backward(int slot, int chunk, const T* output_grad, boo
   slot_ = size_t(slot);
   const Pass& p = ws().pass;
   ws().defer_weight_gradients = defer_weight_gradients;
-  ws().deferred.clear();
-  ws().deferred_dy.clear();
+  ws().chunk = chunk;
+  ws().deferred.resize(size_t(chunks()));
+  ws().deferred_dy.resize(size_t(chunks()));
+  ws().deferred[size_t(chunk)].clear();
+  ws().deferred_dy[size_t(chunk)].clear();
   if (last_virtual(chunk))
     head_backward(p);
   else
@@ -297,6 +300,13 @@ void PalmModel<T>::stage_backward(int slot, int chunk, const T* output_grad, boo
   const StageLayers& layers = chunks_[size_t(chunk)];
   for (int l = layers.end - 1; l >= layers.first; --l) layer_backward(p, l);
   if (first_virtual(chunk)) embedding_backward(p);
+}
+
+template <class T>
+bool PalmModel<T>::holds_logits() const {
+  for (int chunk = 0; chunk < chunks(); ++chunk)
+    if (last_virtual(chunk)) return true;
+  return false;
 }
 
 template <class T>
@@ -597,22 +607,24 @@ void PalmModel<T>::weight_gradient(const char* op, int64_t m, int64_t n, int64_t
     gemm(true, false, m, n, k, T(1), a, lda, dy, ldy, T(1), dw, ldw);
     return;
   }
-  const size_t at = w.deferred_dy.size();
-  w.deferred_dy.resize(at + size_t(k * n));
-  for (int64_t r = 0; r < k; ++r) std::copy(dy + r * ldy, dy + r * ldy + n, w.deferred_dy.begin() + ptrdiff_t(at + size_t(r * n)));
-  w.deferred.push_back({op, m, n, k, a, lda, at, dw, ldw});
+  std::vector<T>& copies = w.deferred_dy[size_t(w.chunk)];
+  const size_t at = copies.size();
+  copies.resize(at + size_t(k * n));
+  for (int64_t r = 0; r < k; ++r) std::copy(dy + r * ldy, dy + r * ldy + n, copies.begin() + ptrdiff_t(at + size_t(r * n)));
+  w.deferred[size_t(w.chunk)].push_back({op, m, n, k, a, lda, at, dw, ldw});
 }
 
 template <class T>
-void PalmModel<T>::stage_weight_gradients(int slot) {
+void PalmModel<T>::stage_weight_gradients(int slot, int chunk) {
   slot_ = size_t(slot);
   Workspace& w = ws();
-  for (const DeferredWeightGradient& g : w.deferred) {
+  const std::vector<T>& dy = w.deferred_dy[size_t(chunk)];
+  for (const DeferredWeightGradient& g : w.deferred[size_t(chunk)]) {
     auto scope = time_op(w.pass.timer, g.op);
-    gemm(true, false, g.m, g.n, g.k, T(1), g.a, g.lda, w.deferred_dy.data() + g.dy, g.n, T(1), g.dw, g.ldw);
+    gemm(true, false, g.m, g.n, g.k, T(1), g.a, g.lda, dy.data() + g.dy, g.n, T(1), g.dw, g.ldw);
   }
-  w.deferred.clear();
-  w.deferred_dy.clear();
+  w.deferred[size_t(chunk)].clear();
+  w.deferred_dy[size_t(chunk)].clear();
 }
 
 template <class T>

@@ -18,6 +18,7 @@
 #include "kernels/op_timer.h"
 #include "model/layout.h"
 #include "model/model_spec.h"
+#include "model/pipeline_schedule.h"
 
 #include <cstdint>
 #include <memory>
@@ -49,9 +50,10 @@ class PalmModel {
   // init() then allocates the parameters alone.
   // ep ranks split a sparse model's experts (n_experts / ep each); a sparse model needs tp = 1.
   // pp stages split the layers; this rank is stage pp_rank; with vpp > 1 its layers are the vpp
-  // virtual stages chunk * pp + pp_rank of pp * vpp.
+  // virtual stages of pp * vpp that `schedule` places on it (model/pipeline_schedule.h: chunk * pp
+  // + pp_rank interleaved; pp_rank and 2 pp - 1 - pp_rank in ZB-V's V).
   PalmModel(const ModelSpec& spec, int tp = 1, int tp_rank = 0, bool allocate = true, int ep = 1, int ep_rank = 0,
-            int pp = 1, int pp_rank = 0, int vpp = 1);
+            int pp = 1, int pp_rank = 0, int vpp = 1, Schedule schedule = Schedule::one_f_one_b);
 
   // Initialisation as PaLM gives it: weights N(0, 1/n_in), embedding N(0, 1), LayerNorm scales 1.
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
@@ -87,16 +89,17 @@ class PalmModel {
   // GEMMs (dW = X^T dY) do not run: each keeps a copy of its dY for stage_weight_gradients, the
   // schedule's W pass; the logits' and the LayerNorms' weight gradients still run here.
   void stage_backward(int slot, int chunk, const T* output_grad, bool defer_weight_gradients = false);
-  // The weight-gradient GEMMs stage_backward deferred for `slot`, in the order it met them, each
-  // timed as the op it belongs to. The same GEMMs on the same values: gradients equal 1F1B's.
-  void stage_weight_gradients(int slot);
+  // The weight-gradient GEMMs stage_backward deferred for `slot`'s model chunk `chunk`, in the
+  // order it met them, each timed as the op it belongs to. The same GEMMs on the same values:
+  // gradients equal 1F1B's.
+  void stage_weight_gradients(int slot, int chunk);
   const std::vector<T>& stage_input_grad(int slot) const { return slots_[size_t(slot)].dx; }
-  bool first_stage() const { return pp_rank_ == 0; }
-  bool last_stage() const { return pp_rank_ == pp_ - 1; }
   int chunks() const { return int(chunks_.size()); }
   // The first and the last virtual stage: where the embedding lookup and the logits and loss run.
-  bool first_virtual(int chunk) const { return first_stage() && chunk == 0; }
-  bool last_virtual(int chunk) const { return last_stage() && chunk == chunks() - 1; }
+  bool first_virtual(int chunk) const { return virtual_stage(schedule_, pp_, pp_rank_, chunk) == 0; }
+  bool last_virtual(int chunk) const { return virtual_stage(schedule_, pp_, pp_rank_, chunk) == pp_ * chunks() - 1; }
+  bool holds_logits() const;                                        // the last virtual stage
+  bool holds_embedding() const { return first_virtual(0) || holds_logits(); }  // tied: lookups and logits
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -160,8 +163,10 @@ class PalmModel {
     std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
     Pass pass;                               // the microbatch in this workspace
     bool defer_weight_gradients = false;     // this backward keeps its weight gradients for later
-    std::vector<DeferredWeightGradient> deferred;
-    std::vector<T> deferred_dy;
+    int chunk = 0;                           // the model chunk of the backward running in it
+    // Per model chunk (a microbatch's chunks share its workspace): the deferred GEMMs and their dY.
+    std::vector<std::vector<DeferredWeightGradient>> deferred;
+    std::vector<std::vector<T>> deferred_dy;
   };
   Workspace& ws() { return slots_[slot_]; }
   const Pass& begin_pass(const int32_t* tokens, const int32_t* targets, int64_t batch, Communicator* tp, Communicator* ep,
@@ -204,6 +209,7 @@ class PalmModel {
 
   ModelSpec spec_;
   int tp_, tp_rank_, ep_, ep_rank_, pp_, pp_rank_;
+  Schedule schedule_;
   std::vector<StageLayers> chunks_;  // this stage's layers, per model chunk
   int64_t heads_, kv_heads_, ff_;  // this rank's
   std::vector<TensorInfo> tensors_;

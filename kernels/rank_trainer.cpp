@@ -15,9 +15,10 @@ RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const
       grad_(ranks.grad),
       ep_(config.ep > 1 ? ranks.dp : nullptr),
       pp_(config.pp > 1 ? ranks.pp : nullptr),
-      embedding_(config.pp > 1 ? ranks.embedding : nullptr),
+      // A tied embedding on two stages sums its gradient between them; ZB-V's V holds both ends on one.
+      embedding_(!ends_share_a_stage(config.schedule, config.pp, config.vpp) ? ranks.embedding : nullptr),
       model_(spec, config.tp, coords_.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0, config.pp,
-             stage(), config.vpp) {
+             stage(), config.vpp, config.schedule) {
   size_t begin = 0, end = model_.parameter_count();
   const int grad_ranks = config.gradient_ranks();
   if (config.zero1) {
@@ -53,7 +54,7 @@ double RankTrainer::clip_scale(const float* range_grads, size_t begin, size_t en
   double norm_sq = 0, experts_sq = 0;  // split experts: every rank's count once in the norm
   for (size_t t = 0; t < grad_sq.size(); ++t) {
     const TensorInfo& info = model_.tensors()[t];
-    if (embedding_ && model_.first_stage() && info.name == "embedding") continue;  // the last stage counts it
+    if (embedding_ && !model_.holds_logits() && info.name == "embedding") continue;  // the logits' stage counts it
     (info.ep_sharded ? experts_sq : norm_sq) += grad_sq[t];
   }
   if (config_.ep > 1) ep_->all_reduce(&experts_sq, 1);
@@ -177,33 +178,37 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
   const int stages = config_.pp, s = stage(), chunks = config_.vpp;
   const size_t message = stage_message(mb);
   // 1F1B and ZB-H1 hold at most pp microbatches between their forward and their last backward
-  // pass, so microbatch i can use workspace i mod pp; interleaved, each microbatch has its own.
-  auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % stages); };
+  // pass, so microbatch i can use workspace i mod pp, ZB-H2 twice that; with chunks, each
+  // microbatch has its own.
+  // ZB-V's and ZB-H2's orders are the ones unit pass times give (stage_schedule's default): the
+  // trainer has no pass times before it runs. ZB-V's turn at the last stage is a message to itself.
+  const int in_flight = config_.schedule == Schedule::zero_bubble_h2 ? 2 * stages : stages;
+  auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % in_flight); };
   double loss = 0;
   auto forward = [&](int64_t i, int chunk) {
-    const int v = virtual_stage(stages, s, chunk);
+    const int v = virtual_stage(config_.schedule, stages, s, chunk);
     if (!model_.first_virtual(chunk))
-      receive(previous_stage(), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", timer);
+      receive(stage_of(v - 1), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", timer);
     const int64_t offset = i * mb * seq;
     loss += model_.stage_forward(slot(i), chunk, tokens + offset, targets + offset, mb, received_.data(), tp_, ep_,
                                  cp_, timer, 1.0 / double(micro));
     if (model_.last_virtual(chunk)) return;
     auto scope = time_op(timer, "pp_send.fwd");
-    pp_->send(model_.stage_output(slot(i)).data(), message, next_stage(), message_tag(v + 1, true));
+    pp_->send(model_.stage_output(slot(i)).data(), message, stage_of(v + 1), message_tag(v + 1, true));
   };
-  const bool deferred = config_.schedule == Schedule::zero_bubble_h1;
+  const bool deferred = defers_weight_gradients(config_.schedule);
   auto backward = [&](int64_t i, int chunk) {
-    const int v = virtual_stage(stages, s, chunk);
+    const int v = virtual_stage(config_.schedule, stages, s, chunk);
     if (!model_.last_virtual(chunk))
-      receive(next_stage(), message_tag(v, false), message, kPipelineWaitBackward, "pp_send.bwd", timer);
+      receive(stage_of(v + 1), message_tag(v, false), message, kPipelineWaitBackward, "pp_send.bwd", timer);
     model_.stage_backward(slot(i), chunk, received_.data(), deferred);
     if (model_.first_virtual(chunk)) return;
     auto scope = time_op(timer, "pp_send.bwd");
-    pp_->send(model_.stage_input_grad(slot(i)).data(), message, previous_stage(), message_tag(v - 1, false));
+    pp_->send(model_.stage_input_grad(slot(i)).data(), message, stage_of(v - 1), message_tag(v - 1, false));
   };
   for (const ChunkWork& item : stage_schedule(config_.schedule, stages, chunks, s, int(micro))) {
     if (item.forward) forward(item.microbatch, item.chunk);
-    else if (item.weight) model_.stage_weight_gradients(slot(item.microbatch));
+    else if (item.weight) model_.stage_weight_gradients(slot(item.microbatch), item.chunk);
     else backward(item.microbatch, item.chunk);
   }
   loss /= double(micro);
@@ -220,13 +225,13 @@ double RankTrainer::pipeline_evaluate(const int32_t* tokens, const int32_t* targ
   const size_t message = stage_message(batch);
   double ce = 0;
   for (int chunk = 0; chunk < config_.vpp; ++chunk) {
-    const int v = virtual_stage(config_.pp, stage(), chunk);
+    const int v = virtual_stage(config_.schedule, config_.pp, stage(), chunk);
     if (!model_.first_virtual(chunk))
-      receive(previous_stage(), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", nullptr);
+      receive(stage_of(v - 1), message_tag(v, true), message, kPipelineWaitForward, "pp_send.fwd", nullptr);
     double chunk_ce = 0;
     model_.stage_forward(0, chunk, tokens, targets, batch, received_.data(), tp_, ep_, cp_, nullptr, 1.0, &chunk_ce);
     if (model_.last_virtual(chunk)) ce = chunk_ce;
-    else pp_->send(model_.stage_output(0).data(), message, next_stage(), message_tag(v + 1, true));
+    else pp_->send(model_.stage_output(0).data(), message, stage_of(v + 1), message_tag(v + 1, true));
   }
   pp_->all_reduce(&ce, 1);
   return ce;

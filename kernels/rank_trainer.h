@@ -50,8 +50,8 @@ class RankTrainer {
   int tp_rank() const { return coords_.tp; }
   int stage() const { return coords_.pp; }
   // The stages this one's activations go to and come from, round the ring (interleaving wraps).
-  int next_stage() const { return (stage() + 1) % config_.pp; }
-  int previous_stage() const { return (stage() + config_.pp - 1) % config_.pp; }
+  // The stage that runs virtual stage v (model/pipeline_schedule.h): its messages' peer.
+  int stage_of(int v) const { return stage_chunk(config_.schedule, config_.pp, v).stage; }
 
  private:
   // Sums per-tensor partial sums of squares over the ranks that hold other pieces of each tensor.

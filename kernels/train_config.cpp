@@ -2,6 +2,7 @@
 
 #include "model/layout.h"
 #include "model/optimizer.h"
+#include "model/pipeline_schedule.h"
 #include "model/yaml_fields.h"
 
 namespace palmsim {
@@ -68,7 +69,7 @@ void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (n["schedule"]) {
     const Schedule s = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
     if (s == Schedule::gpipe)
-      throw InputError("layout.schedule", "'gpipe': the trainer runs 1f1b, interleaved or zb-h1");
+      throw InputError("layout.schedule", "'gpipe': the trainer runs 1f1b, interleaved, zb-h1, zb-h2 or zb-v");
     c.schedule = s;
   }
   if (n["sharding"]) {
@@ -109,12 +110,14 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
   if (c.ep != 1 && c.ep != c.dp)
     throw InputError("layout.ep", "must be 1 or layout.dp (" + std::to_string(c.dp) + "): experts are split over the data-parallel ranks");
   if (c.ep > 1 && c.zero1) throw InputError("layout.sharding", "zero1 is not implemented with expert parallelism (layout.ep > 1)");
-  if (c.schedule == Schedule::zero_bubble_h1 && c.pp < 2)
-    throw InputError("layout.schedule", "zb-h1 needs pipeline stages (layout.pp >= 2)");
+  if (defers_weight_gradients(c.schedule) && c.pp < 2)
+    throw InputError("layout.schedule", std::string(to_string(c.schedule)) + " needs pipeline stages (layout.pp >= 2)");
   if (c.schedule == Schedule::interleaved && (c.pp < 2 || c.vpp < 2))
     throw InputError("layout.schedule", "interleaved needs layout.pp >= 2 and layout.vpp >= 2");
-  if (c.schedule != Schedule::interleaved && c.vpp > 1)
-    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved");
+  if (c.schedule == Schedule::zero_bubble_v && c.vpp != 2)
+    throw InputError("layout.vpp", "zb-v places two model chunks on each stage: vpp must be 2");
+  if (c.schedule != Schedule::interleaved && c.schedule != Schedule::zero_bubble_v && c.vpp > 1)
+    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved or zb-v");
   const int64_t micro = c.batch / c.dp / c.microbatch_size();
   if (c.schedule == Schedule::interleaved && micro % c.pp)
     throw InputError("layout.vpp", "interleaved 1F1B needs the microbatch count (" + std::to_string(micro) +

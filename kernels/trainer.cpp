@@ -10,6 +10,7 @@
 #include "model/accounting.h"
 #include "model/atomic_file.h"
 #include "model/input_error.h"
+#include "model/pipeline_schedule.h"
 #include "model/step_plan.h"
 
 #include <fmt/format.h>
@@ -267,9 +268,9 @@ BenchResult bench_step(const ModelSpec& model, const TrainConfig& config, int st
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng() % model.vocab), targets[i] = int32_t(rng() % model.vocab);
   std::vector<double> step_s;
   std::vector<std::map<std::string, double>> step_ops;
-  // The timed rank is the last stage's first: the chip the step plan describes (model/step_plan.h),
-  // rank 0 without a pipeline.
-  const int timed = (config.pp - 1) * config.stage_ranks();
+  // The timed rank is the first of the stage holding the loss: the chip the step plan describes
+  // (model/step_plan.h), rank 0 without a pipeline or in ZB-V's V.
+  const int timed = loss_stage(config.schedule, config.pp, config.vpp) * config.stage_ranks();
   run_on_ranks(
       config.dp, config.cp, config.tp,
       [&](const RankContext& ctx) {

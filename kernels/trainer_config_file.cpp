@@ -3,6 +3,7 @@
 #include "kernels/moe_mlp.h"
 #include "model/input_error.h"
 #include "model/model_yaml.h"
+#include "model/pipeline_schedule.h"
 #include "model/yaml_fields.h"
 
 #include <filesystem>
@@ -33,9 +34,10 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
                                      ") into 2 x cp equal chunks (seq_len a multiple of 2 x cp)");
   if (c.train.cp > 1 && c.model.moe.sparse())
     throw InputError("layout.cp", "context parallelism with a sparse model (model.moe) is not implemented; use 1");
-  if (c.train.schedule == Schedule::zero_bubble_h1 && c.model.moe.sparse())
-    throw InputError("layout.schedule", "zb-h1 with a sparse model (model.moe) is not implemented: the experts' "
-                                        "weight gradients are not deferred; use 1f1b");
+  if (defers_weight_gradients(c.train.schedule) && c.model.moe.sparse())
+    throw InputError("layout.schedule", std::string(to_string(c.train.schedule)) +
+                                            " with a sparse model (model.moe) is not implemented: the experts' "
+                                            "weight gradients are not deferred; use 1f1b");
   if (c.train.pp > c.model.n_layers)
     throw InputError("layout.pp", "must not exceed model.n_layers (" + std::to_string(c.model.n_layers) +
                                      "): each pipeline stage holds at least one layer");

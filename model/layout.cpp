@@ -34,6 +34,8 @@ const char* to_string(Schedule s) {
     case Schedule::one_f_one_b: return "1f1b";
     case Schedule::interleaved: return "interleaved";
     case Schedule::zero_bubble_h1: return "zb-h1";
+    case Schedule::zero_bubble_v: return "zb-v";
+    case Schedule::zero_bubble_h2: return "zb-h2";
   }
   return "?";
 }
@@ -61,7 +63,9 @@ Schedule parse_schedule(const std::string& t, const std::string& field) {
   if (t == "1f1b") return Schedule::one_f_one_b;
   if (t == "interleaved") return Schedule::interleaved;
   if (t == "zb-h1") return Schedule::zero_bubble_h1;
-  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved, zb-h1");
+  if (t == "zb-v") return Schedule::zero_bubble_v;
+  if (t == "zb-h2") return Schedule::zero_bubble_h2;
+  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved, zb-h1, zb-h2, zb-v");
 }
 
 StageLayers stage_layers(int64_t n_layers, int pp, int stage) {
@@ -187,16 +191,23 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
         return "interleaved 1F1B needs the microbatch count (" + to_string(microbatches(l, batch)) +
                ") to be a multiple of pp (" + to_string(l.pp) + ")";
       });
+  } else if (l.schedule == Schedule::zero_bubble_v) {
+    if (l.vpp != 2)
+      return fail("layout.vpp", [&] {
+        return "zb-v places two model chunks on each stage: vpp must be 2, got " + to_string(l.vpp);
+      });
   } else if (l.vpp != 1) {
-    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved"); });
+    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved or zb-v"); });
   }
-  if (l.schedule == Schedule::zero_bubble_h1) {
-    if (l.pp < 2) return fail("layout.schedule", [&] { return std::string("zb-h1 needs pp >= 2"); });
+  if (l.schedule == Schedule::zero_bubble_h1 || l.schedule == Schedule::zero_bubble_h2 ||
+      l.schedule == Schedule::zero_bubble_v) {
+    const char* name = to_string(l.schedule);
+    if (l.pp < 2) return fail("layout.schedule", [&] { return std::string(name) + " needs pp >= 2"; });
     // Weights gathered layer by layer would have to be gathered again for each deferred weight
     // gradient; palmsim does not model that traffic.
     if (l.sharding == Sharding::fsdp || l.sharding == Sharding::zero3)
       return fail("layout.schedule", [&] {
-        return std::string("zb-h1 with sharding ") + to_string(l.sharding) +
+        return std::string(name) + " with sharding " + to_string(l.sharding) +
                " (weights gathered per layer) is not modelled; allowed shardings: none, zero1, zero2";
       });
   }

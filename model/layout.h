@@ -23,7 +23,13 @@ enum class Recompute { none, selective, full, palm, minimal };
 // Bubble Pipeline Parallelism", ICLR 2024): backward split into the input gradient (B), which the
 // stage before waits for, and the weight gradient (W), which a stage defers into what would be
 // bubble; the same activation memory as 1F1B and a third of its bubble when F = B = W.
-enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1 };
+// zero_bubble_v: ZB-V (Qi et al. 2023 Sec. 6; Qi et al. 2024, "Pipeline Parallelism with
+// Controllable Memory"): two model chunks per stage placed in a V (stage s holds virtual stages s
+// and 2 pp - 1 - s, so the first and the last are both on stage 0), backward split as in ZB-H1,
+// 1F1B's activation memory and close to no bubble when F = B = W (model/pipeline_schedule.cpp).
+// zero_bubble_h2: ZB-H2 (Qi et al. 2023 Sec. 3): ZB-H1's split with twice 1F1B's activation memory,
+// so the warm-up runs more forwards and the drain's waits fill with weight gradients.
+enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1, zero_bubble_v, zero_bubble_h2 };
 
 struct Layout {
   int tp = 1;

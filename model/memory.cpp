@@ -106,6 +106,11 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
     // ZB-H1: the first stage holds what it holds under 1F1B (stage i defers i weight gradients,
     // so the later stages reach the same count, partly as the inputs their W passes keep).
     case Schedule::zero_bubble_h1: in_flight = std::min(mb, double(l.pp)); break;
+    // ZB-V: its orders never hold more than 2 pp chunks (played_out_orders), pp microbatches of
+    // a whole stage, nor more than the microbatches' two chunks each.
+    case Schedule::zero_bubble_v: in_flight = std::min(mb, double(l.pp)); break;
+    // ZB-H2: twice that (played_out_orders' cap of 2 pp chunks, one chunk a stage).
+    case Schedule::zero_bubble_h2: in_flight = std::min(mb, 2.0 * l.pp); break;
     case Schedule::interleaved:
       in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
       break;

@@ -1,8 +1,21 @@
 #include "model/pipeline_schedule.h"
 
 #include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <utility>
 
 namespace palmsim {
+
+int virtual_stage(Schedule schedule, int pp, int stage, int chunk) {
+  if (schedule == Schedule::zero_bubble_v) return chunk == 0 ? stage : 2 * pp - 1 - stage;
+  return chunk * pp + stage;
+}
+
+StageChunk stage_chunk(Schedule schedule, int pp, int v) {
+  if (schedule == Schedule::zero_bubble_v) return v < pp ? StageChunk{v, 0} : StageChunk{2 * pp - 1 - v, 1};
+  return {v % pp, v / pp};
+}
 
 namespace {
 
@@ -52,8 +65,207 @@ std::vector<ChunkWork> zero_bubble_h1(int pp, int stage, int m) {
 
 }  // namespace
 
-std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m) {
-  // Model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
+namespace {
+
+constexpr double kNever = std::numeric_limits<double>::infinity();
+
+// A zero-bubble pipeline played out pass by pass (played_out_orders): ZB-V's two chunks a stage
+// in a V, or ZB-H2's one; at most 2 pp chunks' activations a stage. `alternate`: a stage that has
+// both a forward and an input gradient ready runs the other kind than its last (1F1B's steady
+// state); otherwise the input gradient first.
+class PipelinePlay {
+ public:
+  PipelinePlay(Schedule schedule, int pp, int m, const PassSeconds& p, bool alternate)
+      : schedule_(schedule), pp_(pp), chunks_(schedule == Schedule::zero_bubble_v ? 2 : 1), m_(m), p_(p),
+        alternate_(alternate), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
+        f_end_(size_t(pp * chunks_), std::vector<double>(size_t(m), kNever)), b_end_(f_end_), live_(size_t(pp), 0),
+        free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false), waiting_(size_t(pp), false),
+        left_(size_t(pp), size_t(3 * chunks_) * size_t(m)), orders_(static_cast<size_t>(pp)) {
+    for (int s = first_free(); s >= 0; s = first_free()) step(s);
+  }
+  const std::vector<std::vector<ChunkWork>>& orders() const { return orders_; }
+  double makespan() const { return *std::max_element(free_at_.begin(), free_at_.end()); }
+
+ private:
+  enum class Pass { none, forward, input_gradient, weight };
+  struct Choice {
+    Pass pass = Pass::none;
+    int v = -1;
+    double next_event = kNever;  // when something this stage waits for could arrive
+  };
+
+  int v_of(int s, int chunk) const { return virtual_stage(schedule_, pp_, s, chunk); }
+  int last_v() const { return pp_ * chunks_ - 1; }
+  double message(int from_v, int to_v) const {
+    const bool moved = stage_chunk(schedule_, pp_, from_v).stage != stage_chunk(schedule_, pp_, to_v).stage;
+    return moved ? p_.message : 0.0;
+  }
+  // When virtual stage v's next forward or input gradient could start (kNever: not known yet).
+  double f_ready(int v) const {
+    const int i = next_f_[size_t(v)];
+    if (i >= m_) return kNever;
+    return v == 0 ? 0.0 : f_end_[size_t(v - 1)][size_t(i)] + message(v - 1, v);
+  }
+  double b_ready(int v) const {
+    const int i = next_b_[size_t(v)];
+    if (i >= m_) return kNever;
+    if (v == last_v()) return f_end_[size_t(v)][size_t(i)];
+    return b_end_[size_t(v + 1)][size_t(i)] + message(v + 1, v);
+  }
+
+  // The stage free first; one that found nothing to run goes after the others free then.
+  int first_free() const {
+    int s = -1;
+    for (int x = 0; x < pp_; ++x)
+      if (left_[size_t(x)] > 0 && (s < 0 || std::make_pair(free_at_[size_t(x)], bool(waiting_[size_t(x)])) <
+                                                std::make_pair(free_at_[size_t(s)], bool(waiting_[size_t(s)]))))
+        s = x;
+    return s;
+  }
+
+  // What stage s runs at time t: of each kind the oldest microbatch, between equals the chunk
+  // nearer the loss. A forward needs room: 2 pp chunks' activations at most, in a V the last slot
+  // kept for the way back (chunk 1), without which a stage full of chunk 0's forwards could never
+  // pass on the microbatch whose gradient would free them.
+  Choice choose(int s, double t) const {
+    int f = -1, b = -1, w = -1;
+    Choice c;
+    for (int chunk = chunks_ - 1; chunk >= 0; --chunk) {
+      const int v = v_of(s, chunk);
+      const double rb = b_ready(v), rf = f_ready(v);
+      if (rb <= t && (b < 0 || next_b_[size_t(v)] < next_b_[size_t(b)])) b = v;
+      else if (rb > t) c.next_event = std::min(c.next_event, rb);
+      const bool room = live_[size_t(s)] < 2 * pp_ - (chunks_ > 1 && chunk == 0 ? 1 : 0);
+      if (rf <= t && room && (f < 0 || next_f_[size_t(v)] < next_f_[size_t(f)])) f = v;
+      else if (rf > t) c.next_event = std::min(c.next_event, rf);
+      if (next_w_[size_t(v)] < next_b_[size_t(v)] && (w < 0 || next_w_[size_t(v)] < next_w_[size_t(w)])) w = v;
+    }
+    const bool forward_turn = alternate_ ? !after_forward_[size_t(s)] : false;
+    if (f >= 0 && (b < 0 || forward_turn)) c.pass = Pass::forward, c.v = f;
+    else if (b >= 0) c.pass = Pass::input_gradient, c.v = b;
+    else if (w >= 0) c.pass = Pass::weight, c.v = w;  // fills what would be a wait
+    return c;
+  }
+
+  void step(int s) {
+    const double t = free_at_[size_t(s)];
+    const Choice c = choose(s, t);
+    if (c.pass == Pass::none) return wait(s, t, c.next_event);
+    const int chunk = stage_chunk(schedule_, pp_, c.v).chunk;
+    const bool loss = c.v == last_v();
+    std::vector<ChunkWork>& order = orders_[size_t(s)];
+    if (c.pass == Pass::weight) {
+      order.push_back({false, next_w_[size_t(c.v)]++, chunk, true});
+      --live_[size_t(s)];
+    } else {
+      const bool forward = c.pass == Pass::forward;
+      const int i = (forward ? next_f_ : next_b_)[size_t(c.v)]++;
+      order.push_back({forward, i, chunk});
+      (forward ? f_end_ : b_end_)[size_t(c.v)][size_t(i)] = t + p_.seconds(order.back(), loss);
+      live_[size_t(s)] += forward ? 1 : 0;
+      after_forward_[size_t(s)] = forward;
+    }
+    free_at_[size_t(s)] = t + p_.seconds(order.back(), loss);
+    --left_[size_t(s)];
+    std::fill(waiting_.begin(), waiting_.end(), false);
+  }
+
+  // Nothing to run at t: let the other stages free at t go first, then wait for the next arrival
+  // or the next time another stage moves.
+  void wait(int s, double t, double next_event) {
+    bool others_now = false;
+    for (int x = 0; x < pp_; ++x) {
+      if (x == s || left_[size_t(x)] == 0) continue;
+      if (free_at_[size_t(x)] > t) next_event = std::min(next_event, free_at_[size_t(x)]);
+      others_now |= free_at_[size_t(x)] == t && !waiting_[size_t(x)];
+    }
+    if (others_now) {
+      waiting_[size_t(s)] = true;
+      return;
+    }
+    if (next_event == kNever) throw std::logic_error("played_out_orders: the pipeline deadlocked");
+    free_at_[size_t(s)] = next_event;
+  }
+
+  const Schedule schedule_;
+  const int pp_, chunks_, m_;
+  const PassSeconds p_;
+  const bool alternate_;
+  // Per virtual stage: the microbatch its next F, B and W take (each runs them in order), and when
+  // each microbatch's F and B end (kNever: not run yet).
+  std::vector<int> next_f_, next_b_, next_w_;
+  std::vector<std::vector<double>> f_end_, b_end_;
+  // Per stage.
+  std::vector<int> live_;
+  std::vector<double> free_at_;
+  std::vector<bool> after_forward_, waiting_;
+  std::vector<size_t> left_;
+  std::vector<std::vector<ChunkWork>> orders_;
+};
+
+}  // namespace
+
+namespace {
+
+// When the last stage finishes these orders (pipeline_makespan).
+double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule schedule, int vpp, int m,
+                   const PassSeconds& p) {
+  const int pp = int(orders.size()), chunks = pp * vpp;
+  // When each virtual stage's forward and backward of each microbatch finished (< 0: not yet).
+  std::vector<std::vector<double>> f_end(size_t(chunks), std::vector<double>(size_t(m), -1)), b_end = f_end;
+  std::vector<size_t> next(size_t(pp), 0);
+  std::vector<double> free_at(size_t(pp), 0);
+  auto arrival = [&](double end, int from_stage, int to_stage) {
+    return end < 0 ? -1.0 : end + (from_stage == to_stage ? 0.0 : p.message);
+  };
+  for (bool progressed = true; progressed;) {
+    progressed = false;
+    for (int s = 0; s < pp; ++s) {
+      for (; next[size_t(s)] < orders[size_t(s)].size(); ++next[size_t(s)]) {
+        const ChunkWork& item = orders[size_t(s)][next[size_t(s)]];
+        const int v = virtual_stage(schedule, pp, s, item.chunk);
+        const size_t i = size_t(item.microbatch);
+        const bool last = v == chunks - 1;
+        double ready = 0;
+        if (item.weight) ready = 0;  // after its input gradient, earlier in this order
+        else if (item.forward && v > 0) ready = arrival(f_end[size_t(v - 1)][i], stage_chunk(schedule, pp, v - 1).stage, s);
+        else if (!item.forward) ready = last ? f_end[size_t(v)][i] : arrival(b_end[size_t(v + 1)][i], stage_chunk(schedule, pp, v + 1).stage, s);
+        if (ready < 0) break;  // waits on another stage
+        const double end = std::max(free_at[size_t(s)], ready) + p.seconds(item, last);
+        free_at[size_t(s)] = end;
+        if (!item.weight) (item.forward ? f_end : b_end)[size_t(v)][i] = end;
+        progressed = true;
+      }
+    }
+  }
+  for (int s = 0; s < pp; ++s)
+    if (next[size_t(s)] < orders[size_t(s)].size()) throw std::logic_error("pipeline_makespan: the orders deadlock");
+  return *std::max_element(free_at.begin(), free_at.end());
+}
+
+}  // namespace
+
+double pipeline_makespan(Schedule schedule, int pp, int vpp, int m, const PassSeconds& p) {
+  std::vector<std::vector<ChunkWork>> orders;
+  for (int s = 0; s < pp; ++s) orders.push_back(stage_schedule(schedule, pp, vpp, s, m, p));
+  return makespan_of(orders, schedule, vpp, m, p);
+}
+
+std::vector<std::vector<ChunkWork>> played_out_orders(Schedule schedule, int pp, int m, const PassSeconds& p) {
+  const PipelinePlay input_gradients_first(schedule, pp, m, p, false), alternating(schedule, pp, m, p, true);
+  std::vector<std::vector<ChunkWork>> best =
+      alternating.makespan() < input_gradients_first.makespan() ? alternating.orders() : input_gradients_first.orders();
+  if (schedule != Schedule::zero_bubble_h2) return best;
+  // ZB-H1's order holds what ZB-H2 may hold: a candidate too, so ZB-H2 is never the slower.
+  std::vector<std::vector<ChunkWork>> h1;
+  for (int s = 0; s < pp; ++s) h1.push_back(zero_bubble_h1(pp, s, m));
+  const double played = std::min(alternating.makespan(), input_gradients_first.makespan());
+  return makespan_of(h1, Schedule::zero_bubble_h1, 1, m, p) < played ? h1 : best;
+}
+
+std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m, const PassSeconds& seconds) {
+  if (has_played_out_order(schedule)) return played_out_orders(schedule, pp, m, seconds)[size_t(stage)];
+  // Otherwise model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
   if (vpp > 1) return interleaved(pp, vpp, stage, m);
   if (schedule == Schedule::zero_bubble_h1) return zero_bubble_h1(pp, stage, m);
   std::vector<ChunkWork> out;

@@ -11,18 +11,58 @@
 
 namespace palmsim {
 
-// The interleaved schedule's placement (Narayanan et al. 2021): model chunk `chunk` of stage
-// `stage` is virtual stage chunk * pp + stage of pp * vpp; without interleaving, the stage itself.
-inline int virtual_stage(int pp, int stage, int chunk) { return chunk * pp + stage; }
+// Where model chunk `chunk` of stage `stage` sits among the pp * vpp virtual stages, which every
+// microbatch runs in order. Interleaved (Narayanan et al. 2021): chunk * pp + stage. ZB-V's V:
+// stage for chunk 0, 2 pp - 1 - stage for chunk 1, so stage 0 runs the first and the last and the
+// turn at stage pp - 1 needs no message. Without chunks, the stage itself.
+int virtual_stage(Schedule schedule, int pp, int stage, int chunk);
+// Zero-bubble schedules run a backward's weight gradients (W) apart from its input gradient (B).
+inline bool defers_weight_gradients(Schedule s) {
+  return s == Schedule::zero_bubble_h1 || s == Schedule::zero_bubble_h2 || s == Schedule::zero_bubble_v;
+}
+
+// The schedules whose order is found by playing the pipeline out (played_out_orders): it depends
+// on the passes' times, and no closed form gives their bubble.
+inline bool has_played_out_order(Schedule s) { return s == Schedule::zero_bubble_v || s == Schedule::zero_bubble_h2; }
+
+struct StageChunk {
+  int stage = 0, chunk = 0;
+};
+// The stage and chunk that run virtual stage `v`: virtual_stage's inverse.
+StageChunk stage_chunk(Schedule schedule, int pp, int v);
+
+// The stage that runs the last virtual stage (the logits and loss): the stage a step plan
+// describes (pp - 1, or 0 in ZB-V's V).
+inline int loss_stage(Schedule schedule, int pp, int vpp) { return stage_chunk(schedule, pp, pp * vpp - 1).stage; }
+// Whether the first and the last virtual stage share a stage (no pipeline, or ZB-V's V): it then
+// runs the embedding lookups beside the logits and holds a tied embedding once.
+inline bool ends_share_a_stage(Schedule schedule, int pp, int vpp) { return loss_stage(schedule, pp, vpp) == 0; }
 
 struct ChunkWork {
   bool forward = true;
   int microbatch = 0;
-  int chunk = 0;  // model chunk on this stage (0 .. vpp-1); virtual stage = chunk * pp + stage
+  int chunk = 0;  // model chunk on this stage (0 .. vpp-1); its virtual stage: virtual_stage()
   // A backward item of a zero-bubble schedule: weight (W) runs the weight gradients its backward
   // (B, the input gradients only) left; other schedules' backward items run both.
   bool weight = false;
   bool operator==(const ChunkWork&) const = default;
+};
+
+// Seconds one model chunk's passes take, the same on every stage; the virtual stage holding the
+// loss adds its own; a message between two stages takes `message`. The default: unit passes.
+struct PassSeconds {
+  double forward = 1, backward = 1;  // backward: input and weight gradients, or only the input's
+  double weight = 1;                 // a zero-bubble schedule's deferred weight gradients (W)
+  double loss_forward = 0, loss_backward = 0;
+  double message = 0;
+  // A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): every
+  // chunk's forward and backward then take the loss's time too.
+  bool paced_by_loss = false;
+  double seconds(const ChunkWork& pass, bool holds_loss) const {
+    if (pass.weight) return weight;
+    const double loss = pass.forward ? loss_forward : loss_backward;
+    return (pass.forward ? forward : backward) + (holds_loss || paced_by_loss ? loss : 0.0);
+  }
 };
 
 // gpipe: every forward, then every backward. one_f_one_b: PipeDream-flush (pp - stage - 1 warm-up
@@ -30,9 +70,31 @@ struct ChunkWork {
 // 1F1B over vpp chunks (Narayanan et al. 2021), microbatches in groups of pp (pp must divide them).
 // zero_bubble_h1: 1F1B's order of forwards and input-gradient backwards, each backward followed by
 // the oldest weight gradients beyond the `stage` this stage may defer (Qi et al. 2023's ZB-H1: at
-// most pp microbatches in flight on any stage), the deferred ones at the end.
-std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage,
-                                      int microbatches);
+// most pp microbatches in flight on any stage), the deferred ones at the end. zero_bubble_v and
+// zero_bubble_h2: the order played_out_orders finds for these pass times (only theirs depend on them).
+std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int microbatches,
+                                      const PassSeconds& seconds = {});
+
+// The orders of the zero-bubble schedules without a fixed pattern, ZB-V and ZB-H2, for every
+// stage, found as the zero-bubble paper's scheduler finds them (Qi et al. 2023 Sec. 3.2: greedy,
+// from the passes' times): the pipeline is played out with these pass times and a free stage runs
+// a forward or an input gradient whose input has arrived (under two rules: input gradients first,
+// the chain every other stage waits on; or forwards and input gradients in turn, as 1F1B's steady
+// state; the faster order is kept), a forward only while it holds fewer than 2 pp chunks'
+// activations, else its oldest deferred weight gradient, else waits. A chunk's activations live
+// from its forward to its weight gradient. 2 pp chunks are 1F1B's peak for ZB-V (pp microbatches
+// of a whole stage) and twice it for ZB-H2, as the paper gives them. Other times keep the order
+// deadlock-free: it has been run once. With F = B = W the orders lose only the last stage's wait
+// for its first forward, (pp - 1) F; with input gradients slower than forwards a microbatch's
+// round trip in a V outgrows what 2 pp chunks cover and the memory cap, not the rule, leaves a
+// bubble (twice the cap reaches the (pp - 1) F bound again).
+std::vector<std::vector<ChunkWork>> played_out_orders(Schedule schedule, int pp, int microbatches,
+                                                     const PassSeconds& seconds);
+
+// When the last stage finishes the step's passes, every stage running its stage_schedule order
+// and starting a pass once it is free and the pass's input (or gradient) has arrived: the
+// pipeline's critical path, where the closed forms (1F1B's (pp - 1)(F + B)) have none.
+double pipeline_makespan(Schedule schedule, int pp, int vpp, int microbatches, const PassSeconds& seconds);
 
 // Index of the schedule's last backward (input-gradient) item: where gradient buckets that hide
 // behind backward start.

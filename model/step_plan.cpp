@@ -2,6 +2,7 @@
 
 #include "model/accounting.h"
 #include "model/input_error.h"
+#include "model/pipeline_schedule.h"
 
 #include <algorithm>
 #include <cmath>
@@ -473,10 +474,11 @@ class PlanBuilder {
   }
 
   // Embedding on the first stage, final LayerNorm, logits and loss on the last; per microbatch.
+  // Without a pipeline, and in ZB-V's V, one stage runs both ends.
   void stage_ends() {
     const double d = double(m_.d_model), vocab_shard = double(p_.vocab) / vocab_ranks(p_.options, l_);
     const auto per_mb = Repeat::per_microbatch;
-    if (l_.pp == 1) {
+    if (ends_share_a_stage(l_.schedule, l_.pp, l_.vpp)) {
       // Token lookup; GPT models add learned position embeddings and dropout (read, write each).
       const bool positions = !m_.rope;
       Op& fwd = add("embedding", Phase::forward, OpKind::memory, per_mb);
@@ -532,12 +534,15 @@ class PlanBuilder {
     // Activations leave the stage once per model chunk per microbatch; with sequence parallelism
     // (or Megatron's scatter/gather optimisation) each tensor-parallel rank sends its 1/tp share.
     const double message = t_ * m_.d_model * w_ / l_.tp;
+    // ZB-V's stage 0 sends one message a direction per microbatch: chunk 0's activation, chunk 1's
+    // gradient (the other two ends of its chunks are the pipeline's).
+    const double messages = l_.schedule == Schedule::zero_bubble_v ? 1.0 : double(l_.vpp);
     for (Phase phase : {Phase::forward, Phase::backward}) {
-      Op& op = add("pp_send", phase, OpKind::p2p, Repeat::per_microbatch, double(l_.vpp));
+      Op& op = add("pp_send", phase, OpKind::p2p, Repeat::per_microbatch, messages);
       op.group = CommGroup::pp;
       op.comm_bytes = message;
     }
-    if (!m_.tied_embeddings) return;
+    if (!m_.tied_embeddings || ends_share_a_stage(l_.schedule, l_.pp, l_.vpp)) return;
     // A tied embedding lives on the first stage (lookups) and the last (logits): each holds part
     // of its gradient, summed between the two once per step after backward (Megatron-LM's
     // embedding group). Priced as an all-reduce over the pipeline group: exact for pp 2; beyond,
@@ -689,7 +694,8 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // Embedding parameters live on the first and last stages; the last stage (this device) holds
   // the output embedding, sharded over the vocabulary. Without pipeline stages that device is also
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
-  const double embedding_matrices = layout.pp == 1 && !model.tied_embeddings ? 2.0 : 1.0;
+  const double embedding_matrices =
+      ends_share_a_stage(layout.schedule, layout.pp, layout.vpp) && !model.tied_embeddings ? 2.0 : 1.0;
   // Routed experts under expert parallelism: 1/ep of them on each rank, whole (not split over tp).
   const double experts = layout.ep > 1 ? mean_expert_parameters(model) : 0.0;
   plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.ep;

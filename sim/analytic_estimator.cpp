@@ -98,11 +98,14 @@ struct Totals {
   double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
   double layer_weight_gradient = 0;        // of backward's, the weight-gradient GEMMs (W)
   double layer_tp_comm = 0;                // blocking collectives inside a layer
+  double layer_tp_comm_fwd = 0;            // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_syncs[4] = {0, 0, 0, 0};   // host synchronisations per layer, by Phase (Op::host_syncs)
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
+  double mb_compute_fwd = 0;               // of which in forward
   double mb_p2p = 0;
+  double mb_p2p_fwd = 0;                   // of which the forward's send
   double mb_stage_end_comm = 0;  // the last stage's per-microbatch collectives (the loss's)
   double step_overlapped_with_backward = 0;
   double step_blocking_comm = 0;
@@ -135,20 +138,25 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
           const double hidden = plan.options.tp_overlap_fraction * once;
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += hidden;
           t.layer_tp_comm += once - hidden;
+          if (op.phase == Phase::forward) t.layer_tp_comm_fwd += once - hidden;
         } else if (op.overlap == Overlap::with_layer_compute) {
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
         } else {
           t.layer_tp_comm += once;
+          if (op.phase == Phase::forward) t.layer_tp_comm_fwd += once;
           if (op.group == CommGroup::ep) t.layer_all_to_all += once;
         }
         break;
       case Repeat::per_microbatch:
-        if (is_compute(op.kind))
+        if (is_compute(op.kind)) {
           t.mb_compute_fwd_bwd += once;
-        else if (op.kind == OpKind::p2p)
+          if (op.phase == Phase::forward) t.mb_compute_fwd += once;
+        } else if (op.kind == OpKind::p2p) {
           t.mb_p2p += once;
-        else
+          if (op.phase == Phase::forward) t.mb_p2p_fwd += once;
+        } else {
           t.mb_stage_end_comm += once;
+        }
         break;
       case Repeat::per_step:
         if (op.phase == Phase::optimizer && is_compute(op.kind))
@@ -161,6 +169,42 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
     }
   }
   return t;
+}
+
+// One model chunk's passes as the closed form prices them: a layer's compute (with what host
+// synchronisations add) and its blocking collectives, times the chunk's layers; the loss's
+// per-microbatch compute and collectives on the virtual stage that holds it.
+PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
+  const Layout& l = plan.layout;
+  const double chunk_layers = double(plan.layers_per_stage) / l.vpp;
+  auto synced = [&](Phase phase) {
+    const int i = int(phase);
+    return t.layer_compute[i] + host_sync_exposed_seconds(t.layer_syncs[i], t.layer_compute[i], plan.options);
+  };
+  PassSeconds p;
+  p.forward = chunk_layers * (synced(Phase::forward) + t.layer_tp_comm_fwd);
+  p.weight = chunk_layers * t.layer_weight_gradient;
+  p.backward = chunk_layers * (t.layer_compute[int(Phase::backward)] + synced(Phase::recompute) + t.layer_tp_comm -
+                               t.layer_tp_comm_fwd) -
+               p.weight;
+  if (!defers_weight_gradients(l.schedule)) p.backward += p.weight, p.weight = 0;
+  p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
+  p.loss_backward = t.mb_compute_fwd_bwd - t.mb_compute_fwd;
+  p.message = t.mb_p2p_fwd;
+  p.paced_by_loss = plan.options.pipeline_paced_by_last_stage;
+  return p;
+}
+
+// ZB-V and ZB-H2 have no closed form: their bubble is what the stage holding the loss waits in the
+// pipeline played out with the plan's pass times (pipeline_makespan), beyond the sends that
+// exposed_comm already counts.
+double played_out_bubble(const Totals& t, const StepPlan& plan) {
+  const Layout& l = plan.layout;
+  const PassSeconds p = chunk_pass_seconds(t, plan);
+  const double mbs = double(plan.n_microbatches);
+  const double busy = mbs * (l.vpp * (p.forward + p.backward + p.weight) + p.loss_forward + p.loss_backward);
+  const double span = pipeline_makespan(l.schedule, l.pp, l.vpp, plan.n_microbatches, p);
+  return std::max(0.0, span - busy - mbs * t.mb_p2p);
 }
 
 // The step from its sums: layers and microbatches, what overlap hides, the pipeline's bubble.
@@ -209,11 +253,17 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   // DeepSeek-V3 report Table 2 writes it (PP - 1)(F + B - 2W) with B the whole backward).
   if (l.schedule == Schedule::zero_bubble_h1) slot -= 2.0 * layers * t.layer_weight_gradient;
   b.bubble_s = (l.pp - 1) * slot / double(l.vpp);
+  if (has_played_out_order(l.schedule)) b.bubble_s = played_out_bubble(t, plan);
   b.optimizer_s = t.step_optimizer;
   return b;
 }
 
 }  // namespace
+
+PassSeconds pipeline_pass_seconds(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm) {
+  Report unused;
+  return chunk_pass_seconds(sum_ops(plan, compute, comm, {}, unused), plan);
+}
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options) {

@@ -3,6 +3,7 @@
 // the pipeline bubble, and reports step time, MFU, HFU and memory. Fast enough for search.
 #include "hwmodels/comm_model.h"
 #include "hwmodels/compute_model.h"
+#include "model/pipeline_schedule.h"
 #include "model/step_plan.h"
 #include "sim/report.h"
 
@@ -31,6 +32,10 @@ double host_sync_exposed_seconds(double syncs, double device_s, const PlanOption
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options = {});
+
+// One model chunk's pass times as the estimator prices them: what ZB-V's order is found from
+// (model/pipeline_schedule.h), so the simulator runs the order the closed form played out.
+PassSeconds pipeline_pass_seconds(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm);
 
 // Sets the report's stack, band and validated-range note (predict and simulate call it; the
 // estimator itself stays free of it, as search runs it for every layout) from the stack's fit (hwmodels/stack.h),

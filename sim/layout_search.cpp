@@ -183,9 +183,10 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
   for (Recompute x : choices(fixed.recompute, {Recompute::none, Recompute::selective, Recompute::full,
                                                Recompute::palm, Recompute::minimal}))
     if (s.system.stack.supports(x)) space.recomputes.push_back(x);
-  for (Schedule x : {Schedule::one_f_one_b, Schedule::gpipe, Schedule::zero_bubble_h1})
+  for (Schedule x : {Schedule::one_f_one_b, Schedule::gpipe, Schedule::zero_bubble_h1, Schedule::zero_bubble_h2})
     if (s.system.stack.supports(x)) space.pipeline_schedules.push_back(x);
-  if (s.system.stack.supports(Schedule::interleaved)) space.chunked_schedules.push_back(Schedule::interleaved);
+  for (Schedule x : {Schedule::interleaved, Schedule::zero_bubble_v})
+    if (s.system.stack.supports(x)) space.chunked_schedules.push_back(x);
 
   tbb::enumerable_thread_specific<TopK> workers;
   tbb::parallel_for(size_t(0), grids.size(), [&](size_t gi) { search_mesh(space, grids[gi], workers.local()); });

@@ -24,9 +24,10 @@
 namespace palmsim {
 
 StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1, int ep, int cp,
-                       int pp) {
+                       int pp, Schedule schedule, int vpp) {
   Layout layout;
   layout.tp = tp, layout.dp = dp, layout.ep = ep, layout.cp = cp, layout.pp = pp, layout.microbatch = int(microbatch);
+  layout.schedule = schedule, layout.vpp = vpp;
   layout.sharding = zero1 ? Sharding::zero1 : Sharding::none;
   PlanOptions options;
   options.fused_attention = true;

@@ -109,7 +109,7 @@ Simulation simulate(const Scenario& s, const SimulationOptions& options) {
   if (fold.actors() > options.max_chips) check_size({fold.actors(), 0}, options);  // before any work
   check_options(options, placement.chips());
   const StepPlan plan = build_step_plan(s.model, l, s.global_batch, plan_options_for(s));
-  if (l.vpp > 1 && plan.n_microbatches % l.pp != 0)
+  if (l.schedule == Schedule::interleaved && plan.n_microbatches % l.pp != 0)
     throw InputError("layout.vpp", "the interleaved schedule needs the microbatches per data-parallel "
                                    "rank (" + std::to_string(plan.n_microbatches) +
                                    ") to be a multiple of pp (" + std::to_string(l.pp) + ")");

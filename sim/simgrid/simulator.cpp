@@ -289,23 +289,28 @@ void send(World& w, int dst, bool forward, int chunk) {
   w.pipe_box(dst, forward, chunk)->put_init(&payload, uint64_t(std::llround(w.work.p2p_bytes)))->detach();
 }
 
-void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
-  const int pp = w.plan.layout.pp, vpp = w.plan.layout.vpp;
+// The chip that runs virtual stage `v` in chip `c`'s pipeline, and the chunk it runs it as.
+std::pair<int, int> chip_of_virtual(World& w, const Chip& c, int v) {
+  const StageChunk at = stage_chunk(w.plan.layout.schedule, w.plan.layout.pp, v);
   ChipRank r = w.placement.rank(c.id);
-  const int stage = r.pp;
-  const int v = virtual_stage(pp, stage, item.chunk);
-  const bool first = v == 0, last = v == pp * vpp - 1;
+  r.pp = at.stage;
+  return {w.placement.chip(r), at.chunk};
+}
+
+void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
+  const Layout& l = w.plan.layout;
+  const int v = virtual_stage(l.schedule, l.pp, w.placement.rank(c.id).pp, item.chunk);
+  const bool first = v == 0, last = v == l.pp * l.vpp - 1;
+  // ZB-V's turn at the last stage stays on the chip: no message.
+  auto neighbour = [&](int u) { return chip_of_virtual(w, c, u); };
   if (item.forward) {
-    if (!first) receive(w, c, true, item.chunk);
+    if (!first && neighbour(v - 1).first != c.id) receive(w, c, true, item.chunk);
     const double start = s4u::Engine::get_clock();
     layer_pass(w, c, true, false);
     if (last) compute(w, c, w.work.stage_end_forward_s, &ChipTimes::compute_s, "logits_loss");
     else pace_by_last_stage(w, c, w.work.stage_end_forward_s);
     record(w, c, Track::schedule, "F", start, item.microbatch, item.chunk);
-    if (!last) {
-      r.pp = (stage + 1) % pp;
-      send(w, w.placement.chip(r), true, stage == pp - 1 ? item.chunk + 1 : item.chunk);
-    }
+    if (!last && neighbour(v + 1).first != c.id) send(w, neighbour(v + 1).first, true, neighbour(v + 1).second);
     return;
   }
   if (item.weight) {  // a zero-bubble schedule's deferred weight gradients: no message either way
@@ -314,16 +319,13 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
     record(w, c, Track::schedule, "W", start, item.microbatch, item.chunk);
     return;
   }
-  if (!last) receive(w, c, false, item.chunk);
+  if (!last && neighbour(v + 1).first != c.id) receive(w, c, false, item.chunk);
   const double start = s4u::Engine::get_clock();
   if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
   else pace_by_last_stage(w, c, w.work.stage_end_backward_s);
   layer_pass(w, c, false, buckets);
   record(w, c, Track::schedule, "B", start, item.microbatch, item.chunk);
-  if (!first) {
-    r.pp = (stage + pp - 1) % pp;
-    send(w, w.placement.chip(r), false, stage == 0 ? item.chunk - 1 : item.chunk);
-  }
+  if (!first && neighbour(v - 1).first != c.id) send(w, neighbour(v - 1).first, false, neighbour(v - 1).second);
 }
 
 void chip_actor(World* w, int id) {
@@ -337,7 +339,7 @@ void chip_actor(World* w, int id) {
     s.done = s4u::Semaphore::create(0);
     s4u::Actor::create(std::string("stream").append(std::to_string(id)), s4u::this_actor::get_host(), stream_actor, w, id);
   }
-  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches));
+  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches), k.passes);
   const size_t last_backward = last_backward_pass(schedule);
   for (size_t i = 0; i < schedule.size(); ++i)
     run_chunk(*w, c, schedule[i], k.buckets_in_backward && i == last_backward);
@@ -364,9 +366,9 @@ void add_routes(World& w, const std::vector<int>& simulated, PlatformBuilder& pl
   for (int chip : simulated) {
     ChipRank r = w.placement.rank(chip);
     const int stage = r.pp;
-    // Interleaved chunks also wrap from the last stage to the first and back.
+    // Interleaved chunks also wrap from the last stage to the first and back; ZB-V's V turns back.
     for (int to : {stage + 1, stage - 1}) {
-      if ((to < 0 || to >= l.pp) && l.vpp == 1) continue;
+      if ((to < 0 || to >= l.pp) && l.schedule != Schedule::interleaved) continue;
       r.pp = (to + l.pp) % l.pp;
       platform.connect(chip, w.placement.chip(r));
     }
@@ -402,16 +404,18 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     return n;
   };
   const Layout& l = plan.layout;
-  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, stage, int(k.microbatches));
+  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, stage, int(k.microbatches), k.passes);
   const size_t last_backward = last_backward_pass(schedule);
   double n = 0;
   for (size_t i = 0; i < schedule.size(); ++i) {
     const ChunkWork& item = schedule[i];
     if (item.weight) continue;  // compute only
-    const int v = virtual_stage(l.pp, stage, item.chunk);
+    const int v = virtual_stage(l.schedule, l.pp, stage, item.chunk);
     const bool first = v == 0, last = v == l.pp * l.vpp - 1;
     n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward);
-    if (item.forward ? !last : !first) n += 1;  // the pipeline send
+    // The pipeline send, unless its receiver is this stage (ZB-V's turn).
+    if (item.forward ? !last : !first)
+      n += stage_chunk(l.schedule, l.pp, item.forward ? v + 1 : v - 1).stage != stage ? 1 : 0;
   }
   for (const CommCall& call : k.after_backward) n += count(call, 1.0);
   for (const CommCall& call : k.after_optimizer) n += count(call, 1.0);

@@ -22,7 +22,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   StepWork w;
   w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
   w.microbatches = plan.n_microbatches;
-  w.defer_weight_gradients = plan.layout.schedule == Schedule::zero_bubble_h1;
+  w.defer_weight_gradients = defers_weight_gradients(plan.layout.schedule);
+  if (has_played_out_order(plan.layout.schedule)) w.passes = pipeline_pass_seconds(plan, compute, comm);
   double syncs[4] = {0, 0, 0, 0};  // host synchronisations per layer, by Phase
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;

@@ -7,6 +7,7 @@
 // stage adds per microbatch, and what closes the step.
 #include "hwmodels/comm_model.h"
 #include "hwmodels/compute_model.h"
+#include "model/pipeline_schedule.h"
 #include "model/step_plan.h"
 #include "sim/simgrid/collective_flows.h"
 
@@ -67,6 +68,8 @@ struct StepWork {
   std::vector<CommCall> after_optimizer;  // weights gathered after a sharded update
   int layers_per_chunk = 0;
   int64_t microbatches = 0;
+  // The pass times the estimator prices, from which ZB-V's order is found (stage_schedule).
+  PassSeconds passes;
 };
 
 StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm);

@@ -68,7 +68,7 @@ TEST(ModelGradients, DeferredWeightGradientsRunInTheirOwnPass) {
       }
     }
     EXPECT_EQ(weights, 2 * 5);
-    split.stage_weight_gradients(0);
+    split.stage_weight_gradients(0, 0);
     EXPECT_EQ(split.grads(), one_pass.grads()) << (parallel ? "parallel" : "serial");
   }
 }

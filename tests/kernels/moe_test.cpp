@@ -181,7 +181,9 @@ TEST(ThreadAllToAll, EveryRankReceivesItsBlockFromEveryRankInRankOrder) {
 // A trainer config with the given model.moe, layout and (when not 0) training.global_batch.
 std::string config_error(const std::string& moe, const std::string& layout, int global_batch = 0,
                          const std::string& more = "") {
-  const std::filesystem::path path = std::filesystem::path(testing::TempDir()) / "moe_config.yaml";
+  // One file per test: ctest runs this binary's tests at once.
+  const std::string test = testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::filesystem::path path = std::filesystem::path(testing::TempDir()) / (test + "_config.yaml");
   std::ofstream(path) << "model:\n  name: m\n  n_layers: 2\n  d_model: 16\n  n_heads: 2\n  n_kv_heads: 1\n"
                          "  head_dim: 8\n  d_ff: 32\n  ffn: swiglu\n  vocab: 64\n  seq_len: 8\n"
                          "  moe: {" + moe + "}\nlayout: {" + layout + "}\n" +
@@ -217,6 +219,18 @@ TEST(TrainConfig, ContextParallelismItCannotRunIsRefusedNamingTheField) {
   EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "cp: 2").find("layout.cp"), std::string::npos);
 }
 
+// Schedules the trainer does not run are refused at parse time, naming what it runs.
+TEST(TrainConfig, SchedulesItDoesNotRunAreRefusedNamingTheField) {
+  EXPECT_EQ(config_error("", "pp: 2, schedule: zb-h1", 4), "");
+  const std::string gpipe = config_error("", "pp: 2, schedule: gpipe", 4);
+  EXPECT_NE(gpipe.find("layout.schedule"), std::string::npos) << gpipe;
+  EXPECT_NE(gpipe.find("1f1b, interleaved, zb-h1, zb-h2 or zb-v"), std::string::npos) << gpipe;
+  EXPECT_NE(config_error("", "pp: 2, schedule: zb-v", 4).find("layout.vpp"), std::string::npos);  // a V has 2 arms
+  EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "pp: 2, vpp: 2, schedule: zb-v", 4)
+                .find("layout.schedule"),
+            std::string::npos);  // the experts' weight gradients are not deferred
+}
+
 // Every shipped trainer config loads, its ranks read from its layout section.
 TEST(TrainConfig, ShippedTrainerConfigsLoad) {
   std::map<std::string, TrainConfig> loaded;
@@ -225,7 +239,7 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
     if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
   }
-  ASSERT_EQ(loaded.size(), 11u);
+  ASSERT_EQ(loaded.size(), 12u);
   EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
   EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
   EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
@@ -236,6 +250,8 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].ranks(), 2);
   EXPECT_EQ(loaded["train-tiny-pp2-dp2.yaml"].ranks(), 4);
   EXPECT_EQ(loaded["train-tiny-pp2-zb.yaml"].schedule, Schedule::zero_bubble_h1);
+  EXPECT_EQ(loaded["train-tiny-pp2-zbv.yaml"].schedule, Schedule::zero_bubble_v);
+  EXPECT_EQ(loaded["train-tiny-pp2-zbv.yaml"].vpp, 2);
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].schedule, Schedule::one_f_one_b);
   EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].schedule, Schedule::interleaved);
   EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].vpp, 2);

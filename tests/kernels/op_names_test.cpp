@@ -1,7 +1,8 @@
 // One vocabulary for a step (issue 11, item 3): the trainer times its ops under exactly the names
 // the StepPlan of its layout gives them ("name.phase"), so validate-local compares every op and
 // predicts none the trainer does not run. Checked for one rank, tp 2, dp 2 with and without ZeRO-1,
-// cp 2, pp 2 alone, beside tp 2, in the ZB-H1 and the interleaved schedule (timed on the last stage, the chip the plan describes; its waits
+// cp 2, pp 2 alone, beside tp 2, in the ZB-H1, the interleaved and the ZB-V schedule (timed on the
+// stage holding the loss, the chip the plan describes: the last, or ZB-V's first; its waits
 // for the other stage, pp_wait, are the bubble, which the plan prices as a whole, not as an op), and
 // a sparse model with its experts over 2 ranks.
 #include "kernels/calibrate/calibrate_cpu.h"
@@ -26,7 +27,7 @@ ModelSpec small_model(bool sparse) {
 }
 
 std::set<std::string> plan_names(const ModelSpec& m, const TrainConfig& c) {
-  const StepPlan plan = cpu_step_plan(m, c.microbatch_size(), c.tp, c.dp, c.zero1, c.ep, c.cp, c.pp);
+  const StepPlan plan = cpu_step_plan(m, c.microbatch_size(), c.tp, c.dp, c.zero1, c.ep, c.cp, c.pp, c.schedule, c.vpp);
   std::set<std::string> names;
   for (const Op& op : plan.ops) names.insert(std::string(op.name) + "." + phase_suffix(op.phase));
   return names;
@@ -53,7 +54,8 @@ TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
                         Case{"cp 2", 1, 1, 2, 1, false, false}, Case{"sparse, ep 2", 2, 1, 1, 2, false, true},
                         Case{"pp 2", 1, 1, 1, 1, false, false, 2}, Case{"pp 2 x tp 2", 1, 2, 1, 1, false, false, 2},
                         Case{"pp 2 zb-h1", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_h1},
-                        Case{"pp 2 interleaved", 1, 1, 1, 1, false, false, 2, Schedule::interleaved, 2}}) {
+                        Case{"pp 2 interleaved", 1, 1, 1, 1, false, false, 2, Schedule::interleaved, 2},
+                        Case{"pp 2 zb-v", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_v, 2}}) {
     TrainConfig c;
     c.batch = 4, c.dp = k.dp, c.tp = k.tp, c.cp = k.cp, c.ep = k.ep, c.zero1 = k.zero1, c.threads = 2, c.pp = k.pp;
     c.schedule = k.schedule, c.vpp = k.vpp;

@@ -234,7 +234,7 @@ TEST_F(ParallelEquivalence, PipelineStages1F1B) {
 // microbatches in the same order, so every gradient, the loss and every updated parameter equal the
 // 1F1B pipeline's bit for bit, the tied embedding included (its logits part stays in the B pass).
 // Two layers on two stages, alone and beside tp 2 and dp 2 with ZeRO-1; four layers on four stages,
-// where the last stage defers three microbatches' weight gradients.
+// where the last stage defers three microbatches' weight gradients; and ZB-H2's orders.
 TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleH1) {
   auto same = [](const std::vector<RankResult>& zb, const std::vector<RankResult>& one_f_one_b, const std::string& what) {
     ASSERT_EQ(zb.size(), one_f_one_b.size()) << what;
@@ -252,6 +252,10 @@ TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleH1) {
   four.n_layers = 4;
   const auto deep = run(1, 1, false, four, batch_, 1, 1, 1, 4, zb);
   same(deep, run(1, 1, false, four, batch_, 1, 1, 1, 4), "pp4, 8 microbatches");
+  // ZB-H2 (twice the microbatches in flight, its order played out): the same sums in the same order.
+  const Schedule h2 = Schedule::zero_bubble_h2;
+  same(run(1, 1, false, model_, batch_, 1, 2, 1, 2, h2), run(1, 1, false, model_, batch_, 1, 2, 1, 2), "pp2 zb-h2");
+  same(run(1, 1, false, four, batch_, 1, 1, 1, 4, h2), run(1, 1, false, four, batch_, 1, 1, 1, 4), "pp4 zb-h2");
   // And the unpipelined model's: each layer's gradient bit for bit.
   const RankResult whole = run(1, 1, false, four, batch_, 1, 1)[0];
   const PalmModel<float> reference(four);
@@ -264,38 +268,58 @@ TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleH1) {
     }
 }
 
-// The interleaved schedule: four layers on two stages in two chunks each (stage 0 holds layers 0
-// and 2, stage 1 layers 1 and 3), 8 microbatches whose activations wrap from stage 1 back to stage 0
-// between the chunks. Each stage sums the same microbatches in the same order: every layer's
-// gradient and the dense loss equal the unpipelined run's bit for bit; beside tp 2 and dp 2 with
-// ZeRO-1, within float tolerance.
-TEST_F(ParallelEquivalence, PipelineStagesInterleaved) {
-  ModelSpec four = model_;
+// Four layers on two stages in two model chunks each under `schedule`, 8 microbatches: every
+// stage's dense loss and every layer's gradient equal the unpipelined run's bit for bit (each stage
+// sums the same microbatches in the same order), every tensor within float tolerance, as beside tp
+// 2 and dp 2 with ZeRO-1. Returns the tensors ("layer0", "embedding", ...) each stage holds.
+std::vector<std::set<std::string>> check_two_chunk_pipeline(const ModelSpec& model, const Batch& batch,
+                                                            Schedule schedule) {
+  ModelSpec four = model;
   four.n_layers = 4;
-  const Schedule interleaved = Schedule::interleaved;
-  const RankResult whole = run(1, 1, false, four, batch_, 1, 1)[0];
-  const auto ranks = run(1, 1, false, four, batch_, 1, 1, 1, 2, interleaved, 2);
+  const std::string what = std::string("pp2 ") + to_string(schedule);
+  const RankResult whole = run(1, 1, false, four, batch, 1, 1)[0];
   const PalmModel<float> reference(four);
-  std::set<std::string> layers;
-  for (const RankResult& r : ranks) {
-    EXPECT_EQ(r.loss, whole.loss);
+  std::vector<std::set<std::string>> held;
+  for (const RankResult& r : run(1, 1, false, four, batch, 1, 1, 1, 2, schedule, 2)) {
+    EXPECT_EQ(r.loss, whole.loss) << what;
+    held.emplace_back();
     for (const TensorInfo& t : r.tensors) {
+      held.back().insert(t.name.substr(0, t.name.find('.')));
       if (t.name == "embedding") continue;
-      layers.insert(t.name.substr(0, t.name.find('.')));
       const TensorInfo& full = reference.tensor(t.name);
       for (size_t i = 0; i < t.size(); ++i)
-        ASSERT_EQ(r.grads[t.offset + i], whole.grads[full.offset + i]) << t.name << " [" << i << "]";
+        EXPECT_EQ(r.grads[t.offset + i], whole.grads[full.offset + i]) << what << " " << t.name << " [" << i << "]";
     }
-    palmsim::compare_tensors(four, whole, r, 1, "pp2 vpp2");
+    palmsim::compare_tensors(four, whole, r, 1, what);
   }
-  EXPECT_EQ(layers, (std::set<std::string>{"final_ln", "layer0", "layer1", "layer2", "layer3"}));
-  EXPECT_EQ(ranks[0].tensors.size(), 1u + 2 * 6u) << "stage 0: the embedding, layers 0 and 2";
-  for (const RankResult& r : run(1, 2, false, four, batch_, 1, 1, 1, 2, interleaved, 2)) {
-    EXPECT_NEAR(r.loss, whole.loss, 1e-6 * whole.loss) << "pp2 vpp2 x tp2";
-    palmsim::compare_tensors(four, whole, r, 2, "pp2 vpp2 x tp2");
+  for (const RankResult& r : run(1, 2, false, four, batch, 1, 1, 1, 2, schedule, 2)) {
+    EXPECT_NEAR(r.loss, whole.loss, 1e-6 * whole.loss) << what << " x tp2";
+    palmsim::compare_tensors(four, whole, r, 2, what + " x tp2");
   }
-  for (const RankResult& r : run(2, 1, true, four, batch_, 1, 1, 1, 2, interleaved, 2))
-    EXPECT_NEAR(r.loss, whole.loss, 1e-6 * whole.loss) << "pp2 vpp2 x dp2 zero1";
+  for (const RankResult& r : run(2, 1, true, four, batch, 1, 1, 1, 2, schedule, 2))
+    EXPECT_NEAR(r.loss, whole.loss, 1e-6 * whole.loss) << what << " x dp2 zero1";
+  return held;
+}
+
+// The interleaved schedule: stage 0 holds layers 0 and 2, stage 1 layers 1 and 3, and the
+// activations wrap from stage 1 back to stage 0 between the chunks; both ends hold the tied
+// embedding.
+TEST_F(ParallelEquivalence, PipelineStagesInterleaved) {
+  const auto held = check_two_chunk_pipeline(model_, batch_, Schedule::interleaved);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0], (std::set<std::string>{"embedding", "layer0", "layer2"}));
+  EXPECT_EQ(held[1], (std::set<std::string>{"embedding", "final_ln", "layer1", "layer3"}));
+}
+
+// ZB-V: stage 0 holds layers 0 and 3, stage 1 layers 1 and 2, each backward split into B and W
+// passes in the order played_out_orders plays out, the turn at stage 1 a message to itself. The
+// tied embedding, whose lookups and logits share stage 0 (no embedding all-reduce), sums its two
+// parts in another order than the unpipelined run: within float tolerance.
+TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleV) {
+  const auto held = check_two_chunk_pipeline(model_, batch_, Schedule::zero_bubble_v);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0], (std::set<std::string>{"embedding", "final_ln", "layer0", "layer3"}));
+  EXPECT_EQ(held[1], (std::set<std::string>{"layer1", "layer2"}));
 }
 
 // Four experts, top-2, and a shared expert, in every other layer. The load-balancing loss counts

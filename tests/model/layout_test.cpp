@@ -92,5 +92,31 @@ TEST(Layout, ZeroBubbleH1NeedsAPipelineAndWeightsThatStayPut) {
   }
 }
 
+TEST(Layout, ZeroBubbleVAndH2NeedTheirChunksAndUnshardedWeights) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.pp = 8, l.dp = 1, l.vpp = 2, l.schedule = Schedule::zero_bubble_v, l.sharding = Sharding::zero1;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "");
+  EXPECT_EQ(field_of_error(l, m, 64, 4), "");  // any microbatch count
+  l.vpp = 3;  // a V has two arms
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.vpp");
+  l.vpp = 1;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.vpp");
+  l.vpp = 2, l.sharding = Sharding::zero3;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  l.sharding = Sharding::none, l.pp = 1, l.dp = 8;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  EXPECT_EQ(parse_schedule("zb-v", "layout.schedule"), Schedule::zero_bubble_v);
+  EXPECT_STREQ(to_string(Schedule::zero_bubble_v), "zb-v");
+  // ZB-H2: one chunk a stage, weights that stay put, a pipeline.
+  l.schedule = Schedule::zero_bubble_h2, l.pp = 8, l.dp = 1, l.vpp = 1;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "");
+  l.vpp = 2;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.vpp");
+  l.vpp = 1, l.sharding = Sharding::fsdp;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  EXPECT_EQ(parse_schedule("zb-h2", "layout.schedule"), Schedule::zero_bubble_h2);
+}
+
 }  // namespace
 }  // namespace palmsim

@@ -68,5 +68,90 @@ TEST(PipelineSchedule, ZeroBubbleH1DefersAsManyWeightGradientsAsTheStageIndex) {
   }
 }
 
+TEST(PipelineSchedule, ZeroBubbleVPlacesTheFirstAndLastVirtualStagesOnStageZero) {
+  // pp 4: stage s holds virtual stages s and 7 - s; interleaving holds s and s + 4.
+  EXPECT_EQ(virtual_stage(Schedule::zero_bubble_v, 4, 0, 1), 7);
+  EXPECT_EQ(virtual_stage(Schedule::zero_bubble_v, 4, 3, 0), 3);
+  EXPECT_EQ(virtual_stage(Schedule::zero_bubble_v, 4, 3, 1), 4);
+  EXPECT_EQ(virtual_stage(Schedule::interleaved, 4, 0, 1), 4);
+  for (Schedule s : {Schedule::zero_bubble_v, Schedule::interleaved})
+    for (int v = 0; v < 8; ++v) {
+      const StageChunk at = stage_chunk(s, 4, v);
+      EXPECT_EQ(virtual_stage(s, 4, at.stage, at.chunk), v) << to_string(s) << " virtual stage " << v;
+    }
+}
+
+// Hand calculation: with one time unit per pass, the last stage receives its first forward after
+// the pp - 1 stages before it ran theirs and then has 2 chunks x 3 passes per microbatch to run,
+// so no order finishes before 6 m + pp - 1; the ZB-V orders reach that bound (1F1B needs
+// (m + pp - 1) x 2 x 3 for the same work, ZB-H1 6 m + 2 (pp - 1)). Every stage runs each chunk's
+// F, B and W of each microbatch once, in that order, holding at most 2 pp chunks' activations.
+TEST(PipelineSchedule, ZeroBubbleVWithEqualPassesWaitsOnlyForTheFirstForward) {
+  for (int pp : {2, 4, 8})
+    for (int m : {8, 32}) {
+      const PassSeconds unit;  // F = B = W = 1
+      EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_v, pp, 2, m, unit), 6.0 * m + pp - 1) << pp << " " << m;
+      for (int stage = 0; stage < pp; ++stage) {
+        std::vector<int> step(size_t(2 * m), 0);  // by chunk * m + microbatch: 0 none, 1 F, 2 B, 3 W done
+        int held = 0, peak = 0;
+        for (const ChunkWork& w : stage_schedule(Schedule::zero_bubble_v, pp, 2, stage, m)) {
+          int& done = step[size_t(w.chunk * m + w.microbatch)];
+          EXPECT_EQ(done, w.forward ? 0 : w.weight ? 2 : 1) << "pp " << pp << " stage " << stage;
+          done += 1;
+          held += w.forward ? 1 : w.weight ? -1 : 0;
+          peak = std::max(peak, held);
+        }
+        for (int done : step) EXPECT_EQ(done, 3);
+        EXPECT_LE(peak, 2 * pp);
+      }
+    }
+}
+
+// ZB-H2 plays one chunk a stage out with twice 1F1B's activations: with equal passes it loses only
+// the last stage's wait for its first forward, 3 m + pp - 1 (ZB-H1's orders reach it too); with the
+// input gradient slower than the forward it is never slower than ZB-H1, whose order it may run.
+TEST(PipelineSchedule, ZeroBubbleH2HoldsTwicePpAndIsNeverSlowerThanH1) {
+  for (int pp : {2, 4, 8})
+    for (int m : {8, 32}) {
+      EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h2, pp, 1, m, PassSeconds{}), 3.0 * m + pp - 1);
+      PassSeconds uneven;
+      uneven.forward = 65, uneven.backward = 100, uneven.weight = 42;
+      EXPECT_LE(pipeline_makespan(Schedule::zero_bubble_h2, pp, 1, m, uneven),
+                pipeline_makespan(Schedule::zero_bubble_h1, pp, 1, m, uneven)) << pp << " " << m;
+      for (int stage = 0; stage < pp; ++stage) {
+        std::vector<int> step(size_t(m), 0);
+        int held = 0, peak = 0;
+        for (const ChunkWork& w : stage_schedule(Schedule::zero_bubble_h2, pp, 1, stage, m, uneven)) {
+          EXPECT_EQ(step[size_t(w.microbatch)]++, w.forward ? 0 : w.weight ? 2 : 1) << "pp " << pp << " stage " << stage;
+          held += w.forward ? 1 : w.weight ? -1 : 0;
+          peak = std::max(peak, held);
+        }
+        for (int done : step) EXPECT_EQ(done, 3);
+        EXPECT_LE(peak, 2 * pp);
+      }
+    }
+  // pp 4, 32 microbatches, F : B : W = 65 : 100 : 42: twice the memory buys ZB-H2 what ZB-H1's
+  // fixed deferral cannot, 204 of bubble against 369 (the bound is the last stage's 3 F = 195).
+  PassSeconds uneven;
+  uneven.forward = 65, uneven.backward = 100, uneven.weight = 42;
+  EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h1, 4, 1, 32, uneven), 32 * 207.0 + 369);
+  EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h2, 4, 1, 32, uneven), 32 * 207.0 + 204);
+}
+
+// The played-out pipeline against the closed forms it replaces where they exist: 1F1B
+// (m + pp - 1)(F + B) plus the last stage's loss per microbatch, interleaved 1F1B
+// m vpp (f + b) + (pp - 1)(f + b) over chunks, ZB-H1 m (F + B + W) + (pp - 1)(F + B - W).
+TEST(PipelineSchedule, MakespanMatchesTheClosedFormsByHand) {
+  PassSeconds one;
+  one.forward = 2, one.backward = 4, one.weight = 0, one.loss_forward = 1, one.loss_backward = 1;
+  EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::one_f_one_b, 4, 1, 8, one), 11 * 6.0 + 8 * 2.0);
+  PassSeconds chunk;
+  chunk.forward = 1, chunk.backward = 2, chunk.weight = 0;
+  EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::interleaved, 4, 2, 8, chunk), 8 * 2 * 3.0 + 3 * 3.0);
+  PassSeconds zb;
+  zb.forward = zb.backward = zb.weight = 2;
+  EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h1, 4, 1, 8, zb), 8 * 6.0 + 3 * 2.0);
+}
+
 }  // namespace
 }  // namespace palmsim

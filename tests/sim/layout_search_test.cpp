@@ -28,7 +28,8 @@ TEST(LayoutSearch, CountsEveryLegalLayoutOfASmallCase) {
       base.tp = tp, base.pp = pp, base.dp = 16 / (tp * pp);
       if (!layout_fits_system(s.system, base)) continue;
       for (int vpp = 1; vpp <= 32; ++vpp)
-        for (Schedule sch : {Schedule::gpipe, Schedule::one_f_one_b, Schedule::interleaved, Schedule::zero_bubble_h1})
+        for (Schedule sch : {Schedule::gpipe, Schedule::one_f_one_b, Schedule::interleaved, Schedule::zero_bubble_h1,
+                             Schedule::zero_bubble_v})
           for (int mb = 1; mb <= 16; ++mb)
             for (bool sp : {false, true})
               for (int sh = 0; sh < 5; ++sh)
@@ -86,6 +87,28 @@ training: {global_batch: 64, optimizer: adam}
   } catch (const InputError& e) {
     EXPECT_EQ(e.field(), "layout.schedule");
   }
+}
+
+// With two chunks per stage, search weighs ZB-V against interleaved 1F1B where the stack runs it,
+// and reports for it what predict says.
+TEST(LayoutSearch, ZeroBubbleVIsWeighedWhereTheStackRunsIt) {
+  Scenario s = parse_scenario(YAML::Load(R"(
+model: gpt3-175b
+system: {preset: a100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 8, dp: 1, microbatch: 1}
+training: {global_batch: 64, optimizer: adam}
+)"), "test");
+  LayoutConstraints mesh;
+  mesh.tp = 8, mesh.pp = 8, mesh.vpp = 2, mesh.microbatch = 1, mesh.sp = true;
+  mesh.recompute = Recompute::selective, mesh.sharding = Sharding::none, mesh.cp = 1, mesh.pods = 1;
+  EXPECT_EQ(search_layouts(s, 5, mesh).evaluated, 1);  // interleaved only
+  s.system.stack.schedules.push_back(Schedule::zero_bubble_v);
+  const SearchResult r = search_layouts(s, 5, mesh);
+  EXPECT_EQ(r.evaluated, 2);
+  const auto v = std::find_if(r.top.begin(), r.top.end(), [](const Report& x) { return x.layout.schedule == Schedule::zero_bubble_v; });
+  ASSERT_NE(v, r.top.end());
+  EXPECT_DOUBLE_EQ(predict(s, v->layout).step_time_s, v->step_time_s);
+  EXPECT_GT(v->breakdown.bubble_s, 0.0);
 }
 
 TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
