@@ -180,8 +180,8 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
   // 1F1B and ZB-H1 hold at most pp microbatches between their forward and their last backward
   // pass, so microbatch i can use workspace i mod pp, ZB-H2 twice that; with chunks, each
   // microbatch has its own.
-  // ZB-V's and ZB-H2's orders are the ones unit pass times give (stage_schedule's default): the
-  // trainer has no pass times before it runs. ZB-V's turn at the last stage is a message to itself.
+  // ZB-V's and ZB-H2's orders are played out with the config's pass times (unit ones unless a
+  // prediction gave them). ZB-V's turn at the last stage is a message to itself.
   const int in_flight = config_.schedule == Schedule::zero_bubble_h2 ? 2 * stages : stages;
   auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % in_flight); };
   double loss = 0;
@@ -206,7 +206,7 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
     auto scope = time_op(timer, "pp_send.bwd");
     pp_->send(model_.stage_input_grad(slot(i)).data(), message, stage_of(v - 1), message_tag(v - 1, false));
   };
-  for (const ChunkWork& item : stage_schedule(config_.schedule, stages, chunks, s, int(micro))) {
+  for (const ChunkWork& item : stage_schedule(config_.schedule, stages, chunks, s, int(micro), config_.pipeline_passes)) {
     if (item.forward) forward(item.microbatch, item.chunk);
     else if (item.weight) model_.stage_weight_gradients(slot(item.microbatch), item.chunk);
     else backward(item.microbatch, item.chunk);

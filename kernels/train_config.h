@@ -31,9 +31,13 @@ struct TrainConfig {
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
   int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h)
   // Their order (model/pipeline_schedule.h): 1F1B, interleaved 1F1B over vpp model chunks a
-  // stage, or ZB-H1 with the layers' weight gradients deferred (PalmModel::stage_weight_gradients).
+  // stage, or ZB-H1, ZB-H2 or ZB-V with the layers' weight gradients deferred
+  // (PalmModel::stage_weight_gradients).
   Schedule schedule = Schedule::one_f_one_b;
   int vpp = 1;
+  // The pass times ZB-H2's and ZB-V's orders are played out with: unit passes, or the ones a
+  // prediction priced (validate-local), so the trainer runs the order predicted.
+  PassSeconds pipeline_passes;
   std::string corpus = "/usr/share/games/fortunes";  // Debian package `fortunes`
   double held_out_fraction = 0.05;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <queue>
 #include <stdexcept>
 #include <utility>
 
@@ -63,27 +64,35 @@ std::vector<ChunkWork> zero_bubble_h1(int pp, int stage, int m) {
   return out;
 }
 
-}  // namespace
-
-namespace {
 
 constexpr double kNever = std::numeric_limits<double>::infinity();
 
 // A zero-bubble pipeline played out pass by pass (played_out_orders): ZB-V's two chunks a stage
-// in a V, or ZB-H2's one; at most 2 pp chunks' activations a stage. `alternate`: a stage that has
-// both a forward and an input gradient ready runs the other kind than its last (1F1B's steady
-// state); otherwise the input gradient first.
+// in a V, or ZB-H2's one; at most 2 pp chunks' activations a stage. Stages act in the order of the
+// times they come free (an event queue); one with nothing to run sleeps until a neighbour's pass
+// sends it something. `alternate`: a stage that has both a forward and an input gradient ready
+// runs the other kind than its last (1F1B's steady state); otherwise the input gradient first.
 class PipelinePlay {
  public:
   PipelinePlay(Schedule schedule, int pp, int m, const PassSeconds& p, bool alternate)
       : schedule_(schedule), pp_(pp), chunks_(schedule == Schedule::zero_bubble_v ? 2 : 1), m_(m), p_(p),
         alternate_(alternate), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
         f_end_(size_t(pp * chunks_), std::vector<double>(size_t(m), kNever)), b_end_(f_end_), live_(size_t(pp), 0),
-        free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false), waiting_(size_t(pp), false),
+        free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false),
         left_(size_t(pp), size_t(3 * chunks_) * size_t(m)), orders_(static_cast<size_t>(pp)) {
-    for (int s = first_free(); s >= 0; s = first_free()) step(s);
+    for (std::vector<ChunkWork>& order : orders_) order.reserve(left_[0]);
+    for (int s = 0; s < pp; ++s) events_.push({0.0, s});
+    while (!events_.empty()) {
+      const auto [t, s] = events_.top();
+      events_.pop();
+      if (left_[size_t(s)] == 0 || t < free_at_[size_t(s)]) continue;  // done, or busy until later
+      free_at_[size_t(s)] = t;
+      step(s, t);
+    }
+    for (size_t s = 0; s < left_.size(); ++s)
+      if (left_[s] > 0) throw std::logic_error("played_out_orders: the pipeline deadlocked");
   }
-  const std::vector<std::vector<ChunkWork>>& orders() const { return orders_; }
+  std::vector<std::vector<ChunkWork>> take_orders() { return std::move(orders_); }
   double makespan() const { return *std::max_element(free_at_.begin(), free_at_.end()); }
 
  private:
@@ -91,15 +100,12 @@ class PipelinePlay {
   struct Choice {
     Pass pass = Pass::none;
     int v = -1;
-    double next_event = kNever;  // when something this stage waits for could arrive
   };
 
   int v_of(int s, int chunk) const { return virtual_stage(schedule_, pp_, s, chunk); }
+  int stage_of(int v) const { return stage_chunk(schedule_, pp_, v).stage; }
   int last_v() const { return pp_ * chunks_ - 1; }
-  double message(int from_v, int to_v) const {
-    const bool moved = stage_chunk(schedule_, pp_, from_v).stage != stage_chunk(schedule_, pp_, to_v).stage;
-    return moved ? p_.message : 0.0;
-  }
+  double message(int from_v, int to_v) const { return stage_of(from_v) != stage_of(to_v) ? p_.message : 0.0; }
   // When virtual stage v's next forward or input gradient could start (kNever: not known yet).
   double f_ready(int v) const {
     const int i = next_f_[size_t(v)];
@@ -113,44 +119,31 @@ class PipelinePlay {
     return b_end_[size_t(v + 1)][size_t(i)] + message(v + 1, v);
   }
 
-  // The stage free first; one that found nothing to run goes after the others free then.
-  int first_free() const {
-    int s = -1;
-    for (int x = 0; x < pp_; ++x)
-      if (left_[size_t(x)] > 0 && (s < 0 || std::make_pair(free_at_[size_t(x)], bool(waiting_[size_t(x)])) <
-                                                std::make_pair(free_at_[size_t(s)], bool(waiting_[size_t(s)]))))
-        s = x;
-    return s;
-  }
-
   // What stage s runs at time t: of each kind the oldest microbatch, between equals the chunk
   // nearer the loss. A forward needs room: 2 pp chunks' activations at most, in a V the last slot
   // kept for the way back (chunk 1), without which a stage full of chunk 0's forwards could never
   // pass on the microbatch whose gradient would free them.
   Choice choose(int s, double t) const {
     int f = -1, b = -1, w = -1;
-    Choice c;
     for (int chunk = chunks_ - 1; chunk >= 0; --chunk) {
       const int v = v_of(s, chunk);
-      const double rb = b_ready(v), rf = f_ready(v);
-      if (rb <= t && (b < 0 || next_b_[size_t(v)] < next_b_[size_t(b)])) b = v;
-      else if (rb > t) c.next_event = std::min(c.next_event, rb);
+      if (b_ready(v) <= t && (b < 0 || next_b_[size_t(v)] < next_b_[size_t(b)])) b = v;
       const bool room = live_[size_t(s)] < 2 * pp_ - (chunks_ > 1 && chunk == 0 ? 1 : 0);
-      if (rf <= t && room && (f < 0 || next_f_[size_t(v)] < next_f_[size_t(f)])) f = v;
-      else if (rf > t) c.next_event = std::min(c.next_event, rf);
+      if (f_ready(v) <= t && room && (f < 0 || next_f_[size_t(v)] < next_f_[size_t(f)])) f = v;
       if (next_w_[size_t(v)] < next_b_[size_t(v)] && (w < 0 || next_w_[size_t(v)] < next_w_[size_t(w)])) w = v;
     }
-    const bool forward_turn = alternate_ ? !after_forward_[size_t(s)] : false;
-    if (f >= 0 && (b < 0 || forward_turn)) c.pass = Pass::forward, c.v = f;
-    else if (b >= 0) c.pass = Pass::input_gradient, c.v = b;
-    else if (w >= 0) c.pass = Pass::weight, c.v = w;  // fills what would be a wait
-    return c;
+    const bool forward_turn = alternate_ && !after_forward_[size_t(s)];
+    if (f >= 0 && (b < 0 || forward_turn)) return {Pass::forward, f};
+    if (b >= 0) return {Pass::input_gradient, b};
+    if (w >= 0) return {Pass::weight, w};  // fills what would be a wait
+    return {};
   }
 
-  void step(int s) {
-    const double t = free_at_[size_t(s)];
+  // Runs what stage s chooses at t and tells the stage it feeds when its input arrives; with
+  // nothing to run, the stage sleeps until a neighbour's pass wakes it.
+  void step(int s, double t) {
     const Choice c = choose(s, t);
-    if (c.pass == Pass::none) return wait(s, t, c.next_event);
+    if (c.pass == Pass::none) return;
     const int chunk = stage_chunk(schedule_, pp_, c.v).chunk;
     const bool loss = c.v == last_v();
     std::vector<ChunkWork>& order = orders_[size_t(s)];
@@ -164,27 +157,12 @@ class PipelinePlay {
       (forward ? f_end_ : b_end_)[size_t(c.v)][size_t(i)] = t + p_.seconds(order.back(), loss);
       live_[size_t(s)] += forward ? 1 : 0;
       after_forward_[size_t(s)] = forward;
+      const int fed = forward ? c.v + 1 : c.v - 1;
+      if (fed >= 0 && fed <= last_v()) events_.push({t + p_.seconds(order.back(), loss) + message(c.v, fed), stage_of(fed)});
     }
     free_at_[size_t(s)] = t + p_.seconds(order.back(), loss);
+    events_.push({free_at_[size_t(s)], s});
     --left_[size_t(s)];
-    std::fill(waiting_.begin(), waiting_.end(), false);
-  }
-
-  // Nothing to run at t: let the other stages free at t go first, then wait for the next arrival
-  // or the next time another stage moves.
-  void wait(int s, double t, double next_event) {
-    bool others_now = false;
-    for (int x = 0; x < pp_; ++x) {
-      if (x == s || left_[size_t(x)] == 0) continue;
-      if (free_at_[size_t(x)] > t) next_event = std::min(next_event, free_at_[size_t(x)]);
-      others_now |= free_at_[size_t(x)] == t && !waiting_[size_t(x)];
-    }
-    if (others_now) {
-      waiting_[size_t(s)] = true;
-      return;
-    }
-    if (next_event == kNever) throw std::logic_error("played_out_orders: the pipeline deadlocked");
-    free_at_[size_t(s)] = next_event;
   }
 
   const Schedule schedule_;
@@ -198,14 +176,13 @@ class PipelinePlay {
   // Per stage.
   std::vector<int> live_;
   std::vector<double> free_at_;
-  std::vector<bool> after_forward_, waiting_;
+  std::vector<bool> after_forward_;
   std::vector<size_t> left_;
   std::vector<std::vector<ChunkWork>> orders_;
+  // (time, stage): when a stage comes free or is sent something, earliest first.
+  std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> events_;
 };
 
-}  // namespace
-
-namespace {
 
 // When the last stage finishes these orders (pipeline_makespan).
 double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule schedule, int vpp, int m,
@@ -243,24 +220,40 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
   return *std::max_element(free_at.begin(), free_at.end());
 }
 
-}  // namespace
 
-double pipeline_makespan(Schedule schedule, int pp, int vpp, int m, const PassSeconds& p) {
-  std::vector<std::vector<ChunkWork>> orders;
-  for (int s = 0; s < pp; ++s) orders.push_back(stage_schedule(schedule, pp, vpp, s, m, p));
-  return makespan_of(orders, schedule, vpp, m, p);
-}
-
-std::vector<std::vector<ChunkWork>> played_out_orders(Schedule schedule, int pp, int m, const PassSeconds& p) {
-  const PipelinePlay input_gradients_first(schedule, pp, m, p, false), alternating(schedule, pp, m, p, true);
-  std::vector<std::vector<ChunkWork>> best =
-      alternating.makespan() < input_gradients_first.makespan() ? alternating.orders() : input_gradients_first.orders();
-  if (schedule != Schedule::zero_bubble_h2) return best;
-  // ZB-H1's order holds what ZB-H2 may hold: a candidate too, so ZB-H2 is never the slower.
+// The fastest of the orders played out for these pass times, and its makespan: the two rules'
+// plays, and for ZB-H2 ZB-H1's order too (it holds what ZB-H2 may hold), so ZB-H2 is never the
+// slower.
+std::pair<std::vector<std::vector<ChunkWork>>, double> fastest_played_out(Schedule schedule, int pp, int m,
+                                                                          const PassSeconds& p) {
+  PipelinePlay input_gradients_first(schedule, pp, m, p, false), alternating(schedule, pp, m, p, true);
+  PipelinePlay& best = alternating.makespan() < input_gradients_first.makespan() ? alternating : input_gradients_first;
+  std::pair<std::vector<std::vector<ChunkWork>>, double> out{best.take_orders(), best.makespan()};
+  if (schedule != Schedule::zero_bubble_h2) return out;
   std::vector<std::vector<ChunkWork>> h1;
   for (int s = 0; s < pp; ++s) h1.push_back(zero_bubble_h1(pp, s, m));
-  const double played = std::min(alternating.makespan(), input_gradients_first.makespan());
-  return makespan_of(h1, Schedule::zero_bubble_h1, 1, m, p) < played ? h1 : best;
+  const double h1_span = makespan_of(h1, Schedule::zero_bubble_h1, 1, m, p);
+  if (h1_span < out.second) out = {std::move(h1), h1_span};
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<ChunkWork>> played_out_orders(Schedule schedule, int pp, int m, const PassSeconds& p) {
+  return fastest_played_out(schedule, pp, m, p).first;
+}
+
+std::vector<std::vector<ChunkWork>> pipeline_orders(Schedule schedule, int pp, int vpp, int m, const PassSeconds& p) {
+  if (has_played_out_order(schedule)) return played_out_orders(schedule, pp, m, p);
+  std::vector<std::vector<ChunkWork>> orders;
+  for (int s = 0; s < pp; ++s) orders.push_back(stage_schedule(schedule, pp, vpp, s, m, p));
+  return orders;
+}
+
+double pipeline_makespan(Schedule schedule, int pp, int vpp, int m, const PassSeconds& p) {
+  // A play's own end is its orders' makespan: the same passes at the same times.
+  if (has_played_out_order(schedule)) return fastest_played_out(schedule, pp, m, p).second;
+  return makespan_of(pipeline_orders(schedule, pp, vpp, m, p), schedule, vpp, m, p);
 }
 
 std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m, const PassSeconds& seconds) {

@@ -91,6 +91,10 @@ std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int st
 std::vector<std::vector<ChunkWork>> played_out_orders(Schedule schedule, int pp, int microbatches,
                                                      const PassSeconds& seconds);
 
+// Every stage's stage_schedule order, index = stage (a played-out order is played out once).
+std::vector<std::vector<ChunkWork>> pipeline_orders(Schedule schedule, int pp, int vpp, int microbatches,
+                                                    const PassSeconds& seconds = {});
+
 // When the last stage finishes the step's passes, every stage running its stage_schedule order
 // and starting a pass once it is free and the pass's input (or gradient) has arrived: the
 // pipeline's critical path, where the closed forms (1F1B's (pp - 1)(F + B)) have none.

@@ -268,7 +268,9 @@ PassSeconds pipeline_pass_seconds(const StepPlan& plan, const ComputeModel& comp
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options) {
   Report r;
-  r.breakdown = combine(sum_ops(plan, compute, comm, options, r), plan);
+  const Totals totals = sum_ops(plan, compute, comm, options, r);
+  r.breakdown = combine(totals, plan);
+  r.pipeline_passes = chunk_pass_seconds(totals, plan);
   const Layout& l = plan.layout;
   r.model = plan.model.name;
   r.system = system.name;

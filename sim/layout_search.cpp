@@ -159,6 +159,11 @@ void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
                 l.recompute = recompute;
                 if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
                 const StepPlan plan = build_step_plan(m, l, s.global_batch, sp.plan_options);
+                // A layout that must fit and does not needs no step time (estimate's own test).
+                if (sp.require_fit && memory_per_chip(plan).total() > s.system.chip.hbm_bytes) {
+                  ++mine.evaluated;
+                  continue;
+                }
                 const Report r = estimate(plan, s.system, sp.compute, comm);
                 ++mine.evaluated;
                 if (r.fits_in_memory) ++mine.fitting;

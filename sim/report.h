@@ -3,6 +3,7 @@
 // Keys and units follow DESIGN.md ("--json of predict/simulate").
 #include "model/layout.h"
 #include "model/memory.h"
+#include "model/pipeline_schedule.h"
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +47,9 @@ struct Report {
   bool has_band() const { return band_high_s > 0; }
   std::string outside_validated;  // non-empty: this prediction lies outside the runs behind the band
   std::map<std::string, double> per_op_s;  // "name.phase" -> seconds per step, when requested
+  // One model chunk's pass times as priced: what ZB-V's and ZB-H2's orders were played out with
+  // (validate-local runs the trainer in the same order).
+  PassSeconds pipeline_passes;
 };
 
 nlohmann::json layout_json(const Layout& l);

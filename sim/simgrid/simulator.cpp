@@ -339,7 +339,7 @@ void chip_actor(World* w, int id) {
     s.done = s4u::Semaphore::create(0);
     s4u::Actor::create(std::string("stream").append(std::to_string(id)), s4u::this_actor::get_host(), stream_actor, w, id);
   }
-  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, w->placement.rank(id).pp, int(k.microbatches), k.passes);
+  const std::vector<ChunkWork>& schedule = k.stage_orders[size_t(w->placement.rank(id).pp)];
   const size_t last_backward = last_backward_pass(schedule);
   for (size_t i = 0; i < schedule.size(); ++i)
     run_chunk(*w, c, schedule[i], k.buckets_in_backward && i == last_backward);
@@ -404,7 +404,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     return n;
   };
   const Layout& l = plan.layout;
-  const auto schedule = stage_schedule(l.schedule, l.pp, l.vpp, stage, int(k.microbatches), k.passes);
+  const std::vector<ChunkWork>& schedule = k.stage_orders[size_t(stage)];
   const size_t last_backward = last_backward_pass(schedule);
   double n = 0;
   for (size_t i = 0; i < schedule.size(); ++i) {

@@ -23,7 +23,10 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
   w.microbatches = plan.n_microbatches;
   w.defer_weight_gradients = defers_weight_gradients(plan.layout.schedule);
-  if (has_played_out_order(plan.layout.schedule)) w.passes = pipeline_pass_seconds(plan, compute, comm);
+  const Layout& l = plan.layout;
+  w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches),
+                                   has_played_out_order(l.schedule) ? pipeline_pass_seconds(plan, compute, comm)
+                                                                    : PassSeconds{});
   double syncs[4] = {0, 0, 0, 0};  // host synchronisations per layer, by Phase
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;

@@ -68,8 +68,9 @@ struct StepWork {
   std::vector<CommCall> after_optimizer;  // weights gathered after a sharded update
   int layers_per_chunk = 0;
   int64_t microbatches = 0;
-  // The pass times the estimator prices, from which ZB-V's order is found (stage_schedule).
-  PassSeconds passes;
+  // Each stage's order of passes (pipeline_orders), ZB-H2's and ZB-V's played out with the pass
+  // times the estimator prices, as the closed form plays them.
+  std::vector<std::vector<ChunkWork>> stage_orders;
 };
 
 StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm);

@@ -138,6 +138,39 @@ TEST(PipelineSchedule, ZeroBubbleH2HoldsTwicePpAndIsNeverSlowerThanH1) {
   EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h2, 4, 1, 32, uneven), 32 * 207.0 + 204);
 }
 
+// Played out over every small pipeline and unlikely times (messages, a loss heavier than a layer,
+// weight gradients that take nothing, stages paced by the loss): the orders always finish (the
+// player once deadlocked at pp 3 with one microbatch, a stage asleep while its input had come),
+// every pass once in order, and the step no shorter than the heaviest stage's work.
+TEST(PipelineSchedule, PlayedOutOrdersFinishForEveryShape) {
+  std::vector<PassSeconds> times(4);
+  times[1].forward = 65, times[1].backward = 100, times[1].weight = 42, times[1].loss_forward = 30,
+  times[1].loss_backward = 50, times[1].message = 3;
+  times[2].weight = 0;
+  times[3].backward = 2, times[3].loss_forward = 5, times[3].paced_by_loss = true;
+  for (Schedule schedule : {Schedule::zero_bubble_v, Schedule::zero_bubble_h2})
+    for (const PassSeconds& p : times)
+      for (int pp = 2; pp <= 9; ++pp)
+        for (int m : {1, 2, 3, 5, 8, 13}) {
+          const int vpp = schedule == Schedule::zero_bubble_v ? 2 : 1;
+          const auto orders = pipeline_orders(schedule, pp, vpp, m, p);
+          ASSERT_EQ(orders.size(), size_t(pp));
+          double heaviest = 0;
+          for (int stage = 0; stage < pp; ++stage) {
+            std::vector<int> step(size_t(vpp * m), 0);
+            double work = 0;
+            for (const ChunkWork& w : orders[size_t(stage)]) {
+              ASSERT_EQ(step[size_t(w.chunk * m + w.microbatch)]++, w.forward ? 0 : w.weight ? 2 : 1)
+                  << to_string(schedule) << " pp " << pp << " m " << m;
+              work += p.seconds(w, virtual_stage(schedule, pp, stage, w.chunk) == pp * vpp - 1);
+            }
+            for (int done : step) ASSERT_EQ(done, 3);
+            heaviest = std::max(heaviest, work);
+          }
+          EXPECT_GE(pipeline_makespan(schedule, pp, vpp, m, p), heaviest * (1 - 1e-12));
+        }
+}
+
 // The played-out pipeline against the closed forms it replaces where they exist: 1F1B
 // (m + pp - 1)(F + B) plus the last stage's loss per microbatch, interleaved 1F1B
 // m vpp (f + b) + (pp - 1)(f + b) over chunks, ZB-H1 m (F + B + W) + (pp - 1)(F + B - W).
