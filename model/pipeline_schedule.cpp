@@ -77,10 +77,13 @@ class PipelinePlay {
   PipelinePlay(Schedule schedule, int pp, int m, const PassSeconds& p, bool alternate)
       : schedule_(schedule), pp_(pp), chunks_(schedule == Schedule::zero_bubble_v ? 2 : 1), m_(m), p_(p),
         alternate_(alternate), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
-        f_end_(size_t(pp * chunks_), std::vector<double>(size_t(m), kNever)), b_end_(f_end_), live_(size_t(pp), 0),
+        f_end_(size_t(pp * chunks_) * size_t(m), kNever), b_end_(f_end_), live_(size_t(pp), 0),
         free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false),
         left_(size_t(pp), size_t(3 * chunks_) * size_t(m)), orders_(static_cast<size_t>(pp)) {
     for (std::vector<ChunkWork>& order : orders_) order.reserve(left_[0]);
+    for (int v = 0; v < pp * chunks_; ++v) stage_of_.push_back(stage_chunk(schedule, pp, v).stage);
+    for (int s = 0; s < pp; ++s)
+      for (int chunk = 0; chunk < chunks_; ++chunk) v_of_.push_back(virtual_stage(schedule, pp, s, chunk));
     for (int s = 0; s < pp; ++s) events_.push({0.0, s});
     while (!events_.empty()) {
       const auto [t, s] = events_.top();
@@ -102,21 +105,24 @@ class PipelinePlay {
     int v = -1;
   };
 
-  int v_of(int s, int chunk) const { return virtual_stage(schedule_, pp_, s, chunk); }
-  int stage_of(int v) const { return stage_chunk(schedule_, pp_, v).stage; }
+  int v_of(int s, int chunk) const { return v_of_[size_t(s * chunks_ + chunk)]; }
+  int stage_of(int v) const { return stage_of_[size_t(v)]; }
+  double& f_end(int v, int i) { return f_end_[size_t(v) * size_t(m_) + size_t(i)]; }
+  double f_end(int v, int i) const { return f_end_[size_t(v) * size_t(m_) + size_t(i)]; }
+  double b_end(int v, int i) const { return b_end_[size_t(v) * size_t(m_) + size_t(i)]; }
   int last_v() const { return pp_ * chunks_ - 1; }
   double message(int from_v, int to_v) const { return stage_of(from_v) != stage_of(to_v) ? p_.message : 0.0; }
   // When virtual stage v's next forward or input gradient could start (kNever: not known yet).
   double f_ready(int v) const {
     const int i = next_f_[size_t(v)];
     if (i >= m_) return kNever;
-    return v == 0 ? 0.0 : f_end_[size_t(v - 1)][size_t(i)] + message(v - 1, v);
+    return v == 0 ? 0.0 : f_end(v - 1, i) + message(v - 1, v);
   }
   double b_ready(int v) const {
     const int i = next_b_[size_t(v)];
     if (i >= m_) return kNever;
-    if (v == last_v()) return f_end_[size_t(v)][size_t(i)];
-    return b_end_[size_t(v + 1)][size_t(i)] + message(v + 1, v);
+    if (v == last_v()) return f_end(v, i);
+    return b_end(v + 1, i) + message(v + 1, v);
   }
 
   // What stage s runs at time t: of each kind the oldest microbatch, between equals the chunk
@@ -154,7 +160,7 @@ class PipelinePlay {
       const bool forward = c.pass == Pass::forward;
       const int i = (forward ? next_f_ : next_b_)[size_t(c.v)]++;
       order.push_back({forward, i, chunk});
-      (forward ? f_end_ : b_end_)[size_t(c.v)][size_t(i)] = t + p_.seconds(order.back(), loss);
+      (forward ? f_end_ : b_end_)[size_t(c.v) * size_t(m_) + size_t(i)] = t + p_.seconds(order.back(), loss);
       live_[size_t(s)] += forward ? 1 : 0;
       after_forward_[size_t(s)] = forward;
       const int fed = forward ? c.v + 1 : c.v - 1;
@@ -172,7 +178,8 @@ class PipelinePlay {
   // Per virtual stage: the microbatch its next F, B and W take (each runs them in order), and when
   // each microbatch's F and B end (kNever: not run yet).
   std::vector<int> next_f_, next_b_, next_w_;
-  std::vector<std::vector<double>> f_end_, b_end_;
+  std::vector<double> f_end_, b_end_;  // [v * m + microbatch]
+  std::vector<int> stage_of_, v_of_;   // virtual stage -> stage; stage * chunks + chunk -> virtual stage
   // Per stage.
   std::vector<int> live_;
   std::vector<double> free_at_;
