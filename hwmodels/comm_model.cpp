@@ -124,10 +124,7 @@ double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, doubl
     return torus_all_to_all_time(ep_segments_.data(), int(ep_segments_.size()), bytes, bw, f.link_latency_s);
   if (group == CommGroup::edp)
     return torus_time(kind, edp_segments_.data(), int(edp_segments_.size()), bytes, bw, f.link_latency_s);
-  const LayoutGroup g = group == CommGroup::tp   ? LayoutGroup::tp
-                        : group == CommGroup::pp ? LayoutGroup::pp
-                                                 : LayoutGroup::dp;
-  const auto segs = torus_.segments(g);
+  const auto segs = torus_.segments(torus_group(group));
   return torus_time(kind, segs.data(), int(segs.size()), bytes, bw, f.link_latency_s);
 }
 

@@ -9,6 +9,7 @@
 // the wraparound of an axis only if it owns the whole axis.
 #include "hwmodels/collective_cost.h"
 #include "hwmodels/system.h"
+#include "model/comm_group.h"
 
 #include <array>
 #include <vector>
@@ -17,6 +18,12 @@ namespace palmsim {
 
 enum class LayoutGroup { tp = 0, pp = 1, dp = 2 };
 constexpr int kLayoutGroups = 3;
+// The torus axes a communication group's collectives run over: tensor and pipeline parallelism
+// their own, every other group (dp, cp, cross-pod) the data-parallel ones (TPU slices fold what
+// else they run into dp: context parallelism is refused there, experts split the dp segments).
+inline LayoutGroup torus_group(CommGroup g) {
+  return g == CommGroup::tp ? LayoutGroup::tp : g == CommGroup::pp ? LayoutGroup::pp : LayoutGroup::dp;
+}
 
 // The segments of one group: at most one per torus axis, held in place (no allocation: collective
 // costs ask for them on the estimator's hot path).

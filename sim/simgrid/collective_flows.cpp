@@ -13,10 +13,6 @@ namespace {
 
 double passes(CollectiveKind kind) { return kind == CollectiveKind::all_reduce ? 2.0 : 1.0; }
 
-LayoutGroup layout_group(CommGroup g) {
-  return g == CommGroup::tp ? LayoutGroup::tp : g == CommGroup::pp ? LayoutGroup::pp : LayoutGroup::dp;
-}
-
 // Sum over parts of passes * times * bytes: the data one rank's rings move, before the (p-1)/p.
 double pass_bytes(const CommCall& call, double scale) {
   double v = 0;
@@ -46,7 +42,7 @@ int CollectiveFlows::group_size(CommGroup group) const {
 }
 
 TorusSegments CollectiveFlows::torus_segments(CommGroup group) const {
-  if (group != CommGroup::ep && group != CommGroup::edp) return placement_.torus().segments(layout_group(group));
+  if (group != CommGroup::ep && group != CommGroup::edp) return placement_.torus().segments(torus_group(group));
   TorusSegments ep, edp;  // placement_for refused layouts whose ep does not split the segments
   placement_.torus().split_expert_groups(placement_.layout().ep, ep, edp);
   return group == CommGroup::ep ? ep : edp;
