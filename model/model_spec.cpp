@@ -186,8 +186,8 @@ void check_model(const ModelSpec& m) {
     throw InputError("model.moe.layer_freq", "must be 1..n_layers (" + std::to_string(m.n_layers) + "), got " +
                                                  std::to_string(e.layer_freq));
   if (e.shared_experts < 0) throw InputError("model.moe.shared_experts", "must be >= 0");
-  if (!(e.capacity_factor == 0 || (e.capacity_factor >= 1 && e.capacity_factor <= 16)))
-    throw InputError("model.moe.capacity_factor", "must be 0 (dropless) or 1..16");
+  if (!(e.capacity_factor == 0 || capacity_factor_in_range(e.capacity_factor)))
+    throw InputError("model.moe.capacity_factor", std::string("must be 0 (dropless) or ") + kCapacityFactorRange);
   if (!(e.imbalance >= 1 && e.imbalance <= 64))
     throw InputError("model.moe.imbalance", "must be 1..64 (busiest expert rank's tokens over the mean)");
 }

@@ -64,4 +64,9 @@ std::vector<std::string> model_preset_names();
 // Throws InputError naming the first field that is out of range.
 void check_model(const ModelSpec& model);
 
+// The token-drop capacity factors palmsim models (MoeSpec::capacity_factor, 0 aside: dropless),
+// and what an error about one says is allowed.
+inline bool capacity_factor_in_range(double c) { return c >= 1 && c <= 16; }
+constexpr const char* kCapacityFactorRange = "1..16";
+
 }  // namespace palmsim

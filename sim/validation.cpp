@@ -93,8 +93,8 @@ void read_moe(const RowReader& r, ModelSpec& m) {
   if (r.has("moe_layer_freq") && !r.empty("moe_layer_freq")) m.moe.layer_freq = positive_int(r, "moe_layer_freq");
   if (r.has("capacity_factor") && !r.empty("capacity_factor")) {
     m.moe.capacity_factor = r.number("capacity_factor");
-    if (!(m.moe.capacity_factor >= 1 && m.moe.capacity_factor <= 16))
-      throw InputError(r.field("capacity_factor"), "must be 1..16 (empty: dropless)");
+    if (!capacity_factor_in_range(m.moe.capacity_factor))
+      throw InputError(r.field("capacity_factor"), std::string("must be ") + kCapacityFactorRange + " (empty: dropless)");
   }
 }
 
