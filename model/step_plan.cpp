@@ -708,6 +708,8 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
     throw InputError("training.precision", "fp8 with rowwise scaling is not modelled for expert layers; use tensorwise fp8 or bf16");
   plan.ops.reserve(64);
   PlanBuilder(plan).build();
+  for (const Op& op : plan.ops)
+    if (op.repeat == Repeat::per_layer_microbatch) plan.host_syncs_per_layer[size_t(op.phase)] += op.host_syncs * op.multiplicity;
   return plan;
 }
 

@@ -13,6 +13,7 @@
 #include "model/model_spec.h"
 #include "model/optimizer.h"
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -118,6 +119,11 @@ struct StepPlan {
 
   // Occurrences of `op` per step on this device.
   double occurrences(const Op& op) const;
+  // Host synchronisations in one layer's pass of `phase` (Op::host_syncs; fractional for a mix of
+  // layers): what host_sync_exposed_seconds (sim/analytic_estimator.h) prices. Summed from the
+  // ops once, when build_step_plan finishes.
+  double layer_host_syncs(Phase phase) const { return host_syncs_per_layer[size_t(phase)]; }
+  std::array<double, 4> host_syncs_per_layer{};  // by Phase
 };
 
 StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,

@@ -100,7 +100,6 @@ struct Totals {
   double layer_tp_comm = 0;                // blocking collectives inside a layer
   double layer_tp_comm_fwd = 0;            // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
-  double layer_syncs[4] = {0, 0, 0, 0};   // host synchronisations per layer, by Phase (Op::host_syncs)
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
   double mb_compute_fwd = 0;               // of which in forward
@@ -131,7 +130,6 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
         if (is_compute(op.kind)) {
           t.layer_compute[int(op.phase)] += once;
           if (op.weight_gradient) t.layer_weight_gradient += once;
-          t.layer_syncs[int(op.phase)] += op.host_syncs * op.multiplicity;
         } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
           // Overlapped tensor-parallel collectives: their hidden share runs beside the layer's
           // compute (with the FSDP traffic), the rest stays on the critical path.
@@ -171,16 +169,20 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
   return t;
 }
 
+// One layer's compute in `phase` with what its host synchronisations add (a synchronising pass,
+// a dropless MoE layer's forward, takes at least the host's time for it).
+double synced_layer_seconds(const Totals& t, const StepPlan& plan, Phase phase) {
+  const double device = t.layer_compute[int(phase)];
+  return device + host_sync_exposed_seconds(plan.layer_host_syncs(phase), device, plan.options);
+}
+
 // One model chunk's passes as the closed form prices them: a layer's compute (with what host
 // synchronisations add) and its blocking collectives, times the chunk's layers; the loss's
 // per-microbatch compute and collectives on the virtual stage that holds it.
 PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
   const Layout& l = plan.layout;
   const double chunk_layers = double(plan.layers_per_stage) / l.vpp;
-  auto synced = [&](Phase phase) {
-    const int i = int(phase);
-    return t.layer_compute[i] + host_sync_exposed_seconds(t.layer_syncs[i], t.layer_compute[i], plan.options);
-  };
+  auto synced = [&](Phase phase) { return synced_layer_seconds(t, plan, phase); };
   PassSeconds p;
   p.forward = chunk_layers * (synced(Phase::forward) + t.layer_tp_comm_fwd);
   p.weight = chunk_layers * t.layer_weight_gradient;
@@ -212,14 +214,11 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   const Layout& l = plan.layout;
   const double layers = plan.layers_per_stage;
   const double mbs = double(plan.n_microbatches);
-  // A synchronising pass (a dropless MoE layer's forward) takes at least the host's time for it.
-  const double sync_fwd = host_sync_exposed_seconds(t.layer_syncs[int(Phase::forward)],
-                                                    t.layer_compute[int(Phase::forward)], plan.options);
-  const double sync_rec = host_sync_exposed_seconds(t.layer_syncs[int(Phase::recompute)],
-                                                    t.layer_compute[int(Phase::recompute)], plan.options);
-  const double fwd = t.layer_compute[int(Phase::forward)] + sync_fwd;
+  const double fwd = synced_layer_seconds(t, plan, Phase::forward);
   const double bwd = t.layer_compute[int(Phase::backward)];
-  const double rec = t.layer_compute[int(Phase::recompute)] + sync_rec;
+  const double rec = synced_layer_seconds(t, plan, Phase::recompute);
+  const double sync_fwd = fwd - t.layer_compute[int(Phase::forward)];
+  const double sync_rec = rec - t.layer_compute[int(Phase::recompute)];
   // FSDP gathers for the next layer run beside this layer's forward; in backward the gather for
   // the next layer and the reduce-scatter of the previous one run beside recompute + backward. The
   // first gather of each pass cannot hide.

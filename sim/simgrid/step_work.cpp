@@ -27,10 +27,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches),
                                    has_played_out_order(l.schedule) ? pipeline_pass_seconds(plan, compute, comm)
                                                                     : PassSeconds{});
-  double syncs[4] = {0, 0, 0, 0};  // host synchronisations per layer, by Phase
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
-    if (op.repeat == Repeat::per_layer_microbatch) syncs[int(op.phase)] += op.host_syncs * op.multiplicity;
     LayerPhase& layer = op.phase == Phase::forward     ? w.forward
                         : op.phase == Phase::recompute ? w.recompute
                                                        : w.backward;
@@ -95,9 +93,9 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
     }
   }
   // As the closed form: a synchronising pass takes at least the host's time for it.
-  w.forward.compute_s += host_sync_exposed_seconds(syncs[int(Phase::forward)], w.forward.compute_s, plan.options);
+  w.forward.compute_s += host_sync_exposed_seconds(plan.layer_host_syncs(Phase::forward), w.forward.compute_s, plan.options);
   w.recompute.compute_s +=
-      host_sync_exposed_seconds(syncs[int(Phase::recompute)], w.recompute.compute_s, plan.options);
+      host_sync_exposed_seconds(plan.layer_host_syncs(Phase::recompute), w.recompute.compute_s, plan.options);
   return w;
 }
 
