@@ -182,7 +182,7 @@ double RankTrainer::pipeline(const int32_t* tokens, const int32_t* targets, OpTi
   // microbatch has its own.
   // ZB-V's and ZB-H2's orders are played out with the config's pass times (unit ones unless a
   // prediction gave them). ZB-V's turn at the last stage is a message to itself.
-  const int in_flight = config_.schedule == Schedule::zero_bubble_h2 ? 2 * stages : stages;
+  const int in_flight = microbatches_in_flight(config_.schedule, stages);
   auto slot = [&](int64_t i) { return int(chunks > 1 ? i : i % in_flight); };
   double loss = 0;
   auto forward = [&](int64_t i, int chunk) {

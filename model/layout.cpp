@@ -1,6 +1,7 @@
 #include "model/layout.h"
 
 #include "model/input_error.h"
+#include "model/pipeline_schedule.h"
 
 #include <algorithm>
 
@@ -199,8 +200,7 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
   } else if (l.vpp != 1) {
     return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved or zb-v"); });
   }
-  if (l.schedule == Schedule::zero_bubble_h1 || l.schedule == Schedule::zero_bubble_h2 ||
-      l.schedule == Schedule::zero_bubble_v) {
+  if (defers_weight_gradients(l.schedule)) {
     const char* name = to_string(l.schedule);
     if (l.pp < 2) return fail("layout.schedule", [&] { return std::string(name) + " needs pp >= 2"; });
     // Weights gathered layer by layer would have to be gathered again for each deferred weight

@@ -1,6 +1,7 @@
 #include "model/memory.h"
 
 #include "model/accounting.h"
+#include "model/pipeline_schedule.h"
 
 #include <algorithm>
 
@@ -102,15 +103,13 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
   const double mb = double(plan.n_microbatches);
   switch (l.schedule) {
     case Schedule::gpipe: in_flight = mb; break;
-    case Schedule::one_f_one_b: in_flight = std::min(mb, double(l.pp)); break;
     // ZB-H1: the first stage holds what it holds under 1F1B (stage i defers i weight gradients,
-    // so the later stages reach the same count, partly as the inputs their W passes keep).
-    case Schedule::zero_bubble_h1: in_flight = std::min(mb, double(l.pp)); break;
-    // ZB-V: its orders never hold more than 2 pp chunks (played_out_orders), pp microbatches of
-    // a whole stage, nor more than the microbatches' two chunks each.
-    case Schedule::zero_bubble_v: in_flight = std::min(mb, double(l.pp)); break;
-    // ZB-H2: twice that (played_out_orders' cap of 2 pp chunks, one chunk a stage).
-    case Schedule::zero_bubble_h2: in_flight = std::min(mb, 2.0 * l.pp); break;
+    // so the later stages reach the same count, partly as the inputs their W passes keep). ZB-V
+    // and ZB-H2: their played-out orders' cap (played_out_orders).
+    case Schedule::one_f_one_b:
+    case Schedule::zero_bubble_h1:
+    case Schedule::zero_bubble_v:
+    case Schedule::zero_bubble_h2: in_flight = std::min(mb, double(microbatches_in_flight(l.schedule, l.pp))); break;
     case Schedule::interleaved:
       in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
       break;

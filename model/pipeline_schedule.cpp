@@ -76,7 +76,7 @@ class PipelinePlay {
  public:
   PipelinePlay(Schedule schedule, int pp, int m, const PassSeconds& p, bool alternate)
       : schedule_(schedule), pp_(pp), chunks_(schedule == Schedule::zero_bubble_v ? 2 : 1), m_(m), p_(p),
-        alternate_(alternate), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
+        alternate_(alternate), limit_(chunks_ * microbatches_in_flight(schedule, pp)), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
         f_end_(size_t(pp * chunks_) * size_t(m), kNever), b_end_(f_end_), live_(size_t(pp), 0),
         free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false),
         left_(size_t(pp), size_t(3 * chunks_) * size_t(m)), orders_(static_cast<size_t>(pp)) {
@@ -126,7 +126,7 @@ class PipelinePlay {
   }
 
   // What stage s runs at time t: of each kind the oldest microbatch, between equals the chunk
-  // nearer the loss. A forward needs room: 2 pp chunks' activations at most, in a V the last slot
+  // nearer the loss. A forward needs room: limit_ chunks' activations at most, in a V the last slot
   // kept for the way back (chunk 1), without which a stage full of chunk 0's forwards could never
   // pass on the microbatch whose gradient would free them.
   Choice choose(int s, double t) const {
@@ -134,7 +134,7 @@ class PipelinePlay {
     for (int chunk = chunks_ - 1; chunk >= 0; --chunk) {
       const int v = v_of(s, chunk);
       if (b_ready(v) <= t && (b < 0 || next_b_[size_t(v)] < next_b_[size_t(b)])) b = v;
-      const bool room = live_[size_t(s)] < 2 * pp_ - (chunks_ > 1 && chunk == 0 ? 1 : 0);
+      const bool room = live_[size_t(s)] < limit_ - (chunks_ > 1 && chunk == 0 ? 1 : 0);
       if (f_ready(v) <= t && room && (f < 0 || next_f_[size_t(v)] < next_f_[size_t(f)])) f = v;
       if (next_w_[size_t(v)] < next_b_[size_t(v)] && (w < 0 || next_w_[size_t(v)] < next_w_[size_t(w)])) w = v;
     }
@@ -153,20 +153,20 @@ class PipelinePlay {
     const int chunk = stage_chunk(schedule_, pp_, c.v).chunk;
     const bool loss = c.v == last_v();
     std::vector<ChunkWork>& order = orders_[size_t(s)];
+    const bool forward = c.pass == Pass::forward;
+    const int i = (c.pass == Pass::weight ? next_w_ : forward ? next_f_ : next_b_)[size_t(c.v)]++;
+    order.push_back({forward, i, chunk, c.pass == Pass::weight});
+    const double end = t + p_.seconds(order.back(), loss);
     if (c.pass == Pass::weight) {
-      order.push_back({false, next_w_[size_t(c.v)]++, chunk, true});
       --live_[size_t(s)];
     } else {
-      const bool forward = c.pass == Pass::forward;
-      const int i = (forward ? next_f_ : next_b_)[size_t(c.v)]++;
-      order.push_back({forward, i, chunk});
-      (forward ? f_end_ : b_end_)[size_t(c.v) * size_t(m_) + size_t(i)] = t + p_.seconds(order.back(), loss);
+      (forward ? f_end_ : b_end_)[size_t(c.v) * size_t(m_) + size_t(i)] = end;
       live_[size_t(s)] += forward ? 1 : 0;
       after_forward_[size_t(s)] = forward;
       const int fed = forward ? c.v + 1 : c.v - 1;
-      if (fed >= 0 && fed <= last_v()) events_.push({t + p_.seconds(order.back(), loss) + message(c.v, fed), stage_of(fed)});
+      if (fed >= 0 && fed <= last_v()) events_.push({end + message(c.v, fed), stage_of(fed)});
     }
-    free_at_[size_t(s)] = t + p_.seconds(order.back(), loss);
+    free_at_[size_t(s)] = end;
     events_.push({free_at_[size_t(s)], s});
     --left_[size_t(s)];
   }
@@ -175,6 +175,7 @@ class PipelinePlay {
   const int pp_, chunks_, m_;
   const PassSeconds p_;
   const bool alternate_;
+  const int limit_;  // chunks' activations a stage may hold
   // Per virtual stage: the microbatch its next F, B and W take (each runs them in order), and when
   // each microbatch's F and B end (kNever: not run yet).
   std::vector<int> next_f_, next_b_, next_w_;

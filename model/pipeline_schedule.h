@@ -21,6 +21,11 @@ inline bool defers_weight_gradients(Schedule s) {
   return s == Schedule::zero_bubble_h1 || s == Schedule::zero_bubble_h2 || s == Schedule::zero_bubble_v;
 }
 
+// Microbatches whose activations one stage may hold at once (a whole stage's worth each): 1F1B's
+// pp, which ZB-H1 and ZB-V keep, and twice that for ZB-H2 (Qi et al. 2023 Sec. 3). Sizes the
+// activation memory, the played-out orders' cap and the trainer's workspaces.
+inline int microbatches_in_flight(Schedule s, int pp) { return s == Schedule::zero_bubble_h2 ? 2 * pp : pp; }
+
 // The schedules whose order is found by playing the pipeline out (played_out_orders): it depends
 // on the passes' times, and no closed form gives their bubble.
 inline bool has_played_out_order(Schedule s) { return s == Schedule::zero_bubble_v || s == Schedule::zero_bubble_h2; }

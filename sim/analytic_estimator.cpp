@@ -200,17 +200,17 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
 // ZB-V and ZB-H2 have no closed form: their bubble is what the stage holding the loss waits in the
 // pipeline played out with the plan's pass times (pipeline_makespan), beyond the sends that
 // exposed_comm already counts.
-double played_out_bubble(const Totals& t, const StepPlan& plan) {
+double played_out_bubble(const Totals& t, const StepPlan& plan, const PassSeconds& p) {
   const Layout& l = plan.layout;
-  const PassSeconds p = chunk_pass_seconds(t, plan);
   const double mbs = double(plan.n_microbatches);
   const double busy = mbs * (l.vpp * (p.forward + p.backward + p.weight) + p.loss_forward + p.loss_backward);
   const double span = pipeline_makespan(l.schedule, l.pp, l.vpp, plan.n_microbatches, p);
   return std::max(0.0, span - busy - mbs * t.mb_p2p);
 }
 
-// The step from its sums: layers and microbatches, what overlap hides, the pipeline's bubble.
-Breakdown combine(const Totals& t, const StepPlan& plan) {
+// The step from its sums (and a chunk's pass times, chunk_pass_seconds): layers and microbatches,
+// what overlap hides, the pipeline's bubble.
+Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& passes) {
   const Layout& l = plan.layout;
   const double layers = plan.layers_per_stage;
   const double mbs = double(plan.n_microbatches);
@@ -251,8 +251,8 @@ Breakdown combine(const Totals& t, const StepPlan& plan) {
   // what is left: (pp - 1)(F + B - W) against 1F1B's (pp - 1)(F + B + W) (Qi et al. 2023, Sec. 3;
   // DeepSeek-V3 report Table 2 writes it (PP - 1)(F + B - 2W) with B the whole backward).
   if (l.schedule == Schedule::zero_bubble_h1) slot -= 2.0 * layers * t.layer_weight_gradient;
-  b.bubble_s = (l.pp - 1) * slot / double(l.vpp);
-  if (has_played_out_order(l.schedule)) b.bubble_s = played_out_bubble(t, plan);
+  b.bubble_s = has_played_out_order(l.schedule) ? played_out_bubble(t, plan, passes)
+                                                 : (l.pp - 1) * slot / double(l.vpp);
   b.optimizer_s = t.step_optimizer;
   return b;
 }
@@ -268,8 +268,8 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
                 const CommModel& comm, const EstimateOptions& options) {
   Report r;
   const Totals totals = sum_ops(plan, compute, comm, options, r);
-  r.breakdown = combine(totals, plan);
   r.pipeline_passes = chunk_pass_seconds(totals, plan);
+  r.breakdown = combine(totals, plan, r.pipeline_passes);
   const Layout& l = plan.layout;
   r.model = plan.model.name;
   r.system = system.name;

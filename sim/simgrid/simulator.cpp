@@ -297,20 +297,26 @@ std::pair<int, int> chip_of_virtual(World& w, const Chip& c, int v) {
   return {w.placement.chip(r), at.chunk};
 }
 
+// Messages between virtual stages on different chips; ZB-V's turn at the last stage stays on the
+// chip and sends nothing.
+bool on_another_chip(World& w, const Chip& c, int v) { return chip_of_virtual(w, c, v).first != c.id; }
+void send_to_virtual(World& w, const Chip& c, int v, bool forward) {
+  const auto [chip, chunk] = chip_of_virtual(w, c, v);
+  if (chip != c.id) send(w, chip, forward, chunk);
+}
+
 void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
   const Layout& l = w.plan.layout;
   const int v = virtual_stage(l.schedule, l.pp, w.placement.rank(c.id).pp, item.chunk);
   const bool first = v == 0, last = v == l.pp * l.vpp - 1;
-  // ZB-V's turn at the last stage stays on the chip: no message.
-  auto neighbour = [&](int u) { return chip_of_virtual(w, c, u); };
   if (item.forward) {
-    if (!first && neighbour(v - 1).first != c.id) receive(w, c, true, item.chunk);
+    if (!first && on_another_chip(w, c, v - 1)) receive(w, c, true, item.chunk);
     const double start = s4u::Engine::get_clock();
     layer_pass(w, c, true, false);
     if (last) compute(w, c, w.work.stage_end_forward_s, &ChipTimes::compute_s, "logits_loss");
     else pace_by_last_stage(w, c, w.work.stage_end_forward_s);
     record(w, c, Track::schedule, "F", start, item.microbatch, item.chunk);
-    if (!last && neighbour(v + 1).first != c.id) send(w, neighbour(v + 1).first, true, neighbour(v + 1).second);
+    if (!last) send_to_virtual(w, c, v + 1, true);
     return;
   }
   if (item.weight) {  // a zero-bubble schedule's deferred weight gradients: no message either way
@@ -319,18 +325,17 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
     record(w, c, Track::schedule, "W", start, item.microbatch, item.chunk);
     return;
   }
-  if (!last && neighbour(v + 1).first != c.id) receive(w, c, false, item.chunk);
+  if (!last && on_another_chip(w, c, v + 1)) receive(w, c, false, item.chunk);
   const double start = s4u::Engine::get_clock();
   if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
   else pace_by_last_stage(w, c, w.work.stage_end_backward_s);
   layer_pass(w, c, false, buckets);
   record(w, c, Track::schedule, "B", start, item.microbatch, item.chunk);
-  if (!first && neighbour(v - 1).first != c.id) send(w, neighbour(v - 1).first, false, neighbour(v - 1).second);
+  if (!first) send_to_virtual(w, c, v - 1, false);
 }
 
 void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
-  const Layout& l = w->plan.layout;
   Chip c{id, {}, w->traced[id] != 0};
   const bool side_stream = k.side_calls_per_layer() || k.buckets_in_backward;
   if (side_stream) {
