@@ -69,7 +69,7 @@ void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (n["schedule"]) {
     const Schedule s = parse_schedule(read_string(n["schedule"], "layout.schedule"), "layout.schedule");
     if (s == Schedule::gpipe)
-      throw InputError("layout.schedule", "'gpipe': the trainer runs 1f1b, interleaved, zb-h1, zb-h2 or zb-v");
+      throw InputError("layout.schedule", "'gpipe': the trainer runs 1f1b, interleaved, zb-h1, zb-h2, zb-v or dualpipe-v");
     c.schedule = s;
   }
   if (n["sharding"]) {
@@ -114,11 +114,14 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
     throw InputError("layout.schedule", std::string(to_string(c.schedule)) + " needs pipeline stages (layout.pp >= 2)");
   if (c.schedule == Schedule::interleaved && (c.pp < 2 || c.vpp < 2))
     throw InputError("layout.schedule", "interleaved needs layout.pp >= 2 and layout.vpp >= 2");
-  if (c.schedule == Schedule::zero_bubble_v && c.vpp != 2)
-    throw InputError("layout.vpp", "zb-v places two model chunks on each stage: vpp must be 2");
-  if (c.schedule != Schedule::interleaved && c.schedule != Schedule::zero_bubble_v && c.vpp > 1)
-    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved or zb-v");
+  if (v_shaped(c.schedule) && c.vpp != 2)
+    throw InputError("layout.vpp", std::string(to_string(c.schedule)) + " places two model chunks on each stage: vpp must be 2");
+  if (c.schedule != Schedule::interleaved && !v_shaped(c.schedule) && c.vpp > 1)
+    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved, zb-v or dualpipe-v");
   const int64_t micro = c.batch / c.dp / c.microbatch_size();
+  if (c.schedule == Schedule::dualpipe_v && micro < 2 * c.pp)
+    throw InputError("layout.microbatch", "dualpipe-v needs at least 2 pp (" + std::to_string(2 * c.pp) +
+                                              ") microbatches, got " + std::to_string(micro));
   if (c.schedule == Schedule::interleaved && micro % c.pp)
     throw InputError("layout.vpp", "interleaved 1F1B needs the microbatch count (" + std::to_string(micro) +
                                        ") to be a multiple of layout.pp (" + std::to_string(c.pp) + ")");

@@ -37,6 +37,7 @@ const char* to_string(Schedule s) {
     case Schedule::zero_bubble_h1: return "zb-h1";
     case Schedule::zero_bubble_v: return "zb-v";
     case Schedule::zero_bubble_h2: return "zb-h2";
+    case Schedule::dualpipe_v: return "dualpipe-v";
   }
   return "?";
 }
@@ -66,7 +67,9 @@ Schedule parse_schedule(const std::string& t, const std::string& field) {
   if (t == "zb-h1") return Schedule::zero_bubble_h1;
   if (t == "zb-v") return Schedule::zero_bubble_v;
   if (t == "zb-h2") return Schedule::zero_bubble_h2;
-  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved, zb-h1, zb-h2, zb-v");
+  if (t == "dualpipe-v") return Schedule::dualpipe_v;
+  throw InputError(field, "'" + t + "' is not a pipeline schedule; allowed: gpipe, 1f1b, interleaved, zb-h1, zb-h2, "
+                          "zb-v, dualpipe-v");
 }
 
 StageLayers stage_layers(int64_t n_layers, int pp, int stage) {
@@ -192,13 +195,21 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
         return "interleaved 1F1B needs the microbatch count (" + to_string(microbatches(l, batch)) +
                ") to be a multiple of pp (" + to_string(l.pp) + ")";
       });
-  } else if (l.schedule == Schedule::zero_bubble_v) {
+  } else if (v_shaped(l.schedule)) {
     if (l.vpp != 2)
       return fail("layout.vpp", [&] {
-        return "zb-v places two model chunks on each stage: vpp must be 2, got " + to_string(l.vpp);
+        return std::string(to_string(l.schedule)) + " places two model chunks on each stage: vpp must be 2, got " +
+               to_string(l.vpp);
+      });
+    // DualPipeV's stage 0 runs 2 pp - 1 forwards before its first backward, and its steady state
+    // needs them all (DeepSeek-AI's dualpipev.py asserts chunks >= 2 ranks).
+    if (l.schedule == Schedule::dualpipe_v && microbatches(l, batch) < 2 * int64_t(l.pp))
+      return fail("layout.microbatch", [&] {
+        return "dualpipe-v needs at least 2 pp (" + to_string(2 * l.pp) + ") microbatches, got " +
+               to_string(microbatches(l, batch));
       });
   } else if (l.vpp != 1) {
-    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved or zb-v"); });
+    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved, zb-v or dualpipe-v"); });
   }
   if (defers_weight_gradients(l.schedule)) {
     const char* name = to_string(l.schedule);

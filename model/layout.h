@@ -29,7 +29,11 @@ enum class Recompute { none, selective, full, palm, minimal };
 // 1F1B's activation memory and close to no bubble when F = B = W (model/pipeline_schedule.cpp).
 // zero_bubble_h2: ZB-H2 (Qi et al. 2023 Sec. 3): ZB-H1's split with twice 1F1B's activation memory,
 // so the warm-up runs more forwards and the drain's waits fill with weight gradients.
-enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1, zero_bubble_v, zero_bubble_h2 };
+// dualpipe_v: DualPipeV (DeepSeek-AI's DualPipe repository, the V variant of the DeepSeek-V3
+// report's DualPipe, Sec. 3.2.1): ZB-V's V, and in the steady state the forward of one chunk and
+// the backward of the other run overlapped (each one's communication hides behind the other's
+// compute); weight gradients split off only in warm-up and cool-down; needs 2 pp microbatches.
+enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1, zero_bubble_v, zero_bubble_h2, dualpipe_v };
 
 struct Layout {
   int tp = 1;

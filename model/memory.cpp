@@ -110,6 +110,10 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
     case Schedule::zero_bubble_h1:
     case Schedule::zero_bubble_v:
     case Schedule::zero_bubble_h2: in_flight = std::min(mb, double(microbatches_in_flight(l.schedule, l.pp))); break;
+    // DualPipeV: 2 pp + 1 chunks' activations on stage 0 (its 2 pp - 1 warm-up forwards of chunk 0
+    // and one of chunk 1, then each overlapped pair's forward before its backward frees one; the
+    // DualPipe README's table gives PP + 1 chunks for PP chunk-stages), a stage being two chunks.
+    case Schedule::dualpipe_v: in_flight = std::min(mb, l.pp + 0.5); break;
     case Schedule::interleaved:
       in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
       break;

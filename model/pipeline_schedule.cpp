@@ -1,6 +1,7 @@
 #include "model/pipeline_schedule.h"
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 #include <queue>
 #include <stdexcept>
@@ -9,12 +10,12 @@
 namespace palmsim {
 
 int virtual_stage(Schedule schedule, int pp, int stage, int chunk) {
-  if (schedule == Schedule::zero_bubble_v) return chunk == 0 ? stage : 2 * pp - 1 - stage;
+  if (v_shaped(schedule)) return chunk == 0 ? stage : 2 * pp - 1 - stage;
   return chunk * pp + stage;
 }
 
 StageChunk stage_chunk(Schedule schedule, int pp, int v) {
-  if (schedule == Schedule::zero_bubble_v) return v < pp ? StageChunk{v, 0} : StageChunk{2 * pp - 1 - v, 1};
+  if (v_shaped(schedule)) return v < pp ? StageChunk{v, 0} : StageChunk{2 * pp - 1 - v, 1};
   return {v % pp, v / pp};
 }
 
@@ -61,6 +62,62 @@ std::vector<ChunkWork> zero_bubble_h1(int pp, int stage, int m) {
   }
   while (b < m) backward();
   while (w < m) out.push_back({false, w++, 0, true});
+  return out;
+}
+
+// DualPipeV on stage r of pp (DeepSeek-AI's DualPipe repository, dualpipev.py, DualPipeV.step's
+// eight steps), chunk 0 the V's way down (virtual stage r), chunk 1 its way back (2 pp - 1 - r).
+// A backward whose weight gradients are split off (zero-bubble) queues its W; `_weight_chunk`
+// runs the oldest. A whole backward is listed as B with its W right after it.
+std::vector<ChunkWork> dualpipe_v(int pp, int r, int m) {
+  std::vector<ChunkWork> out;
+  int f[2] = {0, 0}, b[2] = {0, 0};
+  std::deque<ChunkWork> deferred;
+  auto forward = [&](int chunk) { out.push_back({true, f[chunk]++, chunk}); };
+  auto backward = [&](int chunk, bool split, bool joins_previous = false) {
+    ChunkWork item{false, b[chunk]++, chunk};
+    item.joins_previous = joins_previous;
+    out.push_back(item);
+    const ChunkWork weight{false, item.microbatch, chunk, true};
+    if (split) deferred.push_back(weight);
+    else out.push_back(weight);
+  };
+  auto oldest_weight = [&] {
+    out.push_back(deferred.front());
+    deferred.pop_front();
+  };
+  const int later = pp - r - 1;  // stages after this one on the way down
+  for (int i = 0; i < 2 * later; ++i) forward(0);  // 1: chunk 0's warm-up
+  for (int i = 0; i <= r; ++i) forward(0), forward(1);  // 2: both chunks
+  for (int i = 0; i < later; ++i) {  // 3: zero-bubble backwards of chunk 1, W at once
+    backward(1, true);
+    oldest_weight();
+    forward(1);
+  }
+  for (int i = 0; i < m - 2 * pp + r + 1; ++i) {  // 4: the steady state, overlapped pairs
+    forward(0);
+    // The turn (stage pp - 1) runs its first pair apart: chunk 1's backward waits on the forward.
+    backward(1, false, !(i == 0 && r == pp - 1));
+    forward(1);
+    backward(0, false, true);
+  }
+  for (int i = 0; i < later; ++i) {  // 5: chunk 1 drains, chunk 0 still overlapped
+    backward(1, false);
+    forward(1);
+    backward(0, false, true);
+  }
+  bool split = false;  // 6: the second half of these backwards defer their W
+  for (int i = 0; i <= r; ++i) {
+    if (i == (r + 1) / 2 && r % 2 == 1) split = true;
+    backward(1, split);
+    if (i == (r + 1) / 2 && r % 2 == 0) split = true;
+    backward(0, split);
+  }
+  for (int i = 0; i < later; ++i) {  // 7: W into the waits for chunk 0's gradients
+    oldest_weight();
+    backward(0, true);
+  }
+  while (!deferred.empty()) oldest_weight();  // 8: the rest (r + 1 of them)
   return out;
 }
 
@@ -203,22 +260,35 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
   auto arrival = [&](double end, int from_stage, int to_stage) {
     return end < 0 ? -1.0 : end + (from_stage == to_stage ? 0.0 : p.message);
   };
+  // When item's input (or gradient) is there; < 0: not yet. A W follows its B in the same order.
+  auto ready = [&](const ChunkWork& item, int s) {
+    const int v = virtual_stage(schedule, pp, s, item.chunk);
+    const size_t i = size_t(item.microbatch);
+    if (item.weight) return 0.0;
+    if (item.forward) return v == 0 ? 0.0 : arrival(f_end[size_t(v - 1)][i], stage_chunk(schedule, pp, v - 1).stage, s);
+    if (v == chunks - 1) return f_end[size_t(v)][i];
+    return arrival(b_end[size_t(v + 1)][i], stage_chunk(schedule, pp, v + 1).stage, s);
+  };
+  auto finish = [&](const ChunkWork& item, int s, double end) {
+    if (!item.weight) (item.forward ? f_end : b_end)[size_t(virtual_stage(schedule, pp, s, item.chunk))][size_t(item.microbatch)] = end;
+  };
+  auto holds_loss = [&](const ChunkWork& item, int s) { return virtual_stage(schedule, pp, s, item.chunk) == chunks - 1; };
   for (bool progressed = true; progressed;) {
     progressed = false;
     for (int s = 0; s < pp; ++s) {
-      for (; next[size_t(s)] < orders[size_t(s)].size(); ++next[size_t(s)]) {
-        const ChunkWork& item = orders[size_t(s)][next[size_t(s)]];
-        const int v = virtual_stage(schedule, pp, s, item.chunk);
-        const size_t i = size_t(item.microbatch);
-        const bool last = v == chunks - 1;
-        double ready = 0;
-        if (item.weight) ready = 0;  // after its input gradient, earlier in this order
-        else if (item.forward && v > 0) ready = arrival(f_end[size_t(v - 1)][i], stage_chunk(schedule, pp, v - 1).stage, s);
-        else if (!item.forward) ready = last ? f_end[size_t(v)][i] : arrival(b_end[size_t(v + 1)][i], stage_chunk(schedule, pp, v + 1).stage, s);
-        if (ready < 0) break;  // waits on another stage
-        const double end = std::max(free_at[size_t(s)], ready) + p.seconds(item, last);
+      const std::vector<ChunkWork>& order = orders[size_t(s)];
+      for (size_t& k = next[size_t(s)]; k < order.size(); ++k) {
+        const ChunkWork& item = order[k];
+        // An overlapped pair starts when both inputs are there and ends as one.
+        const ChunkWork* partner = k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
+        const double at = std::min(ready(item, s), partner ? ready(*partner, s) : 0.0);
+        if (at < 0) break;  // waits on another stage
+        const double start = std::max({free_at[size_t(s)], ready(item, s), partner ? ready(*partner, s) : 0.0});
+        const double end = start + (partner ? p.overlapped_seconds(item, holds_loss(item, s), *partner, holds_loss(*partner, s))
+                                            : p.seconds(item, holds_loss(item, s)));
         free_at[size_t(s)] = end;
-        if (!item.weight) (item.forward ? f_end : b_end)[size_t(v)][i] = end;
+        finish(item, s, end);
+        if (partner) finish(*partner, s, end), ++k;
         progressed = true;
       }
     }
@@ -266,6 +336,7 @@ double pipeline_makespan(Schedule schedule, int pp, int vpp, int m, const PassSe
 
 std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m, const PassSeconds& seconds) {
   if (has_played_out_order(schedule)) return played_out_orders(schedule, pp, m, seconds)[size_t(stage)];
+  if (schedule == Schedule::dualpipe_v) return dualpipe_v(pp, stage, m);
   // Otherwise model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
   if (vpp > 1) return interleaved(pp, vpp, stage, m);
   if (schedule == Schedule::zero_bubble_h1) return zero_bubble_h1(pp, stage, m);

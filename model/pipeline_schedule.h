@@ -5,20 +5,26 @@
 // trainer's pipeline stages run the same list (kernels/rank_trainer.cpp).
 #include "model/layout.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace palmsim {
 
+// The schedules that place a stage's two model chunks in a V (ZB-V, DualPipeV).
+inline bool v_shaped(Schedule s) { return s == Schedule::zero_bubble_v || s == Schedule::dualpipe_v; }
+
 // Where model chunk `chunk` of stage `stage` sits among the pp * vpp virtual stages, which every
-// microbatch runs in order. Interleaved (Narayanan et al. 2021): chunk * pp + stage. ZB-V's V:
+// microbatch runs in order. Interleaved (Narayanan et al. 2021): chunk * pp + stage. A V (v_shaped):
 // stage for chunk 0, 2 pp - 1 - stage for chunk 1, so stage 0 runs the first and the last and the
 // turn at stage pp - 1 needs no message. Without chunks, the stage itself.
 int virtual_stage(Schedule schedule, int pp, int stage, int chunk);
-// Zero-bubble schedules run a backward's weight gradients (W) apart from its input gradient (B).
+// Zero-bubble schedules run a backward's weight gradients (W) apart from its input gradient (B);
+// DualPipeV does in its warm-up and cool-down (its order then lists a whole backward as B and W).
 inline bool defers_weight_gradients(Schedule s) {
-  return s == Schedule::zero_bubble_h1 || s == Schedule::zero_bubble_h2 || s == Schedule::zero_bubble_v;
+  return s == Schedule::zero_bubble_h1 || s == Schedule::zero_bubble_h2 || s == Schedule::zero_bubble_v ||
+         s == Schedule::dualpipe_v;
 }
 
 // Microbatches whose activations one stage may hold at once (a whole stage's worth each): 1F1B's
@@ -29,6 +35,9 @@ inline int microbatches_in_flight(Schedule s, int pp) { return s == Schedule::ze
 // The schedules whose order is found by playing the pipeline out (played_out_orders): it depends
 // on the passes' times, and no closed form gives their bubble.
 inline bool has_played_out_order(Schedule s) { return s == Schedule::zero_bubble_v || s == Schedule::zero_bubble_h2; }
+// The schedules whose bubble is read off the orders' makespan (pipeline_makespan) rather than a
+// closed form: the played-out ones, and DualPipeV, whose fixed order overlaps passes.
+inline bool bubble_from_makespan(Schedule s) { return has_played_out_order(s) || s == Schedule::dualpipe_v; }
 
 struct StageChunk {
   int stage = 0, chunk = 0;
@@ -50,8 +59,17 @@ struct ChunkWork {
   // A backward item of a zero-bubble schedule: weight (W) runs the weight gradients its backward
   // (B, the input gradients only) left; other schedules' backward items run both.
   bool weight = false;
+  // DualPipe's overlapped F&B (DeepSeek-V3 report Sec. 3.2.1): this backward starts with the
+  // forward before it in the order, the two sharing the chip's compute while each one's
+  // communication runs beside the other's compute; what they send leaves when both are done.
+  bool joins_previous = false;
   bool operator==(const ChunkWork&) const = default;
 };
+
+// Whether item i of a stage's order runs overlapped with its neighbour (ChunkWork::joins_previous).
+inline bool in_overlapped_pair(const std::vector<ChunkWork>& order, size_t i) {
+  return order[i].joins_previous || (i + 1 < order.size() && order[i + 1].joins_previous);
+}
 
 // Seconds one model chunk's passes take, the same on every stage; the virtual stage holding the
 // loss adds its own; a message between two stages takes `message`. The default: unit passes.
@@ -59,6 +77,10 @@ struct PassSeconds {
   double forward = 1, backward = 1;  // backward: input and weight gradients, or only the input's
   double weight = 1;                 // a zero-bubble schedule's deferred weight gradients (W)
   double loss_forward = 0, loss_backward = 0;
+  // Of forward and backward, the blocking communication (tensor-parallel collectives, expert
+  // all-to-alls) that another pass's compute can hide when the two run overlapped.
+  double forward_comm = 0, backward_comm = 0;
+  double layers = 1;  // a chunk's: an overlapped pair takes turns layer by layer
   double message = 0;
   // A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): every
   // chunk's forward and backward then take the loss's time too.
@@ -68,6 +90,15 @@ struct PassSeconds {
     const double loss = pass.forward ? loss_forward : loss_backward;
     return (pass.forward ? forward : backward) + (holds_loss || paced_by_loss ? loss : 0.0);
   }
+  // Two passes run overlapped (ChunkWork::joins_previous): their computes take turns on the chip,
+  // layer by layer, and each one's communication runs beside the other's compute, so the pair
+  // lasts as long as both computes (and the collectives of the second's last layer, which
+  // nothing is left to hide) or the longer pass alone, whichever is more.
+  double overlapped_seconds(const ChunkWork& a, bool a_loss, const ChunkWork& b, bool b_loss) const {
+    const double ta = seconds(a, a_loss), tb = seconds(b, b_loss);
+    return std::max({ta, tb, ta - comm(a) + tb - comm(b) + comm(b) / layers});
+  }
+  double comm(const ChunkWork& pass) const { return pass.weight ? 0.0 : pass.forward ? forward_comm : backward_comm; }
 };
 
 // gpipe: every forward, then every backward. one_f_one_b: PipeDream-flush (pp - stage - 1 warm-up
@@ -77,6 +108,10 @@ struct PassSeconds {
 // the oldest weight gradients beyond the `stage` this stage may defer (Qi et al. 2023's ZB-H1: at
 // most pp microbatches in flight on any stage), the deferred ones at the end. zero_bubble_v and
 // zero_bubble_h2: the order played_out_orders finds for these pass times (only theirs depend on them).
+// dualpipe_v: DeepSeek-AI's DualPipeV order (dualpipev.py's eight steps): chunk 0's warm-up
+// forwards, then chunk 1's, a few split backwards (B then W at once), the steady state of
+// overlapped pairs (F of one chunk with the whole backward of the other: joins_previous), the cool-
+// down whose later backwards defer their W into the drain.
 std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int microbatches,
                                       const PassSeconds& seconds = {});
 

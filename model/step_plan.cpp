@@ -534,9 +534,9 @@ class PlanBuilder {
     // Activations leave the stage once per model chunk per microbatch; with sequence parallelism
     // (or Megatron's scatter/gather optimisation) each tensor-parallel rank sends its 1/tp share.
     const double message = t_ * m_.d_model * w_ / l_.tp;
-    // ZB-V's stage 0 sends one message a direction per microbatch: chunk 0's activation, chunk 1's
+    // A V's stage 0 sends one message a direction per microbatch: chunk 0's activation, chunk 1's
     // gradient (the other two ends of its chunks are the pipeline's).
-    const double messages = l_.schedule == Schedule::zero_bubble_v ? 1.0 : double(l_.vpp);
+    const double messages = v_shaped(l_.schedule) ? 1.0 : double(l_.vpp);
     for (Phase phase : {Phase::forward, Phase::backward}) {
       Op& op = add("pp_send", phase, OpKind::p2p, Repeat::per_microbatch, messages);
       op.group = CommGroup::pp;

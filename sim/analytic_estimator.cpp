@@ -190,6 +190,9 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
                                t.layer_tp_comm_fwd) -
                p.weight;
   if (!defers_weight_gradients(l.schedule)) p.backward += p.weight, p.weight = 0;
+  p.layers = chunk_layers;
+  p.forward_comm = chunk_layers * t.layer_tp_comm_fwd;
+  p.backward_comm = chunk_layers * (t.layer_tp_comm - t.layer_tp_comm_fwd);
   p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
   p.loss_backward = t.mb_compute_fwd_bwd - t.mb_compute_fwd;
   p.message = t.mb_p2p_fwd;
@@ -197,15 +200,31 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
   return p;
 }
 
-// ZB-V and ZB-H2 have no closed form: their bubble is what the stage holding the loss waits in the
-// pipeline played out with the plan's pass times (pipeline_makespan), beyond the sends that
-// exposed_comm already counts.
-double played_out_bubble(const Totals& t, const StepPlan& plan, const PassSeconds& p) {
+// ZB-V, ZB-H2 and DualPipeV have no closed form: their bubble is what the stage holding the loss
+// waits in the pipeline its orders play out with the plan's pass times (pipeline_makespan), beyond
+// the sends that exposed_comm already counts. DualPipeV's overlapped pairs on that stage also hide
+// part of the communication exposed_comm counts (PassSeconds::overlapped_seconds).
+struct OrdersBubble {
+  double bubble = 0, hidden_comm = 0;
+};
+OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const PassSeconds& p) {
   const Layout& l = plan.layout;
-  const double mbs = double(plan.n_microbatches);
-  const double busy = mbs * (l.vpp * (p.forward + p.backward + p.weight) + p.loss_forward + p.loss_backward);
-  const double span = pipeline_makespan(l.schedule, l.pp, l.vpp, plan.n_microbatches, p);
-  return std::max(0.0, span - busy - mbs * t.mb_p2p);
+  const int m = int(plan.n_microbatches);
+  OrdersBubble out;
+  if (l.schedule == Schedule::dualpipe_v) {  // the only order with pairs (a played-out one is not replayed for none)
+    const int stage = loss_stage(l.schedule, l.pp, l.vpp);
+    const std::vector<ChunkWork> order = stage_schedule(l.schedule, l.pp, l.vpp, stage, m, p);
+    auto loss = [&](const ChunkWork& w) { return virtual_stage(l.schedule, l.pp, stage, w.chunk) == l.pp * l.vpp - 1; };
+    for (size_t i = 1; i < order.size(); ++i)
+      if (order[i].joins_previous) {
+        const ChunkWork &a = order[i - 1], &b = order[i];
+        out.hidden_comm += p.seconds(a, loss(a)) + p.seconds(b, loss(b)) - p.overlapped_seconds(a, loss(a), b, loss(b));
+      }
+  }
+  const double busy = double(m) * (l.vpp * (p.forward + p.backward + p.weight) + p.loss_forward + p.loss_backward);
+  const double span = pipeline_makespan(l.schedule, l.pp, l.vpp, m, p);
+  out.bubble = std::max(0.0, span - (busy - out.hidden_comm) - double(m) * t.mb_p2p);
+  return out;
 }
 
 // The step from its sums (and a chunk's pass times, chunk_pass_seconds): layers and microbatches,
@@ -251,8 +270,15 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
   // what is left: (pp - 1)(F + B - W) against 1F1B's (pp - 1)(F + B + W) (Qi et al. 2023, Sec. 3;
   // DeepSeek-V3 report Table 2 writes it (PP - 1)(F + B - 2W) with B the whole backward).
   if (l.schedule == Schedule::zero_bubble_h1) slot -= 2.0 * layers * t.layer_weight_gradient;
-  b.bubble_s = has_played_out_order(l.schedule) ? played_out_bubble(t, plan, passes)
-                                                 : (l.pp - 1) * slot / double(l.vpp);
+  b.bubble_s = (l.pp - 1) * slot / double(l.vpp);
+  if (bubble_from_makespan(l.schedule)) {
+    const OrdersBubble o = bubble_from_orders(t, plan, passes);
+    b.bubble_s = o.bubble;
+    // What the pairs hide comes off the layers' blocking collectives, the all-to-alls their share.
+    const double layer_comm = mbs * layers * t.layer_tp_comm;
+    if (layer_comm > 0) b.all_to_all_s *= 1.0 - o.hidden_comm / layer_comm;
+    b.exposed_comm_s -= o.hidden_comm;
+  }
   b.optimizer_s = t.step_optimizer;
   return b;
 }

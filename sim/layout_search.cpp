@@ -190,7 +190,7 @@ SearchResult search_layouts(const Scenario& s, int top_k, const LayoutConstraint
     if (s.system.stack.supports(x)) space.recomputes.push_back(x);
   for (Schedule x : {Schedule::one_f_one_b, Schedule::gpipe, Schedule::zero_bubble_h1, Schedule::zero_bubble_h2})
     if (s.system.stack.supports(x)) space.pipeline_schedules.push_back(x);
-  for (Schedule x : {Schedule::interleaved, Schedule::zero_bubble_v})
+  for (Schedule x : {Schedule::interleaved, Schedule::zero_bubble_v, Schedule::dualpipe_v})
     if (s.system.stack.supports(x)) space.chunked_schedules.push_back(x);
 
   tbb::enumerable_thread_specific<TopK> workers;

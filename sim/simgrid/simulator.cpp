@@ -5,8 +5,10 @@
 
 #include <simgrid/s4u/Actor.hpp>
 #include <simgrid/s4u/Comm.hpp>
+#include <simgrid/s4u/ConditionVariable.hpp>
 #include <simgrid/s4u/Engine.hpp>
 #include <simgrid/s4u/Mailbox.hpp>
+#include <simgrid/s4u/Mutex.hpp>
 #include <simgrid/s4u/Semaphore.hpp>
 #include <xbt/log.h>
 
@@ -45,14 +47,20 @@ void* sink = nullptr;
 // layers behave the same in every block, so the steady-state overlap is unchanged while a
 // 118-layer, 6144-chip step stays a few million events. Without a side stream one block suffices.
 constexpr int kMaxBlocksPerPass = 8;
-// Mailboxes per chip for collectives: stream (main, side) x group x ring level x slot (flow index:
-// at most 3 torus axes x 2 directions on a ring, ep - 1 peers in an all-to-all).
-constexpr int kLevels = 2, kGroups = int(CommGroup::cross_pod) + 1, kStreams = 2;
+// Mailboxes per chip for collectives: stream (main, side, an overlapped pair's backward) x group x
+// ring level x slot (flow index: at most 3 torus axes x 2 directions on a ring, ep - 1 peers in an
+// all-to-all).
+constexpr int kLevels = 2, kGroups = int(CommGroup::cross_pod) + 1, kStreams = 3;
+constexpr int kMainStream = 0, kSideStream = 1, kPairedBackwardStream = 2;
 
 struct SideStream {
   std::deque<std::pair<CommCall, double>> queue;
-  s4u::SemaphorePtr todo, done;
-  int submitted = 0, waited = 0;  // calls finish in order: waiting for ticket t = t dones
+  s4u::SemaphorePtr todo;
+  // Calls finish in order: ticket t is done once `finished` reaches t. Both halves of an
+  // overlapped pair may wait at once, so they wait on a condition, not on a count of releases.
+  s4u::MutexPtr lock;
+  s4u::ConditionVariablePtr changed;
+  int submitted = 0, finished = 0;
 };
 
 struct World {
@@ -91,6 +99,12 @@ struct Chip {
   int id = 0;
   ChipTimes times;
   bool traced = false;
+  // Half of an overlapped pair (ChunkWork::joins_previous): its collectives use their own
+  // mailboxes, its compute takes turns with the other half's, and its layers run in blocks so
+  // the turns interleave.
+  int stream = kMainStream;
+  s4u::MutexPtr compute_turns;
+  bool paired() const { return compute_turns != nullptr; }
 };
 
 void record(World& w, const Chip& c, Track track, std::string name, double start, int mb = -1, int chunk = -1) {
@@ -122,8 +136,10 @@ void run_collective(World& w, int chip, int stream, const CommCall& call, double
 void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
   const double s = seconds * w.compute_factor[c.id];
   if (s <= 0) return;
+  if (c.paired()) c.compute_turns->lock();
   const double start = s4u::Engine::get_clock();
   s4u::this_actor::sleep_for(s);
+  if (c.paired()) c.compute_turns->unlock();
   c.times.*bucket += s;
   record(w, c, Track::compute, name, start);
 }
@@ -131,7 +147,7 @@ void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const
 void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, const char* name) {
   if (call.empty()) return;
   const double start = s4u::Engine::get_clock();
-  run_collective(w, c.id, 0, call, scale);
+  run_collective(w, c.id, c.stream, call, scale);
   c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
   if (call.group == CommGroup::ep) c.times.all_to_all_s += s4u::Engine::get_clock() - start;
   record(w, c, Track::comm, name, start);
@@ -146,9 +162,11 @@ void stream_actor(World* w, int chip) {
     auto [call, scale] = std::move(s.queue.front());
     s.queue.pop_front();
     const double start = s4u::Engine::get_clock();
-    run_collective(*w, chip, 1, call, scale);
+    run_collective(*w, chip, kSideStream, call, scale);
     record(*w, c, Track::stream, call.group == CommGroup::dp ? "dp_stream" : "stream", start);
-    s.done->release();
+    const std::unique_lock<s4u::Mutex> hold(*s.lock);
+    ++s.finished;
+    s.changed->notify_all();
   }
 }
 
@@ -162,10 +180,8 @@ int submit(World& w, Chip& c, CommCall call, double scale) {
 void wait_stream(World& w, Chip& c, int ticket) {
   SideStream& s = w.streams[c.id];
   const double start = s4u::Engine::get_clock();
-  while (s.waited < ticket) {
-    s.done->acquire();
-    ++s.waited;
-  }
+  std::unique_lock<s4u::Mutex> hold(*s.lock);
+  s.changed->wait(hold, [&] { return s.finished >= ticket; });
   c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
 }
 
@@ -226,6 +242,13 @@ std::vector<CommCall> last_side_calls(const StepWork& k, bool buckets) {
   return non_empty(std::move(side), std::move(experts));
 }
 
+// Blocks a pass's layers run in: several when a side stream runs beside them, one per layer when
+// the other half of an overlapped pair takes turns with them, else one.
+int blocks_per_pass(const StepWork& k, bool streamed, bool paired) {
+  if (paired) return k.layers_per_chunk;
+  return streamed ? std::min(k.layers_per_chunk, kMaxBlocksPerPass) : 1;
+}
+
 // One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
 // the gather of the layer after it and, in backward, the reduce-scatter (or gradient bucket) of
 // the layer before it; the first gather of a pass and the last reduction cannot hide.
@@ -233,7 +256,7 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
   const StepWork& k = w.work;
   const int layers = k.layers_per_chunk;
   const bool streamed = k.side_calls_per_layer() || buckets;
-  const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
+  const int blocks = blocks_per_pass(k, streamed, c.paired());
   if (k.fsdp()) {  // the pass's first layer's weights: nothing to hide them behind
     int ticket = 0;
     for (CommCall& gather : first_gathers(k, forward)) ticket = submit(w, c, std::move(gather), 1.0);
@@ -305,33 +328,90 @@ void send_to_virtual(World& w, const Chip& c, int v, bool forward) {
   if (chip != c.id) send(w, chip, forward, chunk);
 }
 
-void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
+// Pass `item`'s input: its forward's activation or its backward's gradient, unless this chip made
+// it (the first virtual stage, the loss's backward, a V's turn).
+void receive_input(World& w, Chip& c, const ChunkWork& item) {
+  const Layout& l = w.plan.layout;
+  if (item.weight) return;
+  const int v = virtual_stage(l.schedule, l.pp, w.placement.rank(c.id).pp, item.chunk);
+  const int from = item.forward ? v - 1 : v + 1;
+  if (from >= 0 && from < l.pp * l.vpp && on_another_chip(w, c, from)) receive(w, c, item.forward, item.chunk);
+}
+
+void send_output(World& w, const Chip& c, const ChunkWork& item) {
+  const Layout& l = w.plan.layout;
+  if (item.weight) return;
+  const int v = virtual_stage(l.schedule, l.pp, w.placement.rank(c.id).pp, item.chunk);
+  const int to = item.forward ? v + 1 : v - 1;
+  if (to >= 0 && to < l.pp * l.vpp) send_to_virtual(w, c, to, item.forward);
+}
+
+// Pass `item`'s work once its input is there: a chunk's layers, the logits and loss on the last
+// virtual stage (or the wait for them, for a stack that paces every stage by it).
+void pass_work(World& w, Chip& c, const ChunkWork& item, bool buckets) {
   const Layout& l = w.plan.layout;
   const int v = virtual_stage(l.schedule, l.pp, w.placement.rank(c.id).pp, item.chunk);
-  const bool first = v == 0, last = v == l.pp * l.vpp - 1;
+  const bool last = v == l.pp * l.vpp - 1;
+  const double start = s4u::Engine::get_clock();
+  if (item.weight) {  // a zero-bubble schedule's deferred weight gradients
+    compute(w, c, w.work.layers_per_chunk * w.work.weight_gradient_s, &ChipTimes::compute_s, "weight_gradient");
+    if (!c.paired()) record(w, c, Track::schedule, "W", start, item.microbatch, item.chunk);
+    return;
+  }
   if (item.forward) {
-    if (!first && on_another_chip(w, c, v - 1)) receive(w, c, true, item.chunk);
-    const double start = s4u::Engine::get_clock();
     layer_pass(w, c, true, false);
     if (last) compute(w, c, w.work.stage_end_forward_s, &ChipTimes::compute_s, "logits_loss");
     else pace_by_last_stage(w, c, w.work.stage_end_forward_s);
-    record(w, c, Track::schedule, "F", start, item.microbatch, item.chunk);
-    if (!last) send_to_virtual(w, c, v + 1, true);
-    return;
+  } else {
+    if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
+    else pace_by_last_stage(w, c, w.work.stage_end_backward_s);
+    layer_pass(w, c, false, buckets);
   }
-  if (item.weight) {  // a zero-bubble schedule's deferred weight gradients: no message either way
-    const double start = s4u::Engine::get_clock();
-    compute(w, c, w.work.layers_per_chunk * w.work.weight_gradient_s, &ChipTimes::compute_s, "weight_gradient");
-    record(w, c, Track::schedule, "W", start, item.microbatch, item.chunk);
-    return;
-  }
-  if (!last && on_another_chip(w, c, v + 1)) receive(w, c, false, item.chunk);
+  // An overlapped pair's halves overlap: the pair is recorded as one (run_overlapped).
+  if (!c.paired()) record(w, c, Track::schedule, item.forward ? "F" : "B", start, item.microbatch, item.chunk);
+}
+
+void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
+  receive_input(w, c, item);
+  pass_work(w, c, item, buckets);
+  send_output(w, c, item);
+}
+
+// The backward half of an overlapped pair, on its own actor.
+void paired_backward(World* w, Chip* half, ChunkWork item, s4u::SemaphorePtr done) {
+  pass_work(*w, *half, item, false);
+  done->release();
+}
+
+// An overlapped pair (ChunkWork::joins_previous): both inputs first, then the forward here and
+// the backward on a second actor of this chip, their computes taking turns and each one's
+// collectives running while the other computes; both outputs leave once both are done. Of the
+// pair's time, what neither compute fills is exposed communication (or, for a paced stack,
+// bubble); the all-to-alls keep their share of it.
+void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork& backward) {
+  receive_input(w, c, forward);
+  receive_input(w, c, backward);
   const double start = s4u::Engine::get_clock();
-  if (last) compute(w, c, w.work.stage_end_backward_s, &ChipTimes::compute_s, "logits_loss");
-  else pace_by_last_stage(w, c, w.work.stage_end_backward_s);
-  layer_pass(w, c, false, buckets);
-  record(w, c, Track::schedule, "B", start, item.microbatch, item.chunk);
-  if (!first) send_to_virtual(w, c, v - 1, false);
+  const s4u::MutexPtr turns = s4u::Mutex::create();
+  Chip f{c.id, {}, c.traced, kMainStream, turns}, b{c.id, {}, c.traced, kPairedBackwardStream, turns};
+  const s4u::SemaphorePtr done = s4u::Semaphore::create(0);
+  s4u::Actor::create(std::string("pair").append(std::to_string(c.id)), s4u::this_actor::get_host(), paired_backward,
+                     &w, &b, backward, done);
+  pass_work(w, f, forward, false);
+  done->acquire();
+  const double wall = s4u::Engine::get_clock() - start;
+  const double computed = f.times.compute_s + b.times.compute_s + f.times.recompute_s + b.times.recompute_s;
+  const double paced = f.times.bubble_s + b.times.bubble_s;
+  const double comm = f.times.exposed_comm_s + b.times.exposed_comm_s;
+  const double exposed = std::max(0.0, wall - computed - paced);
+  c.times.compute_s += f.times.compute_s + b.times.compute_s;
+  c.times.recompute_s += f.times.recompute_s + b.times.recompute_s;
+  c.times.bubble_s += std::max(0.0, std::min(paced, wall - computed));
+  c.times.exposed_comm_s += exposed;
+  if (comm > 0) c.times.all_to_all_s += (f.times.all_to_all_s + b.times.all_to_all_s) * std::min(1.0, exposed / comm);
+  if (c.traced) w.result.events.push_back({c.id, Track::schedule, "F&B", start, wall, forward.microbatch, forward.chunk});
+  send_output(w, c, forward);
+  send_output(w, c, backward);
 }
 
 void chip_actor(World* w, int id) {
@@ -341,13 +421,20 @@ void chip_actor(World* w, int id) {
   if (side_stream) {
     SideStream& s = w->streams[id];
     s.todo = s4u::Semaphore::create(0);
-    s.done = s4u::Semaphore::create(0);
+    s.lock = s4u::Mutex::create();
+    s.changed = s4u::ConditionVariable::create();
     s4u::Actor::create(std::string("stream").append(std::to_string(id)), s4u::this_actor::get_host(), stream_actor, w, id);
   }
   const std::vector<ChunkWork>& schedule = k.stage_orders[size_t(w->placement.rank(id).pp)];
   const size_t last_backward = last_backward_pass(schedule);
-  for (size_t i = 0; i < schedule.size(); ++i)
+  for (size_t i = 0; i < schedule.size(); ++i) {
+    if (i + 1 < schedule.size() && schedule[i + 1].joins_previous) {  // pipelines only: no buckets in backward
+      run_overlapped(*w, c, schedule[i], schedule[i + 1]);
+      ++i;
+      continue;
+    }
     run_chunk(*w, c, schedule[i], k.buckets_in_backward && i == last_backward);
+  }
   if (side_stream) wait_stream(*w, c, w->streams[id].submitted);
   for (const CommCall& call : k.after_backward) blocking_collective(*w, c, call, 1.0, "step_collective");
   compute(*w, c, k.optimizer_s, &ChipTimes::optimizer_s, "optimizer");
@@ -389,10 +476,10 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     for (const FlowPhase& phase : flows.phases(chip, call, scale)) n += double(phase.flows.size());
     return n;
   };
-  auto pass = [&](bool forward, bool buckets) {
+  auto pass = [&](bool forward, bool buckets, bool paired) {
     const int layers = k.layers_per_chunk;
     const bool streamed = k.side_calls_per_layer() || buckets;
-    const int blocks = streamed ? std::min(layers, kMaxBlocksPerPass) : 1;
+    const int blocks = blocks_per_pass(k, streamed, paired);
     double n = 0;
     if (k.fsdp())
       for (const CommCall& gather : first_gathers(k, forward)) n += count(gather, 1.0);
@@ -417,7 +504,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     if (item.weight) continue;  // compute only
     const int v = virtual_stage(l.schedule, l.pp, stage, item.chunk);
     const bool first = v == 0, last = v == l.pp * l.vpp - 1;
-    n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward);
+    n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward, in_overlapped_pair(schedule, i));
     // The pipeline send, unless its receiver is this stage (ZB-V's turn).
     if (item.forward ? !last : !first)
       n += stage_chunk(l.schedule, l.pp, item.forward ? v + 1 : v - 1).stage != stage ? 1 : 0;

@@ -224,8 +224,11 @@ TEST(TrainConfig, SchedulesItDoesNotRunAreRefusedNamingTheField) {
   EXPECT_EQ(config_error("", "pp: 2, schedule: zb-h1", 4), "");
   const std::string gpipe = config_error("", "pp: 2, schedule: gpipe", 4);
   EXPECT_NE(gpipe.find("layout.schedule"), std::string::npos) << gpipe;
-  EXPECT_NE(gpipe.find("1f1b, interleaved, zb-h1, zb-h2 or zb-v"), std::string::npos) << gpipe;
+  EXPECT_NE(gpipe.find("1f1b, interleaved, zb-h1, zb-h2, zb-v or dualpipe-v"), std::string::npos) << gpipe;
   EXPECT_NE(config_error("", "pp: 2, schedule: zb-v", 4).find("layout.vpp"), std::string::npos);  // a V has 2 arms
+  EXPECT_NE(config_error("", "pp: 2, schedule: dualpipe-v", 4).find("layout.vpp"), std::string::npos);
+  // DualPipeV needs 2 pp microbatches: 4 here, 2 given.
+  EXPECT_NE(config_error("", "pp: 2, vpp: 2, schedule: dualpipe-v", 2).find("layout.microbatch"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "pp: 2, vpp: 2, schedule: zb-v", 4)
                 .find("layout.schedule"),
             std::string::npos);  // the experts' weight gradients are not deferred

@@ -322,6 +322,15 @@ TEST_F(ParallelEquivalence, PipelineStagesZeroBubbleV) {
   EXPECT_EQ(held[1], (std::set<std::string>{"layer1", "layer2"}));
 }
 
+// DualPipeV: ZB-V's V, its order's overlapped pairs run one after the other (the trainer has one
+// stream a rank), whole backwards as B then W: the same layers on each stage, the same results.
+TEST_F(ParallelEquivalence, PipelineStagesDualPipeV) {
+  const auto held = check_two_chunk_pipeline(model_, batch_, Schedule::dualpipe_v);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0], (std::set<std::string>{"embedding", "final_ln", "layer0", "layer3"}));
+  EXPECT_EQ(held[1], (std::set<std::string>{"layer1", "layer2"}));
+}
+
 // Four experts, top-2, and a shared expert, in every other layer. The load-balancing loss counts
 // each microbatch's own tokens, so the one-rank reference runs the ranks' shares as its microbatches.
 TEST(ExpertParallelEquivalence, SplitExpertsReproduceOneRank) {

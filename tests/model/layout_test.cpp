@@ -1,6 +1,7 @@
 // Layout legality: every rule names its field.
 #include "model/input_error.h"
 #include "model/layout.h"
+#include "model/pipeline_schedule.h"
 
 #include <gtest/gtest.h>
 
@@ -116,6 +117,22 @@ TEST(Layout, ZeroBubbleVAndH2NeedTheirChunksAndUnshardedWeights) {
   l.vpp = 1, l.sharding = Sharding::fsdp;
   EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
   EXPECT_EQ(parse_schedule("zb-h2", "layout.schedule"), Schedule::zero_bubble_h2);
+}
+
+// DualPipeV: ZB-V's rules, and at least 2 pp microbatches (its stage 0 warms up with 2 pp - 1).
+TEST(Layout, DualPipeVNeedsTwoChunksAndTwicePpMicrobatches) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  Layout l;
+  l.tp = 8, l.pp = 8, l.dp = 1, l.vpp = 2, l.schedule = Schedule::dualpipe_v, l.sharding = Sharding::zero1;
+  EXPECT_EQ(field_of_error(l, m, 64, 16), "");
+  EXPECT_EQ(field_of_error(l, m, 64, 15), "layout.microbatch");
+  l.vpp = 1;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.vpp");
+  l.vpp = 2, l.sharding = Sharding::fsdp;
+  EXPECT_EQ(field_of_error(l, m, 64, 64), "layout.schedule");
+  EXPECT_EQ(parse_schedule("dualpipe-v", "layout.schedule"), Schedule::dualpipe_v);
+  EXPECT_STREQ(to_string(Schedule::dualpipe_v), "dualpipe-v");
+  EXPECT_EQ(virtual_stage(Schedule::dualpipe_v, 8, 0, 1), 15);  // the V: stage 0 holds the loss
 }
 
 }  // namespace

@@ -132,5 +132,22 @@ TEST(Memory, TheLogitsAndTheRebuiltLayerPeakAtDifferentTimes) {
   EXPECT_LT(rebuilt, 1.0e9);
 }
 
+// Stage 0 holds its layers' activations for pp microbatches under 1F1B (and ZB-V, whose stage is
+// two chunks), for pp + 1/2 under DualPipeV (2 pp + 1 chunks: the DualPipe README's PP + 1), for
+// all m under GPipe: 96 layers on 4 stages, 32 microbatches of one sequence, selective recompute.
+TEST(Memory, ActivationsInFlightFollowTheSchedule) {
+  const ModelSpec m = model_preset("gpt3-175b");
+  auto activations = [&](Schedule schedule, int vpp) {
+    Layout l;
+    l.tp = 8, l.sp = true, l.recompute = Recompute::selective, l.pp = 4, l.vpp = vpp, l.dp = 1, l.schedule = schedule;
+    return memory_per_chip(build_step_plan(m, l, 32, PlanOptions{})).activations;
+  };
+  const double layer = 34.0 * 2048 * 12288 / 8, stage = 24 * layer;
+  EXPECT_DOUBLE_EQ(activations(Schedule::one_f_one_b, 1), 4 * stage);
+  EXPECT_DOUBLE_EQ(activations(Schedule::zero_bubble_v, 2), 4 * stage);
+  EXPECT_DOUBLE_EQ(activations(Schedule::dualpipe_v, 2), 4.5 * stage);
+  EXPECT_DOUBLE_EQ(activations(Schedule::gpipe, 1), 32 * stage);
+}
+
 }  // namespace
 }  // namespace palmsim

@@ -186,5 +186,76 @@ TEST(PipelineSchedule, MakespanMatchesTheClosedFormsByHand) {
   EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::zero_bubble_h1, 4, 1, 8, zb), 8 * 6.0 + 3 * 2.0);
 }
 
+// DualPipeV's order on 2 stages with 4 microbatches, step by step as DeepSeek-AI's dualpipev.py
+// writes it (a whole backward listed as B then W; & marks a backward overlapped with the forward
+// before it). Stage 0: 2 (pp - 1) warm-up forwards of chunk 0, then chunk 0 and 1, one split
+// backward of chunk 1 with its W at once, the steady state's pairs F0 & B1, F1 & B0, the cool-
+// down, the last backwards deferring their W. Stage 1, the V's turn: its first pair runs apart.
+TEST(PipelineSchedule, DualPipeVFollowsTheReferenceSteps) {
+  auto F = [](int c, int mb) { return ChunkWork{true, mb, c}; };
+  auto B = [](int c, int mb) { return ChunkWork{false, mb, c}; };
+  auto PB = [](int c, int mb) { ChunkWork w{false, mb, c}; w.joins_previous = true; return w; };
+  auto W = [](int c, int mb) { return ChunkWork{false, mb, c, true}; };
+  const std::vector<ChunkWork> stage0 = {F(0, 0), F(0, 1), F(0, 2), F(1, 0), B(1, 0), W(1, 0), F(1, 1), F(0, 3),
+                                         PB(1, 1), W(1, 1), F(1, 2), PB(0, 0), W(0, 0), B(1, 2), W(1, 2), F(1, 3),
+                                         PB(0, 1), W(0, 1), B(1, 3), W(1, 3), B(0, 2), W(0, 2), B(0, 3), W(0, 3)};
+  const std::vector<ChunkWork> stage1 = {F(0, 0), F(1, 0), F(0, 1), F(1, 1), F(0, 2), B(1, 0), W(1, 0), F(1, 2),
+                                         PB(0, 0), W(0, 0), F(0, 3), PB(1, 1), W(1, 1), F(1, 3), PB(0, 1), W(0, 1),
+                                         B(1, 2), W(1, 2), B(0, 2), W(0, 2), B(1, 3), B(0, 3), W(1, 3), W(0, 3)};
+  EXPECT_EQ(stage_schedule(Schedule::dualpipe_v, 2, 2, 0, 4), stage0);
+  EXPECT_EQ(stage_schedule(Schedule::dualpipe_v, 2, 2, 1, 4), stage1);
+}
+
+// Every stage of DualPipeV runs each chunk's F, B and W of each microbatch once, in that order;
+// pairs are a forward of one chunk and a backward of the other, 2 (m - 2 pp + r + 1) + pp - r - 1
+// of them on stage r (less the turn's first); stage 0 holds 2 pp + 1 chunks' activations at the
+// peak (the DualPipe README's PP + 1 chunks). With equal passes and nothing to overlap the orders
+// lose only the last stage's wait for its first forward, as ZB-V's: 6 m + pp - 1. With half of F
+// and B communication another pass can hide, every pair saves it and the step is shorter.
+TEST(PipelineSchedule, DualPipeVRunsEveryPassOnceAndOverlapsItsPairs) {
+  for (int pp : {2, 3, 4, 8})
+    for (int m : {2 * pp, 2 * pp + 3, 32}) {
+      EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::dualpipe_v, pp, 2, m, PassSeconds{}), 6.0 * m + pp - 1)
+          << pp << " " << m;
+      for (int stage = 0; stage < pp; ++stage) {
+        const auto order = stage_schedule(Schedule::dualpipe_v, pp, 2, stage, m);
+        std::vector<int> step(size_t(2 * m), 0);
+        int held = 0, peak = 0, pairs = 0;
+        for (size_t i = 0; i < order.size(); ++i) {
+          const ChunkWork& w = order[i];
+          EXPECT_EQ(step[size_t(w.chunk * m + w.microbatch)]++, w.forward ? 0 : w.weight ? 2 : 1)
+              << "pp " << pp << " m " << m << " stage " << stage;
+          held += w.forward ? 1 : w.weight ? -1 : 0;
+          peak = std::max(peak, held);
+          if (!w.joins_previous) continue;
+          ++pairs;
+          EXPECT_TRUE(!w.forward && !w.weight && order[i - 1].forward && order[i - 1].chunk != w.chunk);
+        }
+        for (int done : step) EXPECT_EQ(done, 3);
+        EXPECT_EQ(pairs, 2 * (m - 2 * pp + stage + 1) + pp - stage - 1 - (stage == pp - 1 ? 1 : 0)) << pp << " " << stage;
+        EXPECT_LE(peak, 2 * pp + 1);
+        if (stage == 0) EXPECT_EQ(peak, 2 * pp + 1);
+      }
+      PassSeconds hidden;  // F and B: 2 each, 1 of it communication; layer by layer, no tail
+      hidden.forward = hidden.backward = 2, hidden.forward_comm = hidden.backward_comm = 1, hidden.layers = 1e12;
+      EXPECT_LT(pipeline_makespan(Schedule::dualpipe_v, pp, 2, m, hidden),
+                pipeline_makespan(Schedule::zero_bubble_v, pp, 2, m, hidden)) << pp << " " << m;
+    }
+}
+
+// A pair's time by hand: both computes plus the second's last layer's collectives, or the longer
+// pass alone. F 10 s (4 of it collectives), B 12 s (6), 4 layers: 6 + 6 + 6 / 4 = 13.5 s; with
+// collectives longer than the other's compute, the longer pass: F 10 (8), B 12 (10): 12 s.
+TEST(PipelineSchedule, OverlappedPairLastsBothComputesOrTheLongerPass) {
+  PassSeconds p;
+  p.forward = 10, p.forward_comm = 4, p.backward = 12, p.backward_comm = 6, p.layers = 4;
+  const ChunkWork f{true, 0, 0}, b{false, 0, 1};
+  EXPECT_DOUBLE_EQ(p.overlapped_seconds(f, false, b, false), 13.5);
+  p.forward_comm = 8, p.backward_comm = 10;
+  EXPECT_DOUBLE_EQ(p.overlapped_seconds(f, false, b, false), 12.0);
+  p.loss_forward = 3;  // the loss's compute on the stage that holds it
+  EXPECT_DOUBLE_EQ(p.overlapped_seconds(f, true, b, false), 13.0);
+}
+
 }  // namespace
 }  // namespace palmsim

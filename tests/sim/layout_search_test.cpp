@@ -109,6 +109,13 @@ training: {global_batch: 64, optimizer: adam}
   ASSERT_NE(v, r.top.end());
   EXPECT_DOUBLE_EQ(predict(s, v->layout).step_time_s, v->step_time_s);
   EXPECT_GT(v->breakdown.bubble_s, 0.0);
+  // DualPipeV where the stack lists it: 64 microbatches are 2 pp and more.
+  s.system.stack.schedules.push_back(Schedule::dualpipe_v);
+  const SearchResult d = search_layouts(s, 5, mesh);
+  EXPECT_EQ(d.evaluated, 3);
+  const auto dv = std::find_if(d.top.begin(), d.top.end(), [](const Report& x) { return x.layout.schedule == Schedule::dualpipe_v; });
+  ASSERT_NE(dv, d.top.end());
+  EXPECT_DOUBLE_EQ(predict(s, dv->layout).step_time_s, dv->step_time_s);
 }
 
 TEST(LayoutSearch, PalmScenarioSearchBeatsOrMatchesThePublishedLayout) {
