@@ -1,5 +1,6 @@
 #include "apps/verbs.h"
 #include "hwmodels/machine_drift.h"
+#include "hwmodels/stack.h"
 #include "kernels/cpu/speed_reference.h"
 #include "kernels/rank_trainer.h"
 #include "kernels/trainer.h"
@@ -46,6 +47,9 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.global_batch = c.train.batch;
   s.optimizer = Optimizer::adafactor_unfactored;  // the trainer's (kernels/adafactor.h)
   check_layout(s.layout, s.model, s.n_chips, s.global_batch);
+  // What the trainer runs but palmsim-cpu does not price as it runs (DualPipeV's pairs, overlapped
+  // in the prediction, one after the other in the trainer) is refused, naming the field.
+  check_stack_supports(s.system.stack, s.layout, "layout.sharding", "layout.recompute", "layout.schedule");
   return s;
 }
 

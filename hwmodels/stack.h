@@ -54,6 +54,8 @@ struct Stack {
   // The pipeline's fill and drain run at the last stage's pace: every stage's slot as long as the
   // last one's, logits and loss included (PlanOptions::pipeline_paced_by_last_stage).
   bool pipeline_paced_by_last_stage = false;
+  // How context parallelism exchanges K/V (model/layout.h ContextComm).
+  ContextComm cp_comm = ContextComm::all_gather;
   // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
   // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
   bool fp8_rowwise = false;

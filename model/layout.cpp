@@ -42,6 +42,14 @@ const char* to_string(Schedule s) {
   return "?";
 }
 
+const char* to_string(ContextComm c) { return c == ContextComm::ring ? "ring" : "all_gather"; }
+
+ContextComm parse_context_comm(const std::string& t, const std::string& field) {
+  if (t == "all_gather") return ContextComm::all_gather;
+  if (t == "ring") return ContextComm::ring;
+  throw InputError(field, "'" + t + "' is not a context-parallel exchange; allowed: all_gather, ring");
+}
+
 Sharding parse_sharding(const std::string& t, const std::string& field) {
   if (t == "none") return Sharding::none;
   if (t == "zero1") return Sharding::zero1;

@@ -33,6 +33,13 @@ enum class Recompute { none, selective, full, palm, minimal };
 // report's DualPipe, Sec. 3.2.1): ZB-V's V, and in the steady state the forward of one chunk and
 // the backward of the other run overlapped (each one's communication hides behind the other's
 // compute); weight gradients split off only in warm-up and cool-down; needs 2 pp microbatches.
+// How context parallelism moves K/V between the cp ranks of a sequence. all_gather: each layer
+// gathers the whole sequence's K/V beside its compute (Llama 3 paper Sec. 3.3.2; PyTorch's context
+// parallelism, rotate method "allgather"); backward gathers again and reduce-scatters dK/dV. ring:
+// K/V blocks pass point to point round the cp ranks, each transfer beside the attention on the
+// block in hand (Transformer Engine's cp_comm_type "p2p", Megatron-LM's --cp-comm-type default),
+// so only the attention's compute can hide them; backward passes K/V and dK/dV round again.
+enum class ContextComm { all_gather, ring };
 enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1, zero_bubble_v, zero_bubble_h2, dualpipe_v };
 
 struct Layout {
@@ -69,6 +76,8 @@ const char* to_string(Schedule s);
 Sharding parse_sharding(const std::string& text, const std::string& field);
 Recompute parse_recompute(const std::string& text, const std::string& field);
 Schedule parse_schedule(const std::string& text, const std::string& field);
+const char* to_string(ContextComm c);
+ContextComm parse_context_comm(const std::string& text, const std::string& field);
 
 // The layers pipeline stage `stage` of `pp` holds, [first, end), without interleaving:
 // n_layers / pp each, one more on each of the last n_layers % pp stages. The last stage also holds

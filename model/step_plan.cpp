@@ -334,20 +334,24 @@ class PlanBuilder {
     if (l_.cp > 1) context_parallel_kv(phase);
   }
 
-  // Context parallelism: each rank's attention needs every rank's K and V (all-gathered, or passed
-  // round a ring, beside the attention blocks already in hand); backward gathers them again and
-  // reduce-scatters their gradients. Sizes are the whole sequence's K/V of this rank's heads.
+  // Context parallelism: each rank's attention needs every rank's K and V, all-gathered beside the
+  // layer's compute or passed round a ring beside the attention on the blocks already in hand
+  // (PlanOptions::cp_comm); backward gathers them again and reduce-scatters their gradients (the
+  // ring: K/V and dK/dV round again). Either moves the same bytes as a ring all-gather and
+  // reduce-scatter: the whole sequence's K/V of this rank's heads.
   void context_parallel_kv(Phase phase) {
     const double kv_bytes = t_ * l_.cp * 2.0 * kv_ * double(m_.head_dim) * w_;
+    const bool ring = o_.cp_comm == ContextComm::ring;
     auto collective = [&](const char* name, CollectiveKind kind) {
       Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch);
       op.collective = kind;
       op.group = CommGroup::cp;
       op.comm_bytes = kv_bytes;
-      op.overlap = Overlap::with_layer_compute;
+      op.overlap = ring ? Overlap::with_attention : Overlap::with_layer_compute;
     };
-    collective("cp_kv_allgather", CollectiveKind::all_gather);
-    if (phase == Phase::backward) collective("cp_dkv_reducescatter", CollectiveKind::reduce_scatter);
+    collective(ring ? "cp_kv_ring" : "cp_kv_allgather", CollectiveKind::all_gather);
+    if (phase == Phase::backward)
+      collective(ring ? "cp_dkv_ring" : "cp_dkv_reducescatter", CollectiveKind::reduce_scatter);
   }
 
   // One layer's forward ops. `gemm_share` scales the non-attention work (PaLM recomputes 75 %).

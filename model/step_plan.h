@@ -25,7 +25,8 @@ enum class Repeat : uint8_t { per_layer_microbatch, per_microbatch, per_step };
 // blocking: on the critical path. with_layer_compute: prefetch/reduction that runs beside the
 // compute of the neighbouring layer (FSDP). with_backward: gradient reduction that runs beside the
 // last microbatch's backward pass.
-enum class Overlap : uint8_t { blocking, with_layer_compute, with_backward };
+// with_attention: beside the same layer's attention compute only (a context-parallel ring).
+enum class Overlap : uint8_t { blocking, with_layer_compute, with_backward, with_attention };
 
 const char* to_string(Phase p);
 const char* phase_suffix(Phase p);  // fwd, bwd, rec, opt: the trainer's per-op key suffix
@@ -85,6 +86,7 @@ struct PlanOptions {
   // steady state only. true: at the last stage's pace, logits and loss included, what the 1440
   // Megatron-DeepSpeed runs show (hwmodels/stacks/megatron-deepspeed.yaml).
   bool pipeline_paced_by_last_stage = false;
+  ContextComm cp_comm = ContextComm::all_gather;  // how context parallelism exchanges K/V
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
   bool fp8_linears = false;

@@ -25,6 +25,7 @@ PlanOptions plan_options_for(const System& system) {
   o.overlap_tp_comm = st.overlap_tp_comm;
   o.tp_overlap_fraction = st.tp_overlap_fraction;
   o.pipeline_paced_by_last_stage = st.pipeline_paced_by_last_stage;
+  o.cp_comm = st.cp_comm;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
   o.fp8_rowwise = st.fp8_rowwise;
   o.kernel_floor_s = st.kernel_floor_s;
@@ -97,10 +98,12 @@ namespace {
 struct Totals {
   double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
   double layer_weight_gradient = 0;        // of backward's, the weight-gradient GEMMs (W)
-  double layer_tp_comm = 0;                // blocking collectives inside a layer
+  double layer_tp_comm = 0;                // blocking collectives inside a layer (and what a ring leaves exposed)
   double layer_tp_comm_fwd = 0;            // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
+  // A context-parallel ring and the attention compute it hides behind, by phase.
+  double layer_cp_ring[4] = {0, 0, 0, 0}, layer_attention[4] = {0, 0, 0, 0};
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
   double mb_compute_fwd = 0;               // of which in forward
   double mb_p2p = 0;
@@ -130,6 +133,9 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
         if (is_compute(op.kind)) {
           t.layer_compute[int(op.phase)] += once;
           if (op.weight_gradient) t.layer_weight_gradient += once;
+          if (op.kind == OpKind::attention) t.layer_attention[int(op.phase)] += once;
+        } else if (op.overlap == Overlap::with_attention) {
+          t.layer_cp_ring[int(op.phase)] += once;
         } else if (op.overlap == Overlap::with_layer_compute && op.group == CommGroup::tp) {
           // Overlapped tensor-parallel collectives: their hidden share runs beside the layer's
           // compute (with the FSDP traffic), the rest stays on the critical path.
@@ -165,6 +171,12 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
           t.step_blocking_comm += once;
         break;
     }
+  }
+  // What a ring's transfers take beyond the attention beside them waits on the critical path.
+  for (Phase phase : {Phase::forward, Phase::recompute, Phase::backward}) {
+    const double exposed = std::max(0.0, t.layer_cp_ring[int(phase)] - t.layer_attention[int(phase)]);
+    t.layer_tp_comm += exposed;
+    if (phase == Phase::forward) t.layer_tp_comm_fwd += exposed;
   }
   return t;
 }

@@ -47,11 +47,11 @@ void* sink = nullptr;
 // layers behave the same in every block, so the steady-state overlap is unchanged while a
 // 118-layer, 6144-chip step stays a few million events. Without a side stream one block suffices.
 constexpr int kMaxBlocksPerPass = 8;
-// Mailboxes per chip for collectives: stream (main, side, an overlapped pair's backward) x group x
-// ring level x slot (flow index: at most 3 torus axes x 2 directions on a ring, ep - 1 peers in an
-// all-to-all).
-constexpr int kLevels = 2, kGroups = int(CommGroup::cross_pod) + 1, kStreams = 3;
-constexpr int kMainStream = 0, kSideStream = 1, kPairedBackwardStream = 2;
+// Mailboxes per chip for collectives: stream (main, side, an overlapped pair's backward, and a
+// context-parallel ring beside either pass's attention) x group x ring level x slot (flow index:
+// at most 3 torus axes x 2 directions on a ring, ep - 1 peers in an all-to-all).
+constexpr int kLevels = 2, kGroups = int(CommGroup::cross_pod) + 1, kStreams = 5;
+constexpr int kMainStream = 0, kSideStream = 1, kPairedBackwardStream = 2, kRingStream = 3, kPairedRingStream = 4;
 
 struct SideStream {
   std::deque<std::pair<CommCall, double>> queue;
@@ -142,6 +142,31 @@ void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const
   if (c.paired()) c.compute_turns->unlock();
   c.times.*bucket += s;
   record(w, c, Track::compute, name, start);
+}
+
+// A phase's compute of n layers (`seconds`); with a context-parallel ring (LayerPhase::cp_ring) its
+// attention runs while a helper actor passes the ring's K/V round, and what the transfers take
+// beyond the attention is exposed communication.
+void compute_beside_ring(World& w, Chip& c, const LayerPhase& phase, double seconds, int n,
+                         double ChipTimes::*bucket, const char* name) {
+  if (phase.cp_ring.empty()) return compute(w, c, seconds, bucket, name);
+  const double attention = n * phase.attention_s;
+  compute(w, c, seconds - attention, bucket, name);
+  const s4u::SemaphorePtr done = s4u::Semaphore::create(0);
+  const int stream = c.stream == kPairedBackwardStream ? kPairedRingStream : kRingStream;
+  World* world = &w;
+  const CommCall* ring = &phase.cp_ring;
+  const int chip = c.id;
+  s4u::Actor::create(std::string("ring").append(std::to_string(chip)), s4u::this_actor::get_host(),
+                     [world, chip, stream, ring, n, done] {
+                       run_collective(*world, chip, stream, *ring, n);
+                       done->release();
+                     });
+  compute(w, c, attention, bucket, "attention");
+  const double start = s4u::Engine::get_clock();
+  done->acquire();
+  c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
+  record(w, c, Track::comm, "cp_ring", start);
 }
 
 void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, const char* name) {
@@ -268,14 +293,14 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
     if (streamed)
       for (CommCall& side : block_side_calls(k, forward, buckets, first, end)) ticket = submit(w, c, std::move(side), 1.0);
     if (forward) {
-      compute(w, c, n * k.forward.compute_s, &ChipTimes::compute_s, "forward");
+      compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
       blocking_collective(w, c, k.forward.ep, n, "ep_forward");
     } else {
-      compute(w, c, n * k.recompute.compute_s, &ChipTimes::recompute_s, "recompute");
+      compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
       blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
-      compute(w, c, n * k.input_gradient_s(), &ChipTimes::compute_s, "backward");
+      compute_beside_ring(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");
       blocking_collective(w, c, k.backward.ep, n, "ep_backward");
     }
@@ -487,9 +512,8 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
       const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;
       if (streamed)
         for (const CommCall& side : block_side_calls(k, forward, buckets, first, end)) n += count(side, 1.0);
-      n += forward ? count(k.forward.tp, in_block) + count(k.forward.ep, in_block)
-                   : count(k.recompute.tp, in_block) + count(k.recompute.ep, in_block) +
-                         count(k.backward.tp, in_block) + count(k.backward.ep, in_block);
+      auto phase_flows = [&](const LayerPhase& p) { return count(p.tp, in_block) + count(p.ep, in_block) + count(p.cp_ring, in_block); };
+      n += forward ? phase_flows(k.forward) : phase_flows(k.recompute) + phase_flows(k.backward);
     }
     if (!forward && streamed)
       for (const CommCall& side : last_side_calls(k, buckets)) n += count(side, 1.0);

@@ -37,6 +37,9 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         if (is_compute(op.kind)) {
           layer.compute_s += seconds;
           if (op.weight_gradient) w.weight_gradient_s += seconds;
+          if (op.kind == OpKind::attention) layer.attention_s += seconds;
+        } else if (op.overlap == Overlap::with_attention) {
+          add_part(layer.cp_ring, op);
         } else if (op.overlap == Overlap::with_layer_compute &&
                    (op.group == CommGroup::dp || op.group == CommGroup::edp || op.group == CommGroup::cp)) {
           // The side stream: FSDP's weights and gradients, context parallelism's K/V.

@@ -17,8 +17,10 @@ namespace palmsim::simulation {
 
 struct LayerPhase {
   double compute_s = 0;
+  double attention_s = 0;  // of compute_s, the attention's
   CommCall tp;  // blocking tensor-parallel collectives of the phase, in the layer's critical path
   CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
+  CommCall cp_ring;  // a context-parallel ring's K/V (and dK/dV) transfers, beside the attention
 };
 
 // Per-layer collectives on the side stream, over one group: FSDP gathers the weights before
@@ -42,8 +44,8 @@ struct StepWork {
   // The routed experts' FSDP traffic runs over their own data-parallel group (edp), the rest over dp.
   SideCalls fsdp_dense, fsdp_experts;
   bool fsdp() const { return !fsdp_dense.empty() || !fsdp_experts.empty(); }
-  // Context parallelism's K/V gathers and gradient reduce-scatters over cp: a layer's own, beside
-  // its compute (Megatron/Transformer Engine overlap them with the attention blocks in hand).
+  // Context parallelism's K/V gathers and gradient reduce-scatters over cp (ContextComm::all_gather):
+  // a layer's own, beside its compute. A ring's transfers are LayerPhase::cp_ring instead.
   SideCalls context_kv;
   // Tensor-parallel collectives a stack overlaps with compute (XLA's collective matmul, async TP):
   // their hidden share (tp_overlap_fraction) of a layer, on the side stream beside its compute;

@@ -353,6 +353,19 @@ TEST(Cli, APipelinedTrainerConfigListsItsBubble) {
   for (const std::string& n : names) EXPECT_FALSE(n.starts_with("pp_wait")) << n;
   EXPECT_FALSE(names.count("embedding.fwd")) << "the last stage does not look tokens up";
 
+  // DualPipeV: the trainer runs its pairs one after the other, palmsim-cpu's prediction would
+  // overlap them, so validate-local refuses it, naming the field.
+  const std::string dualpipe = write_temp(
+      "vl_dpv_" + std::to_string(getpid()) + ".yaml",
+      "model: {name: vl-tiny, n_layers: 4, d_model: 64, n_heads: 2, n_kv_heads: 1, head_dim: 32,\n"
+      "        d_ff: 128, ffn: swiglu, vocab: 256, seq_len: 32, parallel_block: true}\n"
+      "layout: {pp: 2, vpp: 2, microbatch: 1, schedule: dualpipe-v}\n"
+      "training: {global_batch: 4}\n");
+  const CliRun refused = run("validate-local " + dualpipe + " --calibration " + calibration_with_reference("vl_dpv_cal", threads));
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_NE(refused.err.find("layout.schedule"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("dualpipe-v"), std::string::npos) << refused.err;
+
   const CliRun predicted = run("predict " + config);
   EXPECT_EQ(predicted.status, 2);
   EXPECT_NE(predicted.err.find("A trainer config is predicted on this machine: add system: {preset: local-cpu"), std::string::npos)

@@ -132,6 +132,18 @@ TEST(StepPlan, ContextParallelRanksShareTokensAndGatherKeysAndValues) {
   // only the layer input, t x d bf16).
   EXPECT_DOUBLE_EQ(activation_bytes_per_layer(c, Recompute::full) * 4, activation_bytes_per_layer(a, Recompute::full));
   EXPECT_DOUBLE_EQ(activation_bytes_per_layer(c, Recompute::full), 2.0 * 512 * 4096);
+  // As a ring (Transformer Engine's p2p): the same bytes, beside the attention only.
+  PlanOptions ring;
+  ring.cp_comm = ContextComm::ring;
+  const StepPlan r = build_step_plan(m, four, 8, ring);
+  EXPECT_EQ(find(r, "cp_kv_allgather", Phase::forward), nullptr);
+  for (const auto& [name, phase] : {std::pair{"cp_kv_ring", Phase::forward}, {"cp_kv_ring", Phase::backward},
+                                    {"cp_dkv_ring", Phase::backward}}) {
+    const Op* op = find(r, name, phase);
+    ASSERT_NE(op, nullptr) << name;
+    EXPECT_EQ(op->overlap, Overlap::with_attention);
+    EXPECT_DOUBLE_EQ(op->comm_bytes, gather->comm_bytes);
+  }
 }
 
 TEST(StepPlan, MicrobatchAndLayerCounts) {

@@ -5,10 +5,13 @@
 #include "hwmodels/system.h"
 #include "model/accounting.h"
 #include "sim/predict.h"
+#include "sim/scenario.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <string>
 #include <string_view>
 
 namespace palmsim {
@@ -23,6 +26,33 @@ TEST(AnalyticEstimator, Palm540bOnTwoPodsMatchesThePublishedRun) {
   // HFU / MFU is fixed by the FLOP accounting: 4.10 / 3.28.
   EXPECT_NEAR(r.hfu / r.mfu, hardware_flops_per_token(model_preset("palm-540b"), Recompute::palm) /
                                  model_flops_per_token(model_preset("palm-540b")), 1e-12);
+}
+
+// Context parallelism's K/V as a ring hides only behind the attention beside it: Llama 2 70B at
+// 8K tokens, tp 8 x cp 8 over 8 nodes, where the K/V traffic outgrows the attention. Gathered
+// beside the whole layer's compute the same traffic hides entirely, so the ring's step is longer by
+// what each phase's transfers take beyond its attention, by hand from the per-op seconds:
+// (kv.fwd - attn.fwd) + (kv.rec - attn.rec) + (kv.bwd + dkv.bwd - attn.bwd) = 1.27 s.
+TEST(AnalyticEstimator, ContextParallelRingHidesOnlyBehindTheAttention) {
+  auto llama = [](const char* cp_comm) {
+    return parse_scenario(YAML::Load(std::string(R"(
+model: {preset: llama2-70b, seq_len: 8192}
+system: {preset: h100-80g-dgx, chips: 64}
+layout: {tp: 8, pp: 1, dp: 1, cp: 8, microbatch: 1, recompute: full}
+training: {global_batch: 32, optimizer: adam, precision: bf16}
+stack: {preset: megatron-core, cp_comm: )") + cp_comm + "}\n"), "test");
+  };
+  EstimateOptions per_op;
+  per_op.per_op = true;
+  const Report ring = predict(llama("ring"), per_op), gathered = predict(llama("all_gather"), per_op);
+  const auto& s = ring.per_op_s;
+  const double exposed = (s.at("cp_kv_ring.fwd") - s.at("attention.fwd")) +
+                         (s.at("cp_kv_ring.rec") - s.at("attention.rec")) +
+                         (s.at("cp_kv_ring.bwd") + s.at("cp_dkv_ring.bwd") - s.at("attention.bwd"));
+  EXPECT_GT(exposed, 1.0);
+  EXPECT_NEAR(ring.step_time_s - gathered.step_time_s, exposed, 1e-3 * exposed);
+  EXPECT_NEAR(ring.breakdown.exposed_comm_s - gathered.breakdown.exposed_comm_s, exposed, 1e-3 * exposed);
+  EXPECT_DOUBLE_EQ(s.at("cp_kv_ring.fwd"), gathered.per_op_s.at("cp_kv_allgather.fwd"));  // the same bytes
 }
 
 TEST(AnalyticEstimator, TwoPodsOverOnePodThroughput) {
