@@ -56,6 +56,9 @@ struct Stack {
   bool pipeline_paced_by_last_stage = false;
   // How context parallelism exchanges K/V (model/layout.h ContextComm).
   ContextComm cp_comm = ContextComm::all_gather;
+  // DualPipeV's pairs (ChunkWork::joins_previous) run overlapped, each pass's collectives beside the
+  // other's compute; false: one after the other, as palmsim's CPU trainer (one stream a rank) runs them.
+  bool overlap_paired_passes = true;
   // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
   // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
   bool fp8_rowwise = false;

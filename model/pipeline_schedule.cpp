@@ -280,7 +280,8 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
       for (size_t& k = next[size_t(s)]; k < order.size(); ++k) {
         const ChunkWork& item = order[k];
         // An overlapped pair starts when both inputs are there and ends as one.
-        const ChunkWork* partner = k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
+        const ChunkWork* partner =
+            p.overlap_pairs && k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
         const double at = std::min(ready(item, s), partner ? ready(*partner, s) : 0.0);
         if (at < 0) break;  // waits on another stage
         const double start = std::max({free_at[size_t(s)], ready(item, s), partner ? ready(*partner, s) : 0.0});

@@ -26,6 +26,7 @@ PlanOptions plan_options_for(const System& system) {
   o.tp_overlap_fraction = st.tp_overlap_fraction;
   o.pipeline_paced_by_last_stage = st.pipeline_paced_by_last_stage;
   o.cp_comm = st.cp_comm;
+  o.overlap_paired_passes = st.overlap_paired_passes;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
   o.fp8_rowwise = st.fp8_rowwise;
   o.kernel_floor_s = st.kernel_floor_s;
@@ -203,6 +204,7 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
                p.weight;
   if (!defers_weight_gradients(l.schedule)) p.backward += p.weight, p.weight = 0;
   p.layers = chunk_layers;
+  p.overlap_pairs = plan.options.overlap_paired_passes;
   p.forward_comm = chunk_layers * t.layer_tp_comm_fwd;
   p.backward_comm = chunk_layers * (t.layer_tp_comm - t.layer_tp_comm_fwd);
   p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
@@ -223,7 +225,8 @@ OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const Pas
   const Layout& l = plan.layout;
   const int m = int(plan.n_microbatches);
   OrdersBubble out;
-  if (l.schedule == Schedule::dualpipe_v) {  // the only order with pairs (a played-out one is not replayed for none)
+  // The only order with pairs (a played-out one is not replayed for none).
+  if (l.schedule == Schedule::dualpipe_v && p.overlap_pairs) {
     const int stage = loss_stage(l.schedule, l.pp, l.vpp);
     const std::vector<ChunkWork> order = stage_schedule(l.schedule, l.pp, l.vpp, stage, m, p);
     auto loss = [&](const ChunkWork& w) { return virtual_stage(l.schedule, l.pp, stage, w.chunk) == l.pp * l.vpp - 1; };

@@ -29,7 +29,7 @@ for i, r in enumerate(rows, 1):
     print(f"{i:>4} {r['predicted_step_s']:>11.4f} {r['measured_step_s']:>10.4f} {lo:>8.4f}-{hi:<8.4f}"
           f" {r['compute_drift']:>9.3f} {r['memory_drift']:>8.3f} {r['corrected_step_s']:>11.4f}"
           f" {r['err_pct']:>+7.1f} {r['corrected_err_pct']:>+7.1f}")
-if any(r.get("predicted_bubble_s", 0) > 0 for r in rows):  # a pipeline: its bubble, predicted and measured
+if any(r["predicted_bubble_s"] > 0 or r["measured_bubble_s"] > 0 for r in rows):  # a pipeline: its bubble
     print("pipeline bubble per loop (predicted s / measured s): " +
           ", ".join(f"{r['predicted_bubble_s']:.4f} / {r['measured_bubble_s']:.4f}" for r in rows))
 for key, name in (("err_pct", "raw"), ("corrected_err_pct", "drift-corrected")):

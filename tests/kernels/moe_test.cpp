@@ -242,7 +242,7 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
     if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
   }
-  ASSERT_EQ(loaded.size(), 12u);
+  ASSERT_EQ(loaded.size(), 13u);
   EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
   EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
   EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
@@ -255,6 +255,7 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
   EXPECT_EQ(loaded["train-tiny-pp2-zb.yaml"].schedule, Schedule::zero_bubble_h1);
   EXPECT_EQ(loaded["train-tiny-pp2-zbv.yaml"].schedule, Schedule::zero_bubble_v);
   EXPECT_EQ(loaded["train-tiny-pp2-zbv.yaml"].vpp, 2);
+  EXPECT_EQ(loaded["train-tiny-pp2-dualpipev.yaml"].schedule, Schedule::dualpipe_v);
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].schedule, Schedule::one_f_one_b);
   EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].schedule, Schedule::interleaved);
   EXPECT_EQ(loaded["train-tiny-pp2-vpp2.yaml"].vpp, 2);

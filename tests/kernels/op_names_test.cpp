@@ -55,7 +55,8 @@ TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
                         Case{"pp 2", 1, 1, 1, 1, false, false, 2}, Case{"pp 2 x tp 2", 1, 2, 1, 1, false, false, 2},
                         Case{"pp 2 zb-h1", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_h1},
                         Case{"pp 2 interleaved", 1, 1, 1, 1, false, false, 2, Schedule::interleaved, 2},
-                        Case{"pp 2 zb-v", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_v, 2}}) {
+                        Case{"pp 2 zb-v", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_v, 2},
+                        Case{"pp 2 dualpipe-v", 1, 1, 1, 1, false, false, 2, Schedule::dualpipe_v, 2}}) {
     TrainConfig c;
     c.batch = 4, c.dp = k.dp, c.tp = k.tp, c.cp = k.cp, c.ep = k.ep, c.zero1 = k.zero1, c.threads = 2, c.pp = k.pp;
     c.schedule = k.schedule, c.vpp = k.vpp;
