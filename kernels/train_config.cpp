@@ -2,7 +2,6 @@
 
 #include "model/layout.h"
 #include "model/optimizer.h"
-#include "model/pipeline_schedule.h"
 #include "model/yaml_fields.h"
 
 namespace palmsim {
@@ -110,21 +109,10 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
   if (c.ep != 1 && c.ep != c.dp)
     throw InputError("layout.ep", "must be 1 or layout.dp (" + std::to_string(c.dp) + "): experts are split over the data-parallel ranks");
   if (c.ep > 1 && c.zero1) throw InputError("layout.sharding", "zero1 is not implemented with expert parallelism (layout.ep > 1)");
-  if (defers_weight_gradients(c.schedule) && c.pp < 2)
-    throw InputError("layout.schedule", std::string(to_string(c.schedule)) + " needs pipeline stages (layout.pp >= 2)");
-  if (c.schedule == Schedule::interleaved && (c.pp < 2 || c.vpp < 2))
-    throw InputError("layout.schedule", "interleaved needs layout.pp >= 2 and layout.vpp >= 2");
-  if (v_shaped(c.schedule) && c.vpp != 2)
-    throw InputError("layout.vpp", std::string(to_string(c.schedule)) + " places two model chunks on each stage: vpp must be 2");
-  if (c.schedule != Schedule::interleaved && !v_shaped(c.schedule) && c.vpp > 1)
-    throw InputError("layout.vpp", "vpp > 1 needs schedule: interleaved, zb-v or dualpipe-v");
-  const int64_t micro = c.batch / c.dp / c.microbatch_size();
-  if (c.schedule == Schedule::dualpipe_v && micro < 2 * c.pp)
-    throw InputError("layout.microbatch", "dualpipe-v needs at least 2 pp (" + std::to_string(2 * c.pp) +
-                                              ") microbatches, got " + std::to_string(micro));
-  if (c.schedule == Schedule::interleaved && micro % c.pp)
-    throw InputError("layout.vpp", "interleaved 1F1B needs the microbatch count (" + std::to_string(micro) +
-                                       ") to be a multiple of layout.pp (" + std::to_string(c.pp) + ")");
+  // The schedule's rules are the scenario's (model/layout.cpp); the trainer's shardings never
+  // gather weights per layer.
+  check_schedule_rules(c.schedule, c.pp, c.vpp, c.batch / c.dp / c.microbatch_size(),
+                       c.zero1 ? Sharding::zero1 : Sharding::none);
   return c;
 }
 

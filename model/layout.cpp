@@ -102,14 +102,60 @@ struct Violation {
   std::string message;
 };
 
+// A broken rule; its message built only when asked for (search's hot loop needs none).
+template <bool kWithMessage, class MakeMessage>
+Violation violation(const char* field, MakeMessage make_message) {
+  Violation v;
+  v.field = field;
+  if constexpr (kWithMessage) v.message = make_message();
+  return v;
+}
+
+// The rules a pipeline schedule puts on the layout, for find_violation and the trainer's config
+// (check_schedule_rules), which has no Layout: one place for both.
+template <bool kWithMessage>
+Violation schedule_violation(Schedule schedule, int pp, int vpp, int64_t microbatches, Sharding sharding) {
+  auto fail = [](const char* field, auto make_message) { return violation<kWithMessage>(field, make_message); };
+  using std::to_string;
+  const char* name = to_string(schedule);
+  if (schedule == Schedule::interleaved) {
+    if (vpp < 2 || pp < 2)
+      return fail("layout.schedule", [&] { return std::string("interleaved needs pp >= 2 and vpp >= 2"); });
+    if (microbatches % pp != 0)
+      return fail("layout.vpp", [&] {
+        return "interleaved 1F1B needs the microbatch count (" + to_string(microbatches) +
+               ") to be a multiple of pp (" + to_string(pp) + ")";
+      });
+  } else if (v_shaped(schedule)) {
+    if (vpp != 2)
+      return fail("layout.vpp", [&] {
+        return std::string(name) + " places two model chunks on each stage: vpp must be 2, got " + to_string(vpp);
+      });
+    // DualPipeV's stage 0 runs 2 pp - 1 forwards before its first backward, and its steady state
+    // needs them all (DeepSeek-AI's dualpipev.py asserts chunks >= 2 ranks).
+    if (schedule == Schedule::dualpipe_v && microbatches < 2 * int64_t(pp))
+      return fail("layout.microbatch", [&] {
+        return "dualpipe-v needs at least 2 pp (" + to_string(2 * pp) + ") microbatches, got " + to_string(microbatches);
+      });
+  } else if (vpp != 1) {
+    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved, zb-v or dualpipe-v"); });
+  }
+  if (defers_weight_gradients(schedule)) {
+    if (pp < 2) return fail("layout.schedule", [&] { return std::string(name) + " needs pipeline stages (pp >= 2)"; });
+    // Weights gathered layer by layer would have to be gathered again for each deferred weight
+    // gradient; palmsim does not model that traffic.
+    if (sharding == Sharding::fsdp || sharding == Sharding::zero3)
+      return fail("layout.schedule", [&] {
+        return std::string(name) + " with sharding " + to_string(sharding) +
+               " (weights gathered per layer) is not modelled; allowed shardings: none, zero1, zero2";
+      });
+  }
+  return {};
+}
+
 template <bool kWithMessage>
 Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
-  auto fail = [](const char* field, auto make_message) {
-    Violation v;
-    v.field = field;
-    if constexpr (kWithMessage) v.message = make_message();
-    return v;
-  };
+  auto fail = [](const char* field, auto make_message) { return violation<kWithMessage>(field, make_message); };
   using std::to_string;
   if (l.tp < 1) return fail("layout.tp", [&] { return "must be >= 1, got " + to_string(l.tp); });
   if (l.pp < 1) return fail("layout.pp", [&] { return "must be >= 1, got " + to_string(l.pp); });
@@ -195,41 +241,8 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       return "dp*microbatch (" + to_string(int64_t(l.dp) * l.microbatch) +
              ") must divide global_batch (" + to_string(batch) + ")";
     });
-  if (l.schedule == Schedule::interleaved) {
-    if (l.vpp < 2 || l.pp < 2)
-      return fail("layout.schedule", [&] { return std::string("interleaved needs pp >= 2 and vpp >= 2"); });
-    if (microbatches(l, batch) % l.pp != 0)
-      return fail("layout.vpp", [&] {
-        return "interleaved 1F1B needs the microbatch count (" + to_string(microbatches(l, batch)) +
-               ") to be a multiple of pp (" + to_string(l.pp) + ")";
-      });
-  } else if (v_shaped(l.schedule)) {
-    if (l.vpp != 2)
-      return fail("layout.vpp", [&] {
-        return std::string(to_string(l.schedule)) + " places two model chunks on each stage: vpp must be 2, got " +
-               to_string(l.vpp);
-      });
-    // DualPipeV's stage 0 runs 2 pp - 1 forwards before its first backward, and its steady state
-    // needs them all (DeepSeek-AI's dualpipev.py asserts chunks >= 2 ranks).
-    if (l.schedule == Schedule::dualpipe_v && microbatches(l, batch) < 2 * int64_t(l.pp))
-      return fail("layout.microbatch", [&] {
-        return "dualpipe-v needs at least 2 pp (" + to_string(2 * l.pp) + ") microbatches, got " +
-               to_string(microbatches(l, batch));
-      });
-  } else if (l.vpp != 1) {
-    return fail("layout.vpp", [&] { return std::string("vpp > 1 needs schedule: interleaved, zb-v or dualpipe-v"); });
-  }
-  if (defers_weight_gradients(l.schedule)) {
-    const char* name = to_string(l.schedule);
-    if (l.pp < 2) return fail("layout.schedule", [&] { return std::string(name) + " needs pp >= 2"; });
-    // Weights gathered layer by layer would have to be gathered again for each deferred weight
-    // gradient; palmsim does not model that traffic.
-    if (l.sharding == Sharding::fsdp || l.sharding == Sharding::zero3)
-      return fail("layout.schedule", [&] {
-        return std::string(name) + " with sharding " + to_string(l.sharding) +
-               " (weights gathered per layer) is not modelled; allowed shardings: none, zero1, zero2";
-      });
-  }
+  const Violation v = schedule_violation<kWithMessage>(l.schedule, l.pp, l.vpp, microbatches(l, batch), l.sharding);
+  if (v.field) return v;
   return {};
 }
 
@@ -238,6 +251,11 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
 void check_layout(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
   if (batch < 1) throw InputError("global_batch", "must be a positive number of sequences");
   Violation v = find_violation<true>(l, m, n_chips, batch);
+  if (v.field) throw InputError(v.field, v.message);
+}
+
+void check_schedule_rules(Schedule schedule, int pp, int vpp, int64_t microbatches, Sharding sharding) {
+  const Violation v = schedule_violation<true>(schedule, pp, vpp, microbatches, sharding);
   if (v.field) throw InputError(v.field, v.message);
 }
 

@@ -96,6 +96,9 @@ int64_t microbatches(const Layout& layout, int64_t global_batch);
 // batch and chips.
 void check_layout(const Layout& layout, const ModelSpec& model, int64_t n_chips,
                   int64_t global_batch);
+// Of those, the pipeline schedule's rules (chunks, microbatches, stages, weight sharding), for a
+// caller without a Layout (the trainer's config): throws InputError naming the field.
+void check_schedule_rules(Schedule schedule, int pp, int vpp, int64_t microbatches, Sharding sharding);
 // The same test without building a message, for search's hot loop.
 bool layout_is_legal(const Layout& layout, const ModelSpec& model, int64_t n_chips,
                      int64_t global_batch);

@@ -282,9 +282,9 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
         // An overlapped pair starts when both inputs are there and ends as one.
         const ChunkWork* partner =
             p.overlap_pairs && k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
-        const double at = std::min(ready(item, s), partner ? ready(*partner, s) : 0.0);
-        if (at < 0) break;  // waits on another stage
-        const double start = std::max({free_at[size_t(s)], ready(item, s), partner ? ready(*partner, s) : 0.0});
+        const double input = ready(item, s), partner_input = partner ? ready(*partner, s) : 0.0;
+        if (input < 0 || partner_input < 0) break;  // waits on another stage
+        const double start = std::max({free_at[size_t(s)], input, partner_input});
         const double end = start + (partner ? p.overlapped_seconds(item, holds_loss(item, s), *partner, holds_loss(*partner, s))
                                             : p.seconds(item, holds_loss(item, s)));
         free_at[size_t(s)] = end;
