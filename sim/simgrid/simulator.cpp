@@ -133,36 +133,57 @@ void run_collective(World& w, int chip, int stream, const CommCall& call, double
   }
 }
 
-void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
+// Half of an overlapped pair takes the chip for a stretch of compute, which the other half's
+// compute then waits for (its collectives do not).
+struct ComputeTurn {
+  const Chip& c;
+  explicit ComputeTurn(const Chip& chip) : c(chip) {
+    if (c.paired()) c.compute_turns->lock();
+  }
+  ~ComputeTurn() {
+    if (c.paired()) c.compute_turns->unlock();
+  }
+};
+
+// Compute for `seconds` (scaled by the chip's speed), inside a turn the caller holds.
+void computing(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
   const double s = seconds * w.compute_factor[c.id];
   if (s <= 0) return;
-  if (c.paired()) c.compute_turns->lock();
   const double start = s4u::Engine::get_clock();
   s4u::this_actor::sleep_for(s);
-  if (c.paired()) c.compute_turns->unlock();
   c.times.*bucket += s;
   record(w, c, Track::compute, name, start);
 }
 
+void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
+  if (seconds * w.compute_factor[c.id] <= 0) return;
+  const ComputeTurn turn(c);
+  computing(w, c, seconds, bucket, name);
+}
+
 // A phase's compute of n layers (`seconds`); with a context-parallel ring (LayerPhase::cp_ring) its
 // attention runs while a helper actor passes the ring's K/V round, and what the transfers take
-// beyond the attention is exposed communication.
+// beyond the attention is exposed communication. The phase's compute is one turn of an overlapped
+// pair's, as without a ring.
 void compute_beside_ring(World& w, Chip& c, const LayerPhase& phase, double seconds, int n,
                          double ChipTimes::*bucket, const char* name) {
   if (phase.cp_ring.empty()) return compute(w, c, seconds, bucket, name);
   const double attention = n * phase.attention_s;
-  compute(w, c, seconds - attention, bucket, name);
   const s4u::SemaphorePtr done = s4u::Semaphore::create(0);
-  const int stream = c.stream == kPairedBackwardStream ? kPairedRingStream : kRingStream;
-  World* world = &w;
-  const CommCall* ring = &phase.cp_ring;
-  const int chip = c.id;
-  s4u::Actor::create(std::string("ring").append(std::to_string(chip)), s4u::this_actor::get_host(),
-                     [world, chip, stream, ring, n, done] {
-                       run_collective(*world, chip, stream, *ring, n);
-                       done->release();
-                     });
-  compute(w, c, attention, bucket, "attention");
+  {
+    const ComputeTurn turn(c);
+    computing(w, c, seconds - attention, bucket, name);
+    const int stream = c.stream == kPairedBackwardStream ? kPairedRingStream : kRingStream;
+    World* world = &w;
+    const CommCall* ring = &phase.cp_ring;
+    const int chip = c.id;
+    s4u::Actor::create(std::string("ring").append(std::to_string(chip)), s4u::this_actor::get_host(),
+                       [world, chip, stream, ring, n, done] {
+                         run_collective(*world, chip, stream, *ring, n);
+                         done->release();
+                       });
+    computing(w, c, attention, bucket, "attention");
+  }
   const double start = s4u::Engine::get_clock();
   done->acquire();
   c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
