@@ -124,6 +124,34 @@ std::vector<ChunkWork> dualpipe_v(int pp, int r, int m) {
 
 constexpr double kNever = std::numeric_limits<double>::infinity();
 
+// When each virtual stage's forward and backward (input gradient) of each microbatch end, and so
+// when a pass's input is there: the activation from the virtual stage before, the gradient from
+// the one after (the loss's backward follows its own forward), a message later when the two sit on
+// different stages. kNever: not run yet. The player and the makespan both keep their time here.
+class PassClock {
+ public:
+  PassClock(Schedule schedule, int pp, int vpp, int m, double message)
+      : m_(m), last_v_(pp * vpp - 1), message_(message), f_end_(size_t(pp * vpp) * size_t(m), kNever), b_end_(f_end_) {
+    for (int v = 0; v <= last_v_; ++v) stage_of_.push_back(stage_chunk(schedule, pp, v).stage);
+  }
+  int stage_of(int v) const { return stage_of_[size_t(v)]; }
+  int last_v() const { return last_v_; }
+  double message(int from_v, int to_v) const { return stage_of(from_v) != stage_of(to_v) ? message_ : 0.0; }
+  void finish(bool forward, int v, int i, double end) { (forward ? f_end_ : b_end_)[index(v, i)] = end; }
+  double forward_input(int v, int i) const { return v == 0 ? 0.0 : f_end_[index(v - 1, i)] + message(v - 1, v); }
+  double backward_input(int v, int i) const {
+    if (v == last_v_) return f_end_[index(v, i)];
+    return b_end_[index(v + 1, i)] + message(v + 1, v);
+  }
+
+ private:
+  size_t index(int v, int i) const { return size_t(v) * size_t(m_) + size_t(i); }
+  int m_, last_v_;
+  double message_;
+  std::vector<int> stage_of_;
+  std::vector<double> f_end_, b_end_;  // [v * m + microbatch]
+};
+
 // A zero-bubble pipeline played out pass by pass (played_out_orders): ZB-V's two chunks a stage
 // in a V, or ZB-H2's one; at most 2 pp chunks' activations a stage. Stages act in the order of the
 // times they come free (an event queue); one with nothing to run sleeps until a neighbour's pass
@@ -134,11 +162,10 @@ class PipelinePlay {
   PipelinePlay(Schedule schedule, int pp, int m, const PassSeconds& p, bool alternate)
       : schedule_(schedule), pp_(pp), chunks_(schedule == Schedule::zero_bubble_v ? 2 : 1), m_(m), p_(p),
         alternate_(alternate), limit_(chunks_ * microbatches_in_flight(schedule, pp)), next_f_(size_t(pp * chunks_), 0), next_b_(next_f_), next_w_(next_f_),
-        f_end_(size_t(pp * chunks_) * size_t(m), kNever), b_end_(f_end_), live_(size_t(pp), 0),
+        clock_(schedule, pp, chunks_, m, p.message), live_(size_t(pp), 0),
         free_at_(size_t(pp), 0.0), after_forward_(size_t(pp), false),
         left_(size_t(pp), size_t(3 * chunks_) * size_t(m)), orders_(static_cast<size_t>(pp)) {
     for (std::vector<ChunkWork>& order : orders_) order.reserve(left_[0]);
-    for (int v = 0; v < pp * chunks_; ++v) stage_of_.push_back(stage_chunk(schedule, pp, v).stage);
     for (int s = 0; s < pp; ++s)
       for (int chunk = 0; chunk < chunks_; ++chunk) v_of_.push_back(virtual_stage(schedule, pp, s, chunk));
     for (int s = 0; s < pp; ++s) events_.push({0.0, s});
@@ -163,23 +190,16 @@ class PipelinePlay {
   };
 
   int v_of(int s, int chunk) const { return v_of_[size_t(s * chunks_ + chunk)]; }
-  int stage_of(int v) const { return stage_of_[size_t(v)]; }
-  double& f_end(int v, int i) { return f_end_[size_t(v) * size_t(m_) + size_t(i)]; }
-  double f_end(int v, int i) const { return f_end_[size_t(v) * size_t(m_) + size_t(i)]; }
-  double b_end(int v, int i) const { return b_end_[size_t(v) * size_t(m_) + size_t(i)]; }
-  int last_v() const { return pp_ * chunks_ - 1; }
-  double message(int from_v, int to_v) const { return stage_of(from_v) != stage_of(to_v) ? p_.message : 0.0; }
+  int stage_of(int v) const { return clock_.stage_of(v); }
+  int last_v() const { return clock_.last_v(); }
   // When virtual stage v's next forward or input gradient could start (kNever: not known yet).
   double f_ready(int v) const {
     const int i = next_f_[size_t(v)];
-    if (i >= m_) return kNever;
-    return v == 0 ? 0.0 : f_end(v - 1, i) + message(v - 1, v);
+    return i >= m_ ? kNever : clock_.forward_input(v, i);
   }
   double b_ready(int v) const {
     const int i = next_b_[size_t(v)];
-    if (i >= m_) return kNever;
-    if (v == last_v()) return f_end(v, i);
-    return b_end(v + 1, i) + message(v + 1, v);
+    return i >= m_ ? kNever : clock_.backward_input(v, i);
   }
 
   // What stage s runs at time t: of each kind the oldest microbatch, between equals the chunk
@@ -217,11 +237,11 @@ class PipelinePlay {
     if (c.pass == Pass::weight) {
       --live_[size_t(s)];
     } else {
-      (forward ? f_end_ : b_end_)[size_t(c.v) * size_t(m_) + size_t(i)] = end;
+      clock_.finish(forward, c.v, i, end);
       live_[size_t(s)] += forward ? 1 : 0;
       after_forward_[size_t(s)] = forward;
       const int fed = forward ? c.v + 1 : c.v - 1;
-      if (fed >= 0 && fed <= last_v()) events_.push({end + message(c.v, fed), stage_of(fed)});
+      if (fed >= 0 && fed <= last_v()) events_.push({end + clock_.message(c.v, fed), stage_of(fed)});
     }
     free_at_[size_t(s)] = end;
     events_.push({free_at_[size_t(s)], s});
@@ -233,11 +253,10 @@ class PipelinePlay {
   const PassSeconds p_;
   const bool alternate_;
   const int limit_;  // chunks' activations a stage may hold
-  // Per virtual stage: the microbatch its next F, B and W take (each runs them in order), and when
-  // each microbatch's F and B end (kNever: not run yet).
+  // Per virtual stage: the microbatch its next F, B and W take (each runs them in order).
   std::vector<int> next_f_, next_b_, next_w_;
-  std::vector<double> f_end_, b_end_;  // [v * m + microbatch]
-  std::vector<int> stage_of_, v_of_;   // virtual stage -> stage; stage * chunks + chunk -> virtual stage
+  PassClock clock_;
+  std::vector<int> v_of_;  // stage * chunks + chunk -> virtual stage
   // Per stage.
   std::vector<int> live_;
   std::vector<double> free_at_;
@@ -253,24 +272,17 @@ class PipelinePlay {
 double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule schedule, int vpp, int m,
                    const PassSeconds& p) {
   const int pp = int(orders.size()), chunks = pp * vpp;
-  // When each virtual stage's forward and backward of each microbatch finished (< 0: not yet).
-  std::vector<std::vector<double>> f_end(size_t(chunks), std::vector<double>(size_t(m), -1)), b_end = f_end;
+  PassClock clock(schedule, pp, vpp, m, p.message);
   std::vector<size_t> next(size_t(pp), 0);
   std::vector<double> free_at(size_t(pp), 0);
-  auto arrival = [&](double end, int from_stage, int to_stage) {
-    return end < 0 ? -1.0 : end + (from_stage == to_stage ? 0.0 : p.message);
-  };
-  // When item's input (or gradient) is there; < 0: not yet. A W follows its B in the same order.
+  // When item's input (or gradient) is there (kNever: not yet). A W follows its B in the same order.
   auto ready = [&](const ChunkWork& item, int s) {
     const int v = virtual_stage(schedule, pp, s, item.chunk);
-    const size_t i = size_t(item.microbatch);
     if (item.weight) return 0.0;
-    if (item.forward) return v == 0 ? 0.0 : arrival(f_end[size_t(v - 1)][i], stage_chunk(schedule, pp, v - 1).stage, s);
-    if (v == chunks - 1) return f_end[size_t(v)][i];
-    return arrival(b_end[size_t(v + 1)][i], stage_chunk(schedule, pp, v + 1).stage, s);
+    return item.forward ? clock.forward_input(v, item.microbatch) : clock.backward_input(v, item.microbatch);
   };
   auto finish = [&](const ChunkWork& item, int s, double end) {
-    if (!item.weight) (item.forward ? f_end : b_end)[size_t(virtual_stage(schedule, pp, s, item.chunk))][size_t(item.microbatch)] = end;
+    if (!item.weight) clock.finish(item.forward, virtual_stage(schedule, pp, s, item.chunk), item.microbatch, end);
   };
   auto holds_loss = [&](const ChunkWork& item, int s) { return virtual_stage(schedule, pp, s, item.chunk) == chunks - 1; };
   for (bool progressed = true; progressed;) {
@@ -283,7 +295,7 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
         const ChunkWork* partner =
             p.overlap_pairs && k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
         const double input = ready(item, s), partner_input = partner ? ready(*partner, s) : 0.0;
-        if (input < 0 || partner_input < 0) break;  // waits on another stage
+        if (input == kNever || partner_input == kNever) break;  // waits on another stage
         const double start = std::max({free_at[size_t(s)], input, partner_input});
         const double end = start + (partner ? p.overlapped_seconds(item, holds_loss(item, s), *partner, holds_loss(*partner, s))
                                             : p.seconds(item, holds_loss(item, s)));
