@@ -17,7 +17,7 @@ namespace {
 StepPlan plan_of_config(const std::string& path) {
   const TrainerConfigFile c = load_trainer_config(path);
   return cpu_step_plan(c.model, c.train.microbatch_size(), c.train.tp, c.train.dp, c.train.zero1, c.train.ep,
-                       c.train.cp, c.train.pp, c.train.schedule, c.train.vpp);
+                       c.train.cp, c.train.pp, c.train.schedule, c.train.vpp, c.train.cp_comm);
 }
 
 }  // namespace

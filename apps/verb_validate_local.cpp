@@ -38,6 +38,7 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.layout.dp = c.train.dp;
   s.layout.ep = c.train.ep;
   s.layout.cp = c.train.cp;
+  s.system.stack.cp_comm = c.train.cp_comm;  // the config's stack: {cp_comm: ...}
   s.layout.pp = c.train.pp;
   s.layout.schedule = c.train.schedule;
   s.layout.vpp = c.train.vpp;

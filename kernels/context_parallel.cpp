@@ -67,6 +67,26 @@ void ContextParallel<T>::reduce_scatter_dkv(Communicator* group, const std::vect
   for (int64_t r = 0; r < n; ++r) std::copy_n(mine_.data() + r * kv_cols, kv_cols, dqkv + r * ld + kv_offset);
 }
 
+template <class T>
+void ContextParallel<T>::own_kv(const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols,
+                                std::vector<T>& block) const {
+  const int64_t n = batch * rows_;
+  block.resize(size_t(n * kv_cols));
+  for (int64_t r = 0; r < n; ++r) std::copy_n(qkv + r * ld + kv_offset, kv_cols, block.data() + r * kv_cols);
+}
+
+template <class T>
+void ContextParallel<T>::ring_pass(Communicator* group, std::vector<T>& block, int tag) {
+  if constexpr (std::is_same_v<T, float>) {
+    const int next = (rank_ + 1) % cp_, previous = (rank_ + cp_ - 1) % cp_;
+    group->send(block.data(), block.size(), next, tag);  // buffered: the ring cannot deadlock
+    group->recv(block.data(), block.size(), previous, tag);
+  } else {
+    (void)group, (void)block, (void)tag;
+    throw std::logic_error("context parallelism exchanges float tensors only");
+  }
+}
+
 template class ContextParallel<float>;
 template class ContextParallel<double>;
 

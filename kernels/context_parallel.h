@@ -1,8 +1,13 @@
 #pragma once
-// Context parallelism in the training step, the all-gather variant (Llama 3, Dubey et al. 2024,
-// Sec. 3.3.2): the cp ranks of a group hold different rows of the same sequences; every op but
-// attention runs on a rank's own rows, and each attention layer all-gathers the keys and values of
-// the whole sequence, then reduce-scatters their gradients back to the rows' owners.
+// Context parallelism in the training step: the cp ranks of a group hold different rows of the
+// same sequences; every op but attention runs on a rank's own rows. Attention needs every rank's
+// keys and values, in one of two ways (model/layout.h ContextComm):
+// - all-gather (Llama 3, Dubey et al. 2024, Sec. 3.3.2): each attention layer all-gathers the keys
+//   and values of the whole sequence, then reduce-scatters their gradients back to the rows' owners;
+// - ring (ring attention; Transformer Engine's p2p): each rank's K/V block passes round the ring,
+//   the rows attend to one block at a time and merge the results (cpu::merge_attention_block); in
+//   backward the blocks pass round again and each block's dK/dV gathers the ranks' shares on its
+//   way back to the owner (ring_pass).
 //
 // Rows are split load-balanced (Megatron-Core / Transformer Engine): the seq tokens are cut into
 // 2 * cp equal chunks and rank r holds chunks r and 2cp - 1 - r, so that under the causal mask every
@@ -38,6 +43,14 @@ class ContextParallel {
   // to the kv_cols columns of `dqkv` (stride ld) at kv_offset.
   void reduce_scatter_dkv(Communicator* group, const std::vector<T>& dkv, int64_t batch, int64_t kv_cols, T* dqkv,
                           int64_t ld, int64_t kv_offset);
+
+  // Ring attention. The sequence positions of rank `owner`'s rows (ascending).
+  const int32_t* positions_of(int owner) const { return positions_[size_t(owner)].data(); }
+  // This rank's K/V block, [batch * rows, kv_cols], from the kv_cols columns of `qkv` at kv_offset.
+  void own_kv(const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset, int64_t kv_cols, std::vector<T>& block) const;
+  // Sends `block` to the next rank of the ring and puts the previous rank's in its place (tag: one
+  // per kind of block, so K/V and dK/dV passing at once do not mix).
+  void ring_pass(Communicator* group, std::vector<T>& block, int tag);
 
  private:
   int cp_, rank_;

@@ -378,14 +378,16 @@ void PalmModel<T>::attention_forward(const Pass& p, LayerActivations& a, const s
     cpu::rope_forward(a.qkv.data(), N, ld, heads_, q, p.R, p.rows.positions);
     cpu::rope_forward(a.qkv.data() + hq, N, ld, kv_heads_, q, p.R, p.rows.positions);
   }
-  if (p.context) {
-    auto scope = time_op(p.timer, "cp_kv_allgather.fwd");
-    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, ws().kv);
-  }
-  {
+  a.o.resize(size_t(N * hq));
+  a.lse.resize(size_t(p.batch * heads_ * p.R));
+  if (p.context && cp_comm_ == ContextComm::ring) {
+    ring_attention_forward(p, a);
+  } else {
+    if (p.context) {
+      auto scope = time_op(p.timer, "cp_kv_allgather.fwd");
+      p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, ws().kv);
+    }
     auto scope = time_op(p.timer, "attention.fwd");
-    a.o.resize(size_t(N * hq));
-    a.lse.resize(size_t(p.batch * heads_ * p.R));
     if (p.context)
       cpu::attention_rows_forward(p.shape, p.rows, a.qkv.data(), ld, ws().kv.data(), kvq, a.o.data(), a.lse.data());
     else
@@ -555,6 +557,87 @@ void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const Swi
 
 // Under context parallelism backward gathers the whole sequences' K/V again, and every rank's
 // queries sent gradient to every key: each row's owner receives the sum (cp_dkv_reducescatter).
+// The cp ranks' K/V blocks pass round the ring under their own tags (kernels/context_parallel.h).
+constexpr int kRingKvTag = 0, kRingDkvTag = 1;
+
+// The ring's start: this rank's own K/V block in the workspace; the shape of attention against one
+// block (its keys: one rank's rows of each sequence).
+template <class T>
+cpu::AttentionShape PalmModel<T>::ring_start(const Pass& p, const LayerActivations& a) {
+  p.context->own_kv(a.qkv.data(), p.batch, p.ld, p.hq, p.kvq, ws().kv);
+  cpu::AttentionShape block = p.shape;
+  block.seq = p.R;
+  return block;
+}
+
+// Step t of the ring: from t = 1 on the K/V block moves one rank on (timed as `op`), so this rank
+// holds rank - t's; returns the sequence positions of that block's rows.
+template <class T>
+const int32_t* PalmModel<T>::ring_step(const Pass& p, int t, const char* op) {
+  const int cp = p.cp->size();
+  if (t > 0) {
+    auto scope = time_op(p.timer, op);
+    p.context->ring_pass(p.cp, ws().kv, kRingKvTag);
+  }
+  return p.context->positions_of((p.cp->rank() + cp - t) % cp);
+}
+
+// This rank's rows attend to each block in turn (its own first), each result merged into a.o /
+// a.lse; cp - 1 passes.
+template <class T>
+void PalmModel<T>::ring_attention_forward(const Pass& p, LayerActivations& a) {
+  Workspace& w = ws();
+  const cpu::AttentionShape block = ring_start(p, a);
+  w.ring_o.resize(a.o.size());
+  w.ring_lse.resize(a.lse.size());
+  for (int t = 0; t < p.cp->size(); ++t) {
+    const int32_t* keys = ring_step(p, t, "cp_kv_ring.fwd");
+    auto scope = time_op(p.timer, "attention.fwd");
+    T* o = t == 0 ? a.o.data() : w.ring_o.data();
+    T* lse = t == 0 ? a.lse.data() : w.ring_lse.data();
+    cpu::attention_rows_forward(block, p.rows, a.qkv.data(), p.ld, w.kv.data(), p.kvq, o, lse, keys);
+    if (t > 0) cpu::merge_attention_block(block, p.R, a.o.data(), a.lse.data(), o, lse);
+  }
+}
+
+// The blocks pass round again; against each the rows' whole-sequence o and lse give each key's
+// true probability, so the block's dQ share adds to this rank's and its dK/dV share to a sum that
+// travels with the block: started by the rank after its owner, passed on after each addition,
+// home after cp - 1 passes, where the owner adds its own share.
+template <class T>
+void PalmModel<T>::ring_attention_backward(const Pass& p, const LayerActivations& a) {
+  Workspace& w = ws();
+  const int64_t N = p.N, ld = p.ld, hq = p.hq, kvq = p.kvq;
+  const cpu::AttentionShape block = ring_start(p, a);
+  w.own_dkv.resize(w.kv.size());
+  w.ring_dkv.resize(w.kv.size());
+  w.ring_dq.resize(size_t(N * ld));
+  for (int t = 0; t < p.cp->size(); ++t) {
+    const int32_t* keys = ring_step(p, t, "cp_kv_ring.bwd");
+    {
+      auto scope = time_op(p.timer, "attention.bwd");
+      T* dq = t == 0 ? w.dqkv.data() : w.ring_dq.data();
+      T* dkv = t == 0 ? w.own_dkv.data() : w.ring_dkv.data();
+      cpu::attention_rows_backward(block, p.rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
+                                   w.d_o.data(), dq, dkv, keys);
+      if (t > 0) {
+        for (int64_t r = 0; r < N; ++r)
+          for (int64_t c = 0; c < hq; ++c) w.dqkv[size_t(r * ld + c)] += w.ring_dq[size_t(r * ld + c)];
+        if (t == 1) w.dkv = w.ring_dkv;
+        else for (size_t i = 0; i < w.dkv.size(); ++i) w.dkv[i] += w.ring_dkv[i];
+      }
+    }
+    if (t > 0) {
+      auto scope = time_op(p.timer, "cp_dkv_ring.bwd");
+      p.context->ring_pass(p.cp, w.dkv, kRingDkvTag);
+    }
+  }
+  // This rank's block came home with every other rank's share.
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t c = 0; c < kvq; ++c)
+      w.dqkv[size_t(r * ld + hq + c)] = w.own_dkv[size_t(r * kvq + c)] + w.dkv[size_t(r * kvq + c)];
+}
+
 template <class T>
 void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta) {
   Workspace& w = ws();
@@ -566,24 +649,28 @@ void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const 
     gemm(false, true, N, hq, d, T(1), w.dy.data(), d, param(prefix + "wo"), d, T(0), w.d_o.data(), hq);
     weight_gradient(op, hq, d, N, a.o.data(), hq, w.dy.data(), d, grad(prefix + "wo"), d);
   }
-  if (p.context) {
-    auto scope = time_op(p.timer, "cp_kv_allgather.bwd");
-    p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, w.kv);
-  }
-  {
-    auto scope = time_op(p.timer, "attention.bwd");
-    w.dqkv.resize(size_t(N * ld));
+  w.dqkv.resize(size_t(N * ld));
+  if (p.context && cp_comm_ == ContextComm::ring) {
+    ring_attention_backward(p, a);
+  } else {
     if (p.context) {
-      w.dkv.resize(w.kv.size());
-      cpu::attention_rows_backward(p.shape, p.rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
-                                   w.d_o.data(), w.dqkv.data(), w.dkv.data());
-    } else {
-      cpu::attention_backward(p.shape, a.qkv.data(), a.o.data(), a.lse.data(), w.d_o.data(), w.dqkv.data());
+      auto scope = time_op(p.timer, "cp_kv_allgather.bwd");
+      p.context->gather_kv(p.cp, a.qkv.data(), p.batch, ld, hq, kvq, w.kv);
     }
-  }
-  if (p.context) {
-    auto scope = time_op(p.timer, "cp_dkv_reducescatter.bwd");
-    p.context->reduce_scatter_dkv(p.cp, w.dkv, p.batch, kvq, w.dqkv.data(), ld, hq);
+    {
+      auto scope = time_op(p.timer, "attention.bwd");
+      if (p.context) {
+        w.dkv.resize(w.kv.size());
+        cpu::attention_rows_backward(p.shape, p.rows, a.qkv.data(), ld, w.kv.data(), kvq, a.o.data(), a.lse.data(),
+                                     w.d_o.data(), w.dqkv.data(), w.dkv.data());
+      } else {
+        cpu::attention_backward(p.shape, a.qkv.data(), a.o.data(), a.lse.data(), w.d_o.data(), w.dqkv.data());
+      }
+    }
+    if (p.context) {
+      auto scope = time_op(p.timer, "cp_dkv_reducescatter.bwd");
+      p.context->reduce_scatter_dkv(p.cp, w.dkv, p.batch, kvq, w.dqkv.data(), ld, hq);
+    }
   }
   if (spec_.rope) {
     auto scope = time_op(p.timer, "rope.bwd");

@@ -59,6 +59,8 @@ class PalmModel {
   // The full tensors are drawn from `seed` and this rank keeps its slice, so any tp gives the same
   // model.
   void init(uint64_t seed);
+  // How context parallelism exchanges K/V (model/layout.h ContextComm; kernels/context_parallel.h).
+  void set_context_comm(ContextComm c) { cp_comm_ = c; }
 
   // One microbatch of `batch` sequences of seq_len tokens: adds d(mean loss)/d(params) to grads()
   // (times grad_scale) and returns the mean loss including z-loss and the MoE load-balancing loss.
@@ -160,7 +162,8 @@ class PalmModel {
     MoeScratch<T> moe;
     std::unique_ptr<ContextParallel<T>> cp;  // for the cp size and rank last seen
     std::vector<int32_t> tokens, targets;    // this rank's rows under context parallelism
-    std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient
+    std::vector<T> kv, dkv;                  // the whole sequences' K/V and their gradient (a ring: one block's)
+    std::vector<T> ring_o, ring_lse, ring_dq, ring_dkv, own_dkv;  // ring attention's per-block parts
     Pass pass;                               // the microbatch in this workspace
     bool defer_weight_gradients = false;     // this backward keeps its weight gradients for later
     int chunk = 0;                           // the model chunk of the backward running in it
@@ -191,6 +194,13 @@ class PalmModel {
                     T beta);
   void swiglu_backward(const Pass& p, LayerActivations& a, const SwigluMlp& mlp, const std::vector<T>& h, T beta);
   void attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta);
+  // Ring attention (ContextComm::ring, kernels/context_parallel.h): a.o and a.lse from the K/V
+  // blocks passed round the cp ranks; backward, dQ into the workspace's dqkv and this rank's dK/dV
+  // after they pass round again.
+  void ring_attention_forward(const Pass& p, LayerActivations& a);
+  void ring_attention_backward(const Pass& p, const LayerActivations& a);
+  cpu::AttentionShape ring_start(const Pass& p, const LayerActivations& a);
+  const int32_t* ring_step(const Pass& p, int t, const char* op);
   void residual_backward(const Pass& p);  // the gradient reaching a branch's output
   void layer_norm_backward(const Pass& p, const std::vector<T>& in, const std::string& g, const std::vector<T>& mean,
                            const std::vector<T>& rstd);
@@ -210,6 +220,7 @@ class PalmModel {
   ModelSpec spec_;
   int tp_, tp_rank_, ep_, ep_rank_, pp_, pp_rank_;
   Schedule schedule_;
+  ContextComm cp_comm_ = ContextComm::all_gather;
   std::vector<StageLayers> chunks_;  // this stage's layers, per model chunk
   int64_t heads_, kv_heads_, ff_;  // this rank's
   std::vector<TensorInfo> tensors_;

@@ -19,6 +19,7 @@ RankTrainer::RankTrainer(const ModelSpec& spec, const TrainConfig& config, const
       embedding_(!ends_share_a_stage(config.schedule, config.pp, config.vpp) ? ranks.embedding : nullptr),
       model_(spec, config.tp, coords_.tp, true, config.ep, config.ep > 1 ? dp_rank() : 0, config.pp,
              stage(), config.vpp, config.schedule) {
+  model_.set_context_comm(config.cp_comm);
   size_t begin = 0, end = model_.parameter_count();
   const int grad_ranks = config.gradient_ranks();
   if (config.zero1) {

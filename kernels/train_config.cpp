@@ -92,6 +92,15 @@ void parse_training(const YAML::Node& n, TrainConfig& c) {
   }
 }
 
+// A trainer config's stack is palmsim-cpu (hwmodels/stacks/palmsim-cpu.yaml); of its choices a
+// config may set how context parallelism exchanges K/V, which the trainer runs either way.
+void parse_stack(const YAML::Node& n, TrainConfig& c) {
+  if (!n) return;
+  if (!n.IsMap()) throw InputError("stack", "a trainer config's stack is palmsim-cpu: give a map with cp_comm");
+  check_keys(n, "stack", {"cp_comm"});
+  if (n["cp_comm"]) c.cp_comm = parse_context_comm(read_string(n["cp_comm"], "stack.cp_comm"), "stack.cp_comm");
+}
+
 }  // namespace
 
 TrainConfig parse_train_sections(const YAML::Node& root) {
@@ -99,6 +108,7 @@ TrainConfig parse_train_sections(const YAML::Node& root) {
   parse_train(root["train"], c);
   parse_layout(root["layout"], c);
   parse_training(root["training"], c);
+  parse_stack(root["stack"], c);
   if (c.batch % c.dp)
     throw InputError("training.global_batch", "must be a multiple of layout.dp (" + std::to_string(c.dp) + ")");
   if ((c.batch / c.dp) % c.microbatch_size())

@@ -29,6 +29,7 @@ struct TrainConfig {
   bool zero1 = false;          // layout.sharding zero1: optimizer state sharded over dp x cp ranks
   int ep = 1;                  // a sparse model's experts split over the data-parallel ranks: 1 or dp
   int cp = 1;                  // context parallelism: ranks holding different rows of the same sequences
+  ContextComm cp_comm = ContextComm::all_gather;  // how they exchange K/V (stack: {cp_comm: ...})
   int pp = 1;                  // pipeline stages (layers split by stage_layers, model/layout.h)
   // Their order (model/pipeline_schedule.h): 1F1B, interleaved 1F1B over vpp model chunks a
   // stage, or ZB-H1, ZB-H2 or ZB-V with the layers' weight gradients deferred

@@ -19,7 +19,7 @@ TrainerConfigFile load_trainer_config(const std::string& path) {
     throw InputError("config", "'" + path + "' is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
   }
   if (!root.IsMap()) throw InputError("config", "'" + path + "' must be a YAML map with model: (and layout:, training:, train:)");
-  check_keys(root, "config", {"model", "train", "system", "layout", "training", "description"});
+  check_keys(root, "config", {"model", "train", "system", "layout", "training", "description", "stack"});
   if (!root["model"]) throw InputError("model", "missing");
   TrainerConfigFile c;
   c.model = parse_model_node(root["model"]);

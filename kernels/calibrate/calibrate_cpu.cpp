@@ -24,7 +24,7 @@
 namespace palmsim {
 
 StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int dp, bool zero1, int ep, int cp,
-                       int pp, Schedule schedule, int vpp) {
+                       int pp, Schedule schedule, int vpp, ContextComm cp_comm) {
   Layout layout;
   layout.tp = tp, layout.dp = dp, layout.ep = ep, layout.cp = cp, layout.pp = pp, layout.microbatch = int(microbatch);
   layout.schedule = schedule, layout.vpp = vpp;
@@ -35,6 +35,7 @@ StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp, int d
   options.grad_reduce_bytes = 4;
   options.overlap_grad_reduce = false;
   options.vocab_parallel = false;
+  options.cp_comm = cp_comm;
   return build_step_plan(model, layout, microbatch * dp, options);
 }
 

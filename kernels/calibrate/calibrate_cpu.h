@@ -66,6 +66,7 @@ Calibration fit_calibration(const CalibrationGrid& grid, const StepPlan& plan, c
 
 // The plan of the CPU trainer's step for `model` on one rank (fp32, fused attention).
 StepPlan cpu_step_plan(const ModelSpec& model, int64_t microbatch, int tp = 1, int dp = 1, bool zero1 = false,
-                       int ep = 1, int cp = 1, int pp = 1, Schedule schedule = Schedule::one_f_one_b, int vpp = 1);
+                       int ep = 1, int cp = 1, int pp = 1, Schedule schedule = Schedule::one_f_one_b, int vpp = 1,
+                       ContextComm cp_comm = ContextComm::all_gather);
 
 }  // namespace palmsim

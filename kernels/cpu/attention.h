@@ -34,13 +34,23 @@ struct QueryRows {
   const int32_t* positions = nullptr;
   int64_t position(int64_t i) const { return positions ? positions[i] : i; }
 };
+// `key_positions` (ascending, s.seq of them; null: key j at position j): the keys are a block of the
+// sequence (ring attention: one rank's rows at a time). A row that sees none of them gets lse -inf
+// and o 0, what merge_attention_block expects.
 template <class T>
 void attention_rows_forward(const AttentionShape& s, const QueryRows& rows, const T* q, int64_t ldq, const T* kv,
-                            int64_t ldkv, T* o, T* lse);
+                            int64_t ldkv, T* o, T* lse, const int32_t* key_positions = nullptr);
 // dq (stride ldq, query columns only) and dkv (stride ldkv, K and V columns: the gradient every
-// row here sends to every key and value of the sequence) are overwritten.
+// row here sends to every key and value of the sequence) are overwritten. With a block of keys, o
+// and lse are the rows' attention over the whole sequence (so P is each key's true probability).
 template <class T>
 void attention_rows_backward(const AttentionShape& s, const QueryRows& rows, const T* q, int64_t ldq, const T* kv,
-                             int64_t ldkv, const T* o, const T* lse, const T* d_o, T* dq, T* dkv);
+                             int64_t ldkv, const T* o, const T* lse, const T* d_o, T* dq, T* dkv,
+                             const int32_t* key_positions = nullptr);
+// Ring attention's running result: (o, lse) over the keys seen so far becomes that over them and
+// a block's, (o_block, lse_block): lse = log(e^lse + e^lse_block), o weighted by each part's share.
+// o: [batch * count, heads * q]; lse: [batch, heads, count].
+template <class T>
+void merge_attention_block(const AttentionShape& s, int64_t count, T* o, T* lse, const T* o_block, const T* lse_block);
 
 }  // namespace palmsim::cpu

@@ -214,6 +214,10 @@ TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
 
 TEST(TrainConfig, ContextParallelismItCannotRunIsRefusedNamingTheField) {
   EXPECT_EQ(config_error("", "cp: 2"), "");                                         // 8 tokens in 4 chunks
+  EXPECT_EQ(config_error("", "cp: 2", 0, "stack: {cp_comm: ring}\n"), "");          // ring attention
+  EXPECT_NE(config_error("", "cp: 2", 0, "stack: {cp_comm: rings}\n").find("stack.cp_comm"), std::string::npos);
+  EXPECT_NE(config_error("", "cp: 2", 0, "stack: {fused_attention: true}\n").find("stack.fused_attention"),
+            std::string::npos);  // the trainer's stack is palmsim-cpu
   EXPECT_NE(config_error("", "cp: 3").find("layout.cp"), std::string::npos);       // 8 tokens, 6 chunks
   EXPECT_NE(config_error("", "cp: 0").find("layout.cp"), std::string::npos);
   EXPECT_NE(config_error("n_experts: 4, top_k: 2, expert_d_ff: 16", "cp: 2").find("layout.cp"), std::string::npos);
@@ -242,12 +246,13 @@ TEST(TrainConfig, ShippedTrainerConfigsLoad) {
     if (name.rfind("train-", 0) != 0 || entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(loaded[name] = load_trainer_config(entry.path().string()).train) << name;
   }
-  ASSERT_EQ(loaded.size(), 13u);
+  ASSERT_EQ(loaded.size(), 14u);
   EXPECT_EQ(loaded["train-tiny.yaml"].ranks(), 1);
   EXPECT_EQ(loaded["train-tiny.yaml"].batch, 16);
   EXPECT_EQ(loaded["train-tiny-dp2.yaml"].dp, 2);
   EXPECT_EQ(loaded["train-tiny-tp2.yaml"].tp, 2);
   EXPECT_EQ(loaded["train-tiny-cp2.yaml"].cp, 2);
+  EXPECT_EQ(loaded["train-tiny-cp2-ring.yaml"].cp_comm, ContextComm::ring);
   EXPECT_EQ(loaded["train-tiny-moe-ep2.yaml"].ep, 2);
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].pp, 2);
   EXPECT_EQ(loaded["train-tiny-pp2.yaml"].ranks(), 2);

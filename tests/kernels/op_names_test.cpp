@@ -27,7 +27,8 @@ ModelSpec small_model(bool sparse) {
 }
 
 std::set<std::string> plan_names(const ModelSpec& m, const TrainConfig& c) {
-  const StepPlan plan = cpu_step_plan(m, c.microbatch_size(), c.tp, c.dp, c.zero1, c.ep, c.cp, c.pp, c.schedule, c.vpp);
+  const StepPlan plan =
+      cpu_step_plan(m, c.microbatch_size(), c.tp, c.dp, c.zero1, c.ep, c.cp, c.pp, c.schedule, c.vpp, c.cp_comm);
   std::set<std::string> names;
   for (const Op& op : plan.ops) names.insert(std::string(op.name) + "." + phase_suffix(op.phase));
   return names;
@@ -48,6 +49,7 @@ TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
     int pp = 1;
     Schedule schedule = Schedule::one_f_one_b;
     int vpp = 1;
+    ContextComm cp_comm = ContextComm::all_gather;
   };
   for (const Case& k : {Case{"one rank", 1, 1, 1, 1, false, false}, Case{"tp 2", 1, 2, 1, 1, false, false},
                         Case{"dp 2", 2, 1, 1, 1, false, false}, Case{"dp 2 zero1", 2, 1, 1, 1, true, false},
@@ -56,10 +58,11 @@ TEST(OpNames, TheTrainerTimesExactlyThePlansOps) {
                         Case{"pp 2 zb-h1", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_h1},
                         Case{"pp 2 interleaved", 1, 1, 1, 1, false, false, 2, Schedule::interleaved, 2},
                         Case{"pp 2 zb-v", 1, 1, 1, 1, false, false, 2, Schedule::zero_bubble_v, 2},
-                        Case{"pp 2 dualpipe-v", 1, 1, 1, 1, false, false, 2, Schedule::dualpipe_v, 2}}) {
+                        Case{"pp 2 dualpipe-v", 1, 1, 1, 1, false, false, 2, Schedule::dualpipe_v, 2},
+                        Case{"cp 2 ring", 1, 1, 2, 1, false, false, 1, Schedule::one_f_one_b, 1, ContextComm::ring}}) {
     TrainConfig c;
     c.batch = 4, c.dp = k.dp, c.tp = k.tp, c.cp = k.cp, c.ep = k.ep, c.zero1 = k.zero1, c.threads = 2, c.pp = k.pp;
-    c.schedule = k.schedule, c.vpp = k.vpp;
+    c.schedule = k.schedule, c.vpp = k.vpp, c.cp_comm = k.cp_comm;
     if (k.pp > 1) c.microbatch = 1;  // 4 microbatches through the pipeline
     ModelSpec m = small_model(k.sparse);
     m.n_layers *= k.vpp;  // a layer in each model chunk of each stage

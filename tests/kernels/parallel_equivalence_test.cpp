@@ -48,10 +48,11 @@ struct RankResult {
 // `microbatch` 0: each rank's whole share at once.
 std::vector<RankResult> run(int dp, int tp, bool zero1, const ModelSpec& m, const Batch& b, int ep = 1,
                             int64_t microbatch = 0, int cp = 1, int pp = 1,
-                            Schedule schedule = Schedule::one_f_one_b, int vpp = 1) {
+                            Schedule schedule = Schedule::one_f_one_b, int vpp = 1,
+                            ContextComm cp_comm = ContextComm::all_gather) {
   TrainConfig c;
   c.batch = kBatch, c.dp = dp, c.tp = tp, c.zero1 = zero1, c.ep = ep, c.microbatch = microbatch, c.cp = cp;
-  c.pp = pp, c.schedule = schedule, c.vpp = vpp;
+  c.pp = pp, c.schedule = schedule, c.vpp = vpp, c.cp_comm = cp_comm;
   std::vector<RankResult> results(size_t(c.ranks()));
   run_on_ranks(dp, cp, tp, [&](const RankContext& ctx) {
     RankTrainer trainer(m, c, ctx);
@@ -158,16 +159,22 @@ TEST_F(ParallelEquivalence, RepeatedRunsAreBitwiseIdentical) {
 }
 
 // Context parallelism: each rank of the cp group computes on 2 of the sequence's 2 cp chunks and
-// gathers the rest's keys and values; the group averages like data-parallel ranks. cp 2 and 4 alone
-// (seq_len 8: chunks of 2 and of 1 token), and cp 2 beside tp 2 and beside dp 2 with ZeRO-1 (its
-// shards then span dp x cp).
+// gathers the rest's keys and values (or, as a ring, attends to each rank's block as it passes by);
+// the group averages like data-parallel ranks. cp 2 and 4 alone (seq_len 8: chunks of 2 and of 1
+// token) both ways, and cp 2 beside tp 2 and beside dp 2 with ZeRO-1 (its shards then span dp x cp).
 TEST_F(ParallelEquivalence, ContextParallel) {
-  for (int cp : {2, 4}) {
-    for (const RankResult& r : run(1, 1, false, model_, batch_, 1, 0, cp)) {
-      EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "cp " << cp;
-      expect_close(r.grads, reference_.grads, "cp" + std::to_string(cp) + " grads");
-      expect_close(r.params, reference_.params, "cp" + std::to_string(cp) + " params");
+  for (const ContextComm exchange : {ContextComm::all_gather, ContextComm::ring})
+    for (int cp : {2, 4}) {
+      const std::string what = std::string(to_string(exchange)) + " cp" + std::to_string(cp);
+      for (const RankResult& r : run(1, 1, false, model_, batch_, 1, 0, cp, 1, Schedule::one_f_one_b, 1, exchange)) {
+        EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << what;
+        expect_close(r.grads, reference_.grads, what + " grads");
+        expect_close(r.params, reference_.params, what + " params");
+      }
     }
+  for (const RankResult& r : run(1, 2, false, model_, batch_, 1, 0, 2, 1, Schedule::one_f_one_b, 1, ContextComm::ring)) {
+    EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "ring cp2 x tp2";
+    compare_tensors(r, 2, "ring cp2 x tp2");
   }
   for (const RankResult& r : run(1, 2, false, model_, batch_, 1, 0, 2)) {
     EXPECT_NEAR(r.loss, reference_.loss, 1e-5 * reference_.loss) << "cp2 x tp2";
