@@ -48,8 +48,8 @@ Scenario local_scenario(const std::string& path, const TrainerConfigFile& c, con
   s.global_batch = c.train.batch;
   s.optimizer = Optimizer::adafactor_unfactored;  // the trainer's (kernels/adafactor.h)
   check_layout(s.layout, s.model, s.n_chips, s.global_batch);
-  // What the trainer runs but palmsim-cpu does not price as it runs (DualPipeV's pairs, overlapped
-  // in the prediction, one after the other in the trainer) is refused, naming the field.
+  // What palmsim-cpu does not list (it lists what the trainer runs as priced) is refused, naming
+  // the field, as a scenario's stack check does.
   check_stack_supports(s.system.stack, s.layout, "layout.sharding", "layout.recompute", "layout.schedule");
   return s;
 }

@@ -69,14 +69,14 @@ std::vector<ChunkWork> zero_bubble_h1(int pp, int stage, int m) {
 // eight steps), chunk 0 the V's way down (virtual stage r), chunk 1 its way back (2 pp - 1 - r).
 // A backward whose weight gradients are split off (zero-bubble) queues its W; `_weight_chunk`
 // runs the oldest. A whole backward is listed as B with its W right after it.
-std::vector<ChunkWork> dualpipe_v(int pp, int r, int m) {
+std::vector<ChunkWork> dualpipe_v(int pp, int r, int m, bool pairs) {
   std::vector<ChunkWork> out;
   int f[2] = {0, 0}, b[2] = {0, 0};
   std::deque<ChunkWork> deferred;
   auto forward = [&](int chunk) { out.push_back({true, f[chunk]++, chunk}); };
   auto backward = [&](int chunk, bool split, bool joins_previous = false) {
     ChunkWork item{false, b[chunk]++, chunk};
-    item.joins_previous = joins_previous;
+    item.joins_previous = pairs && joins_previous;
     out.push_back(item);
     const ChunkWork weight{false, item.microbatch, chunk, true};
     if (split) deferred.push_back(weight);
@@ -292,8 +292,7 @@ double makespan_of(const std::vector<std::vector<ChunkWork>>& orders, Schedule s
       for (size_t& k = next[size_t(s)]; k < order.size(); ++k) {
         const ChunkWork& item = order[k];
         // An overlapped pair starts when both inputs are there and ends as one.
-        const ChunkWork* partner =
-            p.overlap_pairs && k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
+        const ChunkWork* partner = k + 1 < order.size() && order[k + 1].joins_previous ? &order[k + 1] : nullptr;
         const double input = ready(item, s), partner_input = partner ? ready(*partner, s) : 0.0;
         if (input == kNever || partner_input == kNever) break;  // waits on another stage
         const double start = std::max({free_at[size_t(s)], input, partner_input});
@@ -349,7 +348,7 @@ double pipeline_makespan(Schedule schedule, int pp, int vpp, int m, const PassSe
 
 std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int stage, int m, const PassSeconds& seconds) {
   if (has_played_out_order(schedule)) return played_out_orders(schedule, pp, m, seconds)[size_t(stage)];
-  if (schedule == Schedule::dualpipe_v) return dualpipe_v(pp, stage, m);
+  if (schedule == Schedule::dualpipe_v) return dualpipe_v(pp, stage, m, seconds.overlap_pairs);
   // Otherwise model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
   if (vpp > 1) return interleaved(pp, vpp, stage, m);
   if (schedule == Schedule::zero_bubble_h1) return zero_bubble_h1(pp, stage, m);

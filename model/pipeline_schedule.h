@@ -81,8 +81,9 @@ struct PassSeconds {
   // all-to-alls) that another pass's compute can hide when the two run overlapped.
   double forward_comm = 0, backward_comm = 0;
   double layers = 1;  // a chunk's: an overlapped pair takes turns layer by layer
-  // Whether pairs (ChunkWork::joins_previous) run overlapped; else as any two passes, one after
-  // the other (a stack with one stream a rank: Stack::overlap_paired_passes).
+  // Whether DualPipeV's pairs run overlapped; else its orders mark none (ChunkWork::joins_previous)
+  // and they run as any two passes, one after the other (a stack with one stream a rank:
+  // Stack::overlap_paired_passes).
   bool overlap_pairs = true;
   double message = 0;
   // A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): every

@@ -99,8 +99,8 @@ namespace {
 struct Totals {
   double layer_compute[4] = {0, 0, 0, 0};  // indexed by Phase
   double layer_weight_gradient = 0;        // of backward's, the weight-gradient GEMMs (W)
-  double layer_tp_comm = 0;                // blocking collectives inside a layer (and what a ring leaves exposed)
-  double layer_tp_comm_fwd = 0;            // of which in forward
+  double layer_blocking_comm = 0;          // blocking collectives inside a layer (and what a ring leaves exposed)
+  double layer_blocking_comm_fwd = 0;      // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
   // A context-parallel ring and the attention compute it hides behind, by phase.
@@ -142,13 +142,13 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
           // compute (with the FSDP traffic), the rest stays on the critical path.
           const double hidden = plan.options.tp_overlap_fraction * once;
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += hidden;
-          t.layer_tp_comm += once - hidden;
-          if (op.phase == Phase::forward) t.layer_tp_comm_fwd += once - hidden;
+          t.layer_blocking_comm += once - hidden;
+          if (op.phase == Phase::forward) t.layer_blocking_comm_fwd += once - hidden;
         } else if (op.overlap == Overlap::with_layer_compute) {
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
         } else {
-          t.layer_tp_comm += once;
-          if (op.phase == Phase::forward) t.layer_tp_comm_fwd += once;
+          t.layer_blocking_comm += once;
+          if (op.phase == Phase::forward) t.layer_blocking_comm_fwd += once;
           if (op.group == CommGroup::ep) t.layer_all_to_all += once;
         }
         break;
@@ -176,8 +176,8 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
   // What a ring's transfers take beyond the attention beside them waits on the critical path.
   for (Phase phase : {Phase::forward, Phase::recompute, Phase::backward}) {
     const double exposed = std::max(0.0, t.layer_cp_ring[int(phase)] - t.layer_attention[int(phase)]);
-    t.layer_tp_comm += exposed;
-    if (phase == Phase::forward) t.layer_tp_comm_fwd += exposed;
+    t.layer_blocking_comm += exposed;
+    if (phase == Phase::forward) t.layer_blocking_comm_fwd += exposed;
   }
   return t;
 }
@@ -197,16 +197,16 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
   const double chunk_layers = double(plan.layers_per_stage) / l.vpp;
   auto synced = [&](Phase phase) { return synced_layer_seconds(t, plan, phase); };
   PassSeconds p;
-  p.forward = chunk_layers * (synced(Phase::forward) + t.layer_tp_comm_fwd);
+  p.forward = chunk_layers * (synced(Phase::forward) + t.layer_blocking_comm_fwd);
   p.weight = chunk_layers * t.layer_weight_gradient;
-  p.backward = chunk_layers * (t.layer_compute[int(Phase::backward)] + synced(Phase::recompute) + t.layer_tp_comm -
-                               t.layer_tp_comm_fwd) -
+  p.backward = chunk_layers * (t.layer_compute[int(Phase::backward)] + synced(Phase::recompute) + t.layer_blocking_comm -
+                               t.layer_blocking_comm_fwd) -
                p.weight;
   if (!defers_weight_gradients(l.schedule)) p.backward += p.weight, p.weight = 0;
   p.layers = chunk_layers;
   p.overlap_pairs = plan.options.overlap_paired_passes;
-  p.forward_comm = chunk_layers * t.layer_tp_comm_fwd;
-  p.backward_comm = chunk_layers * (t.layer_tp_comm - t.layer_tp_comm_fwd);
+  p.forward_comm = chunk_layers * t.layer_blocking_comm_fwd;
+  p.backward_comm = chunk_layers * (t.layer_blocking_comm - t.layer_blocking_comm_fwd);
   p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
   p.loss_backward = t.mb_compute_fwd_bwd - t.mb_compute_fwd;
   p.message = t.mb_p2p_fwd;
@@ -226,7 +226,7 @@ OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const Pas
   const int m = int(plan.n_microbatches);
   OrdersBubble out;
   // The only order with pairs (a played-out one is not replayed for none).
-  if (l.schedule == Schedule::dualpipe_v && p.overlap_pairs) {
+  if (l.schedule == Schedule::dualpipe_v) {
     const int stage = loss_stage(l.schedule, l.pp, l.vpp);
     const std::vector<ChunkWork> order = stage_schedule(l.schedule, l.pp, l.vpp, stage, m, p);
     auto loss = [&](const ChunkWork& w) { return virtual_stage(l.schedule, l.pp, stage, w.chunk) == l.pp * l.vpp - 1; };
@@ -259,7 +259,7 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
   const double fsdp_exposed = std::max(0.0, t.layer_fsdp_fwd - fwd) +
                               std::max(0.0, t.layer_fsdp_bwd - (bwd + rec));
   const double fsdp_startup = (t.layer_fsdp_fwd + t.layer_fsdp_bwd) / 2.0;
-  const double layer_time = fwd + bwd + rec + t.layer_tp_comm + fsdp_exposed;
+  const double layer_time = fwd + bwd + rec + t.layer_blocking_comm + fsdp_exposed;
 
   Breakdown b;
   b.compute_s = mbs * (layers * (fwd + bwd) + t.mb_compute_fwd_bwd);
@@ -270,7 +270,7 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
   double dp_exposed = t.step_overlapped_with_backward;
   if (l.pp == 1)
     dp_exposed = std::max(dp_exposed - layers * (bwd + rec), dp_exposed / std::max(1.0, layers));
-  b.exposed_comm_s = mbs * (layers * (t.layer_tp_comm + fsdp_exposed) + t.mb_p2p + t.mb_stage_end_comm) +
+  b.exposed_comm_s = mbs * (layers * (t.layer_blocking_comm + fsdp_exposed) + t.mb_p2p + t.mb_stage_end_comm) +
                      (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
   b.all_to_all_s = mbs * layers * t.layer_all_to_all;
   b.host_sync_s = mbs * layers * (sync_fwd + sync_rec);
@@ -290,7 +290,7 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
     const OrdersBubble o = bubble_from_orders(t, plan, passes);
     b.bubble_s = o.bubble;
     // What the pairs hide comes off the layers' blocking collectives, the all-to-alls their share.
-    const double layer_comm = mbs * layers * t.layer_tp_comm;
+    const double layer_comm = mbs * layers * t.layer_blocking_comm;
     if (layer_comm > 0) b.all_to_all_s *= 1.0 - o.hidden_comm / layer_comm;
     b.exposed_comm_s -= o.hidden_comm;
   }

@@ -474,7 +474,7 @@ void chip_actor(World* w, int id) {
   const std::vector<ChunkWork>& schedule = k.stage_orders[size_t(w->placement.rank(id).pp)];
   const size_t last_backward = last_backward_pass(schedule);
   for (size_t i = 0; i < schedule.size(); ++i) {
-    if (k.overlap_pairs && i + 1 < schedule.size() && schedule[i + 1].joins_previous) {  // pipelines only: no buckets in backward
+    if (i + 1 < schedule.size() && schedule[i + 1].joins_previous) {  // pipelines only: no buckets in backward
       run_overlapped(*w, c, schedule[i], schedule[i + 1]);
       ++i;
       continue;
@@ -549,7 +549,7 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
     if (item.weight) continue;  // compute only
     const int v = virtual_stage(l.schedule, l.pp, stage, item.chunk);
     const bool first = v == 0, last = v == l.pp * l.vpp - 1;
-    n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward, k.overlap_pairs && in_overlapped_pair(schedule, i));
+    n += pass(item.forward, !item.forward && k.buckets_in_backward && i == last_backward, in_overlapped_pair(schedule, i));
     // The pipeline send, unless its receiver is this stage (ZB-V's turn).
     if (item.forward ? !last : !first)
       n += stage_chunk(l.schedule, l.pp, item.forward ? v + 1 : v - 1).stage != stage ? 1 : 0;

@@ -23,11 +23,13 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   w.layers_per_chunk = plan.layers_per_stage / plan.layout.vpp;
   w.microbatches = plan.n_microbatches;
   w.defer_weight_gradients = defers_weight_gradients(plan.layout.schedule);
-  w.overlap_pairs = plan.options.overlap_paired_passes;
   const Layout& l = plan.layout;
-  w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches),
-                                   has_played_out_order(l.schedule) ? pipeline_pass_seconds(plan, compute, comm)
-                                                                    : PassSeconds{});
+  // Only the played-out orders depend on the pass times; DualPipeV's marks its pairs only where
+  // the stack overlaps them.
+  PassSeconds passes;
+  passes.overlap_pairs = plan.options.overlap_paired_passes;
+  if (has_played_out_order(l.schedule)) passes = pipeline_pass_seconds(plan, compute, comm);
+  w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches), passes);
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
     LayerPhase& layer = op.phase == Phase::forward     ? w.forward

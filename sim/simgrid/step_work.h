@@ -70,7 +70,6 @@ struct StepWork {
   std::vector<CommCall> after_optimizer;  // weights gathered after a sharded update
   int layers_per_chunk = 0;
   int64_t microbatches = 0;
-  bool overlap_pairs = true;  // DualPipeV's pairs run overlapped (PlanOptions::overlap_paired_passes)
   // Each stage's order of passes (pipeline_orders), ZB-H2's and ZB-V's played out with the pass
   // times the estimator prices, as the closed form plays them.
   std::vector<std::vector<ChunkWork>> stage_orders;
