@@ -56,6 +56,8 @@ struct Stack {
   bool pipeline_paced_by_last_stage = false;
   // How context parallelism exchanges K/V (model/layout.h ContextComm).
   ContextComm cp_comm = ContextComm::all_gather;
+  // Rows an expert-parallel all-to-all carries per token (model/layout.h TokenDispatch).
+  TokenDispatch moe_dispatch = TokenDispatch::per_expert;
   // DualPipeV's pairs (ChunkWork::joins_previous) run overlapped, each pass's collectives beside the
   // other's compute; false: one after the other, as palmsim's CPU trainer (one stream a rank) runs them.
   bool overlap_paired_passes = true;

@@ -50,6 +50,14 @@ ContextComm parse_context_comm(const std::string& t, const std::string& field) {
   throw InputError(field, "'" + t + "' is not a context-parallel exchange; allowed: all_gather, ring");
 }
 
+const char* to_string(TokenDispatch d) { return d == TokenDispatch::per_rank ? "per_rank" : "per_expert"; }
+
+TokenDispatch parse_token_dispatch(const std::string& t, const std::string& field) {
+  if (t == "per_expert") return TokenDispatch::per_expert;
+  if (t == "per_rank") return TokenDispatch::per_rank;
+  throw InputError(field, "'" + t + "' is not a token dispatch; allowed: per_expert, per_rank");
+}
+
 Sharding parse_sharding(const std::string& t, const std::string& field) {
   if (t == "none") return Sharding::none;
   if (t == "zero1") return Sharding::zero1;

@@ -40,6 +40,13 @@ enum class Recompute { none, selective, full, palm, minimal };
 // block in hand (Transformer Engine's cp_comm_type "p2p", Megatron-LM's --cp-comm-type default),
 // so only the attention's compute can hide them; backward passes K/V and dK/dV round again.
 enum class ContextComm { all_gather, ring };
+// How a mixture-of-experts layer's all-to-all carries its tokens. per_expert: one row per (token,
+// chosen expert), as Megatron-Core's all-to-all dispatcher permutes them, torchtitan's
+// all_to_all_single, GSPMD's dispatch einsum and palmsim's trainers do. per_rank: one row per
+// (token, rank holding any of its experts); the rank hands it to its chosen experts itself
+// (DeepEP's dispatch: get_dispatch_layout's is_token_in_rank; combine sums a rank's expert outputs
+// before sending one row back). MoeSpec::ranks_per_token counts the rows.
+enum class TokenDispatch { per_expert, per_rank };
 enum class Schedule { gpipe, one_f_one_b, interleaved, zero_bubble_h1, zero_bubble_v, zero_bubble_h2, dualpipe_v };
 
 struct Layout {
@@ -78,6 +85,8 @@ Recompute parse_recompute(const std::string& text, const std::string& field);
 Schedule parse_schedule(const std::string& text, const std::string& field);
 const char* to_string(ContextComm c);
 ContextComm parse_context_comm(const std::string& text, const std::string& field);
+const char* to_string(TokenDispatch d);
+TokenDispatch parse_token_dispatch(const std::string& text, const std::string& field);
 
 // The layers pipeline stage `stage` of `pp` holds, [first, end), without interleaving:
 // n_layers / pp each, one more on each of the last n_layers % pp stages. The last stage also holds

@@ -3,6 +3,7 @@
 #include "model/input_error.h"
 #include "model/preset_table.h"
 
+#include <algorithm>
 #include <map>
 
 namespace palmsim {
@@ -190,6 +191,15 @@ void check_model(const ModelSpec& m) {
     throw InputError("model.moe.capacity_factor", std::string("must be 0 (dropless) or ") + kCapacityFactorRange);
   if (!(e.imbalance >= 1 && e.imbalance <= 64))
     throw InputError("model.moe.imbalance", "must be 1..64 (busiest expert rank's tokens over the mean)");
+}
+
+double MoeSpec::ranks_per_token(int ranks) const {
+  // The chance that none of a token's top_k draws lands on a given rank's n_experts/ranks experts:
+  // the draws avoid them one after another, without replacement.
+  const int others = n_experts - n_experts / ranks;
+  double missed = 1.0;
+  for (int i = 0; i < top_k; ++i) missed *= double(std::max(0, others - i)) / double(n_experts - i);
+  return ranks * (1.0 - missed);
 }
 
 }  // namespace palmsim

@@ -29,6 +29,12 @@ struct MoeSpec {
   // Rows the busiest expert rank computes over its fair share: the capacity factor (padded
   // buffers) or, dropless, the imbalance. What the experts' GEMMs, memory and casts are sized by.
   double load() const { return capacity_factor > 0 ? capacity_factor : imbalance; }
+  // Distinct ranks a token's top_k experts live on, on average, with the experts spread evenly
+  // over `ranks` and each token's top_k a uniform draw of distinct experts (a balanced router):
+  // ranks x (1 - C(n_experts - n_experts/ranks, top_k) / C(n_experts, top_k)): 1 on one rank,
+  // top_k when every expert has a rank of its own. The rows a per-rank dispatch sends a token
+  // (TokenDispatch::per_rank in model/layout.h). `ranks` divides n_experts.
+  double ranks_per_token(int ranks) const;
 };
 
 struct ModelSpec {

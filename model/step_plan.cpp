@@ -214,7 +214,8 @@ class PlanBuilder {
   // all-to-all over the expert-parallel group, each rank runs its local experts as one grouped GEMM
   // per projection, and a second all-to-all brings the results back to be unpermuted and summed
   // with the router's weights. Backward runs the same in reverse (two all-to-alls more). Each rank
-  // sends t x top_k token rows; its local experts compute that many, times the capacity factor
+  // sends t x top_k token rows (fewer where the stack sends a token once per rank: moe_dispatch);
+  // its local experts compute t x top_k, times the capacity factor
   // (padded buffers) or the imbalance of a dropless router on the busiest rank. With tp > 1 the
   // layer routes the rank's own sequence-parallel share of the tokens (Megatron-Core, expert tensor
   // parallelism 1): experts are whole on their rank, and the expert-parallel group folds over the
@@ -228,12 +229,15 @@ class PlanBuilder {
     const int local = e.n_experts / l_.ep;
     const int64_t per_expert = int64_t(std::ceil(routed * e.load() / local));
     const int64_t eff = e.expert_d_ff;
+    // This rank's send buffer: a row per chosen expert, or per rank that holds one of them
+    // (PlanOptions::moe_dispatch); the combine sends as many back.
+    const double rows_sent = o_.moe_dispatch == TokenDispatch::per_rank ? t * e.ranks_per_token(l_.ep) : routed;
     auto all_to_all = [&](const char* name) {
       if (l_.ep == 1) return;
       Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
       op.collective = CollectiveKind::all_to_all;
       op.group = CommGroup::ep;
-      op.comm_bytes = routed * d * w_;  // this rank's send buffer
+      op.comm_bytes = rows_sent * d * w_;
     };
     // Grouped GEMMs of the local experts (batch = experts on this rank), and their gradients.
     auto experts = [&](const char* name, int64_t n_out, int64_t k_in) {

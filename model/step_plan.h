@@ -87,6 +87,7 @@ struct PlanOptions {
   // Megatron-DeepSpeed runs show (hwmodels/stacks/megatron-deepspeed.yaml).
   bool pipeline_paced_by_last_stage = false;
   ContextComm cp_comm = ContextComm::all_gather;  // how context parallelism exchanges K/V
+  TokenDispatch moe_dispatch = TokenDispatch::per_expert;  // rows an expert all-to-all carries a token
   bool overlap_paired_passes = true;  // DualPipeV's pairs overlapped (Stack::overlap_paired_passes)
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.

@@ -26,6 +26,7 @@ PlanOptions plan_options_for(const System& system) {
   o.tp_overlap_fraction = st.tp_overlap_fraction;
   o.pipeline_paced_by_last_stage = st.pipeline_paced_by_last_stage;
   o.cp_comm = st.cp_comm;
+  o.moe_dispatch = st.moe_dispatch;
   o.overlap_paired_passes = st.overlap_paired_passes;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
   o.fp8_rowwise = st.fp8_rowwise;

@@ -39,7 +39,7 @@ TEST(Stack, SystemsCarryTheStackTheirRunsUsed) {
 TEST(Stack, ParametersReadInTheirUnitsAndWriteBack) {
   const YAML::Node n = YAML::Load(
       "{name: mine, fused_attention: true, vocab_multiple: 64, grad_reduce_bytes: 4, loss_bytes_per_logit: 6,"
-      " schedules: [1f1b, zb-h1],"
+      " schedules: [1f1b, zb-h1], moe_dispatch: per_rank,"
       " parameters: {kernel_floor_us: 3, host_overhead_us: 12.5, fp8_gemm_efficiency_scale: 0.7}}");
   const Stack s = parse_stack(n, "stack");
   EXPECT_DOUBLE_EQ(s.kernel_floor_s, 3e-6);
@@ -56,6 +56,9 @@ TEST(Stack, ParametersReadInTheirUnitsAndWriteBack) {
   EXPECT_DOUBLE_EQ(again.host_overhead_s, s.host_overhead_s);
   EXPECT_EQ(again.grad_reduce_bytes, 4);
   EXPECT_EQ(again.loss_bytes_per_logit, 6);
+  EXPECT_EQ(again.moe_dispatch, TokenDispatch::per_rank);
+  EXPECT_EQ(stack_preset("megatron-core").moe_dispatch, TokenDispatch::per_expert);  // its all-to-all dispatcher
+  EXPECT_EQ(stack_preset("nemo-automodel").moe_dispatch, TokenDispatch::per_rank);   // DeepEP
   EXPECT_EQ(again.schedules, (std::vector<Schedule>{Schedule::one_f_one_b, Schedule::zero_bubble_h1}));
   EXPECT_FALSE(again.supports(Schedule::gpipe));
 }
@@ -75,6 +78,7 @@ TEST(Stack, BadFieldsNameThemselves) {
   EXPECT_EQ(field_of("{name: x, loss_bytes_per_logit: -2}"), "stack.loss_bytes_per_logit");
   EXPECT_EQ(field_of("{name: x, colour: red}"), "stack.colour");
   EXPECT_EQ(field_of("{name: x, schedules: [1f1b, dualpipe]}"), "stack.schedules");
+  EXPECT_EQ(field_of("{name: x, moe_dispatch: per_token}"), "stack.moe_dispatch");
   EXPECT_EQ(field_of("{fused_attention: true}"), "stack.name");
   EXPECT_EQ(field_of("{name: x, fit: {band_p05_pct: 5, band_p95_pct: 1}}"), "stack.fit.band_p05_pct");
   EXPECT_THROW(stack_preset("megatron-1999"), InputError);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string_view>
+#include <tuple>
 
 namespace palmsim {
 namespace {
@@ -91,6 +92,63 @@ TEST(Moe, DispatchAndGroupedGemmShapesByHand) {
   }
   EXPECT_EQ(all_to_alls, 4);  // dispatch and combine, forward and backward
   EXPECT_EQ(expert_in, 1);
+}
+
+// The distinct ranks a token's experts live on, against counting every top-k choice by hand: 4
+// experts on 2 ranks ({0, 1} and {2, 3}), top-2: of the 6 pairs, {0, 1} and {2, 3} touch one rank,
+// the other 4 two: 10 / 6. And against enumerating every choice for larger cases.
+TEST(Moe, RanksPerTokenCountsEveryTopKChoice) {
+  MoeSpec e;
+  e.n_experts = 4, e.top_k = 2, e.expert_d_ff = 1;
+  EXPECT_NEAR(e.ranks_per_token(2), 10.0 / 6.0, 1e-15);
+  EXPECT_NEAR(e.ranks_per_token(1), 1.0, 1e-15);  // one rank holds them all
+  EXPECT_NEAR(e.ranks_per_token(4), 2.0, 1e-15);  // an expert a rank: top_k ranks
+  for (const auto& [experts, top_k, ranks] : {std::tuple{8, 3, 4}, std::tuple{16, 4, 8}, std::tuple{20, 4, 5}}) {
+    e.n_experts = experts, e.top_k = top_k;
+    double touched = 0, choices = 0;
+    for (unsigned mask = 0; mask < (1u << experts); ++mask) {
+      if (__builtin_popcount(mask) != top_k) continue;
+      unsigned on_rank = 0;  // expert x lives on rank x / (experts / ranks)
+      for (int x = 0; x < experts; ++x)
+        if (mask >> x & 1u) on_rank |= 1u << (x / (experts / ranks));
+      touched += __builtin_popcount(on_rank), choices += 1;
+    }
+    EXPECT_NEAR(e.ranks_per_token(ranks), touched / choices, 1e-12) << experts << " experts, top-" << top_k;
+  }
+  // gpt-oss-20b's 32 experts, top-4, on 8 ranks: 8 (1 - C(28, 4) / C(32, 4)) = 8 (1 - 20475 / 35960).
+  e.n_experts = 32, e.top_k = 4;
+  EXPECT_NEAR(e.ranks_per_token(8), 8.0 * (1.0 - 20475.0 / 35960.0), 1e-12);
+}
+
+// A stack that sends a token once per rank (DeepEP; PlanOptions::moe_dispatch per_rank) fills the
+// all-to-all buffers with t x ranks_per_token rows instead of t x top_k; the experts compute the
+// same rows. Qwen3-30B-A3B's shape on ep 8 (16 experts a rank, top-8): 8 x (1 - C(112, 8) / C(128, 8))
+// = 5.3 rows a token against 8.
+TEST(Moe, PerRankDispatchSendsEachTokenOncePerRank) {
+  const ModelSpec m = small_moe();  // 128 experts of 768, top-8, d 2048, SwiGLU
+  Layout l;
+  l.dp = 8, l.ep = 8, l.microbatch = 2;
+  PlanOptions per_rank;
+  per_rank.moe_dispatch = TokenDispatch::per_rank;
+  const StepPlan a = build_step_plan(m, l, 64, PlanOptions{}), b = build_step_plan(m, l, 64, per_rank);
+  double missed = 1;
+  for (int i = 0; i < 8; ++i) missed *= (112.0 - i) / (128.0 - i);
+  const double rows = 8 * (1 - missed);
+  EXPECT_NEAR(rows, 5.3, 0.05);
+  const double t = 2.0 * 4096;
+  ASSERT_EQ(a.ops.size(), b.ops.size());
+  int all_to_alls = 0;
+  for (size_t i = 0; i < a.ops.size(); ++i) {
+    if (a.ops[i].kind == OpKind::collective && a.ops[i].collective == CollectiveKind::all_to_all) {
+      ++all_to_alls;
+      EXPECT_DOUBLE_EQ(a.ops[i].comm_bytes, t * 8 * 2048 * 2.0);
+      EXPECT_NEAR(b.ops[i].comm_bytes, t * rows * 2048 * 2.0, 1e-6 * b.ops[i].comm_bytes);
+    } else {
+      EXPECT_EQ(a.ops[i].flops, b.ops[i].flops) << a.ops[i].name;
+      EXPECT_EQ(a.ops[i].comm_bytes, b.ops[i].comm_bytes) << a.ops[i].name;
+    }
+  }
+  EXPECT_EQ(all_to_alls, 4);
 }
 
 // Tensor parallelism 2 beside expert parallelism 8 (Megatron-Core, expert tensor parallelism 1):
