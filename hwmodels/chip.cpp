@@ -26,7 +26,7 @@ double read_figure(const YAML::Node& n, const std::string& field, double unit, d
 Chip parse_chip_onto(Chip c, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "peak_tflops", "fp8_peak_tflops", "hbm_gb", "hbm_gib", "hbm_gb_per_s",
                         "gemm_max_efficiency", "gemm_tile", "compute_units", "gemm_k_half", "memory_efficiency",
-                        "fused_attention_efficiency"});
+                        "fused_attention_efficiency", "overlap_compute_slowdown"});
   if (n["name"]) c.name = read_string(n["name"], field + ".name");
   auto figure = [&](const char* key, double& out, double unit, double max) {
     if (n[key]) out = read_figure(n[key], field + "." + key, unit, max);
@@ -45,6 +45,12 @@ Chip parse_chip_onto(Chip c, const YAML::Node& n, const std::string& field) {
   fraction("gemm_max_efficiency", c.gemm_max_efficiency);
   fraction("memory_efficiency", c.memory_efficiency);
   fraction("fused_attention_efficiency", c.fused_attention_efficiency);
+  if (n["overlap_compute_slowdown"]) {
+    const double v = read_double(n["overlap_compute_slowdown"], field + ".overlap_compute_slowdown");
+    if (!(v >= 0 && v <= 1))
+      throw InputError(field + ".overlap_compute_slowdown", "must be a fraction from 0 to 1 (compute's extra time beside collectives)");
+    c.overlap_compute_slowdown = v;
+  }
   auto count = [&](const char* key, int& out, int lo) {
     if (!n[key]) return;
     const int64_t v = read_int(n[key], field + "." + key);

@@ -30,6 +30,12 @@ struct Chip {
   double memory_efficiency = 0.8;
   // Fraction of peak a fused flash-style attention kernel reaches on long sequences.
   double fused_attention_efficiency = 0.6;
+  // How much slower compute runs while a collective library's kernels run beside it on the same
+  // chip (NCCL takes SMs and memory bandwidth): the layer's compute that overlaps FSDP's gathers
+  // and reduce-scatters or context parallelism's K/V gathers takes (1 + this) times as long.
+  // 0: no measurement (TPUs, whose collectives the ICI's DMA engines move; palmsim's CPU trainer,
+  // whose ranks never overlap).
+  double overlap_compute_slowdown = 0;
 };
 
 // A shipped chip (hwmodels/chips/NAME.yaml); unknown names list the allowed ones.

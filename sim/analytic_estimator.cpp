@@ -89,6 +89,10 @@ double host_sync_exposed_seconds(double syncs, double device_s, const PlanOption
   return syncs * std::max(0.0, options.host_sync_s - device_s);
 }
 
+double overlap_interference_seconds(double side_s, double compute_s, const Chip& chip) {
+  return chip.overlap_compute_slowdown * std::min(side_s, compute_s);
+}
+
 double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeModel& compute,
                               const CommModel& comm) {
   return op_seconds(op, plan, compute, comm) - priced_seconds(op, plan, compute, comm);
@@ -103,7 +107,8 @@ struct Totals {
   double layer_blocking_comm = 0;          // blocking collectives inside a layer (and what a ring leaves exposed)
   double layer_blocking_comm_fwd = 0;      // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
-  double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;
+  double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;  // what runs beside a layer's compute, by pass
+  double layer_side_fwd = 0, layer_side_bwd = 0;  // of which the side stream's collectives (not TP's)
   // A context-parallel ring and the attention compute it hides behind, by phase.
   double layer_cp_ring[4] = {0, 0, 0, 0}, layer_attention[4] = {0, 0, 0, 0};
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
@@ -147,6 +152,7 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
           if (op.phase == Phase::forward) t.layer_blocking_comm_fwd += once - hidden;
         } else if (op.overlap == Overlap::with_layer_compute) {
           (op.phase == Phase::forward ? t.layer_fsdp_fwd : t.layer_fsdp_bwd) += once;
+          (op.phase == Phase::forward ? t.layer_side_fwd : t.layer_side_bwd) += once;
         } else {
           t.layer_blocking_comm += once;
           if (op.phase == Phase::forward) t.layer_blocking_comm_fwd += once;
@@ -174,6 +180,12 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
         break;
     }
   }
+  // The side stream's collectives slow the compute they overlap.
+  const Chip& chip = compute.chip();
+  double* layer = t.layer_compute;
+  const double rec = layer[int(Phase::recompute)];
+  layer[int(Phase::forward)] += overlap_interference_seconds(t.layer_side_fwd, layer[int(Phase::forward)], chip);
+  layer[int(Phase::backward)] += overlap_interference_seconds(t.layer_side_bwd, layer[int(Phase::backward)] + rec, chip);
   // What a ring's transfers take beyond the attention beside them waits on the critical path.
   for (Phase phase : {Phase::forward, Phase::recompute, Phase::backward}) {
     const double exposed = std::max(0.0, t.layer_cp_ring[int(phase)] - t.layer_attention[int(phase)]);

@@ -30,6 +30,13 @@ double stack_overhead_seconds(const Op& op, const StepPlan& plan, const ComputeM
 // rest. Estimator and simulator both add it to the pass.
 double host_sync_exposed_seconds(double syncs, double device_s, const PlanOptions& options);
 
+// What a layer pass whose compute takes `compute_s` loses to the collectives running beside it on
+// the side stream (`side_s`: FSDP's gathers and reduce-scatters, context parallelism's K/V
+// gathers): the overlapped stretch, min(side_s, compute_s), runs slower by the chip's
+// overlap_compute_slowdown (hwmodels/chip.h). Estimator and simulator both add it to the pass
+// (backward's side traffic hides behind recompute and backward, and slows the backward).
+double overlap_interference_seconds(double side_s, double compute_s, const Chip& chip);
+
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options = {});
 

@@ -30,6 +30,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   passes.overlap_pairs = plan.options.overlap_paired_passes;
   if (has_played_out_order(l.schedule)) passes = pipeline_pass_seconds(plan, compute, comm);
   w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches), passes);
+  double side_forward_s = 0, side_backward_s = 0;  // a layer's side-stream collectives, by pass
   for (const Op& op : plan.ops) {
     const double seconds = op_seconds(op, plan, compute, comm) * op.multiplicity;
     LayerPhase& layer = op.phase == Phase::forward     ? w.forward
@@ -46,6 +47,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         } else if (op.overlap == Overlap::with_layer_compute &&
                    (op.group == CommGroup::dp || op.group == CommGroup::edp || op.group == CommGroup::cp)) {
           // The side stream: FSDP's weights and gradients, context parallelism's K/V.
+          (op.phase == Phase::forward ? side_forward_s : side_backward_s) += seconds;
           SideCalls& calls = op.group == CommGroup::cp    ? w.context_kv
                              : op.group == CommGroup::edp ? w.fsdp_experts
                                                           : w.fsdp_dense;
@@ -98,7 +100,12 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
         break;
     }
   }
-  // As the closed form: a synchronising pass takes at least the host's time for it.
+  // As the closed form: the side stream's collectives slow the compute they overlap; a
+  // synchronising pass takes at least the host's time for it.
+  const Chip& chip = compute.chip();
+  w.forward.compute_s += overlap_interference_seconds(side_forward_s, w.forward.compute_s, chip);
+  w.backward.compute_s +=
+      overlap_interference_seconds(side_backward_s, w.backward.compute_s + w.recompute.compute_s, chip);
   w.forward.compute_s += host_sync_exposed_seconds(plan.layer_host_syncs(Phase::forward), w.forward.compute_s, plan.options);
   w.recompute.compute_s +=
       host_sync_exposed_seconds(plan.layer_host_syncs(Phase::recompute), w.recompute.compute_s, plan.options);

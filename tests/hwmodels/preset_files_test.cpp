@@ -23,6 +23,11 @@ TEST(PresetFiles, ShippedChipsCarryTheirDatasheetFigures) {
   EXPECT_DOUBLE_EQ(chip_preset("h100-80g").fp8_peak_flops, 1979e12);
   for (const char* n : {"tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p", "a100-40g", "a100-80g", "h100-80g", "h200"})
     EXPECT_GT(chip_preset(n).peak_flops, 0.0) << n;
+  // Compute beside NCCL runs 18.9 % slower on NVIDIA GPUs (Lee et al. 2025); TPUs have no figure.
+  for (const char* n : {"a100-40g", "a100-80g", "h100-80g", "h200"})
+    EXPECT_DOUBLE_EQ(chip_preset(n).overlap_compute_slowdown, 0.189) << n;
+  for (const char* n : {"tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p"})
+    EXPECT_EQ(chip_preset(n).overlap_compute_slowdown, 0.0) << n;
 }
 
 TEST(PresetFiles, ShippedSystemsTurnMeasuredRatesIntoEfficiencies) {
@@ -72,6 +77,8 @@ TEST(PresetFiles, AUsersSystemFileNeedsItsEssentials) {
   EXPECT_EQ(field_of("{name: x, chip: tpu-v4}"), "system.file.stack");
   EXPECT_EQ(field_of("{name: x, chip: tpu-v9, stack: xla-tpu}"), "system.chip");
   EXPECT_EQ(field_of("{name: x, chip: {name: c, peak_tflops: -1}, stack: xla-tpu}"), "system.file.chip.peak_tflops");
+  EXPECT_EQ(field_of("{name: x, chip: {name: c, peak_tflops: 1, overlap_compute_slowdown: 1.5}, stack: xla-tpu}"),
+            "system.file.chip.overlap_compute_slowdown");
   EXPECT_EQ(field_of("{name: x, chip: tpu-v4, stack: xla-tpu, torus: {dims: 5}}"), "system.file.torus.dims");
   EXPECT_EQ(field_of("{name: x, chip: a100-80g, stack: megatron-core, fat_tree: {nic_gb_per_s: 25,"
                      " nic_nccl_gb_per_s: 30}}"),

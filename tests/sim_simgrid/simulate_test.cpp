@@ -406,6 +406,29 @@ training: {global_batch: 64, optimizer: adam}
   EXPECT_GT(sim.report.step_time_s, b.compute_s + b.recompute_s + b.optimizer_s);
 }
 
+// FSDP's gathers and reduce-scatters on the side stream slow the compute beside them by the chip's
+// overlap_compute_slowdown (18.9 % on H100, hardware.md), in the simulation as in the closed form:
+// Llama 2 70B over 16 H100s (two nodes), each layer's traffic shorter than its compute.
+TEST(Simulate, SideStreamCollectivesSlowTheComputeAsInTheClosedForm) {
+  auto fsdp = [](double slowdown) {
+    return scenario(R"(
+model: {preset: llama2-70b, seq_len: 4096}
+system: {preset: h100-80g-dgx, chips: 16, chip: {overlap_compute_slowdown: )" + std::to_string(slowdown) + R"(}}
+stack: torchtitan-fsdp2
+layout: {tp: 1, pp: 1, dp: 16, microbatch: 2, sharding: fsdp, recompute: full}
+training: {global_batch: 64, optimizer: adam}
+)");
+  };
+  const Scenario slowed = fsdp(0.189), alone = fsdp(0);
+  const double sim_slowed = simulate(slowed).report.step_time_s, sim_alone = simulate(alone).report.step_time_s;
+  const double pred_slowed = predict(slowed).step_time_s, pred_alone = predict(alone).step_time_s;
+  std::printf("fsdp beside compute: simulate %.4f -> %.4f s, predict %.4f -> %.4f s\n", sim_alone, sim_slowed,
+              pred_alone, pred_slowed);
+  EXPECT_GT(pred_slowed - pred_alone, 0.03 * pred_alone);
+  EXPECT_NEAR(sim_slowed - sim_alone, pred_slowed - pred_alone, 0.02 * (pred_slowed - pred_alone));
+  EXPECT_NEAR(sim_slowed, pred_slowed, 0.01 * pred_slowed);
+}
+
 // Context parallelism (Llama 2 70B, 64 H100s): Megatron-Core's ring passes each layer's K/V (and
 // in backward dK/dV) round the cp ranks beside the attention (a helper actor beside the attention's
 // compute); all-gathered instead (a stack's cp_comm: all_gather), they run on the side stream
