@@ -74,4 +74,10 @@ double hierarchical_time(CollectiveKind kind, int g, int k, double n, double int
   return 0.0;
 }
 
+double per_node_all_to_all_time(int g, int k, double n, double net, double intra_bw, double intra_lat,
+                                double inter_bw, double inter_lat) {
+  return std::max(ring_time(CollectiveKind::all_to_all, g, n, intra_bw, intra_lat),
+                  ring_time(CollectiveKind::all_to_all, k, net, inter_bw, inter_lat));
+}
+
 }  // namespace palmsim

@@ -41,4 +41,13 @@ double torus_all_to_all_time(const TorusSegment* segments, int n_segments, doubl
 double hierarchical_time(CollectiveKind kind, int g, int k, double n, double intra_bytes_per_s,
                          double intra_latency_s, double inter_bytes_per_s, double inter_latency_s);
 
+// An all-to-all that sends a token once to each node holding any of its experts (DeepEP's
+// internode dispatch, TokenDispatch::per_rank), over g ranks a node and k nodes: through the
+// sender's NIC to the rank on its rail in that node (`net`: the rank's buffer as the network sees
+// it, (k - 1)/k of it leaving the node), then over NVLink to the node's ranks that hold the
+// token's experts, so each rank's NVLink carries (g - 1)/g of its whole buffer n (its own node's
+// share and what it forwards). Both move at once, as hierarchical_time's all-to-all.
+double per_node_all_to_all_time(int g, int k, double n, double net, double intra_bytes_per_s,
+                                double intra_latency_s, double inter_bytes_per_s, double inter_latency_s);
+
 }  // namespace palmsim

@@ -69,6 +69,11 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
                                       std::to_string(layout.ep) + " must take whole ones and divide the next");
 }
 
+double per_node_network_share(PerRankRouting routing, NodeSpread s) {
+  return groups_per_token(routing.experts, routing.top_k, s.nodes) /
+         groups_per_token(routing.experts, routing.top_k, s.nodes * s.per_node);
+}
+
 NodeSpread CommModel::spread(CommGroup group) const {
   // The group's members in Megatron's order (model/rank_order.h): `stride` ranks apart, so as many
   // share a node as fit in its GPUs.
@@ -78,14 +83,17 @@ NodeSpread CommModel::spread(CommGroup group) const {
   return NodeSpread{per_node, r.size / per_node};
 }
 
-double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const {
+double CommModel::gpu_collective(NodeSpread s, CollectiveKind kind, double bytes, PerRankRouting routing) const {
   const FatTreeFabric& f = system_.fat_tree;
   const double intra = f.nvlink_bytes_per_s * f.nvlink_efficiency;
   double inter = f.nic_bytes_per_s * f.nic_efficiency;
   // Beyond one leaf group, traffic crosses the spine and shares its oversubscribed uplinks.
   if (s.nodes > f.nodes_per_leaf) inter /= f.oversubscription;
-  const double ring = hierarchical_time(kind, s.per_node, s.nodes, bytes, intra, f.nvlink_latency_s,
-                                        inter, f.net_latency_s);
+  const bool per_node = kind == CollectiveKind::all_to_all && routing.active() && s.nodes > 1;
+  const double ring =
+      per_node ? per_node_all_to_all_time(s.per_node, s.nodes, bytes, bytes * per_node_network_share(routing, s),
+                                          intra, f.nvlink_latency_s, inter, f.net_latency_s)
+               : hierarchical_time(kind, s.per_node, s.nodes, bytes, intra, f.nvlink_latency_s, inter, f.net_latency_s);
   // One NCCL call pays its base latency once, whatever the algorithm (NCCL's tuning model).
   const double base = s.per_node * s.nodes > 1 ? f.collective_base_latency_s : 0.0;
   if (kind != CollectiveKind::all_reduce || s.nodes == 1) return base + ring;
@@ -110,8 +118,8 @@ double CommModel::single_machine_collective(CommGroup group, CollectiveKind kind
   return ring_time(kind, ranks, bytes, rate, 1e-6);
 }
 
-double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const {
-  if (system_.fabric == Fabric::gpu_fat_tree) return gpu_collective(spread(group), kind, bytes);
+double CommModel::collective_seconds(CommGroup group, CollectiveKind kind, double bytes, PerRankRouting routing) const {
+  if (system_.fabric == Fabric::gpu_fat_tree) return gpu_collective(spread(group), kind, bytes, routing);
   if (system_.fabric == Fabric::single_machine) return single_machine_collective(group, kind, bytes);
   const TorusFabric& f = system_.torus;
   if (group == CommGroup::cross_pod) {

@@ -27,14 +27,16 @@ class CommModel {
   // `calibration` (may be null) supplies measured collective times on shared-memory systems.
   CommModel(const System& system, const Layout& layout, const Calibration* calibration = nullptr);
 
-  double collective_seconds(CommGroup group, CollectiveKind kind, double bytes) const;
+  // `routing`: an expert all-to-all of a per-rank dispatch, whose network share goes per node on
+  // GPU clusters (per_node_all_to_all_time); ignored elsewhere.
+  double collective_seconds(CommGroup group, CollectiveKind kind, double bytes, PerRankRouting routing = {}) const;
   double p2p_seconds(double bytes) const;  // pipeline neighbour send
 
   const TorusMapping& torus() const { return torus_; }
   NodeSpread spread(CommGroup group) const;  // GPU clusters only
 
  private:
-  double gpu_collective(NodeSpread s, CollectiveKind kind, double bytes) const;
+  double gpu_collective(NodeSpread s, CollectiveKind kind, double bytes, PerRankRouting routing = {}) const;
   double single_machine_collective(CommGroup group, CollectiveKind kind, double bytes) const;
   System system_;
   Layout layout_;
@@ -42,6 +44,11 @@ class CommModel {
   TorusMapping torus_;
   TorusSegments ep_segments_, edp_segments_;  // TPU with expert parallelism (split_expert_groups)
 };
+
+// Of a per-rank dispatch's all-to-all buffer over `s`'s ranks, the share the network sees when a
+// token goes once to each node holding its experts: the distinct nodes over the distinct ranks a
+// token reaches (groups_per_token in model/model_spec.h).
+double per_node_network_share(PerRankRouting routing, NodeSpread s);
 
 // True when the layout's groups fit the system's topology (a TPU slice exists; pods only on TPU).
 bool layout_fits_system(const System& system, const Layout& layout);

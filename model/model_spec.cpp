@@ -193,13 +193,13 @@ void check_model(const ModelSpec& m) {
     throw InputError("model.moe.imbalance", "must be 1..64 (busiest expert rank's tokens over the mean)");
 }
 
-double MoeSpec::ranks_per_token(int ranks) const {
-  // The chance that none of a token's top_k draws lands on a given rank's n_experts/ranks experts:
+double groups_per_token(int experts, int top_k, int groups) {
+  // The chance that none of a token's top_k draws lands in a given group's experts/groups experts:
   // the draws avoid them one after another, without replacement.
-  const int others = n_experts - n_experts / ranks;
+  const int others = experts - experts / groups;
   double missed = 1.0;
-  for (int i = 0; i < top_k; ++i) missed *= double(std::max(0, others - i)) / double(n_experts - i);
-  return ranks * (1.0 - missed);
+  for (int i = 0; i < top_k; ++i) missed *= double(std::max(0, others - i)) / double(experts - i);
+  return groups * (1.0 - missed);
 }
 
 }  // namespace palmsim

@@ -13,6 +13,21 @@ enum class Ffn { gelu, relu, swiglu, geglu };
 // Mixture of experts (Switch, GLaM, Mixtral, gpt-oss, Qwen3-MoE): in every layer_freq-th layer
 // (layers layer_freq, 2 layer_freq, ...) the MLP is n_experts experts of expert_d_ff, each token
 // sent to top_k of them by a learned router, plus shared experts every token uses (DeepSeek).
+// The distinct groups a token's top_k experts fall in, on average, with `experts` split evenly
+// into `groups` groups and each token's top_k a uniform draw of distinct experts (a balanced
+// router): groups x (1 - C(experts - experts/groups, top_k) / C(experts, top_k)); 1 for one group,
+// top_k when every expert is a group of its own. `groups` divides `experts`.
+double groups_per_token(int experts, int top_k, int groups);
+
+// The routing an expert all-to-all's tokens follow, where the dispatch sends a token once per
+// rank holding any of its experts (TokenDispatch::per_rank in model/layout.h): the network's share
+// is then priced per node (DeepEP sends a token once to each node, on to its ranks over NVLink).
+// experts 0: a row per chosen expert, as the bytes say.
+struct PerRankRouting {
+  int experts = 0, top_k = 0;
+  bool active() const { return experts > 0; }
+};
+
 struct MoeSpec {
   int n_experts = 0;         // 0: a dense model
   int top_k = 0;
@@ -29,12 +44,9 @@ struct MoeSpec {
   // Rows the busiest expert rank computes over its fair share: the capacity factor (padded
   // buffers) or, dropless, the imbalance. What the experts' GEMMs, memory and casts are sized by.
   double load() const { return capacity_factor > 0 ? capacity_factor : imbalance; }
-  // Distinct ranks a token's top_k experts live on, on average, with the experts spread evenly
-  // over `ranks` and each token's top_k a uniform draw of distinct experts (a balanced router):
-  // ranks x (1 - C(n_experts - n_experts/ranks, top_k) / C(n_experts, top_k)): 1 on one rank,
-  // top_k when every expert has a rank of its own. The rows a per-rank dispatch sends a token
-  // (TokenDispatch::per_rank in model/layout.h). `ranks` divides n_experts.
-  double ranks_per_token(int ranks) const;
+  // Distinct ranks a token's experts live on (groups_per_token over `ranks`): the rows a per-rank
+  // dispatch sends a token (TokenDispatch::per_rank in model/layout.h).
+  double ranks_per_token(int ranks) const { return groups_per_token(n_experts, top_k, ranks); }
 };
 
 struct ModelSpec {

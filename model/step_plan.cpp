@@ -238,6 +238,7 @@ class PlanBuilder {
       op.collective = CollectiveKind::all_to_all;
       op.group = CommGroup::ep;
       op.comm_bytes = rows_sent * d * w_;
+      if (o_.moe_dispatch == TokenDispatch::per_rank) op.per_rank_routing = {e.n_experts, e.top_k};
     };
     // Grouped GEMMs of the local experts (batch = experts on this rank), and their gradients.
     auto experts = [&](const char* name, int64_t n_out, int64_t k_in) {

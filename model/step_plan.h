@@ -54,6 +54,9 @@ struct Op {
   // its queue (a dropless router's tokens-per-expert copy). The layer pass then takes at least
   // PlanOptions::host_sync_s (host_sync_exposed_seconds in sim/analytic_estimator.h).
   int host_syncs = 0;
+  // An expert all-to-all of a per-rank dispatch: how its tokens are routed, which prices the
+  // network's share per node (PerRankRouting in model/model_spec.h).
+  PerRankRouting per_rank_routing;
 };
 
 // What the software stack (hwmodels/stack.h) implies for the plan and the pricing of its ops.

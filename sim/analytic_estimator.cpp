@@ -62,7 +62,7 @@ double priced_seconds(const Op& op, const StepPlan& plan, const ComputeModel& co
       const std::string key = std::string(op.name) + "." + phase_suffix(op.phase);
       return compute.memory_seconds(op.bytes, &key);
     }
-    case OpKind::collective: return comm.collective_seconds(op.group, op.collective, op.comm_bytes);
+    case OpKind::collective: return comm.collective_seconds(op.group, op.collective, op.comm_bytes, op.per_rank_routing);
     case OpKind::p2p: return comm.p2p_seconds(op.comm_bytes);
   }
   return 0.0;

@@ -186,9 +186,25 @@ void CollectiveFlows::level_cost(CommGroup group, int level, const CommCall& cal
   latency = std::max(0.0, steps - 1) * f.net_latency_s;
 }
 
+std::function<double(int, double)> CollectiveFlows::flow_shares(int chip, const CommCall& call) const {
+  const PerRankRouting routing = call.parts.front().routing;
+  const System& sys = placement_.system();
+  if (call.group != CommGroup::ep || !routing.active() || sys.fabric != Fabric::gpu_fat_tree)
+    return [](int, double share) { return share; };
+  const NodeSpread s = CommModel(sys, placement_.layout()).spread(CommGroup::ep);
+  if (s.nodes <= 1) return [](int, double share) { return share; };
+  // A per-rank dispatch across nodes (per_node_all_to_all_time): a rank's NVLink carries (g - 1)/g
+  // of its buffer, 1/g to each rank of its node; its NIC the network's share, 1/(g k) of it to each
+  // rank elsewhere (a chip's number is its Megatron rank, nodes hold consecutive ranks).
+  const int g = sys.fat_tree.gpus_per_node;
+  const double on_node = 1.0 / s.per_node, off_node = per_node_network_share(routing, s) / (s.per_node * s.nodes);
+  return [=](int peer, double) { return peer / g == chip / g ? on_node : off_node; };
+}
+
 std::vector<FlowPhase> CollectiveFlows::phases(int chip, const CommCall& call, double scale) const {
   std::vector<FlowPhase> out;
   if (call.empty()) return out;
+  const auto share_of = flow_shares(chip, call);
   for (const Ring& ring : rings(chip, call.group)) {
     double volume = 0, latency = 0;
     level_cost(call.group, ring.level, call, scale, volume, latency);
@@ -196,7 +212,7 @@ std::vector<FlowPhase> CollectiveFlows::phases(int chip, const CommCall& call, d
     FlowPhase phase;
     phase.level = ring.level;
     phase.extra_latency_s = latency;
-    for (const auto& [peer, share] : ring.out) phase.flows.push_back({peer, volume * share});
+    for (const auto& [peer, share] : ring.out) phase.flows.push_back({peer, volume * share_of(peer, share)});
     out.push_back(std::move(phase));
   }
   // On GPUs each NCCL call also pays its base latency once, whatever the algorithm, as the closed

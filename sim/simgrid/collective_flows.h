@@ -23,6 +23,7 @@ struct CollectivePart {
   CollectiveKind kind = CollectiveKind::all_reduce;
   double bytes = 0;
   double times = 1;
+  PerRankRouting routing;  // an expert all-to-all of a per-rank dispatch (Op::per_rank_routing)
 };
 
 // Collectives of one group issued back to back; they become one set of flows per phase (their
@@ -70,6 +71,9 @@ class CollectiveFlows {
   // The torus segments `group` runs over: the layout group's, or for ep and edp the data-parallel
   // segments split between them (TorusMapping::split_expert_groups).
   TorusSegments torus_segments(CommGroup group) const;
+  // The share of a phase's volume each flow of `call` from `chip` to a peer carries: the ring's
+  // own, or a per-rank dispatch's across nodes (PerRankRouting).
+  std::function<double(int peer, double ring_share)> flow_shares(int chip, const CommCall& call) const;
   // Bytes one rank sends and per-step latency of ring level `level` for `call`.
   void level_cost(CommGroup group, int level, const CommCall& call, double scale, double& volume,
                   double& latency) const;

@@ -13,7 +13,7 @@ bool is_compute(OpKind k) { return k == OpKind::gemm || k == OpKind::attention |
 
 void add_part(CommCall& call, const Op& op, double share = 1.0) {
   call.group = op.group;
-  call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity * share});
+  call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity * share, op.per_rank_routing});
 }
 
 }  // namespace

@@ -61,6 +61,17 @@ TEST(CollectiveCost, HierarchicalAllToAllByHand) {
   EXPECT_NEAR(hierarchical_time(CollectiveKind::all_to_all, 8, 8, 1e9, 1e9, 0, 20e9, 0), 7.0 / 64 * 1e9 / 1e9, 1e-12);
 }
 
+TEST(CollectiveCost, PerNodeAllToAllByHand) {
+  // 8 nodes of 8 GPUs, 1 GB per rank, of which the network sees 0.8 GB (a token once per node):
+  // 7/8 of 0.8 GB through the NIC at 20 GB/s; over NVLink the node's share and what the rank
+  // forwards from other nodes, 7/8 of the whole 1 GB at 200 GB/s. The NIC bounds it.
+  EXPECT_NEAR(per_node_all_to_all_time(8, 8, 1e9, 0.8e9, 200e9, 0, 20e9, 0), 7.0 / 8 * 0.8e9 / 20e9, 1e-12);
+  EXPECT_NEAR(per_node_all_to_all_time(8, 8, 1e9, 0.8e9, 2e9, 0, 20e9, 0), 7.0 / 8 * 1e9 / 2e9, 1e-12);
+  // Latencies as the rings': (g - 1) NVLink steps, (k - 1) network ones, the longer side counts.
+  EXPECT_NEAR(per_node_all_to_all_time(4, 2, 0, 0, 1, 1e-6, 1, 1e-5), 0.0, 1e-15);  // nothing to send
+  EXPECT_NEAR(per_node_all_to_all_time(4, 2, 1e3, 1e3, 1e12, 1e-6, 1e12, 1e-5), 1e-5 + 0.5 * 1e3 / 1e12, 1e-12);
+}
+
 TEST(CollectiveCost, TorusAllToAllIsBisectionBound) {
   // A ring of 16 (wraparound), 1 GB per rank at 45 GB/s per link and direction: the cut through
   // the ring is crossed by 16/2 ranks x 1/2 GB = 4 GB each way over 2 links: n L / 8 / B; 8 hops.

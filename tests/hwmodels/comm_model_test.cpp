@@ -1,8 +1,11 @@
 // Placement of groups on GPU clusters and the resulting costs.
+#include "hwmodels/collective_cost.h"
 #include "hwmodels/comm_model.h"
 #include "model/input_error.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace palmsim {
 namespace {
@@ -82,6 +85,42 @@ TEST(CommModel, CrossPodTransferOfPalmByHand) {
   const double shard = 540.35e9 / 3072 * 2;
   EXPECT_NEAR(c.collective_seconds(CommGroup::cross_pod, CollectiveKind::all_reduce, shard),
               4 * shard / (53e9 / 8) + 2 * 10e-6, 1e-9);
+}
+
+// gpt-oss-120b's routing (128 experts, top-4) over ep 64 on 8 DGX H100 nodes, 2 experts a rank:
+// a per-rank dispatch sends a token to 64 (1 - C(126, 4) / C(128, 4)) = 3.95 ranks on average but
+// to only 8 (1 - C(112, 4) / C(128, 4)) = 3.34 nodes, so the NICs carry 3.34 / 3.95 of the buffer,
+// NVLink the whole buffer's in-node share; without routing it is hierarchical_time's all-to-all.
+TEST(CommModel, PerRankDispatchCrossesTheNetworkOncePerNode) {
+  const System s = system_preset("h100-80g-dgx");
+  Layout l;
+  l.dp = 64, l.ep = 64;
+  const CommModel c(s, l);
+  const NodeSpread spread = c.spread(CommGroup::ep);
+  ASSERT_EQ(spread.per_node, 8);
+  ASSERT_EQ(spread.nodes, 8);
+  const double ranks = 64 * (1 - (124.0 * 123) / (128.0 * 127));
+  const double nodes = 8 * (1 - (112.0 * 111 * 110 * 109) / (128.0 * 127 * 126 * 125));
+  EXPECT_NEAR(ranks, 3.95, 0.005);
+  EXPECT_NEAR(nodes, 3.34, 0.005);
+  const PerRankRouting routing{128, 4};
+  EXPECT_NEAR(per_node_network_share(routing, spread), nodes / ranks, 1e-12);
+  const FatTreeFabric& f = s.fat_tree;
+  const double n = 1e9, intra = f.nvlink_bytes_per_s * f.nvlink_efficiency, inter = f.nic_bytes_per_s * f.nic_efficiency;
+  const double by_hand = f.collective_base_latency_s +
+                         std::max(7 * f.nvlink_latency_s + 7.0 / 8 * n / intra, 7 * f.net_latency_s + 7.0 / 8 * n * nodes / ranks / inter);
+  EXPECT_NEAR(c.collective_seconds(CommGroup::ep, CollectiveKind::all_to_all, n, routing), by_hand, 1e-9 * by_hand);
+  const double per_expert = c.collective_seconds(CommGroup::ep, CollectiveKind::all_to_all, n);
+  EXPECT_NEAR(per_expert, f.collective_base_latency_s + hierarchical_time(CollectiveKind::all_to_all, 8, 8, n, intra,
+                                                                          f.nvlink_latency_s, inter, f.net_latency_s),
+              1e-12);
+  EXPECT_LT(by_hand, per_expert);
+  // Inside one node there is no network share: the routing changes nothing.
+  Layout one_node;
+  one_node.dp = 8, one_node.ep = 8;
+  const CommModel inside(s, one_node);
+  EXPECT_DOUBLE_EQ(inside.collective_seconds(CommGroup::ep, CollectiveKind::all_to_all, n, routing),
+                   inside.collective_seconds(CommGroup::ep, CollectiveKind::all_to_all, n));
 }
 
 TEST(CommModel, LayoutsThatDoNotFitTheTopologyAreRejected) {

@@ -143,6 +143,9 @@ TEST(Moe, PerRankDispatchSendsEachTokenOncePerRank) {
       ++all_to_alls;
       EXPECT_DOUBLE_EQ(a.ops[i].comm_bytes, t * 8 * 2048 * 2.0);
       EXPECT_NEAR(b.ops[i].comm_bytes, t * rows * 2048 * 2.0, 1e-6 * b.ops[i].comm_bytes);
+      EXPECT_FALSE(a.ops[i].per_rank_routing.active());
+      EXPECT_EQ(b.ops[i].per_rank_routing.experts, 128);  // what prices the network's share per node
+      EXPECT_EQ(b.ops[i].per_rank_routing.top_k, 8);
     } else {
       EXPECT_EQ(a.ops[i].flops, b.ops[i].flops) << a.ops[i].name;
       EXPECT_EQ(a.ops[i].comm_bytes, b.ops[i].comm_bytes) << a.ops[i].name;
