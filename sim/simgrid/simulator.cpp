@@ -202,7 +202,8 @@ void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, 
 void stream_actor(World* w, int chip) {
   s4u::Actor::self()->daemonize();  // ends with the chip's main actor
   SideStream& s = w->streams[chip];
-  Chip c{chip, {}, w->traced[chip] != 0};
+  Chip c;
+  c.id = chip, c.traced = w->traced[chip] != 0;
   for (;;) {
     s.todo->acquire();
     auto [call, scale] = std::move(s.queue.front());
@@ -462,7 +463,8 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
 
 void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
-  Chip c{id, {}, w->traced[id] != 0};
+  Chip c;
+  c.id = id, c.traced = w->traced[id] != 0;
   const bool side_stream = k.side_calls_per_layer() || k.buckets_in_backward;
   if (side_stream) {
     SideStream& s = w->streams[id];

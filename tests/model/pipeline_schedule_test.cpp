@@ -234,7 +234,9 @@ TEST(PipelineSchedule, DualPipeVRunsEveryPassOnceAndOverlapsItsPairs) {
         for (int done : step) EXPECT_EQ(done, 3);
         EXPECT_EQ(pairs, 2 * (m - 2 * pp + stage + 1) + pp - stage - 1 - (stage == pp - 1 ? 1 : 0)) << pp << " " << stage;
         EXPECT_LE(peak, 2 * pp + 1);
-        if (stage == 0) EXPECT_EQ(peak, 2 * pp + 1);
+        if (stage == 0) {
+          EXPECT_EQ(peak, 2 * pp + 1);
+        }
       }
       PassSeconds hidden;  // F and B: 2 each, 1 of it communication; layer by layer, no tail
       hidden.forward = hidden.backward = 2, hidden.forward_comm = hidden.backward_comm = 1, hidden.layers = 1e12;
