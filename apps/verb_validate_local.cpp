@@ -142,10 +142,10 @@ void add_validate_local_verb(CLI::App& app, VerbAction& action) {
       else if (then.threads != trainer_threads(c.train))
         no_drift = fmt::format("the calibration's reference ran on {} threads, the trainer runs on {}", then.threads,
                                trainer_threads(c.train));
-      else if (then.ranks != c.train.ranks())
-        no_drift = fmt::format("the calibration's reference ran as {} thread rank(s), the trainer runs {} (calibrate "
-                               "with --config {})",
-                               then.ranks, c.train.ranks(), a->config);
+      else if (then.ranks != concurrent_ranks(c.train.ranks(), then.threads))
+        no_drift = fmt::format("the calibration's reference ran as {} thread rank(s), the trainer runs {} on {} "
+                               "threads (calibrate with --config {})",
+                               then.ranks, c.train.ranks(), then.threads, a->config);
       std::optional<CpuSpeedReference> reference;
       if (no_drift.empty()) reference.emplace(then.threads, then.ranks, int64_t(then.memory_probe_bytes));
 

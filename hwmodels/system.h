@@ -5,6 +5,7 @@
 #include "hwmodels/chip.h"
 #include "hwmodels/stack.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ struct System {
   // The software the runs on this system use, unless a scenario or validation row names another
   // (fused attention, gradient precision, overlap, per-kernel and per-call costs): hwmodels/stack.h.
   Stack stack;
+  // single_machine: the cores the ranks' threads share, from the calibration (its reference ran on
+  // as many threads as the trainer); 0: unknown, each rank as if it had its own. With more ranks
+  // than cores the ranks take turns on them: the estimator bounds the step by the ranks' compute
+  // over the cores, the simulator hands the cores out one pass block at a time.
+  int shared_cores = 0;
+  // Whether ranks must take turns on the cores (more of them than cores).
+  bool ranks_share_cores(int64_t ranks) const { return shared_cores > 0 && ranks > shared_cores; }
   // True when the preset's figures are only a frame that a calibration file must fill (local-cpu).
   bool needs_calibration() const { return chip.peak_flops <= 0; }
 };

@@ -325,6 +325,16 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
   r.pipeline_passes = chunk_pass_seconds(totals, plan);
   r.breakdown = combine(totals, plan, r.pipeline_passes);
   const Layout& l = plan.layout;
+  if (system.ranks_share_cores(l.chips())) {
+    // More thread ranks than cores take turns on them: the step lasts at least all the ranks'
+    // compute over the cores. Each rank computes its stage's (the plan's, less the logits and loss
+    // on the stages without them); the wait for a core counts as compute.
+    const Breakdown& b = r.breakdown;
+    const double loss = double(plan.n_microbatches) * totals.mb_compute_fwd_bwd;
+    const double per_rank = b.compute_s + b.recompute_s + b.optimizer_s - loss * (l.pp - 1) / double(l.pp);
+    const double on_the_cores = per_rank * double(l.chips()) / double(system.shared_cores);
+    r.breakdown.compute_s += std::max(0.0, on_the_cores - b.total());
+  }
   r.model = plan.model.name;
   r.system = system.name;
   r.layout = l;

@@ -42,6 +42,7 @@ void apply_calibration(System& system, const Calibration& c) {
     system.chip.hbm_bytes_per_s = c.memory_bytes_per_s;
     system.chip.memory_efficiency = 1.0;
   }
+  if (system.fabric == Fabric::single_machine) system.shared_cores = c.reference.threads;
 }
 
 namespace {

@@ -197,21 +197,26 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
   // kept, since the ranks meet at every collective and the step goes at the slowest one's pace
   // (timed on one rank with the other cores idle, train-tiny's dp 2 and tp 2 steps came out
   // ~8 % faster than measured; rank 0 waited ~30 ms a step for rank 1 at the gradient all-reduce).
+  // More ranks than cores take turns on them (the operating system's time slices; the ranks block
+  // while they wait): an op is measured on as many ranks at once as there are cores, its speed
+  // while it has a core, and the estimator and simulator share the cores among the ranks
+  // (System::shared_cores).
   const int ranks = int(plan.layout.chips());
+  const int concurrent = concurrent_ranks(ranks, threads);
   const int gemm_threads = ranks > 1 ? 1 : threads;
   auto limit = [](int n) { return tbb::global_control(tbb::global_control::max_allowed_parallelism, size_t(n)); };
-  auto on_every_rank = [&](auto&& kernel) {  // kernel(rank) on every rank at once: each rank's result
+  auto on_every_rank = [&](auto&& kernel) {  // kernel(rank) on every rank a core runs: each one's result
     const auto l = limit(threads);
     cpu::set_gemm_threads(gemm_threads);
-    std::vector<decltype(kernel(0))> results(static_cast<size_t>(ranks));
-    run_on_ranks(1, 1, ranks, [&](const RankContext& ctx) {
+    std::vector<decltype(kernel(0))> results(static_cast<size_t>(concurrent));
+    run_on_ranks(1, 1, concurrent, [&](const RankContext& ctx) {
       ctx.world->barrier();
       results[size_t(ctx.rank)] = kernel(ctx.rank);
     });
     return results;
   };
-  std::vector<std::vector<float>> gemm_pools(static_cast<size_t>(ranks));  // laid out once per rank
-  CpuSpeedReference reference(threads, ranks, reference_triad_bytes(plan));
+  std::vector<std::vector<float>> gemm_pools(static_cast<size_t>(concurrent));  // laid out once per rank
+  CpuSpeedReference reference(threads, concurrent, reference_triad_bytes(plan));
   CalibrationKernels k;
   k.sgemm_seconds = [&](int64_t m, int64_t n, int64_t kk, int reps) {
     const auto t = on_every_rank([&](int r) { return time_sgemm(m, n, kk, reps, gemm_pools[size_t(r)]); });
@@ -238,7 +243,7 @@ Calibration calibrate_cpu(const CalibrateOptions& o) {
     return reference.sample();
   };
   k.reference_threads = threads;
-  k.reference_ranks = ranks;
+  k.reference_ranks = concurrent;
   k.reference_probe_bytes = double(reference.triad_bytes_per_array());
 
   Calibration c = fit_calibration(calibration_grid(o.quick, plan), plan, k, true);

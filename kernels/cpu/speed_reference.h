@@ -19,6 +19,13 @@
 
 namespace palmsim {
 
+// The thread ranks that run at once where `ranks` share `threads` cores: the reference and the
+// calibration's per-op timings run that many, each on its own core. More ranks than cores take
+// turns on them (the estimator and simulator share the cores: System::shared_cores), and timing
+// all of them at once measured the operating system's time slices: on 2 cores train-tiny's 4 ranks
+// drew a triad rate from 0.7x to 2.2x of the calibration's from one sample to the next.
+inline int concurrent_ranks(int ranks, int threads) { return ranks < threads ? ranks : threads; }
+
 class CpuSpeedReference {
  public:
   CpuSpeedReference(int threads, int ranks, int64_t triad_bytes_per_array);

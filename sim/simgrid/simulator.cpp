@@ -77,6 +77,9 @@ struct World {
   std::vector<s4u::Mailbox*> pipe_boxes;
   std::vector<SideStream> streams;
   SimulationResult result;
+  // Thread ranks on fewer cores (System::ranks_share_cores): a compute stretch first takes one of
+  // the simulated chips' share of the cores, and waits for it while other ranks hold them all.
+  s4u::SemaphorePtr cores;
 
   s4u::Mailbox* collective_box(int chip, int stream, CommGroup group, int level, int slot) {
     const uint64_t i = uint64_t(chip) * uint64_t(kStreams * kGroups * kLevels * slots) +
@@ -145,13 +148,16 @@ struct ComputeTurn {
   }
 };
 
-// Compute for `seconds` (scaled by the chip's speed), inside a turn the caller holds.
+// Compute for `seconds` (scaled by the chip's speed), inside a turn the caller holds; where ranks
+// share cores, on one of them (the wait for it counts as compute, as in the closed form).
 void computing(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const char* name) {
   const double s = seconds * w.compute_factor[c.id];
   if (s <= 0) return;
   const double start = s4u::Engine::get_clock();
+  if (w.cores) w.cores->acquire();
   s4u::this_actor::sleep_for(s);
-  c.times.*bucket += s;
+  if (w.cores) w.cores->release();
+  c.times.*bucket += s4u::Engine::get_clock() - start;
   record(w, c, Track::compute, name, start);
 }
 
@@ -583,7 +589,7 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   const ReplicaFold fold = fold_for(placement, options);
   const std::vector<int> simulated = fold.simulated();
   World w{plan, work, placement, fold, CollectiveFlows(placement), {}, {}, {}, std::max(6, plan.layout.ep - 1),
-          {}, {}, {}, {}};
+          {}, {}, {}, {}, {}};
   const int n = placement.chips();
   w.mirrors.assign(size_t(n), {nullptr, nullptr});
   w.compute_factor.assign(n, 1.0);
@@ -594,6 +600,8 @@ SimulationResult run_step_simulation(const StepPlan& plan, const StepWork& work,
   w.pipe_boxes.assign(size_t(n) * 2 * plan.layout.vpp, nullptr);
   w.streams.resize(n);
   w.result.chips.resize(n);
+  if (const System& sys = placement.system(); sys.ranks_share_cores(n))  // the simulated chips' share
+    w.cores = s4u::Semaphore::create(unsigned(std::max<long>(1, std::lround(double(sys.shared_cores) * double(simulated.size()) / n))));
 
   PlatformBuilder platform(placement, simulated);
   add_routes(w, simulated, platform);

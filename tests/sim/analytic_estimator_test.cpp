@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -81,6 +82,40 @@ training: {global_batch: 256, optimizer: adam, precision: bf16}
   EXPECT_NEAR(slowed.breakdown.compute_s - alone.breakdown.compute_s, 0.189 * side, 1e-9 * side);
   EXPECT_DOUBLE_EQ(slowed.breakdown.exposed_comm_s, alone.breakdown.exposed_comm_s);
   EXPECT_DOUBLE_EQ(slowed.breakdown.recompute_s, alone.breakdown.recompute_s);
+}
+
+// Four thread ranks (pp 2 x dp 2) on one machine: with a core each the step is the pipeline's;
+// on two cores they take turns, and the step lasts at least all four ranks' compute over the two
+// cores, by hand from the breakdown and the per-op seconds: each rank computes its stage's share,
+// the stage without the loss less the logits and loss (half the ranks).
+const char* kThreadRanks = R"(
+model: {name: tiny, n_layers: 4, d_model: 256, n_heads: 4, n_kv_heads: 1, head_dim: 64, d_ff: 1024, ffn: swiglu,
+        vocab: 4096, seq_len: 128, parallel_block: true}
+system: {preset: local-cpu, chip: {peak_tflops: 0.2, hbm_gb: 64, hbm_gb_per_s: 20}, chips: 4}
+layout: {pp: 2, dp: 2, microbatch: 2}
+training: {global_batch: 16, optimizer: adafactor-unfactored}
+)";
+
+TEST(AnalyticEstimator, ThreadRanksOnFewerCoresTakeTurns) {
+  Scenario s = parse_scenario(YAML::Load(kThreadRanks), "test");
+  const Report alone = predict(s, {.per_op = true});
+  s.system.shared_cores = 4;  // a core a rank: nothing changes
+  EXPECT_DOUBLE_EQ(predict(s).step_time_s, alone.step_time_s);
+  s.system.shared_cores = 2;
+  const Report shared = predict(s);
+  std::set<std::string> loss_ops;  // the per-microbatch compute (logits, loss) of the stage that has it
+  const StepPlan plan = build_step_plan(s.model, s.layout, s.global_batch, plan_options_for(s));
+  for (const Op& op : plan.ops)
+    if (op.repeat == Repeat::per_microbatch && op.kind != OpKind::collective && op.kind != OpKind::p2p)
+      loss_ops.insert(std::string(op.name) + "." + phase_suffix(op.phase));
+  double loss_stage_only = 0;
+  for (const std::string& key : loss_ops) loss_stage_only += alone.per_op_s.at(key);
+  EXPECT_GT(loss_stage_only, 0.0);
+  const Breakdown& b = alone.breakdown;
+  const double per_rank = b.compute_s + b.recompute_s + b.optimizer_s - loss_stage_only / 2;
+  EXPECT_GT(per_rank * 4 / 2, alone.step_time_s);  // the cores bound it here
+  EXPECT_NEAR(shared.step_time_s, per_rank * 4 / 2, 1e-9);
+  EXPECT_NEAR(shared.breakdown.compute_s - b.compute_s, shared.step_time_s - alone.step_time_s, 1e-9);
 }
 
 TEST(AnalyticEstimator, TwoPodsOverOnePodThroughput) {

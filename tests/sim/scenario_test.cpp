@@ -23,6 +23,23 @@ const char* kGood =
     "model: palm-8b\nsystem: {preset: tpu-v4-pod, chips: 256}\n"
     "layout: {tp: 4, dp: 64, microbatch: 4}\ntraining: {global_batch: 256}\n";
 
+// A calibration's speed reference ran on the trainer's threads: on the local machine those are
+// the cores its thread ranks share (System::shared_cores); a GPU cluster's calibration shares none.
+TEST(Scenario, CalibrationSaysHowManyCoresTheThreadRanksShare) {
+  Calibration c;
+  c.peak_flops = 1e11;
+  c.reference.threads = 2;
+  System cpu = system_preset("local-cpu");
+  apply_calibration(cpu, c);
+  EXPECT_EQ(cpu.shared_cores, 2);
+  EXPECT_TRUE(cpu.ranks_share_cores(4));
+  EXPECT_FALSE(cpu.ranks_share_cores(2));
+  System gpus = system_preset("h100-80g-dgx");
+  apply_calibration(gpus, c);
+  EXPECT_EQ(gpus.shared_cores, 0);
+  EXPECT_FALSE(gpus.ranks_share_cores(64));
+}
+
 TEST(Scenario, ShippedScenariosLoad) {
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator("scenarios")) {

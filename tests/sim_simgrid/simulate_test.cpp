@@ -433,6 +433,26 @@ training: {global_batch: 64, optimizer: adam}
   EXPECT_GT(sim.report.step_time_s, b.compute_s + b.recompute_s + b.optimizer_s);
 }
 
+// Four thread ranks (pp 2 x dp 2) on one machine of two cores take turns on them: the simulated
+// chips hand the cores out a compute stretch at a time and come within 2 % of the closed form's
+// bound (all ranks' compute over the cores); with a core each, the pipeline alone.
+TEST(Simulate, ThreadRanksOnFewerCoresTakeTurnsAsInTheClosedForm) {
+  Scenario s = scenario(R"(
+model: {name: tiny, n_layers: 4, d_model: 256, n_heads: 4, n_kv_heads: 1, head_dim: 64, d_ff: 1024, ffn: swiglu,
+        vocab: 4096, seq_len: 128, parallel_block: true}
+system: {preset: local-cpu, chip: {peak_tflops: 0.2, hbm_gb: 64, hbm_gb_per_s: 20}, chips: 4}
+layout: {pp: 2, dp: 2, microbatch: 2}
+training: {global_batch: 16, optimizer: adafactor-unfactored}
+)");
+  for (int cores : {0, 2}) {
+    s.system.shared_cores = cores;
+    const double sim = simulate(s).report.step_time_s, pred = predict(s).step_time_s;
+    std::printf("4 thread ranks, %d shared cores: simulate %.4f s, predict %.4f s (%+.2f %%)\n", cores, sim, pred,
+                diff_pct(sim, pred));
+    EXPECT_NEAR(sim, pred, 0.02 * pred) << cores << " cores";
+  }
+}
+
 // FSDP's gathers and reduce-scatters on the side stream slow the compute beside them by the chip's
 // overlap_compute_slowdown (18.9 % on H100, hardware.md), in the simulation as in the closed form:
 // Llama 2 70B over 16 H100s (two nodes), each layer's traffic shorter than its compute.
