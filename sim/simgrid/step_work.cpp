@@ -16,6 +16,38 @@ void add_part(CommCall& call, const Op& op, double share = 1.0) {
   call.parts.push_back({op.collective, op.comm_bytes, op.multiplicity * share, op.per_rank_routing});
 }
 
+// An op once a microbatch: the pipeline's message, or the logits and loss of the stage that has them.
+void add_microbatch_op(StepWork& w, const Op& op, double seconds) {
+  if (op.kind == OpKind::p2p) {
+    w.p2p_bytes = op.comm_bytes;
+    w.p2p_s = seconds / op.multiplicity;
+  } else if (op.phase == Phase::forward) {
+    w.stage_end_forward_s += seconds;
+  } else {
+    w.stage_end_backward_s += seconds;
+  }
+}
+
+// An op once a step: the optimizer, gradient reductions (beside the last backward without a
+// pipeline, as the closed form says, else after it), the weights' gathers after the update.
+void add_step_op(StepWork& w, const Op& op, double seconds, int pp) {
+  if (is_compute(op.kind)) {
+    w.optimizer_s += seconds;
+  } else if (op.overlap == Overlap::with_backward) {
+    add_part(op.group == CommGroup::edp ? w.expert_grad_reduction : w.grad_reduction, op);
+    w.buckets_in_backward = pp == 1;
+    if (!w.buckets_in_backward) {
+      CommCall call;
+      add_part(call, op);
+      w.after_backward.push_back(call);
+    }
+  } else {
+    CommCall call;
+    add_part(call, op);
+    (op.phase == Phase::optimizer ? w.after_optimizer : w.after_backward).push_back(call);
+  }
+}
+
 }  // namespace
 
 StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm) {
@@ -70,34 +102,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
                                          " collective (" + op.name + ")");
         }
         break;
-      case Repeat::per_microbatch:
-        if (op.kind == OpKind::p2p) {
-          w.p2p_bytes = op.comm_bytes;
-          w.p2p_s = seconds / op.multiplicity;
-        } else if (op.phase == Phase::forward) {
-          w.stage_end_forward_s += seconds;
-        } else {
-          w.stage_end_backward_s += seconds;
-        }
-        break;
-      case Repeat::per_step:
-        if (is_compute(op.kind)) {
-          w.optimizer_s += seconds;
-        } else if (op.overlap == Overlap::with_backward) {
-          add_part(op.group == CommGroup::edp ? w.expert_grad_reduction : w.grad_reduction, op);
-          // As the closed form: gradient buckets hide behind backward only without a pipeline.
-          w.buckets_in_backward = plan.layout.pp == 1;
-          if (!w.buckets_in_backward) {
-            CommCall call;
-            add_part(call, op);
-            w.after_backward.push_back(call);
-          }
-        } else {
-          CommCall call;
-          add_part(call, op);
-          (op.phase == Phase::optimizer ? w.after_optimizer : w.after_backward).push_back(call);
-        }
-        break;
+      case Repeat::per_microbatch: add_microbatch_op(w, op, seconds); break;
+      case Repeat::per_step: add_step_op(w, op, seconds, l.pp); break;
     }
   }
   // As the closed form: the side stream's collectives slow the compute they overlap; a
