@@ -109,6 +109,7 @@ struct Totals {
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;  // what runs beside a layer's compute, by pass
   double layer_side_fwd = 0, layer_side_bwd = 0;  // of which the side stream's collectives (not TP's)
+  double layer_beside_collectives = 0;  // of layer_compute: what those collectives slow it by
   // A context-parallel ring and the attention compute it hides behind, by phase.
   double layer_cp_ring[4] = {0, 0, 0, 0}, layer_attention[4] = {0, 0, 0, 0};
   double mb_compute_fwd_bwd = 0;           // embedding, logits, loss
@@ -184,8 +185,11 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
   const Chip& chip = compute.chip();
   double* layer = t.layer_compute;
   const double rec = layer[int(Phase::recompute)];
-  layer[int(Phase::forward)] += overlap_interference_seconds(t.layer_side_fwd, layer[int(Phase::forward)], chip);
-  layer[int(Phase::backward)] += overlap_interference_seconds(t.layer_side_bwd, layer[int(Phase::backward)] + rec, chip);
+  const double slowed_fwd = overlap_interference_seconds(t.layer_side_fwd, layer[int(Phase::forward)], chip);
+  const double slowed_bwd = overlap_interference_seconds(t.layer_side_bwd, layer[int(Phase::backward)] + rec, chip);
+  layer[int(Phase::forward)] += slowed_fwd;
+  layer[int(Phase::backward)] += slowed_bwd;
+  t.layer_beside_collectives = slowed_fwd + slowed_bwd;
   // What a ring's transfers take beyond the attention beside them waits on the critical path.
   for (Phase phase : {Phase::forward, Phase::recompute, Phase::backward}) {
     const double exposed = std::max(0.0, t.layer_cp_ring[int(phase)] - t.layer_attention[int(phase)]);
@@ -287,6 +291,7 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
                      (t.layer_fsdp_fwd > 0 ? fsdp_startup : 0.0) + dp_exposed + t.step_blocking_comm;
   b.all_to_all_s = mbs * layers * t.layer_all_to_all;
   b.host_sync_s = mbs * layers * (sync_fwd + sync_rec);
+  b.beside_collectives_s = mbs * layers * t.layer_beside_collectives;
   // Fill and drain: the first microbatch's forward through the pp - 1 stages before this one and
   // the last one's backward back through them, a chunk's layers (and its send) each, shortened
   // vpp-fold by interleaving. The logits and loss run on this, the last, stage alone, inside its
@@ -333,7 +338,8 @@ Report estimate(const StepPlan& plan, const System& system, const ComputeModel& 
     const double loss = double(plan.n_microbatches) * totals.mb_compute_fwd_bwd;
     const double per_rank = b.compute_s + b.recompute_s + b.optimizer_s - loss * (l.pp - 1) / double(l.pp);
     const double on_the_cores = per_rank * double(l.chips()) / double(system.shared_cores);
-    r.breakdown.compute_s += std::max(0.0, on_the_cores - b.total());
+    r.breakdown.core_wait_s = std::max(0.0, on_the_cores - b.total());
+    r.breakdown.compute_s += r.breakdown.core_wait_s;
   }
   r.model = plan.model.name;
   r.system = system.name;

@@ -45,7 +45,9 @@ nlohmann::json report_json(const Report& r) {
                     {"optimizer_s", r.breakdown.optimizer_s},
                     {"recompute_s", r.breakdown.recompute_s},
                     {"all_to_all_s", r.breakdown.all_to_all_s},
-                    {"host_sync_s", r.breakdown.host_sync_s}};
+                    {"host_sync_s", r.breakdown.host_sync_s},
+                    {"beside_collectives_s", r.breakdown.beside_collectives_s},
+                    {"core_wait_s", r.breakdown.core_wait_s}};
   j["layout"] = layout_json(r.layout);
   j["n_chips"] = r.n_chips;
   j["global_batch"] = r.global_batch;
@@ -93,6 +95,10 @@ std::string report_table(const Report& r, const std::string& title) {
   out += fmt::format("    compute         {:9.3f} s  {:5.1f} %\n", b.compute_s, pct(b.compute_s));
   if (b.host_sync_s > 0)
     out += fmt::format("      host syncs    {:9.3f} s  {:5.1f} %\n", b.host_sync_s, pct(b.host_sync_s));
+  if (b.beside_collectives_s > 0)  // compute slowed by the side stream's collectives beside it
+    out += fmt::format("      slowed by comm{:9.3f} s  {:5.1f} %\n", b.beside_collectives_s, pct(b.beside_collectives_s));
+  if (b.core_wait_s > 0)  // thread ranks waiting for a core they share
+    out += fmt::format("      core waits    {:9.3f} s  {:5.1f} %\n", b.core_wait_s, pct(b.core_wait_s));
   out += fmt::format("    recompute       {:9.3f} s  {:5.1f} %\n", b.recompute_s, pct(b.recompute_s));
   out += fmt::format("    exposed comm    {:9.3f} s  {:5.1f} %\n", b.exposed_comm_s, pct(b.exposed_comm_s));
   if (b.all_to_all_s > 0)

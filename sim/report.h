@@ -20,6 +20,9 @@ struct Breakdown {
   double recompute_s = 0;     // forward work done again for backward
   double all_to_all_s = 0;    // of exposed_comm_s: the expert-parallel all-to-alls (dispatch, combine)
   double host_sync_s = 0;     // of compute_s and recompute_s: device time lost at host synchronisations
+  double beside_collectives_s = 0;  // of compute_s: compute slowed by the side stream's collectives
+  double core_wait_s = 0;     // of compute_s (simulated: and recompute_s): thread ranks waiting for a
+                              // core they share (System::shared_cores)
   double total() const { return compute_s + exposed_comm_s + bubble_s + optimizer_s + recompute_s; }
 };
 

@@ -155,6 +155,7 @@ void computing(World& w, Chip& c, double seconds, double ChipTimes::*bucket, con
   if (s <= 0) return;
   const double start = s4u::Engine::get_clock();
   if (w.cores) w.cores->acquire();
+  c.times.core_wait_s += s4u::Engine::get_clock() - start;
   s4u::this_actor::sleep_for(s);
   if (w.cores) w.cores->release();
   c.times.*bucket += s4u::Engine::get_clock() - start;
@@ -459,6 +460,7 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
   const double exposed = std::max(0.0, wall - computed - paced);
   c.times.compute_s += f.times.compute_s + b.times.compute_s;
   c.times.recompute_s += f.times.recompute_s + b.times.recompute_s;
+  c.times.core_wait_s += f.times.core_wait_s + b.times.core_wait_s;
   c.times.bubble_s += std::max(0.0, std::min(paced, wall - computed));
   c.times.exposed_comm_s += exposed;
   if (comm > 0) c.times.all_to_all_s += (f.times.all_to_all_s + b.times.all_to_all_s) * std::min(1.0, exposed / comm);

@@ -55,6 +55,7 @@ struct ChipTimes {
   double compute_s = 0, recompute_s = 0, exposed_comm_s = 0, bubble_s = 0, optimizer_s = 0;
   double finish_s = 0;
   double all_to_all_s = 0;  // of exposed_comm_s: blocking expert-parallel all-to-alls
+  double core_wait_s = 0;   // of compute_s and recompute_s: waits for a core thread ranks share
 };
 
 struct SimulationResult {

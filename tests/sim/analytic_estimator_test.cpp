@@ -80,6 +80,8 @@ training: {global_batch: 256, optimizer: adam, precision: bf16}
   EXPECT_LT(s.at("fsdp_allgather.fwd"), s.at("mlp_in_proj.fwd"));  // each pass's side traffic hides
   EXPECT_NEAR(slowed.step_time_s - alone.step_time_s, 0.189 * side, 1e-9 * side);
   EXPECT_NEAR(slowed.breakdown.compute_s - alone.breakdown.compute_s, 0.189 * side, 1e-9 * side);
+  EXPECT_NEAR(slowed.breakdown.beside_collectives_s, 0.189 * side, 1e-9 * side);  // shown as such
+  EXPECT_EQ(alone.breakdown.beside_collectives_s, 0.0);
   EXPECT_DOUBLE_EQ(slowed.breakdown.exposed_comm_s, alone.breakdown.exposed_comm_s);
   EXPECT_DOUBLE_EQ(slowed.breakdown.recompute_s, alone.breakdown.recompute_s);
 }
@@ -116,6 +118,8 @@ TEST(AnalyticEstimator, ThreadRanksOnFewerCoresTakeTurns) {
   EXPECT_GT(per_rank * 4 / 2, alone.step_time_s);  // the cores bound it here
   EXPECT_NEAR(shared.step_time_s, per_rank * 4 / 2, 1e-9);
   EXPECT_NEAR(shared.breakdown.compute_s - b.compute_s, shared.step_time_s - alone.step_time_s, 1e-9);
+  EXPECT_NEAR(shared.breakdown.core_wait_s, shared.step_time_s - alone.step_time_s, 1e-9);  // shown as such
+  EXPECT_EQ(b.core_wait_s, 0.0);
 }
 
 TEST(AnalyticEstimator, TwoPodsOverOnePodThroughput) {
