@@ -34,8 +34,7 @@ template <class T>
 void ContextParallel<T>::gather_kv(Communicator* group, const T* qkv, int64_t batch, int64_t ld, int64_t kv_offset,
                                    int64_t kv_cols, std::vector<T>& kv) {
   const int64_t n = batch * rows_, cp = cp_;
-  mine_.resize(size_t(n * kv_cols));
-  for (int64_t r = 0; r < n; ++r) std::copy_n(qkv + r * ld + kv_offset, kv_cols, mine_.data() + r * kv_cols);
+  own_kv(qkv, batch, ld, kv_offset, kv_cols, mine_);
   blocks_.resize(size_t(cp * n * kv_cols));
   if constexpr (std::is_same_v<T, float>)
     group->all_gather(mine_.data(), blocks_.data(), mine_.size());

@@ -555,8 +555,6 @@ void PalmModel<T>::swiglu_backward(const Pass& p, LayerActivations& a, const Swi
   weight_gradient(mlp.in_bwd, d, 2 * width, N, h.data(), d, w.du.data(), 2 * width, grad(mlp.w_in), 2 * width);
 }
 
-// Under context parallelism backward gathers the whole sequences' K/V again, and every rank's
-// queries sent gradient to every key: each row's owner receives the sum (cp_dkv_reducescatter).
 // The cp ranks' K/V blocks pass round the ring under their own tags (kernels/context_parallel.h).
 constexpr int kRingKvTag = 0, kRingDkvTag = 1;
 
@@ -638,6 +636,9 @@ void PalmModel<T>::ring_attention_backward(const Pass& p, const LayerActivations
       w.dqkv[size_t(r * ld + hq + c)] = w.own_dkv[size_t(r * kvq + c)] + w.dkv[size_t(r * kvq + c)];
 }
 
+// Under context parallelism backward gathers the whole sequences' K/V again, and every rank's
+// queries sent gradient to every key: each row's owner receives the sum (cp_dkv_reducescatter);
+// or the blocks pass round the ring again (ring_attention_backward).
 template <class T>
 void PalmModel<T>::attention_backward(const Pass& p, LayerActivations& a, const std::string& prefix, T beta) {
   Workspace& w = ws();

@@ -110,6 +110,13 @@ struct Chip {
   bool paired() const { return compute_turns != nullptr; }
 };
 
+// Chip `id` as its main actor and side stream run it (traced where asked).
+Chip chip_of(const World& w, int id) {
+  Chip c;
+  c.id = id, c.traced = w.traced[size_t(id)] != 0;
+  return c;
+}
+
 void record(World& w, const Chip& c, Track track, std::string name, double start, int mb = -1, int chunk = -1) {
   if (!c.traced) return;
   w.result.events.push_back({c.id, track, std::move(name), start, s4u::Engine::get_clock() - start, mb, chunk});
@@ -209,8 +216,7 @@ void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, 
 void stream_actor(World* w, int chip) {
   s4u::Actor::self()->daemonize();  // ends with the chip's main actor
   SideStream& s = w->streams[chip];
-  Chip c;
-  c.id = chip, c.traced = w->traced[chip] != 0;
+  Chip c = chip_of(*w, chip);
   for (;;) {
     s.todo->acquire();
     auto [call, scale] = std::move(s.queue.front());
@@ -471,8 +477,7 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
 
 void chip_actor(World* w, int id) {
   const StepWork& k = w->work;
-  Chip c;
-  c.id = id, c.traced = w->traced[id] != 0;
+  Chip c = chip_of(*w, id);
   const bool side_stream = k.side_calls_per_layer() || k.buckets_in_backward;
   if (side_stream) {
     SideStream& s = w->streams[id];
