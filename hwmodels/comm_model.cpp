@@ -13,12 +13,13 @@ namespace {
 // On GPU nodes, Megatron's rank order (tp fastest, then cp, then dp) tiles the nodes only when each
 // prefix of it (tp, tp x cp, tp x cp x dp) divides a node's GPUs or is a multiple of them; tp 12
 // on 8-GPU nodes would put one tensor-parallel group across a node boundary at an odd place.
+// The MoE layers' order starts with etp, which must tile the nodes the same way.
 // Returns the first group that breaks it ("" when none does).
 std::string group_off_node_boundary(const System& s, const Layout& l) {
   if (s.fabric != Fabric::gpu_fat_tree) return "";
   const int64_t g = s.fat_tree.gpus_per_node;
   const std::pair<const char*, int64_t> prefixes[] = {
-      {"tp", l.tp}, {"cp", int64_t(l.tp) * l.cp}, {"dp", int64_t(l.tp) * l.cp * l.dp}};
+      {"tp", l.tp}, {"cp", int64_t(l.tp) * l.cp}, {"dp", int64_t(l.tp) * l.cp * l.dp}, {"etp", l.etp}};
   for (const auto& [group, ranks] : prefixes)
     if (ranks <= g ? g % ranks != 0 : ranks % g != 0) return group;
   return "";
@@ -31,7 +32,7 @@ bool layout_fits_system(const System& s, const Layout& l) {
   if (s.fabric != Fabric::tpu_torus) return l.pods == 1;
   TorusMapping m;
   TorusSegments ep, edp;
-  return l.cp == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m) &&
+  return l.cp == 1 && l.etp == 1 && map_groups_on_torus(s.torus, s.max_chips_per_pod, l.tp, l.pp, l.dp_per_pod(), m) &&
          (l.ep == 1 || m.split_expert_groups(l.ep, ep, edp));
 }
 
@@ -61,6 +62,9 @@ CommModel::CommModel(const System& system, const Layout& layout, const Calibrati
                                    std::to_string(system.torus.max_axis) + " long, and at most " +
                                    std::to_string(system.max_chips_per_pod) + " chips per pod)");
   }
+  if (layout.etp > 1)
+    throw InputError("layout.etp", "expert tensor parallelism on " + system.name +
+                                       " is not modelled (GPU clusters only): experts are whole on a TPU torus");
   if (layout.ep > 1 && layout.tp > 1)
     throw InputError("layout.tp", "on a TPU torus, expert parallelism folds over the data-parallel axes only: "
                                   "a mixture-of-experts model needs tp = 1 there");

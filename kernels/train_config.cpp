@@ -54,8 +54,12 @@ void parse_train(const YAML::Node& n, TrainConfig& c) {
 // recomputation: those layout keys are refused, not ignored.
 void parse_layout(const YAML::Node& n, TrainConfig& c) {
   if (!n) return;
-  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "pp", "vpp", "microbatch", "sharding", "schedule"});
-  int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1, vpp = 1;
+  check_keys(n, "layout", {"tp", "dp", "cp", "ep", "etp", "pp", "vpp", "microbatch", "sharding", "schedule"});
+  int64_t dp = c.dp, tp = c.tp, ep = c.ep, cp = c.cp, pp = 1, vpp = 1, etp = 1;
+  read_at_least(n, "layout", "etp", etp, 1);
+  if (etp != 1)
+    throw InputError("layout.etp", "must be 1: the trainer's experts are whole on their rank (expert tensor "
+                                   "parallelism is modelled by predict and simulate, not trained)");
   read_at_least(n, "layout", "dp", dp, 1);
   read_at_least(n, "layout", "tp", tp, 1);
   read_at_least(n, "layout", "ep", ep, 1);

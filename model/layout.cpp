@@ -176,8 +176,11 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       return "2*cp (" + to_string(2 * l.cp) + ") must divide seq_len (" + to_string(m.seq_len) + ")";
     });
   if (l.ep < 1) return fail("layout.ep", [&] { return "must be >= 1, got " + to_string(l.ep); });
+  if (l.etp < 1) return fail("layout.etp", [&] { return "must be >= 1, got " + to_string(l.etp); });
   if (l.ep > 1 && !m.moe.sparse())
     return fail("layout.ep", [&] { return std::string("expert parallelism needs a mixture-of-experts model (model.moe)"); });
+  if (l.etp > 1 && !m.moe.sparse())
+    return fail("layout.etp", [&] { return std::string("expert tensor parallelism needs a mixture-of-experts model (model.moe)"); });
   if (m.moe.sparse()) {
     const int64_t folded = int64_t(l.tp) * (l.dp / std::max(1, l.pods)) * l.cp;
     if (l.ep > 1 && folded % l.ep != 0)
@@ -189,19 +192,29 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       return fail("layout.ep", [&] {
         return "must divide n_experts (" + to_string(m.moe.n_experts) + "), got " + to_string(l.ep);
       });
+    if (folded % l.expert_ranks() != 0)
+      return fail("layout.etp", [&] {
+        return "ep x etp must divide the tensor- x data- x context-parallel ranks of a pod (" + to_string(folded) +
+               "), got " + to_string(l.ep) + " x " + to_string(l.etp);
+      });
+    if (m.moe.expert_d_ff % l.etp != 0)
+      return fail("layout.etp", [&] {
+        return "must divide expert_d_ff (" + to_string(m.moe.expert_d_ff) + "), got " + to_string(l.etp);
+      });
     // With tp > 1 the attention is split tp ways and each MoE layer routes its rank's
-    // sequence-parallel tokens to whole experts (Megatron-Core with expert tensor parallelism 1,
-    // which requires sequence parallelism). Not modelled: a parallel block (attention and MoE
-    // share one tensor-parallel region) and shared experts (a tensor-parallel MLP of their own).
+    // sequence-parallel tokens (Megatron-Core requires sequence parallelism with MoE and tp > 1)
+    // to experts that are whole (etp 1) or split over etp ranks (which gather those tokens). Not
+    // modelled: a parallel block (attention and MoE share one tensor-parallel region) and shared
+    // experts (a tensor-parallel MLP of their own).
     if (l.tp > 1 && !l.sp)
       return fail("layout.sp", [&] {
         return std::string("a mixture-of-experts model with tp > 1 needs sequence parallelism (sp: true): "
                            "its MoE layers route each rank's share of the tokens");
       });
-    if (l.tp > 1 && l.ep == 1)
+    if (l.tp > 1 && l.expert_ranks() == 1)
       return fail("layout.ep", [&] {
-        return std::string("a mixture-of-experts model with tp > 1 needs ep > 1: experts whole on every "
-                           "rank of a stage are not modelled");
+        return std::string("a mixture-of-experts model with tp > 1 needs ep > 1 or etp > 1: experts whole on "
+                           "every rank of a stage are not modelled");
       });
     if (l.tp > 1 && (m.parallel_block || m.moe.shared_experts > 0))
       return fail("layout.tp", [&] {

@@ -55,12 +55,15 @@ struct Layout {
   int dp = 1;    // data-parallel ways in total, across all pods
   int pods = 1;  // dp is split evenly over pods; cross-pod reduction is its own stage
   int cp = 1;
-  // Expert parallelism (mixture-of-experts models): each expert lives on one of ep ranks taken
-  // from the tensor-, context- and data-parallel ranks of a stage, tp fastest (Megatron's
-  // "parallel folding", expert tensor parallelism 1); tokens travel to their experts and back by
-  // all-to-all. Expert gradients are reduced over the tp x dp x cp / ep ranks that hold the same
-  // experts.
+  // Expert parallelism (mixture-of-experts models): the MoE layers fold the tensor-, context- and
+  // data-parallel ranks of a stage into etp x ep x edp, etp fastest (Megatron-Core's "parallel
+  // folding", Liu et al. 2025, arXiv 2504.14960). Each expert lives on one of ep ranks, and tokens
+  // travel to their experts and back by all-to-all. Expert tensor parallelism (etp, Megatron's
+  // --expert-tensor-parallel-size) splits each expert's hidden width over etp neighbouring ranks,
+  // which all-gather the tokens routed to them and reduce-scatter the experts' outputs. Expert
+  // gradients are reduced over the tp x dp x cp / (ep x etp) ranks that hold the same shards.
   int ep = 1;
+  int etp = 1;
   int vpp = 1;
   int microbatch = 1;  // sequences per microbatch per data-parallel rank
   bool sp = false;
@@ -73,8 +76,10 @@ struct Layout {
   // Ranks of a pod that hold the same weights: data- and context-parallel (gradients are reduced,
   // and FSDP shards, over both; Megatron's rank order puts cp inside dp, after tp).
   int replicas_per_pod() const { return dp / pods * cp; }
-  // Ranks of a pod that hold the same experts (whole experts: tensor parallelism folds in too).
-  int expert_replicas_per_pod() const { return tp * replicas_per_pod() / ep; }
+  // Ranks of a stage that hold different experts or different shards of them.
+  int expert_ranks() const { return ep * etp; }
+  // Ranks of a pod that hold the same expert shards (tensor parallelism folds in too).
+  int expert_replicas_per_pod() const { return tp * replicas_per_pod() / expert_ranks(); }
 };
 
 const char* to_string(Sharding s);

@@ -22,8 +22,10 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   const double outside = l.sp ? 1.0 / l.tp : 1.0;
   const double mask = m.dropout ? 1.0 : 0.0;  // one-byte dropout masks
   // A mixture-of-experts layer keeps the router's fp32 probabilities, the t x top_k dispatched
-  // token rows (at the capacity factor or imbalance of the busiest rank) and the experts' hidden
-  // activations for them, instead of the dense MLP's intermediates.
+  // token rows (at the capacity factor or imbalance of the busiest rank), the rows its experts
+  // received (etp times as many once expert tensor parallelism has gathered them) and the experts'
+  // hidden activations for those (1/etp of the width each), instead of the dense MLP's
+  // intermediates.
   const double moe_share = double(m.moe_layers()) / m.n_layers;
   double moe_bytes = 0;
   if (m.moe.sparse()) {
@@ -31,7 +33,7 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
     const double rows_routed = routed_tokens * m.moe.top_k * m.moe.load();
     const double gates = ffn_is_gated(m.ffn) ? 3.0 : 2.0;
     moe_bytes = 4.0 * routed_tokens * m.moe.n_experts +
-                w * rows_routed * (2.0 * d + gates * double(m.moe.expert_d_ff)) +
+                w * rows_routed * ((1.0 + l.etp) * d + gates * double(m.moe.expert_d_ff)) +
                 gates * w * t * double(m.moe.shared_experts) * double(m.moe.expert_d_ff);
   }
 
@@ -122,8 +124,9 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
 
   // Working set. FSDP keeps the gathered weights of the current and the prefetched layer.
   if (shard_weights && dp_pod > 1) {
-    const double routed = l.ep > 1 ? mean_expert_parameters(m) : 0.0;  // gathered over edp: 1/ep of them
-    const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.ep;
+    // Routed experts are gathered over edp: 1/(ep x etp) of them.
+    const double routed = l.expert_ranks() > 1 ? mean_expert_parameters(m) : 0.0;
+    const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.expert_ranks();
     mem.working += 2.0 * layer * plan.options.activation_bytes;
   }
   // Then the larger of two peaks that never overlap: the logits of one microbatch as the loss

@@ -17,7 +17,7 @@ struct RankCoords {
 
 struct RankGridSizes {
   int tp = 1, cp = 1, dp = 1;  // pp needs no size for the order: it is the slowest digit
-  int pp = 1, ep = 1;          // for the groups
+  int pp = 1, ep = 1, etp = 1;  // for the groups
 };
 
 inline RankCoords megatron_coords(int rank, const RankGridSizes& s) {
@@ -40,17 +40,23 @@ inline RankGroup megatron_group(CommGroup g, const RankGridSizes& s) {
     case CommGroup::cp: return {s.cp, s.tp};
     case CommGroup::dp: return {s.dp * s.cp, s.tp};  // the weights' replicas: dp x cp
     case CommGroup::pp: return {s.pp, s.tp * s.cp * s.dp};
-    // Expert parallelism folds over the tp x cp x dp ranks of a stage, tp fastest (Megatron-Core's
-    // parallel folding, expert tensor parallelism 1); the ranks ep apart hold the same experts.
-    case CommGroup::ep: return {s.ep, 1};
-    case CommGroup::edp: return {s.ep > 1 ? s.tp * s.cp * s.dp / s.ep : 1, s.ep};
+    // The MoE layers fold the tp x cp x dp ranks of a stage into etp x ep x edp, etp fastest
+    // (Megatron-Core's parallel folding, its expert order "tp-ep-dp-pp" with tp = the expert
+    // tensor-parallel size): etp neighbours split the same experts, ep groups etp apart hold
+    // different ones, and the ranks ep x etp apart hold the same expert shards.
+    case CommGroup::etp: return {s.etp, 1};
+    case CommGroup::ep: return {s.ep, s.etp};
+    case CommGroup::edp: {
+      const int expert_ranks = s.ep * s.etp;
+      return {expert_ranks > 1 ? s.tp * s.cp * s.dp / expert_ranks : 1, expert_ranks};
+    }
     case CommGroup::cross_pod: return {1, 1};  // GPU clusters are one pod
   }
   return {};
 }
 
 // A layout's sizes (one pod: GPU clusters and the CPU trainer).
-inline RankGridSizes grid_sizes(const Layout& l) { return {l.tp, l.cp, l.dp, l.pp, l.ep}; }
+inline RankGridSizes grid_sizes(const Layout& l) { return {l.tp, l.cp, l.dp, l.pp, l.ep, l.etp}; }
 inline RankGroup megatron_group(CommGroup g, const Layout& l) { return megatron_group(g, grid_sizes(l)); }
 
 inline int group_member(int rank, const RankGroup& g) { return rank / g.stride % g.size; }

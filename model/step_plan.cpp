@@ -58,6 +58,7 @@ const char* to_string(CommGroup g) {
     case CommGroup::dp: return "dp";
     case CommGroup::cp: return "cp";
     case CommGroup::ep: return "ep";
+    case CommGroup::etp: return "etp";
     case CommGroup::edp: return "edp";
     case CommGroup::cross_pod: return "cross_pod";
   }
@@ -90,10 +91,10 @@ class PlanBuilder {
     moe_share_ = double(m_.moe_layers()) / m_.n_layers;
     dense_share_ = 1.0 - moe_share_;
     // Per layer on this chip: what tensor parallelism splits, and the routed experts that expert
-    // parallelism splits instead (with ep = 1 they are held like any other weight).
-    const double experts = l_.ep > 1 ? mean_expert_parameters(m_) : 0.0;
+    // (tensor) parallelism splits instead (with ep = etp = 1 they are held like any other weight).
+    const double experts = l_.expert_ranks() > 1 ? mean_expert_parameters(m_) : 0.0;
     layer_params_ = (mean_layer_parameters(m_) - experts) / l_.tp;
-    expert_layer_params_ = experts / l_.ep;
+    expert_layer_params_ = experts / l_.expert_ranks();
   }
 
   void build() {
@@ -203,10 +204,13 @@ class PlanBuilder {
     const MoeSpec& e = m_.moe;
     const double d = double(m_.d_model), gates = ffn_is_gated(m_.ffn) ? 2.0 : 1.0;
     const double rows = e.top_k * e.load();
-    // W_in reads d and writes gates x width; W_out reads width and writes d.
-    auto mlp = [&](double width) { return output_grads ? gates * width + d : d + width; };
-    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff)) : 0.0;
-    return rows * mlp(double(e.expert_d_ff)) + shared;
+    // W_in reads d and writes gates x width; W_out reads width and writes d. Expert tensor
+    // parallelism gathers etp times the rows, each 1/etp of the width: the d-wide tensors grow.
+    auto mlp = [&](double width, double gathered) {
+      return output_grads ? gates * width + gathered * d : gathered * d + width;
+    };
+    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff), 1.0) : 0.0;
+    return rows * mlp(double(e.expert_d_ff), l_.etp) + shared;
   }
 
   // A mixture-of-experts MLP (GShard/Switch dispatch, Megatron-Core's token dispatcher): the router
@@ -217,9 +221,14 @@ class PlanBuilder {
   // sends t x top_k token rows (fewer where the stack sends a token once per rank: moe_dispatch);
   // its local experts compute t x top_k, times the capacity factor
   // (padded buffers) or the imbalance of a dropless router on the busiest rank. With tp > 1 the
-  // layer routes the rank's own sequence-parallel share of the tokens (Megatron-Core, expert tensor
-  // parallelism 1): experts are whole on their rank, and the expert-parallel group folds over the
-  // tp x cp x dp ranks.
+  // layer routes the rank's own sequence-parallel share of the tokens, and the expert-parallel
+  // group folds over the tp x cp x dp ranks. Expert tensor parallelism (etp > 1) splits each
+  // expert's hidden width over etp ranks: after the dispatch they all-gather the rows their
+  // experts received, each computes all of them at 1/etp of the width, and a reduce-scatter
+  // returns each rank's rows summed before the combine (Megatron-Core's all-to-all token
+  // dispatcher: gather_from_sequence_parallel_region and reduce_scatter_to_sequence_parallel_region
+  // over the expert tensor-parallel group); backward gathers the output gradients and
+  // reduce-scatters the input gradients.
   void moe_mlp(Phase phase, double mult) {
     const MoeSpec& e = m_.moe;
     const bool bwd = phase == Phase::backward;
@@ -227,8 +236,9 @@ class PlanBuilder {
     const double d = double(m_.d_model), routed = t * e.top_k;
     const int gates = ffn_is_gated(m_.ffn) ? 2 : 1;
     const int local = e.n_experts / l_.ep;
-    const int64_t per_expert = int64_t(std::ceil(routed * e.load() / local));
-    const int64_t eff = e.expert_d_ff;
+    // Rows a local expert computes: what this rank received, gathered over the etp ranks.
+    const int64_t per_expert = int64_t(std::ceil(routed * e.load() / local)) * l_.etp;
+    const int64_t eff = e.expert_d_ff / l_.etp;
     // This rank's send buffer: a row per chosen expert, or per rank that holds one of them
     // (PlanOptions::moe_dispatch); the combine sends as many back.
     const double rows_sent = o_.moe_dispatch == TokenDispatch::per_rank ? t * e.ranks_per_token(l_.ep) : routed;
@@ -239,6 +249,13 @@ class PlanBuilder {
       op.group = CommGroup::ep;
       op.comm_bytes = rows_sent * d * w_;
       if (o_.moe_dispatch == TokenDispatch::per_rank) op.per_rank_routing = {e.n_experts, e.top_k};
+    };
+    auto expert_tensor_parallel = [&](const char* name, CollectiveKind kind) {
+      if (l_.etp == 1) return;
+      Op& op = add(name, phase, OpKind::collective, Repeat::per_layer_microbatch, mult);
+      op.collective = kind;
+      op.group = CommGroup::etp;
+      op.comm_bytes = double(per_expert) * local * d * w_;  // the gathered rows, as tp_collective counts
     };
     // Grouped GEMMs of the local experts (batch = experts on this rank), and their gradients.
     auto experts = [&](const char* name, int64_t n_out, int64_t k_in) {
@@ -287,18 +304,22 @@ class PlanBuilder {
     if (!bwd) {
       route();
       dispatch();
+      expert_tensor_parallel("moe_etp_allgather", CollectiveKind::all_gather);
       experts("moe_expert_in", int64_t(gates) * eff, m_.d_model);
       memory("moe_expert_act", phase, act_bytes, mult, activation_kernels());
       experts("moe_expert_out", m_.d_model, eff);
+      expert_tensor_parallel("moe_etp_reducescatter", CollectiveKind::reduce_scatter);
       combine();
       shared(false);
     } else {  // reverse order: the combine's gradient is dispatched first
       shared(true);
       memory("moe_unpermute", phase, grad * (2.0 * routed + t) * d * w_, mult, 2.0);
       all_to_all("moe_combine");
+      expert_tensor_parallel("moe_etp_allgather", CollectiveKind::all_gather);
       experts("moe_expert_out", m_.d_model, eff);
       memory("moe_expert_act", phase, act_bytes, mult, activation_kernels());
       experts("moe_expert_in", int64_t(gates) * eff, m_.d_model);
+      expert_tensor_parallel("moe_etp_reducescatter", CollectiveKind::reduce_scatter);
       all_to_all("moe_dispatch");
       memory("moe_permute", phase, grad * 2.0 * routed * d * w_, mult, 2.0);
       route();
@@ -622,10 +643,11 @@ class PlanBuilder {
   }
 
   // Expert parallelism: the routed experts' gradients are reduced (and FSDP-sharded, and gathered
-  // after a sharded update) over the ranks that hold the same experts, the tp x dp x cp / ep of edp.
+  // after a sharded update) over the ranks that hold the same expert shards, the
+  // tp x dp x cp / (ep x etp) of edp.
   void expert_data_parallel(bool sharded_weights) {
     const int edp = l_.expert_replicas_per_pod();
-    if (l_.ep == 1 || edp == 1) return;
+    if (l_.expert_ranks() == 1 || edp == 1) return;
     auto collective = [&](const char* name, Phase phase, CollectiveKind kind, Repeat repeat, double bytes, Overlap overlap) {
       Op& op = add(name, phase, OpKind::collective, repeat);
       op.collective = kind;
@@ -705,14 +727,19 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
   const double embedding_matrices =
       ends_share_a_stage(layout.schedule, layout.pp, layout.vpp) && !model.tied_embeddings ? 2.0 : 1.0;
-  // Routed experts under expert parallelism: 1/ep of them on each rank, whole (not split over tp).
-  const double experts = layout.ep > 1 ? mean_expert_parameters(model) : 0.0;
-  plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.ep;
+  // Routed experts under expert parallelism: 1/ep of them on each rank, split over etp (not tp).
+  const double experts = layout.expert_ranks() > 1 ? mean_expert_parameters(model) : 0.0;
+  plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.expert_ranks();
   plan.params_on_device =
       double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) / layout.tp +
       embedding_matrices * double(plan.vocab) * double(model.d_model) / vocab_ranks(options, layout) +
       plan.expert_params_on_device;
   // Rowwise-scaled fp8 (torchtitan's) casts are counted for dense layers only.
+  // DeepEP's dispatch hands a rank's tokens to whole experts: Megatron-Core's flex dispatcher
+  // with expert tensor parallelism is not modelled.
+  if (layout.etp > 1 && options.moe_dispatch == TokenDispatch::per_rank)
+    throw InputError("layout.etp", "expert tensor parallelism with the stack's per_rank token dispatch (DeepEP) is not "
+                                   "modelled; use etp 1 or a per_expert stack");
   if (model.moe.sparse() && options.fp8_linears && options.fp8_rowwise)
     throw InputError("training.precision", "fp8 with rowwise scaling is not modelled for expert layers; use tensorwise fp8 or bf16");
   plan.ops.reserve(64);

@@ -116,62 +116,81 @@ std::vector<int> expert_degrees(const SearchSpace& sp, const Layout& base) {
   return eps;
 }
 
-// Every completion of one mesh: ep, vpp (the heaviest stage's layers split into vpp equal
-// chunks), schedule, microbatch, sp, sharding and recompute; the legal ones are estimated.
-void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
+// Expert tensor parallelism, unless fixed: whole experts (etp 1, today's recipes for fine-grained
+// experts) and, beside tp > 1, experts split like the dense MLP (etp = tp, Megatron-LM's default
+// when --expert-tensor-parallel-size is unset). A stack that dispatches per rank (DeepEP) keeps
+// them whole (build_step_plan refuses etp > 1 there). Dense models keep the scenario's etp.
+std::vector<int> expert_tensor_degrees(const SearchSpace& sp, const Layout& base) {
+  std::vector<int> etps{sp.fixed.etp.value_or(sp.s.layout.etp)};
+  if (sp.fixed.etp || !sp.s.model.moe.sparse()) return etps;
+  etps = {1};
+  if (base.tp > 1 && sp.plan_options.moe_dispatch == TokenDispatch::per_expert) etps.push_back(base.tp);
+  return etps;
+}
+
+// Every completion of one mesh and its expert degrees: vpp (the heaviest stage's layers split into
+// vpp equal chunks), schedule, microbatch, sp, sharding and recompute; the legal ones are estimated.
+void search_completions(const SearchSpace& sp, const Layout& base, const std::vector<int>& vpps, TopK& mine) {
   const Scenario& s = sp.s;
   const ModelSpec& m = s.model;
   const LayoutConstraints& fixed = sp.fixed;
-  const int tp = g.tp, pp = g.pp, cp = g.cp;
-  const int64_t chips = s.n_chips / cp;
-  Layout base;
-  base.tp = tp;
-  base.pp = pp;
-  base.dp = int(chips / (int64_t(tp) * pp));
-  base.pods = g.pods;
-  base.cp = cp;
   const int64_t per_rank = s.global_batch / base.dp;
-  if (per_rank * base.dp != s.global_batch) return;
-  std::vector<int> vpps{1};
-  if (pp > 1)
-    for (int v : divisors_of((m.n_layers + pp - 1) / pp))
-      if (v > 1 && int64_t(pp) * v <= m.n_layers) vpps.push_back(v);
-  for (int ep : expert_degrees(sp, base)) {
-    base.ep = ep;
-    if (!layout_fits_system(s.system, base)) continue;
-    const CommModel comm(s.system, base, s.calibration.get());
-    for (int vpp : choices(fixed.vpp, vpps)) {
-      std::vector<Schedule> schedules = vpp > 1 ? sp.chunked_schedules
-                                       : pp > 1 ? sp.pipeline_schedules
-                                                : std::vector<Schedule>{Schedule::one_f_one_b};
-      if (fixed.schedule) schedules = {*fixed.schedule};
-      for (Schedule schedule : schedules)
-        for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
-          for (bool seq_par : choices(fixed.sp, tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
-            for (Sharding sharding : sp.shardings)
-              for (Recompute recompute : sp.recomputes) {
-                Layout l = base;
-                l.vpp = vpp;
-                l.schedule = schedule;
-                l.microbatch = mb;
-                l.sp = seq_par;
-                l.sharding = sharding;
-                l.recompute = recompute;
-                if (!layout_is_legal(l, m, chips * cp, s.global_batch)) continue;
-                const StepPlan plan = build_step_plan(m, l, s.global_batch, sp.plan_options);
-                // A layout that must fit and does not needs no step time (estimate's own test).
-                if (sp.require_fit && memory_per_chip(plan).total() > s.system.chip.hbm_bytes) {
-                  ++mine.evaluated;
-                  continue;
-                }
-                const Report r = estimate(plan, s.system, sp.compute, comm);
+  const CommModel comm(s.system, base, s.calibration.get());
+  for (int vpp : choices(fixed.vpp, vpps)) {
+    std::vector<Schedule> schedules = vpp > 1       ? sp.chunked_schedules
+                                      : base.pp > 1 ? sp.pipeline_schedules
+                                                    : std::vector<Schedule>{Schedule::one_f_one_b};
+    if (fixed.schedule) schedules = {*fixed.schedule};
+    for (Schedule schedule : schedules)
+      for (int mb : choices(fixed.microbatch, divisors_of(per_rank)))
+        for (bool seq_par : choices(fixed.sp, base.tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}))
+          for (Sharding sharding : sp.shardings)
+            for (Recompute recompute : sp.recomputes) {
+              Layout l = base;
+              l.vpp = vpp;
+              l.schedule = schedule;
+              l.microbatch = mb;
+              l.sp = seq_par;
+              l.sharding = sharding;
+              l.recompute = recompute;
+              if (!layout_is_legal(l, m, s.n_chips, s.global_batch)) continue;
+              const StepPlan plan = build_step_plan(m, l, s.global_batch, sp.plan_options);
+              // A layout that must fit and does not needs no step time (estimate's own test).
+              if (sp.require_fit && memory_per_chip(plan).total() > s.system.chip.hbm_bytes) {
                 ++mine.evaluated;
-                if (r.fits_in_memory) ++mine.fitting;
-                else if (sp.require_fit) continue;
-                mine.offer({r.step_time_s, l}, sp.top_k);
+                continue;
               }
-    }
+              const Report r = estimate(plan, s.system, sp.compute, comm);
+              ++mine.evaluated;
+              if (r.fits_in_memory) ++mine.fitting;
+              else if (sp.require_fit) continue;
+              mine.offer({r.step_time_s, l}, sp.top_k);
+            }
   }
+}
+
+// Every completion of one mesh: its expert degrees, then the rest (search_completions).
+void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
+  const Scenario& s = sp.s;
+  const ModelSpec& m = s.model;
+  const int64_t chips = s.n_chips / g.cp;
+  Layout base;
+  base.tp = g.tp;
+  base.pp = g.pp;
+  base.dp = int(chips / (int64_t(g.tp) * g.pp));
+  base.pods = g.pods;
+  base.cp = g.cp;
+  if (s.global_batch % base.dp != 0) return;
+  std::vector<int> vpps{1};
+  if (g.pp > 1)
+    for (int v : divisors_of((m.n_layers + g.pp - 1) / g.pp))
+      if (v > 1 && int64_t(g.pp) * v <= m.n_layers) vpps.push_back(v);
+  for (int ep : expert_degrees(sp, base))
+    for (int etp : expert_tensor_degrees(sp, base)) {
+      base.ep = ep;
+      base.etp = etp;
+      if (layout_fits_system(s.system, base)) search_completions(sp, base, vpps, mine);
+    }
 }
 
 }  // namespace

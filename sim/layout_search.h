@@ -15,6 +15,7 @@ struct LayoutConstraints {
   std::optional<int> tp, pp, dp, pods, vpp, microbatch;
   std::optional<int> cp;  // empty: the scenario's, and on GPU clusters every cp that splits the sequence
   std::optional<int> ep;  // empty: for a mixture-of-experts model, every legal ep
+  std::optional<int> etp;  // empty: for a mixture-of-experts model, 1 and (beside tp > 1) tp
   std::optional<bool> sp;
   std::optional<Sharding> sharding;
   std::optional<Recompute> recompute;

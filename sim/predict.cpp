@@ -22,7 +22,8 @@ Predictor::Predictor(const Scenario& s)
 
 Report Predictor::predict(const Layout& layout, const EstimateOptions& options) {
   const Scenario& s = scenario_;
-  const std::array<int, 5> key{layout.tp, layout.pp, layout.dp, layout.pods, layout.cp};
+  // Everything the CommModel reads of the layout (its groups' sizes and strides).
+  const std::array<int, 7> key{layout.tp, layout.pp, layout.dp, layout.pods, layout.cp, layout.ep, layout.etp};
   auto it = placements_.find(key);
   if (it == placements_.end()) {
     if (placements_.size() >= kMaxPlacements) placements_.clear();

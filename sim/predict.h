@@ -29,7 +29,7 @@ class Predictor {
   const Scenario& scenario_;
   ComputeModel compute_;
   PlanOptions plan_options_;
-  std::map<std::array<int, 5>, Placement> placements_;
+  std::map<std::array<int, 7>, Placement> placements_;
 };
 
 Report predict(const Scenario& scenario, const Layout& layout, const EstimateOptions& options = {});

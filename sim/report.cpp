@@ -8,6 +8,7 @@ nlohmann::json layout_json(const Layout& l) {
   return {{"tp", l.tp},       {"pp", l.pp},
           {"dp", l.dp},       {"pods", l.pods},
           {"cp", l.cp},       {"ep", l.ep},
+          {"etp", l.etp},
           {"vpp", l.vpp},
           {"microbatch", l.microbatch},
           {"sp", l.sp},       {"sharding", to_string(l.sharding)},
@@ -16,8 +17,9 @@ nlohmann::json layout_json(const Layout& l) {
 }
 
 std::string layout_summary(const Layout& l) {
-  // cp and ep only where they are used, so dense layouts read as they always have.
-  const std::string extra = (l.cp > 1 ? fmt::format(" cp={}", l.cp) : "") + (l.ep > 1 ? fmt::format(" ep={}", l.ep) : "");
+  // cp, ep and etp only where they are used, so dense layouts read as they always have.
+  const std::string extra = (l.cp > 1 ? fmt::format(" cp={}", l.cp) : "") + (l.ep > 1 ? fmt::format(" ep={}", l.ep) : "") +
+                            (l.etp > 1 ? fmt::format(" etp={}", l.etp) : "");
   return fmt::format("tp={} pp={} dp={} pods={}{} vpp={} mb={} sp={} sharding={} recompute={} schedule={}",
                      l.tp, l.pp, l.dp, l.pods, extra, l.vpp, l.microbatch, l.sp ? 1 : 0,
                      to_string(l.sharding), to_string(l.recompute), to_string(l.schedule));

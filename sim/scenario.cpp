@@ -80,7 +80,7 @@ Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, con
 
 namespace {
 // The layout's fields, in the order they are read (and their errors reported).
-constexpr std::initializer_list<const char*> kLayoutKeys = {"tp",  "pp",         "dp", "pods",     "cp",  "ep",     "vpp",
+constexpr std::initializer_list<const char*> kLayoutKeys = {"tp",  "pp",         "dp", "pods",     "cp",  "ep",     "etp", "vpp",
                                                             "microbatch", "sp", "sharding", "recompute", "schedule"};
 }  // namespace
 
@@ -97,6 +97,7 @@ LayoutSetter layout_field_setter(const std::string& key, const YAML::Node& v) {
   if (key == "pods") return [x = positive()](Layout& l) { l.pods = x; };
   if (key == "cp") return [x = positive()](Layout& l) { l.cp = x; };
   if (key == "ep") return [x = positive()](Layout& l) { l.ep = x; };
+  if (key == "etp") return [x = positive()](Layout& l) { l.etp = x; };
   if (key == "vpp") return [x = positive()](Layout& l) { l.vpp = x; };
   if (key == "microbatch") return [x = positive()](Layout& l) { l.microbatch = x; };
   if (key == "sp") return [x = read_bool(v, field)](Layout& l) { l.sp = x; };

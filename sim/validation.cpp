@@ -164,6 +164,7 @@ struct PublishedLayout {
   LayoutConstraints fixed;
   bool mesh = false;         // tp, pp and dp given
   bool ep = false;           // ep given (else derived from the mesh for a sparse model)
+  bool etp = false;          // etp given (else searched: 1, and tp beside tp > 1)
   bool vpp_implied = false;  // one pipeline stage: no virtual stages, whatever the cell says
 };
 
@@ -194,6 +195,10 @@ PublishedLayout published_layout(const RowReader& r, Scenario& s) {
       if (s.model.moe.n_experts % e == 0 && ranks % e == 0) l.ep = e;
   }
   fixed.ep = l.ep;
+  // Expert tensor parallelism: the etp column where a file has one, else the faster of whole
+  // experts and experts split tp ways (search's expert_tensor_degrees).
+  p.etp = r.has("etp") && !r.empty("etp");
+  if (p.etp) fixed.etp = l.etp = positive_int(r, "etp");
   // One pipeline stage has no virtual stages: an empty vpp cell beside a published pp of 1 is 1.
   p.vpp_implied = r.empty("vpp") && p.mesh && l.pp == 1;
   if (!r.empty("vpp") || p.vpp_implied) {
@@ -256,6 +261,7 @@ std::string chosen_cells(const RowReader& r, const Scenario& s, const PublishedL
   };
   pick(!stack.empty(), stack);
   pick(s.model.moe.sparse() && !p.ep, fmt::format("ep={}", best.ep));
+  pick(s.model.moe.sparse() && !p.etp && best.tp > 1, fmt::format("etp={}", best.etp));
   pick(!p.mesh, fmt::format("tp={} pp={} dp={}", best.tp, best.pp, best.dp));
   pick(r.empty("vpp") && !p.vpp_implied, fmt::format("vpp={}", best.vpp));
   pick(r.empty("microbatch"), fmt::format("microbatch={}", best.microbatch));
@@ -263,6 +269,18 @@ std::string chosen_cells(const RowReader& r, const Scenario& s, const PublishedL
   pick(r.empty("sharding"), fmt::format("sharding={}", to_string(best.sharding)));
   pick(r.empty("recompute"), fmt::format("recompute={}", to_string(best.recompute)));
   return chosen;
+}
+
+// Why no completion is legal, where the published cells alone break a rule: ": " and check_layout's
+// message naming the field (the unpublished sp taken as tp > 1 needs it), else "".
+std::string published_rule_broken(const Scenario& s, Layout probe, const LayoutConstraints& fixed) {
+  probe.sp = fixed.sp.value_or(probe.tp > 1);
+  try {
+    check_layout(probe, s.model, probe.chips(), s.global_batch);
+  } catch (const InputError& e) {
+    return std::string(": ") + e.what();
+  }
+  return "";
 }
 
 ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, size_t index) {
@@ -292,7 +310,7 @@ ValidationRow read_row(const CsvTable& t, const std::vector<std::string>& row, s
       published.mesh && fixed.vpp && fixed.microbatch && fixed.sp && fixed.sharding && fixed.recompute;
   if (found.top.empty() && found.evaluated > 0 && complete) found = search_layouts(s, 1, fixed, false);
   if (found.top.empty()) {
-    out.error = found.evaluated == 0 ? "no legal layout completes the published one"
+    out.error = found.evaluated == 0 ? "no legal layout completes the published one" + published_rule_broken(s, probe, fixed)
                                      : "no completion of the published layout fits in memory";
     out.scenario = s;
     return out;

@@ -35,6 +35,7 @@ int CollectiveFlows::group_size(CommGroup group) const {
     case CommGroup::dp: return l.dp_per_pod();
     case CommGroup::cp: return l.cp;
     case CommGroup::ep: return l.ep;
+    case CommGroup::etp: return 1;  // CommModel refuses expert tensor parallelism on a torus
     case CommGroup::edp: return l.dp_per_pod() / l.ep;
     case CommGroup::cross_pod: return l.pods;
   }

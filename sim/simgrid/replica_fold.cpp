@@ -8,7 +8,8 @@ ReplicaFold::ReplicaFold(const ChipPlacement& placement, const bool requested, c
   if (!requested) unfolded_because_ = "folding turned off";
   else if (sys.fabric != Fabric::gpu_fat_tree) unfolded_because_ = "replicas share torus links";
   else if (placement.layout().dp == 1) unfolded_because_ = "one data-parallel replica";
-  else if (placement.layout().ep > 1) unfolded_because_ = "expert parallelism spans data-parallel replicas";
+  else if (placement.layout().expert_ranks() > 1)  // the MoE layers fold the replicas anew
+    unfolded_because_ = "expert parallelism spans data-parallel replicas";
   else if (placement.layout().cp > 1)  // its gradient ring leaves a replica at another cp rank
     unfolded_because_ = "context parallelism's ranks join the data-parallel rings";
   else if (!symmetric) unfolded_because_ = "a slow chip or a degraded link breaks the symmetry";

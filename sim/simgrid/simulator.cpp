@@ -331,13 +331,16 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
       compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
       blocking_collective(w, c, k.forward.ep, n, "ep_forward");
+      blocking_collective(w, c, k.forward.etp, n, "etp_forward");
     } else {
       compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
       blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
+      blocking_collective(w, c, k.recompute.etp, n, "etp_recompute");
       compute_beside_ring(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");
       blocking_collective(w, c, k.backward.ep, n, "ep_backward");
+      blocking_collective(w, c, k.backward.etp, n, "etp_backward");
     }
     if (ticket) wait_stream(w, c, ticket);
   }
@@ -508,9 +511,8 @@ void chip_actor(World* w, int id) {
 // sealed, and every flow that leaves the simulated replica its mirror.
 void add_routes(World& w, const std::vector<int>& simulated, PlatformBuilder& platform) {
   for (int chip : simulated)
-    for (CommGroup g : {CommGroup::tp, CommGroup::cp, CommGroup::dp, CommGroup::pp, CommGroup::ep, CommGroup::edp,
-                        CommGroup::cross_pod})
-      w.flows.for_each_peer(chip, g, [&](int peer, int level) {
+    for (int group = 0; group < kGroups; ++group)
+      w.flows.for_each_peer(chip, CommGroup(group), [&](int peer, int level) {
         if (w.fold.leaves_replica(chip, peer)) w.mirrors[chip][level] = platform.mirror(chip, level);
         else platform.connect(chip, peer);
       });
@@ -548,7 +550,9 @@ double chip_flows(const StepPlan& plan, const StepWork& k, const CollectiveFlows
       const int first = b * layers / blocks, end = (b + 1) * layers / blocks, in_block = end - first;
       if (streamed)
         for (const CommCall& side : block_side_calls(k, forward, buckets, first, end)) n += count(side, 1.0);
-      auto phase_flows = [&](const LayerPhase& p) { return count(p.tp, in_block) + count(p.ep, in_block) + count(p.cp_ring, in_block); };
+      auto phase_flows = [&](const LayerPhase& p) {
+        return count(p.tp, in_block) + count(p.ep, in_block) + count(p.etp, in_block) + count(p.cp_ring, in_block);
+      };
       n += forward ? phase_flows(k.forward) : phase_flows(k.recompute) + phase_flows(k.backward);
     }
     if (!forward && streamed)

@@ -95,6 +95,8 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
             add_part(op.phase == Phase::forward ? w.overlapped_tp_forward : w.overlapped_tp_backward, op, hidden);
         } else if (op.group == CommGroup::ep) {
           add_part(layer.ep, op);
+        } else if (op.group == CommGroup::etp) {
+          add_part(layer.etp, op);
         } else if (op.group == CommGroup::tp) {
           add_part(layer.tp, op);
         } else {

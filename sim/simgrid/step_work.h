@@ -20,6 +20,7 @@ struct LayerPhase {
   double attention_s = 0;  // of compute_s, the attention's
   CommCall tp;  // blocking tensor-parallel collectives of the phase, in the layer's critical path
   CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
+  CommCall etp;  // blocking expert tensor-parallel gathers and reduce-scatters of the routed rows
   CommCall cp_ring;  // a context-parallel ring's K/V (and dK/dV) transfers, beside the attention
 };
 

@@ -123,6 +123,45 @@ TEST(CommModel, PerRankDispatchCrossesTheNetworkOncePerNode) {
                    inside.collective_seconds(CommGroup::ep, CollectiveKind::all_to_all, n));
 }
 
+// Expert tensor parallelism on 64 H100 (tp 2, pp 2, dp 16; MoE layers etp 2 x ep 8 x edp 2):
+// the etp pair shares a node; ep members are etp = 2 ranks apart, so 4 share a node and the group
+// spans 2 nodes (with etp 1 the 8 fill one node); edp members are ep x etp = 16 apart, one a node.
+// The gather is priced as the same all-gather over a 2-rank NVLink ring, by hand.
+TEST(CommModel, ExpertTensorParallelRanksSitFastestInTheMoeOrder) {
+  const System s = system_preset("h100-80g-dgx");
+  Layout l;
+  l.tp = 2, l.pp = 2, l.dp = 16, l.ep = 8, l.etp = 2;
+  const CommModel c(s, l);
+  EXPECT_EQ(c.spread(CommGroup::etp).per_node, 2);
+  EXPECT_EQ(c.spread(CommGroup::etp).nodes, 1);
+  EXPECT_EQ(c.spread(CommGroup::ep).per_node, 4);
+  EXPECT_EQ(c.spread(CommGroup::ep).nodes, 2);
+  EXPECT_EQ(c.spread(CommGroup::edp).per_node, 1);
+  EXPECT_EQ(c.spread(CommGroup::edp).nodes, 2);
+  Layout whole = l;
+  whole.etp = 1;
+  EXPECT_EQ(CommModel(s, whole).spread(CommGroup::ep).nodes, 1);
+  const double n = 64e6;
+  const FatTreeFabric& f = s.fat_tree;
+  EXPECT_DOUBLE_EQ(c.collective_seconds(CommGroup::etp, CollectiveKind::all_gather, n),
+                   f.collective_base_latency_s +
+                       ring_time(CollectiveKind::all_gather, 2, n, f.nvlink_bytes_per_s * f.nvlink_efficiency,
+                                 f.nvlink_latency_s));
+  // A TPU torus keeps its experts whole; 3 ranks of etp would straddle an 8-GPU node.
+  Layout torus;
+  torus.dp = 64, torus.ep = 8, torus.etp = 2;
+  EXPECT_FALSE(layout_fits_system(system_preset("tpu-v4-pod"), torus));
+  try {
+    CommModel(system_preset("tpu-v4-pod"), torus);
+    ADD_FAILURE() << "etp 2 on a torus was priced";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("layout.etp", 0), 0u) << e.what();
+  }
+  Layout straddle;
+  straddle.dp = 24, straddle.ep = 8, straddle.etp = 3;
+  EXPECT_FALSE(layout_fits_system(s, straddle));
+}
+
 TEST(CommModel, LayoutsThatDoNotFitTheTopologyAreRejected) {
   Layout l;
   l.tp = 7, l.dp = 64;  // 448 chips: 7 is no TPU axis length

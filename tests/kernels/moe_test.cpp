@@ -210,6 +210,8 @@ TEST(MoeConfig, WhatTheStepDoesNotImplementIsRefusedNamingTheField) {
   EXPECT_NE(config_error("n_experts: 6, top_k: 2, expert_d_ff: 16", "dp: 4, ep: 4", 8).find("layout.ep"),
             std::string::npos);
   EXPECT_NE(config_error(ok, "dp: 2, ep: 2, sharding: zero1", 4).find("layout.sharding"), std::string::npos);
+  EXPECT_EQ(config_error(ok, "dp: 2, ep: 2, etp: 1", 4), "");
+  EXPECT_NE(config_error(ok, "dp: 2, etp: 2", 4).find("layout.etp"), std::string::npos);  // experts are whole
 }
 
 TEST(TrainConfig, ContextParallelismItCannotRunIsRefusedNamingTheField) {

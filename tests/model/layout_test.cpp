@@ -2,6 +2,7 @@
 #include "model/input_error.h"
 #include "model/layout.h"
 #include "model/pipeline_schedule.h"
+#include "tests/model/layout_refusal.h"
 
 #include <gtest/gtest.h>
 
@@ -13,17 +14,6 @@ Layout palm_layout() {
   l.tp = 12, l.pp = 1, l.dp = 512, l.pods = 2, l.microbatch = 4, l.sp = true;
   l.sharding = Sharding::fsdp, l.recompute = Recompute::palm;
   return l;
-}
-
-std::string field_of_error(const Layout& l, const ModelSpec& m, int64_t chips, int64_t batch) {
-  try {
-    check_layout(l, m, chips, batch);
-  } catch (const InputError& e) {
-    EXPECT_FALSE(layout_is_legal(l, m, chips, batch));
-    return e.field();
-  }
-  EXPECT_TRUE(layout_is_legal(l, m, chips, batch));
-  return "";
 }
 
 TEST(Layout, PalmsOwnLayoutIsLegal) {

@@ -5,6 +5,7 @@
 #include "model/input_error.h"
 #include "model/memory.h"
 #include "model/step_plan.h"
+#include "tests/model/layout_refusal.h"
 
 #include <gtest/gtest.h>
 
@@ -280,13 +281,9 @@ TEST(Moe, ExpertParallelismSplitsExpertWeightsAndState) {
 
 TEST(Moe, LayoutsItDoesNotModelAreRefusedNamingTheField) {
   const ModelSpec m = small_moe();
-  auto field_of = [&](Layout l, const ModelSpec& model) {
-    try {
-      check_layout(l, model, l.chips(), 64);
-    } catch (const InputError& e) {
-      return std::string(e.what()).substr(0, std::string(e.what()).find(':'));
-    }
-    return std::string("legal");
+  auto field_of = [&](const Layout& l, const ModelSpec& model) {
+    const std::string field = field_of_error(l, model, l.chips(), 64);
+    return field.empty() ? std::string("legal") : field;
   };
   Layout l;
   l.dp = 8;

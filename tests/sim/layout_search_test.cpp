@@ -161,20 +161,30 @@ TEST(LayoutSearch, ExpertParallelismIsSearchedOverItsLegalDegrees) {
   thirty_two.ep = 32;  // does not divide dp 16
   EXPECT_EQ(search_layouts(s, 1, thirty_two).evaluated, 0);
 
-  // Beside tp 2 (sequence parallel) the experts fold over tp x dp = 16 ranks: ep 2 to 16, not 1.
+  // Beside tp 2 (sequence parallel) the experts fold over tp x dp = 16 ranks into etp x ep, etp
+  // whole (1) or split like the dense MLP (tp = 2): every ep x etp from 2 to 16, not 1 x 1.
   LayoutConstraints tp2 = mesh;
   tp2.tp = 2, tp2.sp = true;
   const SearchResult folded = search_layouts(s, 1, tp2);
   ASSERT_FALSE(folded.top.empty());
   int64_t folded_sum = 0;
-  for (int ep : {1, 2, 4, 8, 16, 32}) {
-    LayoutConstraints one = tp2;
-    one.ep = ep;
-    const int64_t n = search_layouts(s, 1, one).evaluated;
-    EXPECT_EQ(n > 0, ep > 1 && ep <= 16) << "ep " << ep;
-    folded_sum += n;
-  }
+  for (int etp : {1, 2})
+    for (int ep : {1, 2, 4, 8, 16, 32}) {
+      LayoutConstraints one = tp2;
+      one.ep = ep, one.etp = etp;
+      const SearchResult r = search_layouts(s, 1, one);
+      EXPECT_EQ(r.evaluated > 0, ep * etp > 1 && ep * etp <= 16) << "ep " << ep << ", etp " << etp;
+      for (const Report& rep : r.top) EXPECT_EQ(rep.layout.etp, etp);
+      folded_sum += r.evaluated;
+    }
   EXPECT_EQ(folded.evaluated, folded_sum);
+  // A stack that dispatches per rank (DeepEP) keeps its experts whole: etp 1 only.
+  s.system.stack.moe_dispatch = TokenDispatch::per_rank;
+  LayoutConstraints two = tp2;
+  two.ep = 8;
+  const SearchResult deepep = search_layouts(s, 1, two);
+  two.etp = 1;
+  EXPECT_EQ(deepep.evaluated, search_layouts(s, 1, two).evaluated);
 }
 
 // Context parallelism: on a GPU cluster search varies cp over every degree whose 2 cp chunks split

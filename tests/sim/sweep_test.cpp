@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <set>
 #include <sstream>
 
 namespace palmsim {
@@ -138,6 +139,33 @@ TEST(Sweep, EveryRowIsPredictOfTheHandWrittenScenario) {
   // The parallel block is faster than the serial one at the same layout (PaLM Sec. 2).
   const std::vector<std::string> parallel = cells(out[1]), serial = cells(out[7]);
   EXPECT_LT(std::stod(parallel[5]), std::stod(serial[5]));
+}
+
+// The expert degrees change the groups' placement on the nodes (ep 16 spans two, etp 2 spreads ep 8
+// over both): each row is still predict of its own scenario. The sweep once reused the first ep's
+// placement for every ep of the same mesh.
+TEST(Sweep, ExpertDegreesEachGetTheirOwnPlacement) {
+  const std::string base =
+      "model: qwen3-30b-a3b\nsystem: {preset: h100-80g-dgx, chips: 16}\n"
+      "layout: {tp: 2, dp: 8, sp: true, microbatch: 1, sharding: zero1}\ntraining: {global_batch: 64}\n";
+  Sweep sweep(YAML::Load(base), "test.yaml", parse_sweep_grid({"layout.ep=8,16,4", "layout.etp=1,2"}, 100));
+  const std::vector<std::string> out = lines(sweep.header() + sweep.evaluate(0, sweep.grid().size()));
+  ASSERT_EQ(out.size(), 7u);
+  std::set<std::string> steps;
+  for (int c = 0; c < 6; ++c) {
+    const std::vector<std::string> row = cells(out[size_t(c) + 1]);
+    if (row[1] == "16" && row[2] == "2") {  // 32 expert ranks on 16
+      EXPECT_NE(out[size_t(c) + 1].find("layout.etp"), std::string::npos) << out[size_t(c) + 1];
+      continue;
+    }
+    YAML::Node root = YAML::Load(base);
+    apply_override(root, "layout.ep", row[1]);
+    apply_override(root, "layout.etp", row[2]);
+    const Scenario s = parse_scenario(root, "hand.yaml");
+    EXPECT_EQ(row[4], fmt::format("{}", predict(s).step_time_s)) << out[size_t(c) + 1];
+    steps.insert(row[4]);
+  }
+  EXPECT_EQ(steps.size(), 5u);
 }
 
 TEST(Sweep, ShardsJoinToTheBytesOfOneRun) {

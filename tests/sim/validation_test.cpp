@@ -289,6 +289,35 @@ TEST(ValidationColumns, AnUnpublishedMeshIsSearchedAndReported) {
   EXPECT_EQ(r.scenario->layout.chips(), 8);
 }
 
+// A sparse row beside tp 2: the etp column fixes expert tensor parallelism; left empty, the row
+// takes the faster of whole experts and experts split tp ways, and says which it chose.
+TEST(ValidationColumns, TheEtpColumnFixesExpertTensorParallelismOrSearchChoosesIt) {
+  const std::map<std::string, std::string> sparse = {
+      {"n_experts", "8"}, {"top_k", "2"}, {"ep", "2"}, {"moe_layer_freq", "1"}, {"expert_d_ff", "4096"},
+      {"sp", "1"},        {"ffn", "swiglu"}, {"system", "h100-80g-dgx"}, {"stack", "megatron-core"},
+      {"precision", "bf16"}};
+  double fixed_step[3] = {};
+  for (int etp : {1, 2}) {
+    auto cells = sparse;
+    cells["etp"] = std::to_string(etp);
+    const ValidationRow r = validate_table(one_row(cells))[0];
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    EXPECT_EQ(r.scenario->layout.etp, etp);
+    EXPECT_EQ(r.chosen.find("etp="), std::string::npos) << r.chosen;
+    fixed_step[etp] = r.pred_step_s;
+  }
+  EXPECT_NE(fixed_step[1], fixed_step[2]);
+  auto cells = sparse;
+  cells["etp"] = "";
+  const ValidationRow free = validate_table(one_row(cells))[0];
+  ASSERT_TRUE(free.error.empty()) << free.error;
+  EXPECT_NE(free.chosen.find("etp=" + std::to_string(free.scenario->layout.etp)), std::string::npos) << free.chosen;
+  EXPECT_DOUBLE_EQ(free.pred_step_s, std::min(fixed_step[1], fixed_step[2]));
+  cells["etp"] = "3";  // ep x etp = 6 does not divide the tp x dp = 4 ranks
+  const ValidationRow bad = validate_table(one_row(cells))[0];
+  EXPECT_NE(bad.error.find("layout.etp"), std::string::npos) << bad.error;
+}
+
 TEST(ValidationColumns, AMeasuredRunOverTheMemoryEstimateIsStillPredicted) {
   // Every layout cell published and 1 GiB of HBM: palmsim's estimate cannot fit, the run did.
   const ValidationRow r =

@@ -386,6 +386,26 @@ TEST(Simulate, ExpertsFoldedOverTensorParallelRanksAgreeWithPredict) {
   }
 }
 
+// Expert tensor parallelism beside tp 2: with etp 2 the ep 8 group's members are 2 ranks apart and
+// span both nodes, each pair gathers its routed rows over NVLink, and the simulated flows (the
+// etp ring and the all-to-all to ranks 2 apart) give the closed form's step and all-to-all; the
+// flow count the simulator ran is the one simulation_size predicts. Megatron's classic ep 1,
+// etp 2 (no all-to-all at all) too.
+TEST(Simulate, ExpertTensorParallelAgreesWithPredict) {
+  for (const auto& [ep, etp] : {std::pair{8, 2}, std::pair{1, 2}}) {
+    Scenario s = scenario(kExperts);
+    s.layout.tp = 2, s.layout.dp = 8, s.layout.sp = true, s.layout.ep = ep, s.layout.etp = etp;
+    const Simulation sim = simulate(s);
+    const Report pred = predict(s);
+    std::printf("experts over tp 2, ep %d, etp %d: simulate %.4f s, predict %.4f s (%+.2f %%); all-to-all %.4f / %.4f s\n",
+                ep, etp, sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s),
+                sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s);
+    EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, 0.01 * pred.step_time_s) << "ep " << ep;
+    EXPECT_NEAR(sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, 0.05 * pred.breakdown.all_to_all_s + 1e-9);
+    EXPECT_DOUBLE_EQ(simulation_size(s).flows, sim.result.flows);
+  }
+}
+
 // The same experts on a TPU v4 slice of 64 chips (4x4x4): ep 16 takes the first 16 data-parallel
 // ranks along the torus, so each all-to-all is a flow to 15 chips routed dimension-order over two
 // axes; the experts' gradients (and, under FSDP, their weights) go over the other four.
