@@ -203,9 +203,9 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       });
     // With tp > 1 the attention is split tp ways and each MoE layer routes its rank's
     // sequence-parallel tokens (Megatron-Core requires sequence parallelism with MoE and tp > 1)
-    // to experts that are whole (etp 1) or split over etp ranks (which gather those tokens). Not
-    // modelled: a parallel block (attention and MoE share one tensor-parallel region) and shared
-    // experts (a tensor-parallel MLP of their own).
+    // to experts that are whole (etp 1) or split over etp ranks (which gather those tokens); shared
+    // experts are a tensor-parallel MLP of their own. Not modelled: a parallel block (attention and
+    // MoE share one tensor-parallel region).
     if (l.tp > 1 && !l.sp)
       return fail("layout.sp", [&] {
         return std::string("a mixture-of-experts model with tp > 1 needs sequence parallelism (sp: true): "
@@ -216,10 +216,15 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
         return std::string("a mixture-of-experts model with tp > 1 needs ep > 1 or etp > 1: experts whole on "
                            "every rank of a stage are not modelled");
       });
-    if (l.tp > 1 && (m.parallel_block || m.moe.shared_experts > 0))
+    if (l.tp > 1 && m.parallel_block)
       return fail("layout.tp", [&] {
-        return std::string("tensor parallelism of a mixture-of-experts model with ") +
-               (m.parallel_block ? "a parallel block" : "shared experts") + " is not modelled: it needs tp = 1";
+        return std::string("tensor parallelism of a mixture-of-experts model with a parallel block is not "
+                           "modelled: it needs tp = 1");
+      });
+    if (m.moe.shared_experts > 0 && (int64_t(m.moe.shared_experts) * m.moe.expert_d_ff) % l.tp != 0)
+      return fail("layout.tp", [&] {
+        return "must divide the shared experts' width (" +
+               to_string(int64_t(m.moe.shared_experts) * m.moe.expert_d_ff) + "), got " + to_string(l.tp);
       });
   }
   if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });

@@ -24,8 +24,8 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
   // A mixture-of-experts layer keeps the router's fp32 probabilities, the t x top_k dispatched
   // token rows (at the capacity factor or imbalance of the busiest rank), the rows its experts
   // received (etp times as many once expert tensor parallelism has gathered them) and the experts'
-  // hidden activations for those (1/etp of the width each), instead of the dense MLP's
-  // intermediates.
+  // hidden activations for those (1/etp of the width each), and the shared experts' hidden
+  // activations for every token (1/tp of their width), instead of the dense MLP's intermediates.
   const double moe_share = double(m.moe_layers()) / m.n_layers;
   double moe_bytes = 0;
   if (m.moe.sparse()) {
@@ -34,7 +34,7 @@ double activation_bytes_per_layer(const StepPlan& plan, Recompute recompute) {
     const double gates = ffn_is_gated(m.ffn) ? 3.0 : 2.0;
     moe_bytes = 4.0 * routed_tokens * m.moe.n_experts +
                 w * rows_routed * ((1.0 + l.etp) * d + gates * double(m.moe.expert_d_ff)) +
-                gates * w * t * double(m.moe.shared_experts) * double(m.moe.expert_d_ff);
+                gates * w * t * double(m.moe.shared_experts) * double(m.moe.expert_d_ff) / l.tp;
   }
 
   if (recompute == Recompute::full || recompute == Recompute::palm) {

@@ -197,20 +197,22 @@ class PlanBuilder {
       tp_collective("tp_allreduce", phase, CollectiveKind::all_reduce, mult);
   }
 
-  // Per token of an MoE layer: the elements its linears cast to fp8, inputs forward or output
-  // gradients backward. The experts' rows are the token's top_k dispatched copies (times the
-  // capacity factor or the imbalance, as their GEMMs are priced); the router stays in bf16/fp32.
+  // Per token of a microbatch, in an MoE layer: the elements its linears cast to fp8 on this rank,
+  // inputs forward or output gradients backward. The experts' rows are the rank's
+  // sequence-parallel tokens' top_k dispatched copies (times the capacity factor or the
+  // imbalance, as their GEMMs are priced); the shared experts see every token, 1/tp of their
+  // width; the router stays in bf16/fp32.
   double moe_fp8_cast(bool output_grads) const {
     const MoeSpec& e = m_.moe;
     const double d = double(m_.d_model), gates = ffn_is_gated(m_.ffn) ? 2.0 : 1.0;
-    const double rows = e.top_k * e.load();
+    const double rows = e.top_k * e.load() / sp_div_;
     // W_in reads d and writes gates x width; W_out reads width and writes d. Expert tensor
     // parallelism gathers etp times the rows, each 1/etp of the width: the d-wide tensors grow.
     auto mlp = [&](double width, double gathered) {
       return output_grads ? gates * width + gathered * d : gathered * d + width;
     };
-    const double shared = e.shared_experts > 0 ? mlp(double(e.shared_experts) * double(e.expert_d_ff), 1.0) : 0.0;
-    return rows * mlp(double(e.expert_d_ff), l_.etp) + shared;
+    const double shared = double(e.shared_experts) * double(e.expert_d_ff) / l_.tp;
+    return rows * mlp(double(e.expert_d_ff), l_.etp) + (shared > 0 ? mlp(shared, 1.0) : 0.0);
   }
 
   // A mixture-of-experts MLP (GShard/Switch dispatch, Megatron-Core's token dispatcher): the router
@@ -291,14 +293,19 @@ class PlanBuilder {
       all_to_all("moe_combine");
       memory("moe_unpermute", phase, grad * (2.0 * routed + t) * d * w_, mult, 2.0);
     };
+    // Shared experts: an MLP every token uses, tensor-parallel like the dense layers' (Megatron-Core's
+    // SharedExpertMLP: the sequence-parallel tokens gathered, the width split tp ways, the output
+    // reduce-scattered; backward gathers the output gradients and reduce-scatters the input's).
     auto shared = [&](bool reverse) {
       if (e.shared_experts == 0) return;
-      const int64_t sff = int64_t(e.shared_experts) * eff;
+      const int64_t sff = int64_t(e.shared_experts) * e.expert_d_ff / l_.tp;
+      enter_tp(phase, mult);
       if (!reverse) linear("moe_shared_in", phase, int64_t(gates) * sff, m_.d_model, mult);
       else linear("moe_shared_out", phase, m_.d_model, sff, mult);
       memory("moe_shared_act", phase, grad * (gates + 1.0) * t_ * sff * w_, mult, activation_kernels());
       if (!reverse) linear("moe_shared_out", phase, m_.d_model, sff, mult);
       else linear("moe_shared_in", phase, int64_t(gates) * sff, m_.d_model, mult);
+      leave_tp(phase, mult);
     };
     const double act_bytes = grad * (gates + 1.0) * double(per_expert) * local * double(eff) * w_;
     if (!bwd) {
@@ -407,7 +414,7 @@ class PlanBuilder {
       // Casts to fp8 (read bf16, write fp8, amax) of the linears' inputs: QKV and output
       // projection, then the dense MLP's two or, in MoE layers, the experts' (their dispatched
       // rows) and the shared experts'; weights are cast once per microbatch too.
-      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false) / sp_div_;
+      double inputs = d + heads_ * q + dense_share_ * (d + ff_) + moe_share_ * moe_fp8_cast(false);
       if (o_.fp8_rowwise) inputs = 2.0 * ((3.0 + gates) * d + heads_ * q + ff_);
       memory("fp8_cast", phase, 3.0 * t_ * inputs + 3.0 * (layer_params_ + expert_layer_params_), gemm_share, 8.0);
     }
@@ -434,7 +441,7 @@ class PlanBuilder {
     if (o_.fp8_linears) {
       // The output gradients of the linears cast to fp8 for the input- and weight-gradient GEMMs.
       const double grads = (heads_ + 2.0 * kv_) * q + d + dense_share_ * (d + double(gates) * ff_) +
-                           moe_share_ * moe_fp8_cast(true) / sp_div_;
+                           moe_share_ * moe_fp8_cast(true);
       memory("fp8_cast", b, (o_.fp8_rowwise ? 2.0 : 1.0) * 3.0 * t_ * grads, 1.0, 4.0);
     }
     enter_tp(b, mlp_tp_share());  // all-gather of the output gradient with sequence parallelism

@@ -206,6 +206,47 @@ TEST(Moe, TensorParallelRanksRouteTheirSequenceShareToWholeExperts) {
   EXPECT_NEAR(p.params_on_device - p.expert_params_on_device, dense_q / 2, 1e-9 * dense_q);
 }
 
+// Shared experts beside tp 2 (Megatron-Core's SharedExpertMLP): every token of the microbatch,
+// gathered from the sequence-parallel shares, through 1/2 of the shared width, reduce-scattered.
+// By hand against the same layout without them: one all-gather and one reduce-scatter more a
+// layer each way (the microbatch's 8192 tokens of d 2048 in bf16), the GEMMs' shapes, and their
+// activations, SwiGLU's 3 tensors of 8192 x 384 in bf16.
+TEST(Moe, SharedExpertsSplitOverTensorParallelRanksLikeTheDenseMlp) {
+  ModelSpec m = small_moe();  // 128 experts of 768, top-8, d 2048, SwiGLU
+  Layout l;
+  l.tp = 2, l.dp = 8, l.ep = 8, l.microbatch = 2, l.sp = true;
+  const ModelSpec plain = m;
+  m.moe.shared_experts = 1;
+  check_layout(l, m, 16, 64);
+  const StepPlan p = build_step_plan(m, l, 64, PlanOptions{}), q = build_step_plan(plain, l, 64, PlanOptions{});
+  auto count = [](const StepPlan& plan, std::string_view name, Phase phase) {
+    int n = 0;
+    for (const Op& op : plan.ops) n += op.name == name && op.phase == phase && op.repeat == Repeat::per_layer_microbatch;
+    return n;
+  };
+  for (Phase phase : {Phase::forward, Phase::backward})
+    for (std::string_view name : {"tp_allgather", "tp_reducescatter"})
+      EXPECT_EQ(count(p, name, phase), count(q, name, phase) + 1) << name;
+  for (const Op& op : p.ops) {
+    if (op.kind == OpKind::collective && op.group == CommGroup::tp && op.repeat == Repeat::per_layer_microbatch) {
+      EXPECT_DOUBLE_EQ(op.comm_bytes, 8192.0 * 2048 * 2);
+    }
+    if (op.name == std::string_view("moe_shared_in") && op.phase == Phase::forward) {
+      EXPECT_EQ(op.m, 8192);
+      EXPECT_EQ(op.n, 2 * 384);
+      EXPECT_EQ(op.k, 2048);
+    }
+    if (op.name == std::string_view("moe_shared_out") && op.phase == Phase::forward) {
+      EXPECT_EQ(op.n, 2048);
+      EXPECT_EQ(op.k, 384);
+    }
+  }
+  EXPECT_DOUBLE_EQ(activation_bytes_per_layer(p, Recompute::none) - activation_bytes_per_layer(q, Recompute::none),
+                   3.0 * 2 * 8192 * 384);
+  // Their weights split over tp like the attention's: 3 x 2048 x 768 / 2 a layer more.
+  EXPECT_DOUBLE_EQ(p.params_on_device - q.params_on_device, 4.0 * 3 * 2048 * 768 / 2);
+}
+
 // A dropless router's tokens per expert are the all-to-all's split sizes and the grouped GEMMs'
 // shapes, which the host needs: each MoE layer's forward synchronises once, a recomputed forward
 // again; backward reuses the sizes. A capacity factor fixes every shape in advance: no sync.
@@ -304,7 +345,10 @@ TEST(Moe, LayoutsItDoesNotModelAreRefusedNamingTheField) {
   l.ep = 4;
   ModelSpec shared = m;
   shared.moe.shared_experts = 1;
-  EXPECT_EQ(field_of(l, shared), "layout.tp");
+  EXPECT_EQ(field_of(l, shared), "legal");  // a tensor-parallel MLP of their own
+  ModelSpec parallel = m;
+  parallel.parallel_block = true;
+  EXPECT_EQ(field_of(l, parallel), "layout.tp");
   Layout dense;
   dense.dp = 8, dense.ep = 2;
   EXPECT_EQ(field_of(dense, model_preset("palm-8b")), "layout.ep");

@@ -406,6 +406,22 @@ TEST(Simulate, ExpertTensorParallelAgreesWithPredict) {
   }
 }
 
+// Shared experts beside tp 2: their all-gather and reduce-scatter join the layer's tensor-parallel
+// collectives, simulated as the closed form prices them.
+TEST(Simulate, SharedExpertsBesideTensorParallelismAgreeWithPredict) {
+  Scenario s = scenario(kExperts);
+  s.layout.tp = 2, s.layout.dp = 8, s.layout.sp = true;
+  const double without = predict(s).step_time_s;
+  s.model.moe.shared_experts = 2;
+  const Simulation sim = simulate(s);
+  const Report pred = predict(s);
+  std::printf("2 shared experts, tp 2, ep 8: simulate %.4f s, predict %.4f s (%+.2f %%), %.4f s without them\n",
+              sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s), without);
+  EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, 0.01 * pred.step_time_s);
+  EXPECT_GT(pred.step_time_s, without);
+  EXPECT_DOUBLE_EQ(simulation_size(s).flows, sim.result.flows);
+}
+
 // The same experts on a TPU v4 slice of 64 chips (4x4x4): ep 16 takes the first 16 data-parallel
 // ranks along the torus, so each all-to-all is a flow to 15 chips routed dimension-order over two
 // axes; the experts' gradients (and, under FSDP, their weights) go over the other four.
