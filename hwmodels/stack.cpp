@@ -49,6 +49,7 @@ void read_choices(const YAML::Node& n, const std::string& field, Stack& s) {
   flag("fp8_rowwise", s.fp8_rowwise);
   flag("fp8_tp_allgather", s.fp8_tp_allgather);
   flag("overlap_paired_passes", s.overlap_paired_passes);
+  flag("overlap_moe_a2a", s.overlap_moe_a2a);
   if (n["cp_comm"]) s.cp_comm = parse_context_comm(read_string(n["cp_comm"], field + ".cp_comm"), field + ".cp_comm");
   if (n["moe_dispatch"])
     s.moe_dispatch = parse_token_dispatch(read_string(n["moe_dispatch"], field + ".moe_dispatch"), field + ".moe_dispatch");
@@ -149,7 +150,7 @@ Stack parse_stack_onto(Stack s, const YAML::Node& n, const std::string& field) {
   check_keys(n, field, {"name", "description", "fused_attention", "fused_elementwise",
                         "grad_accumulation_fusion", "grad_reduce_bytes", "overlap_grad_reduce",
                         "activation_bytes", "vocab_multiple", "fp8", "shard_activations_over_tp", "vocab_parallel",
-                        "loss_bytes_per_logit", "overlap_tp_comm", "pipeline_paced_by_last_stage", "fp8_rowwise", "fp8_tp_allgather", "cp_comm", "moe_dispatch", "overlap_paired_passes", "shardings", "recomputes", "schedules", "parameters",
+                        "loss_bytes_per_logit", "overlap_tp_comm", "pipeline_paced_by_last_stage", "fp8_rowwise", "fp8_tp_allgather", "cp_comm", "moe_dispatch", "overlap_paired_passes", "overlap_moe_a2a", "shardings", "recomputes", "schedules", "parameters",
                         "fit"});
   if (n["name"]) s.name = read_string(n["name"], field + ".name");
   if (n["description"]) s.description = read_string(n["description"], field + ".description");
@@ -246,6 +247,7 @@ std::string stack_yaml(const Stack& s) {
   e << YAML::Key << "cp_comm" << YAML::Value << to_string(s.cp_comm);
   e << YAML::Key << "moe_dispatch" << YAML::Value << to_string(s.moe_dispatch);
   e << YAML::Key << "overlap_paired_passes" << YAML::Value << s.overlap_paired_passes;
+  e << YAML::Key << "overlap_moe_a2a" << YAML::Value << s.overlap_moe_a2a;
   if (!s.shardings.empty()) {
     e << YAML::Key << "shardings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (Sharding x : s.shardings) e << to_string(x);

@@ -61,6 +61,10 @@ struct Stack {
   // DualPipeV's pairs (ChunkWork::joins_previous) run overlapped, each pass's collectives beside the
   // other's compute; false: one after the other, as palmsim's CPU trainer (one stream a rank) runs them.
   bool overlap_paired_passes = true;
+  // Megatron-Core's combined 1F1B (--overlap-moe-expert-parallel-comm): one forward and one
+  // backward of different microbatches run overlapped, each one's expert all-to-alls beside the
+  // other's compute (PlanOptions::overlap_moe_a2a).
+  bool overlap_moe_a2a = false;
   // fp8 with one scale per row (torchao's "rowwise" recipe) instead of one per tensor: its scaled
   // GEMMs are other kernels than cuBLAS's per-tensor fp8 GEMM (fp8_rowwise_gemm_efficiency_scale).
   bool fp8_rowwise = false;

@@ -120,6 +120,8 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
       in_flight = std::min(mb, double(l.pp)) * (1.0 + (l.pp - 1.0) / (double(l.pp) * l.vpp));
       break;
   }
+  // Combined 1F1B's extra warm-up forward holds one more chunk (a stage's 1/vpp) until its pair.
+  if (plan.combined_moe_passes()) in_flight = std::min(mb, in_flight + 1.0 / l.vpp);
   mem.activations = activation_bytes_per_layer(plan, l.recompute) * plan.layers_per_stage * in_flight;
 
   // Working set. FSDP keeps the gathered weights of the current and the prefetched layer.

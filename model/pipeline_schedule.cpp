@@ -23,10 +23,13 @@ namespace {
 
 // Megatron-LM's interleaved schedule (schedules.py, forward_backward_pipelining_with_interleaving):
 // virtual microbatch k of the forward stream runs chunk (k mod pp*vpp) / pp on microbatch
-// (k / (pp*vpp)) * pp + k mod pp; the backward stream walks the chunks in reverse.
-std::vector<ChunkWork> interleaved(int pp, int vpp, int stage, int m) {
+// (k / (pp*vpp)) * pp + k mod pp; the backward stream walks the chunks in reverse. Combined
+// (PassSeconds::combined_moe): one more warm-up forward, "to ensure the forward and backward
+// computations are independent in all 1f1b steps" (schedules.py), and each steady-state
+// backward joins the forward before it.
+std::vector<ChunkWork> interleaved(int pp, int vpp, int stage, int m, bool combined) {
   const int total = m * vpp;
-  int warmup = m == pp ? total : (pp - stage - 1) * 2 + (vpp - 1) * pp;
+  int warmup = m == pp ? total : (pp - stage - 1) * 2 + (vpp - 1) * pp + (combined ? 1 : 0);
   warmup = std::min(warmup, total);
   auto item = [&](int k, bool forward) {
     const int group = k % (pp * vpp);
@@ -40,6 +43,7 @@ std::vector<ChunkWork> interleaved(int pp, int vpp, int stage, int m) {
   while (f < total) {
     out.push_back(item(f++, true));
     out.push_back(item(b++, false));
+    out.back().joins_previous = combined;
   }
   while (b < total) out.push_back(item(b++, false));
   return out;
@@ -350,7 +354,7 @@ std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int st
   if (has_played_out_order(schedule)) return played_out_orders(schedule, pp, m, seconds)[size_t(stage)];
   if (schedule == Schedule::dualpipe_v) return dualpipe_v(pp, stage, m, seconds.overlap_pairs);
   // Otherwise model chunks only exist to be interleaved (the closed form's bubble / vpp assumes it).
-  if (vpp > 1) return interleaved(pp, vpp, stage, m);
+  if (vpp > 1) return interleaved(pp, vpp, stage, m, seconds.combined_moe);
   if (schedule == Schedule::zero_bubble_h1) return zero_bubble_h1(pp, stage, m);
   std::vector<ChunkWork> out;
   if (schedule == Schedule::gpipe) {
@@ -358,12 +362,16 @@ std::vector<ChunkWork> stage_schedule(Schedule schedule, int pp, int vpp, int st
     for (int i = 0; i < m; ++i) out.push_back({false, i, 0});
     return out;
   }
-  const int warmup = std::min(pp - stage - 1, m);
+  // 1F1B; combined (PassSeconds::combined_moe), one more warm-up forward and each steady-state
+  // backward joined to the forward before it (Megatron-Core's combined_1f1b.py without a pipeline:
+  // F0, F1+B0, F2+B1, ..., B(m-1)).
+  const int warmup = std::min(pp - stage - 1 + (seconds.combined_moe ? 1 : 0), m);
   int f = 0, b = 0;
   for (; f < warmup; ++f) out.push_back({true, f, 0});
   while (f < m) {
     out.push_back({true, f++, 0});
     out.push_back({false, b++, 0});
+    out.back().joins_previous = seconds.combined_moe;
   }
   while (b < m) out.push_back({false, b++, 0});
   return out;

@@ -85,6 +85,11 @@ struct PassSeconds {
   // and they run as any two passes, one after the other (a stack with one stream a rank:
   // Stack::overlap_paired_passes).
   bool overlap_pairs = true;
+  // Megatron-Core's combined 1F1B (PlanOptions::overlap_moe_a2a) on 1F1B and interleaved orders:
+  // one more warm-up forward, then each steady-state backward joins the forward before it
+  // (ChunkWork::joins_previous). forward_comm and backward_comm are then the expert all-to-alls
+  // only, the communication these pairs hide.
+  bool combined_moe = false;
   double message = 0;
   // A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): every
   // chunk's forward and backward then take the loss's time too.

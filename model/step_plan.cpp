@@ -742,6 +742,14 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
       embedding_matrices * double(plan.vocab) * double(model.d_model) / vocab_ranks(options, layout) +
       plan.expert_params_on_device;
   // Rowwise-scaled fp8 (torchtitan's) casts are counted for dense layers only.
+  if (options.overlap_moe_a2a && model.moe.sparse() && layout.ep > 1 && !combined_1f1b_runs(layout)) {
+    if (layout.recompute == Recompute::full)
+      throw InputError("layout.recompute", "full recompute cannot run beside the stack's overlap_moe_a2a (Megatron-Core's "
+                                           "combined 1F1B); use selective or none");
+    throw InputError("layout.schedule", "the stack's overlap_moe_a2a (Megatron-Core's combined 1F1B) runs without a pipeline "
+                                        "or with virtual stages (interleaved, vpp > 1), not " +
+                                            std::string(to_string(layout.schedule)) + " over pp " + std::to_string(layout.pp));
+  }
   // DeepEP's dispatch hands a rank's tokens to whole experts: Megatron-Core's flex dispatcher
   // with expert tensor parallelism is not modelled.
   if (layout.etp > 1 && options.moe_dispatch == TokenDispatch::per_rank)

@@ -92,6 +92,12 @@ struct PlanOptions {
   ContextComm cp_comm = ContextComm::all_gather;  // how context parallelism exchanges K/V
   TokenDispatch moe_dispatch = TokenDispatch::per_expert;  // rows an expert all-to-all carries a token
   bool overlap_paired_passes = true;  // DualPipeV's pairs overlapped (Stack::overlap_paired_passes)
+  // Megatron-Core's combined 1F1B (--overlap-moe-expert-parallel-comm; Megatron-Core's "Combined
+  // 1F1B: Expert-Parallel All-to-All Overlap" guide): without a pipeline or with virtual stages,
+  // one more warm-up forward, then each steady-state forward runs overlapped with the backward
+  // after it (ChunkWork::joins_previous), each one's expert all-to-alls beside the other's compute;
+  // the other collectives still hold the chip. Needs ep > 1 and no full recompute.
+  bool overlap_moe_a2a = false;
   // The transformer blocks' linear layers run in fp8 (forward, input and weight gradients, with a
   // cast of each operand); attention, the logits and the element-wise ops stay in bf16.
   bool fp8_linears = false;
@@ -131,7 +137,16 @@ struct StepPlan {
   // ops once, when build_step_plan finishes.
   double layer_host_syncs(Phase phase) const { return host_syncs_per_layer[size_t(phase)]; }
   std::array<double, 4> host_syncs_per_layer{};  // by Phase
+  // Whether the stages' orders pair passes as Megatron-Core's combined 1F1B does
+  // (PlanOptions::overlap_moe_a2a, where there are expert all-to-alls to hide).
+  bool combined_moe_passes() const { return options.overlap_moe_a2a && model.moe.sparse() && layout.ep > 1; }
 };
+
+// The layouts Megatron-Core's combined 1F1B runs: no pipeline (one stage, 1F1B) or virtual
+// stages (interleaved), and no full recompute (its argument checks).
+inline bool combined_1f1b_runs(const Layout& l) {
+  return (l.pp == 1 || l.schedule == Schedule::interleaved) && l.recompute != Recompute::full;
+}
 
 StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,
                          const PlanOptions& options);

@@ -28,6 +28,7 @@ PlanOptions plan_options_for(const System& system) {
   o.cp_comm = st.cp_comm;
   o.moe_dispatch = st.moe_dispatch;
   o.overlap_paired_passes = st.overlap_paired_passes;
+  o.overlap_moe_a2a = st.overlap_moe_a2a;
   o.fp8_tp_allgather = st.fp8_tp_allgather && !st.fp8_rowwise;
   o.fp8_rowwise = st.fp8_rowwise;
   o.kernel_floor_s = st.kernel_floor_s;
@@ -107,6 +108,7 @@ struct Totals {
   double layer_blocking_comm = 0;          // blocking collectives inside a layer (and what a ring leaves exposed)
   double layer_blocking_comm_fwd = 0;      // of which in forward
   double layer_all_to_all = 0;             // of which expert-parallel all-to-alls
+  double layer_all_to_all_fwd = 0;         // of those, in forward
   double layer_fsdp_fwd = 0, layer_fsdp_bwd = 0;  // what runs beside a layer's compute, by pass
   double layer_side_fwd = 0, layer_side_bwd = 0;  // of which the side stream's collectives (not TP's)
   double layer_beside_collectives = 0;  // of layer_compute: what those collectives slow it by
@@ -158,6 +160,7 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
           t.layer_blocking_comm += once;
           if (op.phase == Phase::forward) t.layer_blocking_comm_fwd += once;
           if (op.group == CommGroup::ep) t.layer_all_to_all += once;
+          if (op.group == CommGroup::ep && op.phase == Phase::forward) t.layer_all_to_all_fwd += once;
         }
         break;
       case Repeat::per_microbatch:
@@ -224,17 +227,24 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
   p.overlap_pairs = plan.options.overlap_paired_passes;
   p.forward_comm = chunk_layers * t.layer_blocking_comm_fwd;
   p.backward_comm = chunk_layers * (t.layer_blocking_comm - t.layer_blocking_comm_fwd);
+  p.combined_moe = plan.combined_moe_passes();
+  if (p.combined_moe) {  // its pairs hide the expert all-to-alls only
+    p.forward_comm = chunk_layers * t.layer_all_to_all_fwd;
+    p.backward_comm = chunk_layers * (t.layer_all_to_all - t.layer_all_to_all_fwd);
+  }
   p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
   p.loss_backward = t.mb_compute_fwd_bwd - t.mb_compute_fwd;
-  p.message = t.mb_p2p_fwd;
+  // One send's time: the forward's sends of a microbatch are one a chunk (a V's stage, one).
+  p.message = t.mb_p2p_fwd / (v_shaped(l.schedule) ? 1.0 : double(l.vpp));
   p.paced_by_loss = plan.options.pipeline_paced_by_last_stage;
   return p;
 }
 
-// ZB-V, ZB-H2 and DualPipeV have no closed form: their bubble is what the stage holding the loss
-// waits in the pipeline its orders play out with the plan's pass times (pipeline_makespan), beyond
-// the sends that exposed_comm already counts. DualPipeV's overlapped pairs on that stage also hide
-// part of the communication exposed_comm counts (PassSeconds::overlapped_seconds).
+// ZB-V, ZB-H2 and DualPipeV have no closed form, nor has any order with combined 1F1B's pairs: their
+// bubble is what the stage holding the loss waits in the pipeline its orders play out with the
+// plan's pass times (pipeline_makespan), beyond the sends that exposed_comm already counts. The
+// overlapped pairs on that stage also hide part of the communication exposed_comm counts
+// (PassSeconds::overlapped_seconds).
 struct OrdersBubble {
   double bubble = 0, hidden_comm = 0;
 };
@@ -242,8 +252,8 @@ OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const Pas
   const Layout& l = plan.layout;
   const int m = int(plan.n_microbatches);
   OrdersBubble out;
-  // The only order with pairs (a played-out one is not replayed for none).
-  if (l.schedule == Schedule::dualpipe_v) {
+  // The orders with pairs (a played-out one is not replayed for none).
+  if (l.schedule == Schedule::dualpipe_v || p.combined_moe) {
     const int stage = loss_stage(l.schedule, l.pp, l.vpp);
     const std::vector<ChunkWork> order = stage_schedule(l.schedule, l.pp, l.vpp, stage, m, p);
     auto loss = [&](const ChunkWork& w) { return virtual_stage(l.schedule, l.pp, stage, w.chunk) == l.pp * l.vpp - 1; };
@@ -304,12 +314,14 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
   // DeepSeek-V3 report Table 2 writes it (PP - 1)(F + B - 2W) with B the whole backward).
   if (l.schedule == Schedule::zero_bubble_h1) slot -= 2.0 * layers * t.layer_weight_gradient;
   b.bubble_s = (l.pp - 1) * slot / double(l.vpp);
-  if (bubble_from_makespan(l.schedule)) {
+  if (bubble_from_makespan(l.schedule) || passes.combined_moe) {
     const OrdersBubble o = bubble_from_orders(t, plan, passes);
     b.bubble_s = o.bubble;
-    // What the pairs hide comes off the layers' blocking collectives, the all-to-alls their share.
+    // What the pairs hide comes off the layers' blocking collectives: the all-to-alls their share,
+    // or all of it where the pairs hide nothing else (combined 1F1B).
     const double layer_comm = mbs * layers * t.layer_blocking_comm;
-    if (layer_comm > 0) b.all_to_all_s *= 1.0 - o.hidden_comm / layer_comm;
+    if (passes.combined_moe) b.all_to_all_s = std::max(0.0, b.all_to_all_s - o.hidden_comm);
+    else if (layer_comm > 0) b.all_to_all_s *= 1.0 - o.hidden_comm / layer_comm;
     b.exposed_comm_s -= o.hidden_comm;
   }
   b.optimizer_s = t.step_optimizer;

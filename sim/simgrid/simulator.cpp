@@ -98,17 +98,51 @@ struct World {
   }
 };
 
+// Combined 1F1B's pair (StepWork::pairs_hide_only_all_to_all) hands the chip from half to half
+// in strict alternation: a half takes it for its compute and keeps it through its other blocking
+// collectives until its next all-to-all, then the other half's turn comes (Megatron-Core runs the
+// two microbatches' sub-modules in turn on one compute stream, the all-to-alls on another). Every
+// chip of a stage runs the same turns in the same order, so a collective inside a turn always
+// meets its peers inside theirs.
+struct PairRelay {
+  s4u::MutexPtr lock = s4u::Mutex::create();
+  s4u::ConditionVariablePtr changed = s4u::ConditionVariable::create();
+  int owner = 0;  // the half whose turn it is (0: the forward)
+  bool held = false;
+  bool done[2] = {false, false};
+};
+
 struct Chip {
   int id = 0;
   ChipTimes times;
   bool traced = false;
   // Half of an overlapped pair (ChunkWork::joins_previous): its collectives use their own
-  // mailboxes, its compute takes turns with the other half's, and its layers run in blocks so
-  // the turns interleave.
+  // mailboxes, its compute takes turns with the other half's (first come, DualPipeV's; or by the
+  // relay, combined 1F1B's), and its layers run in blocks so the turns interleave.
   int stream = kMainStream;
   s4u::MutexPtr compute_turns;
-  bool paired() const { return compute_turns != nullptr; }
+  PairRelay* relay = nullptr;
+  int half = 0;          // with a relay: 0 the forward, 1 the backward
+  bool holding = false;  // with a relay: this half has the chip
+  bool paired() const { return compute_turns != nullptr || relay != nullptr; }
 };
+
+void take_turn(Chip& c) {
+  if (!c.relay || c.holding) return;
+  PairRelay& r = *c.relay;
+  const std::unique_lock<s4u::Mutex> hold(*r.lock);
+  while (r.held || (r.owner != c.half && !r.done[1 - c.half])) r.changed->wait(hold);
+  r.held = c.holding = true;
+}
+
+void give_turn(Chip& c, bool finished = false) {
+  if (!c.relay) return;
+  PairRelay& r = *c.relay;
+  const std::unique_lock<s4u::Mutex> hold(*r.lock);
+  if (c.holding) r.held = c.holding = false, r.owner = 1 - c.half;
+  r.done[c.half] = r.done[c.half] || finished;
+  r.changed->notify_all();
+}
 
 // Chip `id` as its main actor and side stream run it (traced where asked).
 Chip chip_of(const World& w, int id) {
@@ -144,14 +178,15 @@ void run_collective(World& w, int chip, int stream, const CommCall& call, double
 }
 
 // Half of an overlapped pair takes the chip for a stretch of compute, which the other half's
-// compute then waits for (its collectives do not).
+// compute then waits for (its collectives do not). A relay's turn outlasts the stretch (PairRelay).
 struct ComputeTurn {
-  const Chip& c;
-  explicit ComputeTurn(const Chip& chip) : c(chip) {
-    if (c.paired()) c.compute_turns->lock();
+  Chip& c;
+  explicit ComputeTurn(Chip& chip) : c(chip) {
+    if (c.compute_turns) c.compute_turns->lock();
+    take_turn(c);
   }
   ~ComputeTurn() {
-    if (c.paired()) c.compute_turns->unlock();
+    if (c.compute_turns) c.compute_turns->unlock();
   }
 };
 
@@ -206,6 +241,9 @@ void compute_beside_ring(World& w, Chip& c, const LayerPhase& phase, double seco
 
 void blocking_collective(World& w, Chip& c, const CommCall& call, double scale, const char* name) {
   if (call.empty()) return;
+  // A relay's half keeps the chip through its collectives but its all-to-alls (PairRelay).
+  if (call.group == CommGroup::ep) give_turn(c);
+  else take_turn(c);
   const double start = s4u::Engine::get_clock();
   run_collective(w, c.id, c.stream, call, scale);
   c.times.exposed_comm_s += s4u::Engine::get_clock() - start;
@@ -330,17 +368,17 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
     if (forward) {
       compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
-      blocking_collective(w, c, k.forward.ep, n, "ep_forward");
       blocking_collective(w, c, k.forward.etp, n, "etp_forward");
+      blocking_collective(w, c, k.forward.ep, n, "ep_forward");
     } else {
       compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
-      blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
       blocking_collective(w, c, k.recompute.etp, n, "etp_recompute");
+      blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
       compute_beside_ring(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");
-      blocking_collective(w, c, k.backward.ep, n, "ep_backward");
       blocking_collective(w, c, k.backward.etp, n, "etp_backward");
+      blocking_collective(w, c, k.backward.ep, n, "ep_backward");
     }
     if (ticket) wait_stream(w, c, ticket);
   }
@@ -443,6 +481,7 @@ void run_chunk(World& w, Chip& c, const ChunkWork& item, bool buckets) {
 // The backward half of an overlapped pair, on its own actor.
 void paired_backward(World* w, Chip* half, ChunkWork item, s4u::SemaphorePtr done) {
   pass_work(*w, *half, item, false);
+  give_turn(*half, true);
   done->release();
 }
 
@@ -455,12 +494,17 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
   receive_input(w, c, forward);
   receive_input(w, c, backward);
   const double start = s4u::Engine::get_clock();
-  const s4u::MutexPtr turns = s4u::Mutex::create();
+  // DualPipeV's halves take the chip first come (a mutex), combined 1F1B's by a relay.
+  PairRelay relay;
+  const bool relayed = w.work.pairs_hide_only_all_to_all;
+  const s4u::MutexPtr turns = relayed ? nullptr : s4u::Mutex::create();
   Chip f{c.id, {}, c.traced, kMainStream, turns}, b{c.id, {}, c.traced, kPairedBackwardStream, turns};
+  if (relayed) f.relay = b.relay = &relay, b.half = 1;
   const s4u::SemaphorePtr done = s4u::Semaphore::create(0);
   s4u::Actor::create(std::string("pair").append(std::to_string(c.id)), s4u::this_actor::get_host(), paired_backward,
                      &w, &b, backward, done);
   pass_work(w, f, forward, false);
+  give_turn(f, true);
   done->acquire();
   const double wall = s4u::Engine::get_clock() - start;
   const double computed = f.times.compute_s + b.times.compute_s + f.times.recompute_s + b.times.recompute_s;

@@ -60,7 +60,9 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   // the stack overlaps them.
   PassSeconds passes;
   passes.overlap_pairs = plan.options.overlap_paired_passes;
+  passes.combined_moe = plan.combined_moe_passes();
   if (has_played_out_order(l.schedule)) passes = pipeline_pass_seconds(plan, compute, comm);
+  w.pairs_hide_only_all_to_all = passes.combined_moe;
   w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches), passes);
   double side_forward_s = 0, side_backward_s = 0;  // a layer's side-stream collectives, by pass
   for (const Op& op : plan.ops) {

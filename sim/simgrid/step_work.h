@@ -39,6 +39,9 @@ struct StepWork {
   // schedule runs them as their own pass (ChunkWork::weight), after the input gradients.
   double weight_gradient_s = 0;
   bool defer_weight_gradients = false;
+  // Combined 1F1B's pairs (PlanOptions::overlap_moe_a2a): only the expert all-to-alls run beside
+  // the other half's compute; a half's other collectives hold the chip.
+  bool pairs_hide_only_all_to_all = false;
   double input_gradient_s() const {
     return defer_weight_gradients ? backward.compute_s - weight_gradient_s : backward.compute_s;
   }

@@ -37,6 +37,43 @@ TEST(PipelineSchedule, InterleavedEveryChunkOfEveryMicrobatchOnce) {
   EXPECT_EQ(s[11], (ChunkWork{false, 0, 1}));  // the first backward runs the last chunk
 }
 
+// Megatron-Core's combined 1F1B (PassSeconds::combined_moe). Without a pipeline
+// (combined_1f1b_schedule_for_no_pipelining): F0, then F(i+1) overlapped with B(i), then the last
+// backward. Interleaved: one warm-up forward more than Megatron's (pp - s - 1) * 2 + (vpp - 1) * pp,
+// then every steady-state backward joins the forward before it, a later microbatch's or chunk's,
+// whose input never depends on it. With unit passes whose communication is half their time, each
+// of one stage's m - 1 pairs hides 0.5 + 0.5 - 0.5 / layers (PassSeconds::overlapped_seconds).
+TEST(PipelineSchedule, CombinedOneFOneBPairsEachBackwardWithTheForwardBeforeIt) {
+  PassSeconds combined;
+  combined.combined_moe = true;
+  auto F = [](int mb, int c = 0) { return ChunkWork{true, mb, c}; };
+  auto B = [](int mb, int c = 0) { return ChunkWork{false, mb, c}; };
+  auto PB = [](int mb, int c = 0) { ChunkWork w{false, mb, c}; w.joins_previous = true; return w; };
+  EXPECT_EQ(stage_schedule(Schedule::one_f_one_b, 1, 1, 0, 4, combined),
+            (std::vector<ChunkWork>{F(0), F(1), PB(0), F(2), PB(1), F(3), PB(2), B(3)}));
+  const auto plain = stage_schedule(Schedule::interleaved, 4, 2, 0, 8);
+  const auto paired = stage_schedule(Schedule::interleaved, 4, 2, 0, 8, combined);
+  ASSERT_EQ(paired.size(), plain.size());
+  for (int i = 0; i < 11; ++i) EXPECT_TRUE(paired[size_t(i)].forward) << i;  // 10 + 1 warm-up forwards
+  EXPECT_EQ(paired[10], F(6));  // chunk 0's microbatches 4, 5, then 6
+  for (size_t i = 11; i < paired.size(); ++i) {
+    EXPECT_EQ(paired[i].joins_previous, !paired[i].forward && paired[i - 1].forward) << i;
+    if (paired[i].joins_previous) {
+      // The pair's forward never waits on its backward: a later microbatch, or the same one's chunk
+      // whose backward has not run.
+      EXPECT_TRUE(paired[i - 1].microbatch != paired[i].microbatch || paired[i - 1].chunk != paired[i].chunk);
+    }
+  }
+  PassSeconds halves = combined;
+  halves.forward_comm = halves.backward_comm = 0.5, halves.layers = 4;
+  for (int m : {2, 4, 9})
+    EXPECT_DOUBLE_EQ(pipeline_makespan(Schedule::one_f_one_b, 1, 1, m, halves), 2.0 * m - (m - 1) * (1.0 - 0.5 / 4))
+        << m;
+  for (int stage = 0; stage < 4; ++stage)  // every pass once, and the orders play out
+    EXPECT_EQ(stage_schedule(Schedule::interleaved, 4, 2, stage, 8, combined).size(), 32u);
+  EXPECT_GT(pipeline_makespan(Schedule::interleaved, 4, 2, 8, combined), 0.0);
+}
+
 TEST(PipelineSchedule, ZeroBubbleH1DefersAsManyWeightGradientsAsTheStageIndex) {
   // 4 stages, 6 microbatches, stage 1: 1F1B's two warm-up forwards, then forward / input gradient
   // pairs; from the second backward on, each is followed by the weight gradient one behind it, the
