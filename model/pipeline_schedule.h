@@ -87,9 +87,12 @@ struct PassSeconds {
   bool overlap_pairs = true;
   // Megatron-Core's combined 1F1B (PlanOptions::overlap_moe_a2a) on 1F1B and interleaved orders:
   // one more warm-up forward, then each steady-state backward joins the forward before it
-  // (ChunkWork::joins_previous). forward_comm and backward_comm are then the expert all-to-alls
-  // only, the communication these pairs hide.
+  // (ChunkWork::joins_previous). forward_comm and backward_comm are then what these pairs hide: the
+  // expert all-to-alls, and the device's waits for the host after a dropless MoE layer's
+  // synchronisation (host_sync_exposed_seconds), which the other half's queued kernels fill.
   bool combined_moe = false;
+  double forward_host = 0, backward_host = 0;  // of forward_comm and backward_comm, those waits
+  double host(const ChunkWork& pass) const { return pass.weight ? 0.0 : pass.forward ? forward_host : backward_host; }
   double message = 0;
   // A stack that paces every stage by the last (PlanOptions::pipeline_paced_by_last_stage): every
   // chunk's forward and backward then take the loss's time too.

@@ -228,9 +228,11 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
   p.forward_comm = chunk_layers * t.layer_blocking_comm_fwd;
   p.backward_comm = chunk_layers * (t.layer_blocking_comm - t.layer_blocking_comm_fwd);
   p.combined_moe = plan.combined_moe_passes();
-  if (p.combined_moe) {  // its pairs hide the expert all-to-alls only
-    p.forward_comm = chunk_layers * t.layer_all_to_all_fwd;
-    p.backward_comm = chunk_layers * (t.layer_all_to_all - t.layer_all_to_all_fwd);
+  if (p.combined_moe) {  // its pairs hide the expert all-to-alls and the waits for the host
+    p.forward_host = chunk_layers * (synced(Phase::forward) - t.layer_compute[int(Phase::forward)]);
+    p.backward_host = chunk_layers * (synced(Phase::recompute) - t.layer_compute[int(Phase::recompute)]);
+    p.forward_comm = chunk_layers * t.layer_all_to_all_fwd + p.forward_host;
+    p.backward_comm = chunk_layers * (t.layer_all_to_all - t.layer_all_to_all_fwd) + p.backward_host;
   }
   p.loss_forward = t.mb_compute_fwd + t.mb_stage_end_comm;
   p.loss_backward = t.mb_compute_fwd_bwd - t.mb_compute_fwd;
@@ -247,6 +249,10 @@ PassSeconds chunk_pass_seconds(const Totals& t, const StepPlan& plan) {
 // (PassSeconds::overlapped_seconds).
 struct OrdersBubble {
   double bubble = 0, hidden_comm = 0;
+  // Of what the pairs hide, the waits for the host: a pair's time that neither compute fills goes to
+  // its waits for the host first (as the simulator's run_overlapped counts it), then to its
+  // communication.
+  double hidden_host = 0;
 };
 OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const PassSeconds& p) {
   const Layout& l = plan.layout;
@@ -260,12 +266,17 @@ OrdersBubble bubble_from_orders(const Totals& t, const StepPlan& plan, const Pas
     for (size_t i = 1; i < order.size(); ++i)
       if (order[i].joins_previous) {
         const ChunkWork &a = order[i - 1], &b = order[i];
-        out.hidden_comm += p.seconds(a, loss(a)) + p.seconds(b, loss(b)) - p.overlapped_seconds(a, loss(a), b, loss(b));
+        const double ta = p.seconds(a, loss(a)), tb = p.seconds(b, loss(b));
+        const double pair = p.overlapped_seconds(a, loss(a), b, loss(b));
+        const double idle = pair - (ta - p.comm(a)) - (tb - p.comm(b)), host = p.host(a) + p.host(b);
+        const double hidden_host = host - std::min(std::max(0.0, idle), host);
+        out.hidden_host += hidden_host;
+        out.hidden_comm += ta + tb - pair - hidden_host;
       }
   }
   const double busy = double(m) * (l.vpp * (p.forward + p.backward + p.weight) + p.loss_forward + p.loss_backward);
   const double span = pipeline_makespan(l.schedule, l.pp, l.vpp, m, p);
-  out.bubble = std::max(0.0, span - (busy - out.hidden_comm) - double(m) * t.mb_p2p);
+  out.bubble = std::max(0.0, span - (busy - out.hidden_comm - out.hidden_host) - double(m) * t.mb_p2p);
   return out;
 }
 
@@ -323,6 +334,8 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
     if (passes.combined_moe) b.all_to_all_s = std::max(0.0, b.all_to_all_s - o.hidden_comm);
     else if (layer_comm > 0) b.all_to_all_s *= 1.0 - o.hidden_comm / layer_comm;
     b.exposed_comm_s -= o.hidden_comm;
+    b.compute_s -= o.hidden_host;  // the device's waits for the host count as compute (host syncs)
+    b.host_sync_s -= o.hidden_host;
   }
   b.optimizer_s = t.step_optimizer;
   return b;

@@ -124,6 +124,7 @@ struct Chip {
   PairRelay* relay = nullptr;
   int half = 0;          // with a relay: 0 the forward, 1 the backward
   bool holding = false;  // with a relay: this half has the chip
+  double host_waited = 0;  // with a relay: the device's waits for the host, the other half's to fill
   bool paired() const { return compute_turns != nullptr || relay != nullptr; }
 };
 
@@ -208,6 +209,17 @@ void compute(World& w, Chip& c, double seconds, double ChipTimes::*bucket, const
   if (seconds * w.compute_factor[c.id] <= 0) return;
   const ComputeTurn turn(c);
   computing(w, c, seconds, bucket, name);
+}
+
+// The device waiting for the host after a synchronisation (LayerPhase::host_wait_s): compute, as
+// the closed form counts it, unless the other half of a pair can fill it.
+void host_wait(World& w, Chip& c, double seconds) {
+  if (seconds <= 0) return;
+  give_turn(c);
+  const double start = s4u::Engine::get_clock();
+  s4u::this_actor::sleep_for(seconds);
+  (c.relay ? c.host_waited : c.times.compute_s) += seconds;
+  record(w, c, Track::compute, "host_sync", start);
 }
 
 // A phase's compute of n layers (`seconds`); with a context-parallel ring (LayerPhase::cp_ring) its
@@ -367,11 +379,13 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
       for (CommCall& side : block_side_calls(k, forward, buckets, first, end)) ticket = submit(w, c, std::move(side), 1.0);
     if (forward) {
       compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
+      host_wait(w, c, n * k.forward.host_wait_s);
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
       blocking_collective(w, c, k.forward.etp, n, "etp_forward");
       blocking_collective(w, c, k.forward.ep, n, "ep_forward");
     } else {
       compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
+      host_wait(w, c, n * k.recompute.host_wait_s);
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
       blocking_collective(w, c, k.recompute.etp, n, "etp_recompute");
       blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
@@ -510,8 +524,12 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
   const double computed = f.times.compute_s + b.times.compute_s + f.times.recompute_s + b.times.recompute_s;
   const double paced = f.times.bubble_s + b.times.bubble_s;
   const double comm = f.times.exposed_comm_s + b.times.exposed_comm_s;
-  const double exposed = std::max(0.0, wall - computed - paced);
-  c.times.compute_s += f.times.compute_s + b.times.compute_s;
+  // Of the time neither compute fills, the waits for the host first (compute, as the closed form
+  // counts them), then communication.
+  const double idle = std::max(0.0, wall - computed - paced);
+  const double host = std::min(idle, f.host_waited + b.host_waited);
+  const double exposed = idle - host;
+  c.times.compute_s += f.times.compute_s + b.times.compute_s + host;
   c.times.recompute_s += f.times.recompute_s + b.times.recompute_s;
   c.times.core_wait_s += f.times.core_wait_s + b.times.core_wait_s;
   c.times.bubble_s += std::max(0.0, std::min(paced, wall - computed));

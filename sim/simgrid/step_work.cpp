@@ -116,9 +116,12 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   w.forward.compute_s += overlap_interference_seconds(side_forward_s, w.forward.compute_s, chip);
   w.backward.compute_s +=
       overlap_interference_seconds(side_backward_s, w.backward.compute_s + w.recompute.compute_s, chip);
-  w.forward.compute_s += host_sync_exposed_seconds(plan.layer_host_syncs(Phase::forward), w.forward.compute_s, plan.options);
-  w.recompute.compute_s +=
-      host_sync_exposed_seconds(plan.layer_host_syncs(Phase::recompute), w.recompute.compute_s, plan.options);
+  // Under combined 1F1B that time is the device waiting, which the other half of a pair fills.
+  for (LayerPhase* p : {&w.forward, &w.recompute}) {
+    const Phase phase = p == &w.forward ? Phase::forward : Phase::recompute;
+    const double waits = host_sync_exposed_seconds(plan.layer_host_syncs(phase), p->compute_s, plan.options);
+    (w.pairs_hide_only_all_to_all ? p->host_wait_s : p->compute_s) += waits;
+  }
   return w;
 }
 

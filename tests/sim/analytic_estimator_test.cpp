@@ -294,26 +294,48 @@ Scenario combined_scenario(const std::string& layout, bool overlap) {
 }
 
 // Megatron-Core's combined 1F1B without a pipeline: Qwen3-30B-A3B, ep 16 over both nodes, 4
-// microbatches. Each of the 3 pairs (F(i + 1) with B(i)) hides both passes' all-to-alls but the
-// backward's last layer's, by hand from the chunk's pass times: 3 (a + b - b / layers). Nothing
-// else moves: compute, the other collectives, no bubble. The extra warm-up forward holds a second
-// microbatch's activations.
-TEST(AnalyticEstimator, CombinedOneFOneBHidesTheAllToAllsOfEachPair) {
+// microbatches. Each of the 3 pairs (F(i + 1) with B(i)) lasts, by hand from the chunk's pass
+// times, as long as both passes less what the other's compute hides of each one's all-to-alls
+// and waits for the host (a and b; all but the backward's last layer's), or the longer pass:
+// max(F, B, F - a + B - b + b / layers). Here the forward is host-bound (10 ms a dropless MoE
+// layer against 2-3 ms of device work), so the pair lasts the forward and hides the whole
+// backward. Compute and the other collectives do not move; no bubble. The extra warm-up forward
+// holds a second microbatch's activations.
+TEST(AnalyticEstimator, CombinedOneFOneBHidesWhatEachPairCan) {
   const std::string layout = "{tp: 1, pp: 1, dp: 16, ep: 16, microbatch: 1, sharding: zero1, recompute: selective}";
   const Report plain = predict(combined_scenario(layout, false)), paired = predict(combined_scenario(layout, true));
   const PassSeconds& p = paired.pipeline_passes;
   ASSERT_TRUE(p.combined_moe);
-  ASSERT_GT(p.forward - p.forward_comm + p.backward - p.backward_comm, std::max(p.forward, p.backward));
-  const double hidden = 3.0 * (p.forward_comm + p.backward_comm - p.backward_comm / p.layers);
-  EXPECT_NEAR(plain.step_time_s - paired.step_time_s, hidden, 1e-9);
-  EXPECT_NEAR(plain.breakdown.all_to_all_s - paired.breakdown.all_to_all_s, hidden, 1e-9);
-  EXPECT_DOUBLE_EQ(plain.breakdown.compute_s, paired.breakdown.compute_s);
+  // One stage holds the loss: its passes carry the logits and loss too.
+  const double F = p.forward + p.loss_forward, B = p.backward + p.loss_backward, a = p.forward_comm, b = p.backward_comm;
+  EXPECT_GT(p.forward_host, 0.0);
+  EXPECT_DOUBLE_EQ(p.backward_host, 0.0);
+  const double pair = std::max({F, B, F - a + B - b + b / p.layers});
+  EXPECT_DOUBLE_EQ(pair, F);  // host-bound
+  EXPECT_NEAR(plain.step_time_s - paired.step_time_s, 3.0 * (F + B - pair), 1e-9);
   EXPECT_NEAR(paired.breakdown.bubble_s, 0.0, 1e-9);
-  // All-to-alls per layer and microbatch, both passes, 48 layers, 4 microbatches: what the pairs
-  // choose from.
-  EXPECT_NEAR(plain.breakdown.all_to_all_s, 4.0 * (p.forward_comm + p.backward_comm), 1e-9);
+  // The backward's compute fills the forward's waits for the host first, then its all-to-alls.
+  const double idle = pair - (F - a) - (B - b);
+  const double hidden_host = p.forward_host - std::min(idle, p.forward_host);
+  EXPECT_NEAR(plain.breakdown.host_sync_s - paired.breakdown.host_sync_s, 3.0 * hidden_host, 1e-9);
+  EXPECT_NEAR(plain.breakdown.compute_s - paired.breakdown.compute_s, 3.0 * hidden_host, 1e-9);
+  EXPECT_NEAR(plain.breakdown.all_to_all_s - paired.breakdown.all_to_all_s, 3.0 * (F + B - pair - hidden_host), 1e-9);
   EXPECT_NEAR(paired.memory.activations, 2.0 * plain.memory.activations, 1e-6 * plain.memory.activations);
   EXPECT_FALSE(plain.pipeline_passes.combined_moe);
+  // Without the host's waits (a token-drop run has none) and with ep 8 inside a node, the pairs
+  // are compute-bound and hide both passes' all-to-alls but the backward's last layer's:
+  // 3 (a + b - b / layers).
+  const std::string node = "{tp: 1, pp: 1, dp: 16, ep: 8, microbatch: 1, sharding: zero1, recompute: selective}";
+  Scenario s = combined_scenario(node, true), t = combined_scenario(node, false);
+  s.model.moe.capacity_factor = t.model.moe.capacity_factor = 1.0;
+  const Report drop = predict(s), drop_plain = predict(t);
+  const PassSeconds& q = drop.pipeline_passes;
+  ASSERT_DOUBLE_EQ(q.forward_host, 0.0);
+  const double Fq = q.forward + q.loss_forward, Bq = q.backward + q.loss_backward;
+  ASSERT_GT(Fq - q.forward_comm + Bq - q.backward_comm + q.backward_comm / q.layers, std::max(Fq, Bq));
+  EXPECT_NEAR(drop_plain.step_time_s - drop.step_time_s, 3.0 * (q.forward_comm + q.backward_comm - q.backward_comm / q.layers),
+              1e-9);
+  EXPECT_NEAR(drop_plain.breakdown.all_to_all_s, 4.0 * (q.forward_comm + q.backward_comm), 1e-9);
 }
 
 // What Megatron-Core refuses beside --overlap-moe-expert-parallel-comm is refused, naming the

@@ -426,7 +426,11 @@ TEST(Simulate, SharedExpertsBesideTensorParallelismAgreeWithPredict) {
 // Megatron-Core's combined 1F1B (stack overlap_moe_a2a): each pair's halves take the chip in turn
 // (a relay), each one's all-to-alls beside the other's compute. Without a pipeline (ep 16 over both
 // nodes, where the all-to-alls are a third of the step) and interleaved (pp 2 x vpp 4, ep 8), the
-// simulated step and all-to-all are the closed form's, and most of the all-to-all is hidden.
+// simulated step and all-to-all are the closed form's, and most of the all-to-all is hidden. The
+// dropless forwards are host-bound here (10 ms a layer), so the backward fills their waits. The
+// closed form packs a pair's halves as a fluid; the simulator turns them layer block by layer
+// block, and where the backward's first turn holds the loss's backward too, the forward waits for
+// the chip a little: up to 1.5 % slower interleaved.
 TEST(Simulate, CombinedOneFOneBAgreesWithPredict) {
   for (const auto& [pp, vpp, ep] : {std::tuple{1, 1, 16}, std::tuple{2, 4, 8}}) {
     Scenario s = scenario(kExperts);
@@ -440,11 +444,11 @@ TEST(Simulate, CombinedOneFOneBAgreesWithPredict) {
                 "(%.4f s without the pairs)\n",
                 pp, vpp, ep, sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s),
                 sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, plain_all_to_all);
-    EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, 0.01 * pred.step_time_s);
+    EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, (pp == 1 ? 0.01 : 0.015) * pred.step_time_s);
     // The simulator attributes a pair's exposed time to its all-to-alls by their share
-    // (run_overlapped), the closed form subtracts what the pairs hide: the lines differ by a few
-    // hundredths of a second where the pipeline's waits mix in.
-    EXPECT_NEAR(sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, 0.25 * pred.breakdown.all_to_all_s);
+    // (run_overlapped), the closed form subtracts what the pairs hide: the lines differ by under
+    // 1 % of the step where the pipeline's waits mix in.
+    EXPECT_NEAR(sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, 0.01 * pred.step_time_s);
     EXPECT_LT(pred.breakdown.all_to_all_s, 0.4 * plain_all_to_all);
     EXPECT_DOUBLE_EQ(simulation_size(s).flows, sim.result.flows);
   }
