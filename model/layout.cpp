@@ -258,6 +258,11 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
       return "pp*vpp (" + to_string(l.pp * l.vpp) + ") must not exceed n_layers (" +
              to_string(m.n_layers) + ")";
     });
+  if (l.splits_ends() && (m.n_layers + 2) % (int64_t(l.pp) * l.vpp) != 0)
+    return fail("layout.account_ends", [&] {
+      return "n_layers + 2 (" + to_string(m.n_layers + 2) + ") must split evenly over the pp x vpp chunks (" +
+             to_string(int64_t(l.pp) * l.vpp) + ")";
+    });
   if (l.dp % l.pods != 0)
     return fail("layout.pods", [&] {
       return "must divide dp (" + to_string(l.dp) + "), got " + to_string(l.pods);

@@ -67,11 +67,18 @@ struct Layout {
   int vpp = 1;
   int microbatch = 1;  // sequences per microbatch per data-parallel rank
   bool sp = false;
+  // The pipeline split counts the input embedding as a layer of the first virtual stage and the
+  // logits and loss as a layer of the last (Megatron-Core's account_for_embedding_in_pipeline_split
+  // and account_for_loss_in_pipeline_split, which Megatron-Bridge's Llama 3.1 405B and
+  // Qwen3-235B-A22B recipes set): n_layers + 2 split evenly over the pp x vpp chunks, so the stage
+  // holding the loss holds one layer fewer. Without a pipeline there is nothing to split.
+  bool account_ends = false;
   Sharding sharding = Sharding::none;
   Recompute recompute = Recompute::none;
   Schedule schedule = Schedule::one_f_one_b;
 
   int64_t chips() const { return int64_t(tp) * pp * dp * cp; }
+  bool splits_ends() const { return account_ends && pp > 1; }  // account_ends in effect
   int dp_per_pod() const { return dp / pods; }
   // Ranks of a pod that hold the same weights: data- and context-parallel (gradients are reduced,
   // and FSDP shards, over both; Megatron's rank order puts cp inside dp, after tp).

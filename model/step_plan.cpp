@@ -725,8 +725,12 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   plan.n_microbatches = microbatches(layout, global_batch);
   // Layers of the heaviest stage: with uneven stages (n_layers not a multiple of pp * vpp) some
   // chunks hold one layer more, and the pipeline runs at the pace of the stage that has them.
+  // A split that counts the embedding and the loss as layers (Layout::account_ends) gives each
+  // chunk (n_layers + 2) / chunks; the loss's chunk holds one layer fewer, which the estimator and
+  // the simulator take off its logits and loss (loss_beyond_a_layer).
   const int64_t chunks = int64_t(layout.pp) * layout.vpp;
-  plan.layers_per_stage = int((model.n_layers + chunks - 1) / chunks) * layout.vpp;
+  plan.layers_per_stage = layout.splits_ends() ? int((model.n_layers + 2) / chunks) * layout.vpp
+                                              : int((model.n_layers + chunks - 1) / chunks) * layout.vpp;
   plan.tokens_per_microbatch = int64_t(layout.microbatch) * model.seq_len / layout.cp;  // this rank's
   plan.vocab = padded_vocab(model.vocab, vocab_ranks(options, layout), options.vocab_multiple);
   // Embedding parameters live on the first and last stages; the last stage (this device) holds

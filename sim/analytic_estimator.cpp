@@ -90,6 +90,10 @@ double host_sync_exposed_seconds(double syncs, double device_s, const PlanOption
   return syncs * std::max(0.0, options.host_sync_s - device_s);
 }
 
+double loss_beyond_a_layer(double loss_s, double layer_s, const Layout& layout) {
+  return layout.splits_ends() ? std::max(0.0, loss_s - layer_s) : loss_s;
+}
+
 double overlap_interference_seconds(double side_s, double compute_s, const Chip& chip) {
   return chip.overlap_compute_slowdown * std::min(side_s, compute_s);
 }
@@ -207,6 +211,21 @@ Totals sum_ops(const StepPlan& plan, const ComputeModel& compute, const CommMode
 double synced_layer_seconds(const Totals& t, const StepPlan& plan, Phase phase) {
   const double device = t.layer_compute[int(phase)];
   return device + host_sync_exposed_seconds(plan.layer_host_syncs(phase), device, plan.options);
+}
+
+// The sums as the pipeline runs them: under a split that counts the loss as a layer, the loss's
+// stage-end compute replaces a layer (loss_beyond_a_layer), forward and backward apart.
+Totals priced_totals(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm,
+                     const EstimateOptions& options, Report& r) {
+  Totals t = sum_ops(plan, compute, comm, options, r);
+  if (!plan.layout.splits_ends()) return t;
+  const double layer_fwd = synced_layer_seconds(t, plan, Phase::forward);
+  const double layer_bwd = t.layer_compute[int(Phase::backward)] + synced_layer_seconds(t, plan, Phase::recompute);
+  const double fwd = loss_beyond_a_layer(t.mb_compute_fwd, layer_fwd, plan.layout);
+  const double bwd = loss_beyond_a_layer(t.mb_compute_fwd_bwd - t.mb_compute_fwd, layer_bwd, plan.layout);
+  t.mb_compute_fwd = fwd;
+  t.mb_compute_fwd_bwd = fwd + bwd;
+  return t;
 }
 
 // One model chunk's passes as the closed form prices them: a layer's compute (with what host
@@ -345,13 +364,13 @@ Breakdown combine(const Totals& t, const StepPlan& plan, const PassSeconds& pass
 
 PassSeconds pipeline_pass_seconds(const StepPlan& plan, const ComputeModel& compute, const CommModel& comm) {
   Report unused;
-  return chunk_pass_seconds(sum_ops(plan, compute, comm, {}, unused), plan);
+  return chunk_pass_seconds(priced_totals(plan, compute, comm, {}, unused), plan);
 }
 
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options) {
   Report r;
-  const Totals totals = sum_ops(plan, compute, comm, options, r);
+  const Totals totals = priced_totals(plan, compute, comm, options, r);
   r.pipeline_passes = chunk_pass_seconds(totals, plan);
   r.breakdown = combine(totals, plan, r.pipeline_passes);
   const Layout& l = plan.layout;

@@ -37,6 +37,12 @@ double host_sync_exposed_seconds(double syncs, double device_s, const PlanOption
 // (backward's side traffic hides behind recompute and backward, and slows the backward).
 double overlap_interference_seconds(double side_s, double compute_s, const Chip& chip);
 
+// The loss's chunk under a split that counts the loss as a layer (Layout::account_ends) holds one
+// layer fewer than the others, which are priced: what the logits and loss (`loss_s`, per
+// microbatch, a pass) add beyond the layer they replace (`layer_s`, the same pass's), at least
+// nothing. Estimator and simulator both price the stage-end work so.
+double loss_beyond_a_layer(double loss_s, double layer_s, const Layout& layout);
+
 Report estimate(const StepPlan& plan, const System& system, const ComputeModel& compute,
                 const CommModel& comm, const EstimateOptions& options = {});
 

@@ -181,6 +181,7 @@ void search_mesh(const SearchSpace& sp, const Grid& g, TopK& mine) {
   base.dp = int(chips / (int64_t(g.tp) * g.pp));
   base.pods = g.pods;
   base.cp = g.cp;
+  base.account_ends = s.layout.account_ends;  // how the scenario's pipelines split, whatever their depth
   if (s.global_batch % base.dp != 0) return;
   std::vector<int> vpps{1};
   if (g.pp > 1)

@@ -11,7 +11,8 @@ nlohmann::json layout_json(const Layout& l) {
           {"etp", l.etp},
           {"vpp", l.vpp},
           {"microbatch", l.microbatch},
-          {"sp", l.sp},       {"sharding", to_string(l.sharding)},
+          {"sp", l.sp},       {"account_ends", l.account_ends},
+          {"sharding", to_string(l.sharding)},
           {"recompute", to_string(l.recompute)},
           {"schedule", to_string(l.schedule)}};
 }
@@ -19,7 +20,7 @@ nlohmann::json layout_json(const Layout& l) {
 std::string layout_summary(const Layout& l) {
   // cp, ep and etp only where they are used, so dense layouts read as they always have.
   const std::string extra = (l.cp > 1 ? fmt::format(" cp={}", l.cp) : "") + (l.ep > 1 ? fmt::format(" ep={}", l.ep) : "") +
-                            (l.etp > 1 ? fmt::format(" etp={}", l.etp) : "");
+                            (l.etp > 1 ? fmt::format(" etp={}", l.etp) : "") + (l.account_ends ? " account_ends=1" : "");
   return fmt::format("tp={} pp={} dp={} pods={}{} vpp={} mb={} sp={} sharding={} recompute={} schedule={}",
                      l.tp, l.pp, l.dp, l.pods, extra, l.vpp, l.microbatch, l.sp ? 1 : 0,
                      to_string(l.sharding), to_string(l.recompute), to_string(l.schedule));

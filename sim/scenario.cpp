@@ -81,7 +81,7 @@ Stack parse_scenario_stack(const YAML::Node& n, const Stack& system_default, con
 namespace {
 // The layout's fields, in the order they are read (and their errors reported).
 constexpr std::initializer_list<const char*> kLayoutKeys = {"tp",  "pp",         "dp", "pods",     "cp",  "ep",     "etp", "vpp",
-                                                            "microbatch", "sp", "sharding", "recompute", "schedule"};
+                                                            "microbatch", "sp", "account_ends", "sharding", "recompute", "schedule"};
 }  // namespace
 
 LayoutSetter layout_field_setter(const std::string& key, const YAML::Node& v) {
@@ -101,6 +101,7 @@ LayoutSetter layout_field_setter(const std::string& key, const YAML::Node& v) {
   if (key == "vpp") return [x = positive()](Layout& l) { l.vpp = x; };
   if (key == "microbatch") return [x = positive()](Layout& l) { l.microbatch = x; };
   if (key == "sp") return [x = read_bool(v, field)](Layout& l) { l.sp = x; };
+  if (key == "account_ends") return [x = read_bool(v, field)](Layout& l) { l.account_ends = x; };
   if (key == "sharding") return [x = parse_sharding(read_string(v, field), field)](Layout& l) { l.sharding = x; };
   if (key == "recompute") return [x = parse_recompute(read_string(v, field), field)](Layout& l) { l.recompute = x; };
   if (key == "schedule") return [x = parse_schedule(read_string(v, field), field)](Layout& l) { l.schedule = x; };

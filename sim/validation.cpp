@@ -212,6 +212,13 @@ PublishedLayout published_layout(const RowReader& r, Scenario& s) {
     fixed.sp = sp == 1;
   }
   if (!r.empty("sharding")) fixed.sharding = parse_sharding(r.text("sharding"), r.field("sharding"));
+  // A split that counts the embedding and the loss as layers (Layout::account_ends): the
+  // account_ends column where a file has one (0 or 1), else an even split of the layers.
+  if (r.has("account_ends") && !r.empty("account_ends")) {
+    const int64_t a = r.integer("account_ends");
+    if (a != 0 && a != 1) throw InputError(r.field("account_ends"), "must be 0 or 1");
+    l.account_ends = a == 1;
+  }
   if (!r.empty("recompute")) fixed.recompute = parse_recompute(r.text("recompute"), r.field("recompute"));
   return p;
 }

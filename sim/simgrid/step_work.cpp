@@ -122,6 +122,11 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
     const double waits = host_sync_exposed_seconds(plan.layer_host_syncs(phase), p->compute_s, plan.options);
     (w.pairs_hide_only_all_to_all ? p->host_wait_s : p->compute_s) += waits;
   }
+  // As the closed form: under a split that counts the loss as a layer, the loss's chunk holds one
+  // layer fewer.
+  w.stage_end_forward_s = loss_beyond_a_layer(w.stage_end_forward_s, w.forward.compute_s + w.forward.host_wait_s, l);
+  w.stage_end_backward_s = loss_beyond_a_layer(
+      w.stage_end_backward_s, w.backward.compute_s + w.recompute.compute_s + w.recompute.host_wait_s, l);
   return w;
 }
 

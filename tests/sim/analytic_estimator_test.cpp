@@ -375,3 +375,50 @@ TEST(AnalyticEstimator, APipelineMessageIsOneChunksSend) {
 
 }  // namespace
 }  // namespace palmsim
+
+namespace palmsim {
+namespace {
+
+// A pipeline split that counts the loss as a layer (Megatron-Core's account_for_*_in_pipeline_split,
+// layout.account_ends): 30 layers + embedding + loss on 4 stages, 8 each, so the last stage holds
+// 7 layers and the loss where the even split gives it 8 and the loss. By hand from the pass
+// times: its logits and loss lose a layer's forward and a layer's backward (PaLM 8B's 256K
+// vocabulary outweighs a layer), and the step 8 microbatches' worth of both; nothing else moves.
+TEST(AnalyticEstimator, ASplitCountingTheLossTakesALayerOffItsStage) {
+  auto scenario = [](bool account) {
+    return parse_scenario(YAML::Load(std::string("model: {preset: palm-8b, n_layers: 30}\n"
+                                                 "system: {preset: h100-80g-dgx, chips: 16}\n"
+                                                 "stack: megatron-core\n"
+                                                 "layout: {tp: 1, pp: 4, dp: 4, microbatch: 1, sharding: zero1, account_ends: ") +
+                                     (account ? "true" : "false") + "}\ntraining: {global_batch: 32}\n"),
+                          "split.yaml");
+  };
+  const Report even = predict(scenario(false)), accounted = predict(scenario(true));
+  const PassSeconds &e = even.pipeline_passes, &a = accounted.pipeline_passes;
+  ASSERT_DOUBLE_EQ(e.layers, a.layers);  // 8 a stage either way: the heaviest stages are unchanged
+  const double layer_f = (e.forward - e.forward_comm) / e.layers, layer_b = (e.backward - e.backward_comm) / e.layers;
+  ASSERT_GT(e.loss_forward, layer_f);
+  EXPECT_NEAR(e.loss_forward - a.loss_forward, layer_f, 1e-12);
+  EXPECT_NEAR(e.loss_backward - a.loss_backward, layer_b, 1e-12);
+  EXPECT_NEAR(even.step_time_s - accounted.step_time_s, 8.0 * (layer_f + layer_b), 1e-9);
+  EXPECT_NEAR(even.breakdown.exposed_comm_s, accounted.breakdown.exposed_comm_s, 1e-12);
+  // Without a pipeline there is nothing to split; a split that does not divide is refused.
+  Scenario one = scenario(true);
+  Layout flat = one.layout;
+  flat.pp = 1, flat.dp = 16;
+  EXPECT_DOUBLE_EQ(predict(one, flat).step_time_s, predict(scenario(false), flat).step_time_s);
+  Layout uneven = one.layout;
+  uneven.pp = 8, uneven.dp = 2;  // 32 over 8 stages: fine; 6 chunks would not be
+  EXPECT_NO_THROW(predict(one, uneven));
+  try {
+    Layout six = one.layout;
+    six.pp = 2, six.vpp = 3, six.dp = 8, six.schedule = Schedule::interleaved;  // 32 over 6 chunks
+    check_layout(six, one.model, 16, 32);
+    ADD_FAILURE() << "an uneven split that counts the ends was accepted";
+  } catch (const InputError& err) {
+    EXPECT_EQ(err.field(), "layout.account_ends");
+  }
+}
+
+}  // namespace
+}  // namespace palmsim
