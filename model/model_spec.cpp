@@ -145,6 +145,9 @@ const std::map<std::string, ModelSpec>& presets() {
       // Qwen3-30B-A3B (Qwen3 technical report, Table 2): 48 layers of 2048, 32 / 4 heads of 128,
       // 128 experts of 768, top-8, vocabulary 151936.
       {"qwen3-30b-a3b", moe_model("qwen3-30b-a3b", 48, 2048, 32, 4, 128, 128, 8, 768, 151936, 4096, false)},
+      // Qwen3-235B-A22B (the same table): 94 layers of 4096, 64 / 4 heads of 128, 128 experts of
+      // 1536, top-8, vocabulary 151936; 235 B total, 22 B active.
+      {"qwen3-235b-a22b", moe_model("qwen3-235b-a22b", 94, 4096, 64, 4, 128, 128, 8, 1536, 151936, 4096, false)},
       // Mixtral 8x7B (Jiang et al. 2024, Table 1): 32 layers of 4096, 32 / 8 heads of 128, 8 experts
       // of 14336, top-2, vocabulary 32000, 32768-token context.
       {"mixtral-8x7b", moe_model("mixtral-8x7b", 32, 4096, 32, 8, 128, 8, 2, 14336, 32000, 32768, false)},

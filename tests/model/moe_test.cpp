@@ -17,18 +17,36 @@
 namespace palmsim {
 namespace {
 
+// A sparse decoder's parameters by hand: per layer, attention (Q and O of d x heads x head_dim,
+// K and V of d x kv x head_dim), two norms of d, the router d x experts, and SwiGLU experts of
+// 3 x d x expert_d_ff; untied embeddings 2 x vocab x d and a final norm.
+struct MoeShape {
+  const char* preset;
+  int64_t layers, d, heads, kv, head_dim, experts, top_k, expert_ff, vocab;
+  double total_billions;  // the published total, to 0.1 B
+};
+void expect_parameters_by_hand(const MoeShape& x) {
+  const ModelSpec m = model_preset(x.preset);
+  const int64_t attention = 2 * x.d * x.heads * x.head_dim + 2 * x.d * x.kv * x.head_dim, norms = 2 * x.d,
+                router = x.d * x.experts, expert = 3 * x.d * x.expert_ff, embeddings = 2 * x.vocab * x.d;
+  EXPECT_EQ(parameter_count(m), x.layers * (attention + norms + router + x.experts * expert) + embeddings + x.d) << x.preset;
+  EXPECT_EQ(active_parameter_count(m), x.layers * (attention + norms + router + x.top_k * expert) + embeddings + x.d)
+      << x.preset;
+  EXPECT_NEAR(double(parameter_count(m)) / 1e9, x.total_billions, 0.1) << x.preset;
+}
+
 TEST(Moe, GptOss120bParametersByHand) {
-  const ModelSpec m = model_preset("gpt-oss-120b");
-  // Per layer: attention 2 x 2880 x 4096 + 2 x 2880 x 512, two norms of 2880, the router
-  // 2880 x 128, 128 experts of 3 x 2880 x 2880; untied embeddings 2 x 201088 x 2880.
-  const int64_t attention = 2 * 2880LL * 4096 + 2 * 2880LL * 512, norms = 2 * 2880, router = 2880LL * 128;
-  const int64_t expert = 3 * 2880LL * 2880, embeddings = 2 * 201088LL * 2880, final_norm = 2880;
-  EXPECT_EQ(parameter_count(m), 36 * (attention + norms + router + 128 * expert) + embeddings + final_norm);
-  EXPECT_EQ(active_parameter_count(m), 36 * (attention + norms + router + 4 * expert) + embeddings + final_norm);
   // The model card's 116.8 B total; Megatron-Bridge's table derives its MFU from 5.712 B active.
-  EXPECT_NEAR(double(parameter_count(m)) / 1e9, 116.8, 0.05);
+  expect_parameters_by_hand({"gpt-oss-120b", 36, 2880, 64, 8, 64, 128, 4, 2880, 201088, 116.8});
+  const ModelSpec m = model_preset("gpt-oss-120b");
   EXPECT_NEAR(double(active_parameter_count(m)) / 5.712e9, 1.0, 0.001);
   EXPECT_DOUBLE_EQ(model_flops_per_token(m), 6.0 * double(active_parameter_count(m)) + attention_flops_per_token(m));
+}
+
+// Qwen3-235B-A22B (Qwen3 technical report, Table 2: 235 B total, 22 B activated).
+TEST(Moe, Qwen3_235bParametersByHand) {
+  expect_parameters_by_hand({"qwen3-235b-a22b", 94, 4096, 64, 4, 128, 128, 8, 1536, 151936, 235.1});
+  EXPECT_NEAR(double(active_parameter_count(model_preset("qwen3-235b-a22b"))) / 1e9, 22.2, 0.1);
 }
 
 // Model FLOPs per token against the published figure (issue 12). Megatron-Bridge reports gpt-oss-120b
