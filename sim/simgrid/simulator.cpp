@@ -379,15 +379,15 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
       for (CommCall& side : block_side_calls(k, forward, buckets, first, end)) ticket = submit(w, c, std::move(side), 1.0);
     if (forward) {
       compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
-      host_wait(w, c, n * k.forward.host_wait_s);
       blocking_collective(w, c, k.forward.tp, n, "tp_forward");
       blocking_collective(w, c, k.forward.etp, n, "etp_forward");
+      host_wait(w, c, n * k.forward.host_wait_s);  // the dispatch's wait for its split sizes
       blocking_collective(w, c, k.forward.ep, n, "ep_forward");
     } else {
       compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
-      host_wait(w, c, n * k.recompute.host_wait_s);
       blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
       blocking_collective(w, c, k.recompute.etp, n, "etp_recompute");
+      host_wait(w, c, n * k.recompute.host_wait_s);  // the dispatch's wait for its split sizes
       blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
       compute_beside_ring(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, "backward");
       blocking_collective(w, c, k.backward.tp, n, "tp_backward");

@@ -432,17 +432,20 @@ TEST(Simulate, SharedExpertsBesideTensorParallelismAgreeWithPredict) {
 // block, and where the backward's first turn holds the loss's backward too, the forward waits for
 // the chip a little: up to 1.5 % slower interleaved.
 TEST(Simulate, CombinedOneFOneBAgreesWithPredict) {
-  for (const auto& [pp, vpp, ep] : {std::tuple{1, 1, 16}, std::tuple{2, 4, 8}}) {
+  // (tp, etp, pp, vpp, ep): tp 2 with etp 2 keeps the halves' tensor-parallel collectives on the chip.
+  for (const auto& [tp, etp, pp, vpp, ep] :
+       {std::tuple{1, 1, 1, 1, 16}, std::tuple{1, 1, 2, 4, 8}, std::tuple{2, 2, 1, 1, 4}}) {
     Scenario s = scenario(kExperts);
-    s.layout.pp = pp, s.layout.vpp = vpp, s.layout.dp = 16 / pp, s.layout.ep = ep;
+    s.layout.tp = tp, s.layout.etp = etp, s.layout.sp = tp > 1;
+    s.layout.pp = pp, s.layout.vpp = vpp, s.layout.dp = 16 / pp / tp, s.layout.ep = ep;
     if (vpp > 1) s.layout.schedule = Schedule::interleaved;
     const double plain_all_to_all = predict(s).breakdown.all_to_all_s;
     s.system.stack.overlap_moe_a2a = true;
     const Simulation sim = simulate(s);
     const Report pred = predict(s);
-    std::printf("combined 1F1B, pp %d x vpp %d, ep %d: simulate %.4f s, predict %.4f s (%+.2f %%); all-to-all %.4f / %.4f s "
-                "(%.4f s without the pairs)\n",
-                pp, vpp, ep, sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s),
+    std::printf("combined 1F1B, tp %d, etp %d, pp %d x vpp %d, ep %d: simulate %.4f s, predict %.4f s (%+.2f %%); "
+                "all-to-all %.4f / %.4f s (%.4f s without the pairs)\n",
+                tp, etp, pp, vpp, ep, sim.report.step_time_s, pred.step_time_s, diff_pct(sim.report.step_time_s, pred.step_time_s),
                 sim.report.breakdown.all_to_all_s, pred.breakdown.all_to_all_s, plain_all_to_all);
     EXPECT_NEAR(sim.report.step_time_s, pred.step_time_s, (pp == 1 ? 0.01 : 0.015) * pred.step_time_s);
     // The simulator attributes a pair's exposed time to its all-to-alls by their share
