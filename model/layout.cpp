@@ -161,20 +161,11 @@ Violation schedule_violation(Schedule schedule, int pp, int vpp, int64_t microba
   return {};
 }
 
+// The expert-parallel rules: degrees, what they must divide, what a sparse model needs beside tp.
 template <bool kWithMessage>
-Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
+Violation expert_violation(const Layout& l, const ModelSpec& m) {
   auto fail = [](const char* field, auto make_message) { return violation<kWithMessage>(field, make_message); };
   using std::to_string;
-  if (l.tp < 1) return fail("layout.tp", [&] { return "must be >= 1, got " + to_string(l.tp); });
-  if (l.pp < 1) return fail("layout.pp", [&] { return "must be >= 1, got " + to_string(l.pp); });
-  if (l.dp < 1) return fail("layout.dp", [&] { return "must be >= 1, got " + to_string(l.dp); });
-  if (l.cp < 1) return fail("layout.cp", [&] { return "must be >= 1, got " + to_string(l.cp); });
-  // Context parallelism splits each sequence into 2*cp chunks, rank i taking chunks i and
-  // 2*cp-1-i so that causal attention's work is balanced (Megatron-Core, torchtitan).
-  if (l.cp > 1 && m.seq_len % (2 * int64_t(l.cp)) != 0)
-    return fail("layout.cp", [&] {
-      return "2*cp (" + to_string(2 * l.cp) + ") must divide seq_len (" + to_string(m.seq_len) + ")";
-    });
   if (l.ep < 1) return fail("layout.ep", [&] { return "must be >= 1, got " + to_string(l.ep); });
   if (l.etp < 1) return fail("layout.etp", [&] { return "must be >= 1, got " + to_string(l.etp); });
   if (l.ep > 1 && !m.moe.sparse())
@@ -227,6 +218,25 @@ Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, i
                to_string(int64_t(m.moe.shared_experts) * m.moe.expert_d_ff) + "), got " + to_string(l.tp);
       });
   }
+  return {};
+}
+
+template <bool kWithMessage>
+Violation find_violation(const Layout& l, const ModelSpec& m, int64_t n_chips, int64_t batch) {
+  auto fail = [](const char* field, auto make_message) { return violation<kWithMessage>(field, make_message); };
+  using std::to_string;
+  if (l.tp < 1) return fail("layout.tp", [&] { return "must be >= 1, got " + to_string(l.tp); });
+  if (l.pp < 1) return fail("layout.pp", [&] { return "must be >= 1, got " + to_string(l.pp); });
+  if (l.dp < 1) return fail("layout.dp", [&] { return "must be >= 1, got " + to_string(l.dp); });
+  if (l.cp < 1) return fail("layout.cp", [&] { return "must be >= 1, got " + to_string(l.cp); });
+  // Context parallelism splits each sequence into 2*cp chunks, rank i taking chunks i and
+  // 2*cp-1-i so that causal attention's work is balanced (Megatron-Core, torchtitan).
+  if (l.cp > 1 && m.seq_len % (2 * int64_t(l.cp)) != 0)
+    return fail("layout.cp", [&] {
+      return "2*cp (" + to_string(2 * l.cp) + ") must divide seq_len (" + to_string(m.seq_len) + ")";
+    });
+  const Violation experts = expert_violation<kWithMessage>(l, m);
+  if (experts.field) return experts;
   if (l.vpp < 1) return fail("layout.vpp", [&] { return "must be >= 1, got " + to_string(l.vpp); });
   if (l.pods < 1) return fail("layout.pods", [&] { return "must be >= 1, got " + to_string(l.pods); });
   if (l.microbatch < 1)
