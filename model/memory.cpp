@@ -127,9 +127,8 @@ MemoryBreakdown memory_per_chip(const StepPlan& plan) {
   // Working set. FSDP keeps the gathered weights of the current and the prefetched layer.
   if (shard_weights && dp_pod > 1) {
     // Routed experts are gathered over edp: 1/(ep x etp) of them.
-    const double routed = l.expert_ranks() > 1 ? mean_expert_parameters(m) : 0.0;
-    const double layer = (mean_layer_parameters(m) - routed) / l.tp + routed / l.expert_ranks();
-    mem.working += 2.0 * layer * plan.options.activation_bytes;
+    const LayerParametersOnChip layer = layer_parameters_on_chip(m, l);
+    mem.working += 2.0 * (layer.dense + layer.experts) * plan.options.activation_bytes;
   }
   // Then the larger of two peaks that never overlap: the logits of one microbatch as the loss
   // holds them (PlanOptions::loss_bytes_per_logit), freed once the output layer's backward has

@@ -90,11 +90,9 @@ class PlanBuilder {
     w_ = o_.activation_bytes;
     moe_share_ = double(m_.moe_layers()) / m_.n_layers;
     dense_share_ = 1.0 - moe_share_;
-    // Per layer on this chip: what tensor parallelism splits, and the routed experts that expert
-    // (tensor) parallelism splits instead (with ep = etp = 1 they are held like any other weight).
-    const double experts = l_.expert_ranks() > 1 ? mean_expert_parameters(m_) : 0.0;
-    layer_params_ = (mean_layer_parameters(m_) - experts) / l_.tp;
-    expert_layer_params_ = experts / l_.expert_ranks();
+    const LayerParametersOnChip per_layer = layer_parameters_on_chip(m_, l_);
+    layer_params_ = per_layer.dense;
+    expert_layer_params_ = per_layer.experts;
   }
 
   void build() {
@@ -712,6 +710,11 @@ int64_t padded_vocab(int64_t vocab, int tp, int multiple) {
   return (vocab + unit - 1) / unit * unit;
 }
 
+LayerParametersOnChip layer_parameters_on_chip(const ModelSpec& m, const Layout& l) {
+  const double experts = l.expert_ranks() > 1 ? mean_expert_parameters(m) : 0.0;
+  return {(mean_layer_parameters(m) - experts) / l.tp, experts / l.expert_ranks()};
+}
+
 StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t global_batch,
                          const PlanOptions& options) {
   StepPlan plan;
@@ -738,15 +741,13 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   // the first one: an untied model holds its input embedding too (a tied one shares the matrix).
   const double embedding_matrices =
       ends_share_a_stage(layout.schedule, layout.pp, layout.vpp) && !model.tied_embeddings ? 2.0 : 1.0;
-  // Routed experts under expert parallelism: 1/ep of them on each rank, split over etp (not tp).
-  const double experts = layout.expert_ranks() > 1 ? mean_expert_parameters(model) : 0.0;
-  plan.expert_params_on_device = double(plan.layers_per_stage) * experts / layout.expert_ranks();
+  const LayerParametersOnChip per_layer = layer_parameters_on_chip(model, layout);
+  plan.expert_params_on_device = double(plan.layers_per_stage) * per_layer.experts;
   plan.params_on_device =
-      double(plan.layers_per_stage) * (mean_layer_parameters(model) - experts) / layout.tp +
+      double(plan.layers_per_stage) * per_layer.dense +
       embedding_matrices * double(plan.vocab) * double(model.d_model) / vocab_ranks(options, layout) +
       plan.expert_params_on_device;
-  // Rowwise-scaled fp8 (torchtitan's) casts are counted for dense layers only.
-  if (options.overlap_moe_a2a && model.moe.sparse() && layout.ep > 1 && !combined_1f1b_runs(layout)) {
+  if (pairs_moe_passes(model, layout, options) && !combined_1f1b_runs(layout)) {
     if (layout.recompute == Recompute::full)
       throw InputError("layout.recompute", "full recompute cannot run beside the stack's overlap_moe_a2a (Megatron-Core's "
                                            "combined 1F1B); use selective or none");
@@ -759,6 +760,7 @@ StepPlan build_step_plan(const ModelSpec& model, const Layout& layout, int64_t g
   if (layout.etp > 1 && options.moe_dispatch == TokenDispatch::per_rank)
     throw InputError("layout.etp", "expert tensor parallelism with the stack's per_rank token dispatch (DeepEP) is not "
                                    "modelled; use etp 1 or a per_expert stack");
+  // Rowwise-scaled fp8 (torchtitan's) casts are counted for dense layers only.
   if (model.moe.sparse() && options.fp8_linears && options.fp8_rowwise)
     throw InputError("training.precision", "fp8 with rowwise scaling is not modelled for expert layers; use tensorwise fp8 or bf16");
   plan.ops.reserve(64);

@@ -117,6 +117,20 @@ int64_t padded_vocab(int64_t vocab, int tp, int multiple);
 // Ranks the vocabulary is split over: tp when the stack splits it, else 1.
 int vocab_ranks(const PlanOptions& options, const Layout& layout);
 
+// Whether the stages' orders pair passes as Megatron-Core's combined 1F1B does
+// (PlanOptions::overlap_moe_a2a, where there are expert all-to-alls to hide).
+inline bool pairs_moe_passes(const ModelSpec& m, const Layout& l, const PlanOptions& o) {
+  return o.overlap_moe_a2a && m.moe.sparse() && l.ep > 1;
+}
+
+// One layer's parameters on a chip, averaged over the model's layers: what tensor parallelism
+// splits, and the routed experts that expert (tensor) parallelism splits instead, 1/(ep x etp) of
+// them (with ep = etp = 1 they are held like any other weight).
+struct LayerParametersOnChip {
+  double dense = 0, experts = 0;
+};
+LayerParametersOnChip layer_parameters_on_chip(const ModelSpec& m, const Layout& l);
+
 struct StepPlan {
   ModelSpec model;
   Layout layout;
@@ -137,9 +151,7 @@ struct StepPlan {
   // ops once, when build_step_plan finishes.
   double layer_host_syncs(Phase phase) const { return host_syncs_per_layer[size_t(phase)]; }
   std::array<double, 4> host_syncs_per_layer{};  // by Phase
-  // Whether the stages' orders pair passes as Megatron-Core's combined 1F1B does
-  // (PlanOptions::overlap_moe_a2a, where there are expert all-to-alls to hide).
-  bool combined_moe_passes() const { return options.overlap_moe_a2a && model.moe.sparse() && layout.ep > 1; }
+  bool combined_moe_passes() const { return pairs_moe_passes(model, layout, options); }
 };
 
 // The layouts Megatron-Core's combined 1F1B runs: no pipeline (one stage, 1F1B) or virtual

@@ -154,7 +154,7 @@ void search_completions(const SearchSpace& sp, const Layout& base, const std::ve
               l.sharding = sharding;
               l.recompute = recompute;
               if (!layout_is_legal(l, m, s.n_chips, s.global_batch)) continue;
-              if (sp.plan_options.overlap_moe_a2a && m.moe.sparse() && l.ep > 1 && !combined_1f1b_runs(l)) continue;
+              if (pairs_moe_passes(m, l, sp.plan_options) && !combined_1f1b_runs(l)) continue;
               const StepPlan plan = build_step_plan(m, l, s.global_batch, sp.plan_options);
               // A layout that must fit and does not needs no step time (estimate's own test).
               if (sp.require_fit && memory_per_chip(plan).total() > s.system.chip.hbm_bytes) {

@@ -98,7 +98,7 @@ struct World {
   }
 };
 
-// Combined 1F1B's pair (StepWork::pairs_hide_only_all_to_all) hands the chip from half to half
+// Combined 1F1B's pair (StepWork::combined_moe_pairs) hands the chip from half to half
 // in strict alternation: a half takes it for its compute and keeps it through its other blocking
 // collectives until its next all-to-all, then the other half's turn comes (Megatron-Core runs the
 // two microbatches' sub-modules in turn on one compute stream, the all-to-alls on another). Every
@@ -359,6 +359,24 @@ int blocks_per_pass(const StepWork& k, bool streamed, bool paired) {
   return streamed ? std::min(k.layers_per_chunk, kMaxBlocksPerPass) : 1;
 }
 
+// n layers' phase: their compute (`seconds`), then their blocking collectives, tensor-parallel ones
+// first; a dropless layer's wait for the host comes right before its dispatch all-to-all (the
+// dispatcher's wait for its split sizes).
+struct PhaseNames {
+  const char *compute, *tp, *etp, *ep;  // as the trace shows them
+};
+constexpr PhaseNames kForward{"forward", "tp_forward", "etp_forward", "ep_forward"};
+constexpr PhaseNames kRecompute{"recompute", "tp_recompute", "etp_recompute", "ep_recompute"};
+constexpr PhaseNames kBackward{"backward", "tp_backward", "etp_backward", "ep_backward"};
+void layers_phase(World& w, Chip& c, const LayerPhase& p, double seconds, int n, double ChipTimes::*bucket,
+                  const PhaseNames& names) {
+  compute_beside_ring(w, c, p, seconds, n, bucket, names.compute);
+  blocking_collective(w, c, p.tp, n, names.tp);
+  blocking_collective(w, c, p.etp, n, names.etp);
+  host_wait(w, c, n * p.host_wait_s);
+  blocking_collective(w, c, p.ep, n, names.ep);
+}
+
 // One chunk's layers, forward or (recompute +) backward. With a side stream, beside layer i run
 // the gather of the layer after it and, in backward, the reduce-scatter (or gradient bucket) of
 // the layer before it; the first gather of a pass and the last reduction cannot hide.
@@ -378,21 +396,10 @@ void layer_pass(World& w, Chip& c, bool forward, bool buckets) {
     if (streamed)
       for (CommCall& side : block_side_calls(k, forward, buckets, first, end)) ticket = submit(w, c, std::move(side), 1.0);
     if (forward) {
-      compute_beside_ring(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, "forward");
-      blocking_collective(w, c, k.forward.tp, n, "tp_forward");
-      blocking_collective(w, c, k.forward.etp, n, "etp_forward");
-      host_wait(w, c, n * k.forward.host_wait_s);  // the dispatch's wait for its split sizes
-      blocking_collective(w, c, k.forward.ep, n, "ep_forward");
+      layers_phase(w, c, k.forward, n * k.forward.compute_s, n, &ChipTimes::compute_s, kForward);
     } else {
-      compute_beside_ring(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, "recompute");
-      blocking_collective(w, c, k.recompute.tp, n, "tp_recompute");
-      blocking_collective(w, c, k.recompute.etp, n, "etp_recompute");
-      host_wait(w, c, n * k.recompute.host_wait_s);  // the dispatch's wait for its split sizes
-      blocking_collective(w, c, k.recompute.ep, n, "ep_recompute");
-      compute_beside_ring(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, "backward");
-      blocking_collective(w, c, k.backward.tp, n, "tp_backward");
-      blocking_collective(w, c, k.backward.etp, n, "etp_backward");
-      blocking_collective(w, c, k.backward.ep, n, "ep_backward");
+      layers_phase(w, c, k.recompute, n * k.recompute.compute_s, n, &ChipTimes::recompute_s, kRecompute);
+      layers_phase(w, c, k.backward, n * k.input_gradient_s(), n, &ChipTimes::compute_s, kBackward);
     }
     if (ticket) wait_stream(w, c, ticket);
   }
@@ -510,7 +517,7 @@ void run_overlapped(World& w, Chip& c, const ChunkWork& forward, const ChunkWork
   const double start = s4u::Engine::get_clock();
   // DualPipeV's halves take the chip first come (a mutex), combined 1F1B's by a relay.
   PairRelay relay;
-  const bool relayed = w.work.pairs_hide_only_all_to_all;
+  const bool relayed = w.work.combined_moe_pairs;
   const s4u::MutexPtr turns = relayed ? nullptr : s4u::Mutex::create();
   Chip f{c.id, {}, c.traced, kMainStream, turns}, b{c.id, {}, c.traced, kPairedBackwardStream, turns};
   if (relayed) f.relay = b.relay = &relay, b.half = 1;

@@ -62,7 +62,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   passes.overlap_pairs = plan.options.overlap_paired_passes;
   passes.combined_moe = plan.combined_moe_passes();
   if (has_played_out_order(l.schedule)) passes = pipeline_pass_seconds(plan, compute, comm);
-  w.pairs_hide_only_all_to_all = passes.combined_moe;
+  w.combined_moe_pairs = passes.combined_moe;
   w.stage_orders = pipeline_orders(l.schedule, l.pp, l.vpp, int(plan.n_microbatches), passes);
   double side_forward_s = 0, side_backward_s = 0;  // a layer's side-stream collectives, by pass
   for (const Op& op : plan.ops) {
@@ -120,7 +120,7 @@ StepWork build_step_work(const StepPlan& plan, const ComputeModel& compute, cons
   for (LayerPhase* p : {&w.forward, &w.recompute}) {
     const Phase phase = p == &w.forward ? Phase::forward : Phase::recompute;
     const double waits = host_sync_exposed_seconds(plan.layer_host_syncs(phase), p->compute_s, plan.options);
-    (w.pairs_hide_only_all_to_all ? p->host_wait_s : p->compute_s) += waits;
+    (w.combined_moe_pairs ? p->host_wait_s : p->compute_s) += waits;
   }
   // As the closed form: under a split that counts the loss as a layer, the loss's chunk holds one
   // layer fewer.

@@ -22,7 +22,7 @@ struct LayerPhase {
   CommCall ep;  // blocking expert-parallel all-to-alls (mixture-of-experts dispatch and combine)
   CommCall etp;  // blocking expert tensor-parallel gathers and reduce-scatters of the routed rows
   CommCall cp_ring;  // a context-parallel ring's K/V (and dK/dV) transfers, beside the attention
-  // Combined 1F1B (StepWork::pairs_hide_only_all_to_all): what the host synchronisations leave the
+  // Combined 1F1B (StepWork::combined_moe_pairs): what the host synchronisations leave the
   // device waiting, kept out of compute_s so that the other half of a pair can fill it.
   double host_wait_s = 0;
 };
@@ -42,10 +42,10 @@ struct StepWork {
   // schedule runs them as their own pass (ChunkWork::weight), after the input gradients.
   double weight_gradient_s = 0;
   bool defer_weight_gradients = false;
-  // Combined 1F1B's pairs (PlanOptions::overlap_moe_a2a): only the expert all-to-alls (and the
-  // waits for the host, LayerPhase::host_wait_s) run beside the other half's compute; a half's
+  // Combined 1F1B's pairs (PlanOptions::overlap_moe_a2a): only the expert all-to-alls and the
+  // waits for the host (LayerPhase::host_wait_s) run beside the other half's compute; a half's
   // other collectives hold the chip.
-  bool pairs_hide_only_all_to_all = false;
+  bool combined_moe_pairs = false;
   double input_gradient_s() const {
     return defer_weight_gradients ? backward.compute_s - weight_gradient_s : backward.compute_s;
   }
